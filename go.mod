@@ -1,0 +1,3 @@
+module github.com/estiba/estiba
+
+go 1.26.8

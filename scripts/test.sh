@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (as root, after scripts/setup.sh and
+# make build). Stages run in order; every stage runs even if one before it
+# failed, and the script exits non-zero if any failed. The last line is the Go
+# test count in the form CI reads.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/bin:/usr/local/lib/estiba-tools/bin:$PATH"
+LOGDIR=${ESTIBA_TEST_LOGS:-$(mktemp -d /tmp/estiba-test-logs.XXXXXX)}
+failed=()
+
+stage() { # stage NAME CMD...: run one stage, record its result
+	local name=$1; shift
+	echo "=== stage $name"
+	local start=$SECONDS
+	if "$@"; then echo "=== stage $name: ok ($((SECONDS - start))s)"
+	else echo "=== stage $name: FAILED ($((SECONDS - start))s)"; failed+=("$name"); fi
+}
+
+gotests() {
+	# -p 1: integration tests share the host's cgroups, mounts and nftables;
+	# running packages one at a time keeps their leak checks meaningful.
+	go test -count=1 -p 1 -timeout 20m -json ./... > "$LOGDIR/go-test.json"
+	local rc=$?
+	go run ./internal/tools/testsum < "$LOGDIR/go-test.json" > "$LOGDIR/go-test.sum" || rc=1
+	grep -v '^tests: ' "$LOGDIR/go-test.sum"
+	return $rc
+}
+
+stage vet go vet ./...
+stage gofmt bash -c 'out=$(gofmt -l $(git ls-files "*.go")); [ -z "$out" ] || { echo "gofmt needed: $out"; exit 1; }'
+stage go-test gotests
+
+echo "stages failed: ${#failed[@]} ${failed[*]:-}"
+grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed"
+[ ${#failed[@]} -eq 0 ]
