@@ -1,3 +1,10 @@
 module github.com/estiba/estiba
 
 go 1.26.8
+
+require (
+	github.com/opencontainers/runtime-spec v1.3.0
+	golang.org/x/net v0.62.0
+)
+
+require golang.org/x/sys v0.50.0 // indirect
