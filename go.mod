@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/opencontainers/runtime-spec v1.3.0
+	go.etcd.io/bbolt v1.4.3
 	golang.org/x/net v0.62.0
 )
 
