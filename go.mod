@@ -14,4 +14,6 @@ require (
 	github.com/moby/profiles/seccomp v0.3.0 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/opencontainers/image-spec v1.1.1 // indirect
+	github.com/spf13/pflag v1.0.6 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )
