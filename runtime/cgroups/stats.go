@@ -1,0 +1,5 @@
+package cgroups
+
+func (m *manager) Stats() (*Stats, error) {
+	return nil, ErrNotImplemented
+}
