@@ -83,6 +83,9 @@ type CPUStats struct {
 	ThrottledNanos                     uint64
 }
 
+// MemoryStats are bytes, except OOMKills. SwapUsage is swap alone;
+// SwapLimit is the kernel's: memory+swap on v1, swap alone on v2. A limit of
+// 0 means none ("max"); on v1 no limit reads as a huge number.
 type MemoryStats struct {
 	Usage, MaxUsage, Limit, Cache uint64
 	SwapUsage, SwapLimit          uint64
