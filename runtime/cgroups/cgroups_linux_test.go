@@ -244,7 +244,11 @@ func TestRealFreeze(t *testing.T) {
 
 func TestRealStats(t *testing.T) {
 	m, _ := realCgroup(t)
-	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](100)}}); err != nil {
+	err := m.Set(&specs.LinuxResources{
+		Pids:   &specs.LinuxPids{Limit: ptr[int64](100)},
+		Memory: &specs.LinuxMemory{Limit: ptr[int64](256 << 20)},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := inCgroup(t, m, func() {}, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; echo done")
@@ -261,8 +265,8 @@ func TestRealStats(t *testing.T) {
 	if st.Pids.Limit != 100 {
 		t.Errorf("pids limit %d, want 100", st.Pids.Limit)
 	}
-	if st.Memory.Limit == 0 {
-		t.Errorf("memory limit reads 0 (unlimited should read max or huge): %+v", st.Memory)
+	if st.Memory.Limit != 256<<20 || st.Memory.Usage == 0 {
+		t.Errorf("memory %+v, want limit %d and some usage", st.Memory, 256<<20)
 	}
 }
 
