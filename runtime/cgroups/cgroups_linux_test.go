@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/estiba/estiba/internal/testutil"
@@ -338,5 +339,73 @@ func TestRealCheckBeforeUpdate(t *testing.T) {
 	err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](4096), CheckBeforeUpdate: ptr(true)}})
 	if err == nil || !strings.Contains(err.Error(), "below current usage") {
 		t.Errorf("Set limit below usage with checkBeforeUpdate: %v, want a 'below current usage' error", err)
+	}
+}
+
+// TestRealCloneIntoCgroup starts a child directly in the container's cgroup2
+// cgroup (clone3 CLONE_INTO_CGROUP) through the fd OpenUnified gives.
+func TestRealCloneIntoCgroup(t *testing.T) {
+	m, parent := realCgroup(t)
+	if m.Mode() == ModeV1 {
+		t.Skip("no cgroup2 hierarchy on this host")
+	}
+	f, err := m.OpenUnified()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("sleep", "1000")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "0::/" + parent + "/ctr\n"; !strings.Contains(string(self), want) {
+		t.Errorf("child's /proc/PID/cgroup:\n%s\nwant a line %q", self, want)
+	}
+}
+
+// TestRealRelativePath checks that a relative cgroupsPath lands below the
+// test process's own cgroup. It runs only where that is the root cgroup (the
+// VM lane), so the test never creates cgroups inside whatever cgroup runs it.
+func TestRealRelativePath(t *testing.T) {
+	testutil.RequiresRoot(t)
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := parseSelfCgroup(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, p := range own {
+		if p != "/" {
+			t.Skipf("own %q cgroup is %s, not the root", c, p)
+		}
+	}
+	name := fmt.Sprintf("estiba-test-%d-rel", os.Getpid())
+	testutil.CheckNoCgroups(t, DefaultRoot, name)
+	m, err := New(Config{Path: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destroy()
+	cmd := startSleep(t)
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	for c, d := range m.Paths() {
+		if filepath.Base(d) != name || !strings.HasPrefix(d, DefaultRoot+"/") {
+			t.Errorf("%s: %s", c, d)
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
 	}
 }
