@@ -7,7 +7,6 @@ require (
 	golang.org/x/net v0.62.0
 )
 
-require (
-	github.com/cilium/ebpf v0.22.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-)
+require golang.org/x/sys v0.50.0
+
+require github.com/moby/profiles/seccomp v0.3.0
