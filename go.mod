@@ -9,4 +9,7 @@ require (
 
 require golang.org/x/sys v0.50.0
 
-require github.com/moby/profiles/seccomp v0.3.0
+require (
+	github.com/cilium/ebpf v0.22.0
+	github.com/moby/profiles/seccomp v0.3.0
+)
