@@ -3,6 +3,7 @@ module github.com/estiba/estiba
 go 1.26.8
 
 require (
+	github.com/opencontainers/go-digest v1.0.0
 	github.com/opencontainers/runtime-spec v1.3.0
 	golang.org/x/net v0.62.0
 )
