@@ -10,3 +10,8 @@ require (
 	golang.org/x/sync v0.20.0
 	golang.org/x/sys v0.50.0
 )
+
+require (
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/klauspost/pgzip v1.3.0 // indirect
+)
