@@ -14,4 +14,5 @@ require (
 require (
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/klauspost/pgzip v1.3.0 // indirect
+	go.etcd.io/bbolt v1.4.3 // indirect
 )
