@@ -29,6 +29,9 @@ type Config struct {
 	ResolvConf string
 	// NoDNS disables the embedded DNS server (names are then not resolved).
 	NoDNS bool
+	// Upstreams (host:port) override the resolvers of ResolvConf for
+	// forwarded names.
+	Upstreams []string
 }
 
 // Manager owns the networks of one host. Safe for concurrent use.
@@ -72,7 +75,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, nl: h, fw: fw, tc: &shaper{nl: h},
 		nets: map[string]*Network{}, eps: map[string]*Endpoint{}, ipam: map[string][2]*pool{}}
-	m.dns = newDNSServers(m, cfg.ResolvConf)
+	m.dns = newDNSServers(m, cfg.ResolvConf, cfg.Upstreams)
 	if err := m.start(ctx); err != nil {
 		m.Close()
 		return nil, err
