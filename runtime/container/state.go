@@ -197,3 +197,12 @@ func (r *Runtime) List() ([]Info, error) {
 	}
 	return out, nil
 }
+
+// Spec returns the spec a container was created with.
+func (r *Runtime) Spec(id string) (*specs.Spec, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Spec, nil
+}
