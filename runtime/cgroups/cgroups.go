@@ -72,7 +72,7 @@ type MemoryStats struct {
 type PidsStats struct{ Current, Limit uint64 }
 
 type IOEntry struct {
-	Major, Minor                               uint64
+	Major, Minor                             uint64
 	ReadBytes, WriteBytes, ReadIOs, WriteIOs uint64
 }
 
