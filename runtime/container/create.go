@@ -307,6 +307,12 @@ func makeFifo(path string, spec *specs.Spec) error {
 	if err := os.Chown(path, uid, gid); err != nil {
 		return fmt.Errorf("chown exec fifo: %w", err)
 	}
+	// Writable by all: init opens it after switching to the container's
+	// user, which may not be root. Opening it for writing only lets init
+	// go on; the state directory (0711) keeps others from finding it.
+	if err := os.Chmod(path, 0o622); err != nil {
+		return fmt.Errorf("chmod exec fifo: %w", err)
+	}
 	return nil
 }
 

@@ -112,7 +112,7 @@ func (p *nsPlan) unshareTime() error {
 	for clock, off := range p.timeOffsets {
 		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
 	}
-	h, err := procfs.Open("/proc")
+	h, err := procfs.Open()
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	proc, err := procfs.Open("/proc")
+	proc, err := procfs.Open()
 	if err != nil {
 		return err
 	}
@@ -177,11 +177,11 @@ func runCreate(s *syncer, cfg *Config) error {
 // waitStart blocks until `start` opens the fifo for reading, then tells it
 // so with one byte.
 func waitStart(fifo *os.File) error {
-	proc, err := procfs.Open("/proc")
+	proc, err := procfs.Open()
 	if err != nil {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
-	fd, err := unix.Openat(procFd(proc), "self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(proc.Fd(), "self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	proc.Close()
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
@@ -229,5 +229,3 @@ func compileSeccomp(spec *specs.Spec) (*seccomp.Program, error) {
 	}
 	return prog, nil
 }
-
-func procFd(h *procfs.Handle) int { return h.Fd() }

@@ -23,11 +23,7 @@ import (
 // (oom_score_adj), so the host's procfs serves, before any container mount.
 func hostProcWrites(proc *procfs.Handle, spec *specs.Spec) error {
 	for k, v := range spec.Linux.Sysctl {
-		rel, err := procfs.SysctlPath(k)
-		if err != nil {
-			return err
-		}
-		if err := proc.WriteFile(rel, []byte(v)); err != nil {
+		if err := proc.WriteSysctl(k, v); err != nil {
 			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
@@ -309,7 +305,7 @@ func setLabels(p *specs.Process) error {
 	if p.ApparmorProfile == "" && p.SelinuxLabel == "" {
 		return nil
 	}
-	proc, err := procfs.Open("/proc")
+	proc, err := procfs.Open()
 	if err != nil {
 		return err
 	}
@@ -396,7 +392,7 @@ func lookPath(file string, env []string) (string, error) {
 // hostProcWritesOOM sets oom_score_adj for exec, through the container's
 // procfs (we are in its mount namespace), verified as a procfs.
 func hostProcWritesOOM(p *specs.Process) error {
-	proc, err := procfs.Open("/proc")
+	proc, err := procfs.Open()
 	if err != nil {
 		return err
 	}
