@@ -358,12 +358,10 @@ func (s *Server) attach(req *Request, conn *bufConn) bool {
 // StdinOnce (docker run -i) the client's EOF closes the container's stdin.
 func (s *Server) copyStdin(p *proc, a *attachment, wantStdin bool, started chan struct{}) {
 	if !wantStdin {
-		// Still read, to notice the client leaving.
+		// A client without stdin half-closes at once (docker does): EOF
+		// here is not a detach. A client that is gone shows up as a failed
+		// write, which drops the attachment (see broadcast).
 		io.Copy(io.Discard, a.conn)
-		p.mu.Lock()
-		delete(p.attached, a)
-		p.mu.Unlock()
-		a.close()
 		return
 	}
 	select {
