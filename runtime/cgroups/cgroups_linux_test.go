@@ -409,3 +409,107 @@ func TestRealRelativePath(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// firstBlockDevice returns a whole disk's MAJ:MIN from /proc/partitions.
+func firstBlockDevice(t *testing.T) (int64, int64, bool) {
+	b, err := os.ReadFile("/proc/partitions")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var maj, min, blocks int64
+		var name string
+		if n, _ := fmt.Sscan(line, &maj, &min, &blocks, &name); n == 4 && !strings.HasPrefix(name, "loop") && !strings.HasPrefix(name, "zram") {
+			return maj, min, true
+		}
+	}
+	return 0, 0, false
+}
+
+// TestRealSetMany sets most resource fields at once on the real host and
+// reads the kernel's files back.
+func TestRealSetMany(t *testing.T) {
+	m, _ := realCgroup(t)
+	mm := m.(*manager)
+	if err := m.Apply(0); err != nil { // create, so dirFor can look at it
+		t.Fatal(err)
+	}
+	r := &specs.LinuxResources{
+		CPU: &specs.LinuxCPU{Shares: ptr[uint64](256), Quota: ptr[int64](30000), Period: ptr[uint64](100000),
+			Burst: ptr[uint64](1000), Cpus: "0", Mems: "0"},
+		Memory: &specs.LinuxMemory{Limit: ptr[int64](128 << 20), Reservation: ptr[int64](64 << 20), Kernel: ptr[int64](1 << 30)},
+		Pids:   &specs.LinuxPids{Limit: ptr[int64](50)},
+	}
+	memDir, memV2, err := mm.dirFor("memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapFile := "memory.memsw.limit_in_bytes"
+	if memV2 {
+		swapFile = "memory.swap.max"
+	} else {
+		r.Memory.Swappiness = ptr[uint64](30)
+	}
+	// Swap accounting is a kernel option: test it where it exists.
+	if fileExists(filepath.Dir(memDir), swapFile) || fileExists(DefaultRoot, "memory.swap.max") || !memV2 && fileExists(filepath.Join(DefaultRoot, "memory"), swapFile) {
+		r.Memory.Swap = ptr[int64](256 << 20)
+	}
+	maj, min, haveDisk := firstBlockDevice(t)
+	if haveDisk {
+		r.BlockIO = &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{
+			{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: maj, Minor: min}, Rate: 1 << 20}}}
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	cpuDir, _, _ := mm.dirFor("cpu")
+	cpusetDir, _, _ := mm.dirFor("cpuset")
+	pidsDir, _, _ := mm.dirFor("pids")
+	want[filepath.Join(pidsDir, "pids.max")] = "50"
+	want[filepath.Join(cpusetDir, "cpuset.cpus")] = "0"
+	want[filepath.Join(cpusetDir, "cpuset.mems")] = "0"
+	if memV2 {
+		want[filepath.Join(cpuDir, "cpu.weight")] = "10"
+		want[filepath.Join(cpuDir, "cpu.max")] = "30000 100000"
+		want[filepath.Join(cpuDir, "cpu.max.burst")] = "1000"
+		want[filepath.Join(memDir, "memory.max")] = "134217728"
+		want[filepath.Join(memDir, "memory.low")] = "67108864"
+		if r.Memory.Swap != nil {
+			want[filepath.Join(memDir, "memory.swap.max")] = "134217728"
+		}
+	} else {
+		want[filepath.Join(cpuDir, "cpu.shares")] = "256"
+		want[filepath.Join(cpuDir, "cpu.cfs_quota_us")] = "30000"
+		want[filepath.Join(cpuDir, "cpu.cfs_burst_us")] = "1000"
+		want[filepath.Join(memDir, "memory.limit_in_bytes")] = "134217728"
+		want[filepath.Join(memDir, "memory.soft_limit_in_bytes")] = "67108864"
+		want[filepath.Join(memDir, "memory.swappiness")] = "30"
+		if r.Memory.Swap != nil {
+			want[filepath.Join(memDir, "memory.memsw.limit_in_bytes")] = "268435456"
+		}
+	}
+	if haveDisk {
+		ioDir, ioV2, _ := mm.dirFor("blkio")
+		if ioV2 {
+			want[filepath.Join(ioDir, "io.max")] = fmt.Sprintf("%d:%d rbps=1048576 wbps=max riops=max wiops=max", maj, min)
+		} else {
+			want[filepath.Join(ioDir, "blkio.throttle.read_bps_device")] = fmt.Sprintf("%d:%d 1048576", maj, min)
+		}
+	}
+	for f, w := range want {
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Error(err)
+		} else if strings.TrimSpace(string(got)) != w {
+			t.Errorf("%s = %q, want %q", f, strings.TrimSpace(string(got)), w)
+		}
+	}
+	// Raising both memory and swap needs swap first on v1: the fallback order.
+	if r.Memory.Swap != nil {
+		up := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](512 << 20), Swap: ptr[int64](1 << 30)}}
+		if err := m.Set(up); err != nil {
+			t.Errorf("raise memory and swap: %v", err)
+		}
+	}
+}
