@@ -513,3 +513,21 @@ func TestRealSetMany(t *testing.T) {
 		}
 	}
 }
+
+// TestRealDestroyFrozen deletes a paused container: kill, then Destroy must
+// still remove everything.
+func TestRealDestroyFrozen(t *testing.T) {
+	m, _ := realCgroup(t)
+	cmd := startSleep(t)
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Kill()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
