@@ -531,3 +531,32 @@ func TestRealDestroyFrozen(t *testing.T) {
 	}
 	_ = cmd.Wait()
 }
+
+// TestRealOOMKillStats makes the kernel OOM-kill a shell in a small cgroup
+// and checks Stats counts it.
+func TestRealOOMKillStats(t *testing.T) {
+	m, _ := realCgroup(t)
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	mem := &specs.LinuxMemory{Limit: ptr[int64](4 << 20)}
+	// No swap to escape to, where swap is accounted.
+	if d, v2, err := m.(*manager).dirFor("memory"); err == nil &&
+		(v2 && fileExists(d, "memory.swap.max") || !v2 && fileExists(d, "memory.memsw.limit_in_bytes")) {
+		mem.Swap = mem.Limit
+	}
+	if err := m.Set(&specs.LinuxResources{Memory: mem}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := inCgroup(t, m, func() {}, `x=$(head -c 20000000 /dev/zero | tr '\0' a); echo survived`)
+	if err == nil || strings.Contains(out, "survived") {
+		t.Fatalf("a 20 MB shell variable under a 4 MiB limit survived: %v %q", err, out)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Memory.OOMKills == 0 {
+		t.Errorf("OOMKills 0 after an OOM kill: %+v", st.Memory)
+	}
+}
