@@ -160,6 +160,41 @@ func TestRealDevices(t *testing.T) {
 	if err != nil || !strings.Contains(out, "read-ok") || !strings.Contains(out, "write-denied") {
 		t.Errorf("after update: err %v, output %q; want read-ok and write-denied", err, out)
 	}
+	if m.Mode() == ModeV2 {
+		if n := attachedDevicePrograms(t, m.Paths()[""]); n != 1 {
+			t.Errorf("%d device programs attached after an update, want 1", n)
+		}
+	}
+}
+
+// BenchmarkLifecycle measures what a container start and delete cost in
+// cgroup work: New, create, Set memory and pids, Destroy.
+func BenchmarkLifecycle(b *testing.B) {
+	testutil.RequiresRoot(b)
+	parent := fmt.Sprintf("estiba-bench-%d", os.Getpid())
+	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](64 << 20)}, Pids: &specs.LinuxPids{Limit: ptr[int64](100)}}
+	for i := 0; b.Loop(); i++ {
+		m, err := New(Config{Path: fmt.Sprintf("/%s/c%d", parent, i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Apply(0); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Set(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Destroy(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := New(Config{Path: "/" + parent})
+	if err == nil {
+		err = p.Destroy()
+	}
+	if err != nil {
+		b.Error(err)
+	}
 }
 
 // TestRealDevicesBPF runs the v2 device program on whatever cgroup2
