@@ -30,6 +30,7 @@ gotests() {
 stage vet go vet ./...
 stage gofmt bash -c 'out=$(gofmt -l $(git ls-files "*.go")); [ -z "$out" ] || { echo "gofmt needed: $out"; exit 1; }'
 stage go-test gotests
+stage fuzz-seccomp go test -run=NONE -fuzz=FuzzCompile -fuzztime=20s -fuzzminimizetime=50x ./runtime/seccomp
 
 echo "stages failed: ${#failed[@]} ${failed[*]:-}"
 grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed"

@@ -1,7 +1,6 @@
 package seccomp
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -65,16 +64,16 @@ func TestArch(t *testing.T) {
 			{arch: auditArchX86_64, nr: x32SyscallBit | 0x10}: RetKillProcess,
 		}},
 		{"x86 family", []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64}, map[call]uint32{
-			{arch: auditArchX86_64, nr: 0}:                  RetAllow,
-			{arch: auditArchI386, nr: 3}:                    RetAllow,
-			{arch: auditArchI386, nr: 0}:                    RetErrno | 1,
-			{arch: auditArchI386, nr: 4}:                    RetErrno | 38,
-			{arch: auditArchX86_64, nr: x32SyscallBit}:      RetAllow,
-			{arch: auditArchX86_64, nr: x32SyscallBit | 1}:  RetErrno | 38,
-			{arch: auditArchX86_64, nr: 0xffffffff}:         RetErrno | 38,
-			{arch: 0xc00000b7, nr: 63}:                      RetKillProcess,
-			{arch: auditArchI386, nr: x32SyscallBit | 3}:    RetErrno | 38,
-			{arch: auditArchX86_64, nr: x32SyscallBit - 1}:  RetErrno | 38,
+			{arch: auditArchX86_64, nr: 0}:                 RetAllow,
+			{arch: auditArchI386, nr: 3}:                   RetAllow,
+			{arch: auditArchI386, nr: 0}:                   RetErrno | 1,
+			{arch: auditArchI386, nr: 4}:                   RetErrno | 38,
+			{arch: auditArchX86_64, nr: x32SyscallBit}:     RetAllow,
+			{arch: auditArchX86_64, nr: x32SyscallBit | 1}: RetErrno | 38,
+			{arch: auditArchX86_64, nr: 0xffffffff}:        RetErrno | 38,
+			{arch: 0xc00000b7, nr: 63}:                     RetKillProcess,
+			{arch: auditArchI386, nr: x32SyscallBit | 3}:   RetErrno | 38,
+			{arch: auditArchX86_64, nr: x32SyscallBit - 1}: RetErrno | 38,
 			{arch: auditArchX86_64 | 1, nr: x32SyscallBit}: RetKillProcess,
 		}},
 	}
@@ -371,5 +370,3 @@ func sortedNames(m map[string]uint32) []string {
 	}
 	return out
 }
-
-var _ = fmt.Sprint
