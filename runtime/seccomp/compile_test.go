@@ -220,6 +220,7 @@ func TestStub(t *testing.T) {
 		{specs.ActKillProcess, RetErrno | 38},
 		{specs.ActAllow, RetAllow},
 		{specs.ActLog, RetLog},
+		{specs.ActTrace, RetTrace | 1}, // runc: a tracer handles new syscalls
 	}
 	for _, tt := range tests {
 		v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: tt.def, Syscalls: rules}))
@@ -230,8 +231,18 @@ func TestStub(t *testing.T) {
 			t.Errorf("default %s: openat %#x", tt.def, got)
 		}
 	}
+	// A rule with the default action is dropped but still counts for the
+	// highest number, as in runc.
+	v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: append(rules,
+		specs.LinuxSyscall{Names: []string{"faccessat2"}, Action: specs.ActErrno})}))
+	if got := v.run(x64(439)); got != RetErrno|1 {
+		t.Errorf("faccessat2 named with the default action: %#x, want EPERM", got)
+	}
+	if got := v.run(x64(440)); got != RetErrno|38 {
+		t.Errorf("above faccessat2: %#x, want ENOSYS", got)
+	}
 	// No rules at all: the default applies everywhere.
-	v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}))
+	v = newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}))
 	if got := v.run(x64(439)); got != RetErrno|1 {
 		t.Errorf("empty profile: %#x", got)
 	}

@@ -14,6 +14,7 @@ type profile struct {
 	def    uint32
 	notify bool
 	rules  []rule
+	names  []string // of every rule, including dropped ones
 }
 
 // rule is one entry of the profile's syscalls. alts are ORed alternatives,
@@ -50,6 +51,7 @@ func parseProfile(p *specs.LinuxSeccomp) (*profile, error) {
 			return nil, fmt.Errorf("seccomp: syscalls[%d] %v: %w", i, s.Names, err)
 		}
 		prof.notify = prof.notify || s.Action == specs.ActNotify
+		prof.names = append(prof.names, s.Names...)
 		// A rule that decides what the default decides anyway changes
 		// nothing; runc drops it too (libseccomp refuses it).
 		if r.act != def {
