@@ -1,7 +1,8 @@
 package seccomp
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
@@ -19,9 +20,10 @@ const errnoENOSYS = 38
 
 // entry is what one architecture's filter does for one syscall number.
 type entry struct {
-	nr     uint32
-	alts   []alt   // conditional rules, in profile order
-	uncond *uint32 // action when no alternative matches; nil: default
+	nr        uint32
+	alts      []alt  // conditional rules, in profile order
+	uncond    uint32 // action when no alternative matches, if hasUncond
+	hasUncond bool
 }
 
 type alt struct {
@@ -143,7 +145,7 @@ func (g *gen) archBody(a *arch) label {
 // plan is what one architecture's filter does.
 type plan struct {
 	a       *arch
-	entries []*entry // by number
+	entries []entry // by number
 	// highest is the highest number the profile names on this arch,
 	// counting rules dropped for having the default action, as runc does.
 	highest uint32
@@ -157,15 +159,7 @@ func (g *gen) plan(a *arch) *plan {
 	}
 	pl := &plan{a: a}
 	g.plans[a] = pl
-	for _, name := range g.p.names {
-		if nr, ok := a.syscalls[name]; ok {
-			nr |= a.nrBits
-			if !pl.named || nr > pl.highest {
-				pl.highest, pl.named = nr, true
-			}
-		}
-	}
-	byNr := map[uint32]*entry{}
+	byNr := make(map[uint32]int, 512)
 	for _, r := range g.p.rules {
 		for _, name := range r.names {
 			nr, ok := a.syscalls[name]
@@ -173,16 +167,22 @@ func (g *gen) plan(a *arch) *plan {
 				continue
 			}
 			nr |= a.nrBits
-			e := byNr[nr]
-			if e == nil {
-				e = &entry{nr: nr}
-				byNr[nr] = e
-				pl.entries = append(pl.entries, e)
+			if !pl.named || nr > pl.highest {
+				pl.highest, pl.named = nr, true
 			}
+			if r.dropped {
+				continue
+			}
+			i, ok := byNr[nr]
+			if !ok {
+				i = len(pl.entries)
+				byNr[nr] = i
+				pl.entries = append(pl.entries, entry{nr: nr})
+			}
+			e := &pl.entries[i]
 			if r.alts == nil {
-				if e.uncond == nil {
-					act := r.act
-					e.uncond = &act
+				if !e.hasUncond {
+					e.uncond, e.hasUncond = r.act, true
 				}
 				continue
 			}
@@ -191,7 +191,7 @@ func (g *gen) plan(a *arch) *plan {
 			}
 		}
 	}
-	sort.Slice(pl.entries, func(i, j int) bool { return pl.entries[i].nr < pl.entries[j].nr })
+	slices.SortFunc(pl.entries, func(x, y entry) int { return cmp.Compare(x.nr, y.nr) })
 	return pl
 }
 
@@ -207,7 +207,8 @@ func (g *gen) segments(pl *plan) []segment {
 		segs = append(segs, segment{start, end, t})
 	}
 	next := pl.a.nrBits
-	for _, e := range pl.entries {
+	for i := range pl.entries {
+		e := &pl.entries[i]
 		if e.nr > next {
 			add(next, e.nr-1, target{ret: g.p.def})
 		}
@@ -222,8 +223,8 @@ func (g *gen) segments(pl *plan) []segment {
 
 func (g *gen) entryTarget(e *entry, args32 bool) target {
 	fallback := g.p.def
-	if e.uncond != nil {
-		fallback = *e.uncond
+	if e.hasUncond {
+		fallback = e.uncond
 	}
 	if len(e.alts) == 0 {
 		return target{ret: fallback}
