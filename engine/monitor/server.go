@@ -354,3 +354,24 @@ func (c *bufConn) CloseWrite() error {
 	}
 	return c.Conn.Close()
 }
+
+// Run serves a monitor on socket until ctx ends.
+func Run(ctx context.Context, rt Runtime, root, socket string, log *slog.Logger) error {
+	srv, err := NewServer(rt, root, log)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("stale monitor socket: %w", err)
+	}
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return fmt.Errorf("monitor listen: %w", err)
+	}
+	if err := os.Chmod(socket, 0o600); err != nil {
+		l.Close()
+		return err
+	}
+	log.Info("estiba monitor listening", "socket", socket)
+	return srv.Serve(ctx, l)
+}
