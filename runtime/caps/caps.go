@@ -11,6 +11,9 @@
 //     another uid;
 //  3. Apply, as the last step before execve.
 //
+// A nil *specs.LinuxCapabilities means empty sets: the process gets no
+// capabilities at all, as with runc.
+//
 // Capabilities outside the bounding set cannot be gained (the host's root may
 // lack some: on estiba's CI host CAP_SYS_RESOURCE). runc passes them to
 // capset and fails with a bare EPERM; Apply and DropBounding fail too, but

@@ -252,12 +252,37 @@ func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
 	if err := cg.Apply(pid); err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	if spec.Linux.Resources != nil {
-		if err := cg.Set(spec.Linux.Resources); err != nil {
-			return fmt.Errorf("cgroup: %w", err)
-		}
+	if err := cg.Set(withDefaultDevices(spec.Linux.Resources)); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
 	}
 	return nil
+}
+
+// defaultDevices are the device nodes every container gets (runtime-spec
+// "Default Devices", plus the ptys): the device cgroup must allow them after
+// the spec's own rules, or init could not even create /dev/null.
+var defaultDevices = []specs.LinuxDeviceCgroup{
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}, // null
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"}, // zero
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rwm"}, // full
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"}, // random
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"}, // urandom
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"}, // tty
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // ptmx
+	{Allow: true, Type: "c", Major: i64(136), Minor: nil, Access: "rwm"},  // pts/*
+}
+
+func i64(v int64) *int64 { return &v }
+
+// withDefaultDevices returns r with the default devices allowed after its
+// own device rules (later rules win), without changing r.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	out := specs.LinuxResources{}
+	if r != nil {
+		out = *r
+	}
+	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), out.Devices...), defaultDevices...)
+	return &out
 }
 
 // initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,

@@ -80,10 +80,11 @@ func setupConsole(sockFd int) error {
 	}
 	// TIOCGPTPEER opens the slave from the master itself, not by a path
 	// the container could have replaced.
-	slave, err := unix.IoctlRetInt(master, unix.TIOCGPTPEER)
-	if err != nil {
-		return fmt.Errorf("open pty slave: %w", err)
+	r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if e != 0 {
+		return fmt.Errorf("open pty slave: %w", e)
 	}
+	slave := int(r)
 	defer unix.Close(slave)
 	name := "/dev/pts/" + strconv.Itoa(int(n))
 	if err := unix.Sendmsg(sockFd, []byte(name), unix.UnixRights(master), nil, 0); err != nil {

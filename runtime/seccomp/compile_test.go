@@ -1,7 +1,6 @@
 package seccomp
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -65,16 +64,16 @@ func TestArch(t *testing.T) {
 			{arch: auditArchX86_64, nr: x32SyscallBit | 0x10}: RetKillProcess,
 		}},
 		{"x86 family", []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64}, map[call]uint32{
-			{arch: auditArchX86_64, nr: 0}:                  RetAllow,
-			{arch: auditArchI386, nr: 3}:                    RetAllow,
-			{arch: auditArchI386, nr: 0}:                    RetErrno | 1,
-			{arch: auditArchI386, nr: 4}:                    RetErrno | 38,
-			{arch: auditArchX86_64, nr: x32SyscallBit}:      RetAllow,
-			{arch: auditArchX86_64, nr: x32SyscallBit | 1}:  RetErrno | 38,
-			{arch: auditArchX86_64, nr: 0xffffffff}:         RetErrno | 38,
-			{arch: 0xc00000b7, nr: 63}:                      RetKillProcess,
-			{arch: auditArchI386, nr: x32SyscallBit | 3}:    RetErrno | 38,
-			{arch: auditArchX86_64, nr: x32SyscallBit - 1}:  RetErrno | 38,
+			{arch: auditArchX86_64, nr: 0}:                 RetAllow,
+			{arch: auditArchI386, nr: 3}:                   RetAllow,
+			{arch: auditArchI386, nr: 0}:                   RetErrno | 1,
+			{arch: auditArchI386, nr: 4}:                   RetErrno | 38,
+			{arch: auditArchX86_64, nr: x32SyscallBit}:     RetAllow,
+			{arch: auditArchX86_64, nr: x32SyscallBit | 1}: RetErrno | 38,
+			{arch: auditArchX86_64, nr: 0xffffffff}:        RetErrno | 38,
+			{arch: 0xc00000b7, nr: 63}:                     RetKillProcess,
+			{arch: auditArchI386, nr: x32SyscallBit | 3}:   RetErrno | 38,
+			{arch: auditArchX86_64, nr: x32SyscallBit - 1}: RetErrno | 38,
 			{arch: auditArchX86_64 | 1, nr: x32SyscallBit}: RetKillProcess,
 		}},
 	}
@@ -221,6 +220,7 @@ func TestStub(t *testing.T) {
 		{specs.ActKillProcess, RetErrno | 38},
 		{specs.ActAllow, RetAllow},
 		{specs.ActLog, RetLog},
+		{specs.ActTrace, RetTrace | 1}, // runc: a tracer handles new syscalls
 	}
 	for _, tt := range tests {
 		v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: tt.def, Syscalls: rules}))
@@ -231,8 +231,18 @@ func TestStub(t *testing.T) {
 			t.Errorf("default %s: openat %#x", tt.def, got)
 		}
 	}
+	// A rule with the default action is dropped but still counts for the
+	// highest number, as in runc.
+	v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, Syscalls: append(rules,
+		specs.LinuxSyscall{Names: []string{"faccessat2"}, Action: specs.ActErrno})}))
+	if got := v.run(x64(439)); got != RetErrno|1 {
+		t.Errorf("faccessat2 named with the default action: %#x, want EPERM", got)
+	}
+	if got := v.run(x64(440)); got != RetErrno|38 {
+		t.Errorf("above faccessat2: %#x, want ENOSYS", got)
+	}
 	// No rules at all: the default applies everywhere.
-	v := newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}))
+	v = newVM(t, compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno}))
 	if got := v.run(x64(439)); got != RetErrno|1 {
 		t.Errorf("empty profile: %#x", got)
 	}
@@ -371,5 +381,3 @@ func sortedNames(m map[string]uint32) []string {
 	}
 	return out
 }
-
-var _ = fmt.Sprint

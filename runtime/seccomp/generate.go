@@ -1,7 +1,8 @@
 package seccomp
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
@@ -19,9 +20,10 @@ const errnoENOSYS = 38
 
 // entry is what one architecture's filter does for one syscall number.
 type entry struct {
-	nr     uint32
-	alts   []alt   // conditional rules, in profile order
-	uncond *uint32 // action when no alternative matches; nil: default
+	nr        uint32
+	alts      []alt  // conditional rules, in profile order
+	uncond    uint32 // action when no alternative matches, if hasUncond
+	hasUncond bool
 }
 
 type alt struct {
@@ -47,6 +49,7 @@ type gen struct {
 	b       *builder
 	p       *profile
 	badArch label
+	plans   map[*arch]*plan
 }
 
 // generate lays the filter out as:
@@ -54,7 +57,7 @@ type gen struct {
 //	ld arch; one jeq per audit arch value; ret KILL_PROCESS
 //	per audit arch: ld nr; range checks; binary search; argument checks; rets
 func generate(p *profile, list []*arch) []bpf.RawInstruction {
-	g := &gen{b: newBuilder(), p: p}
+	g := &gen{b: newBuilder(), p: p, plans: map[*arch]*plan{}}
 	g.badArch = g.b.ret(RetKillProcess)
 	var x86_64, x32, i386 *arch
 	for _, a := range list {
@@ -103,22 +106,26 @@ func (g *gen) x86_64Section(x86_64, x32 *arch) label {
 	// except -1 (a tracer skipping a syscall), which x86_64 handles.
 	stub := g.badArch
 	if x86_64 != nil {
-		stub = g.stub(x86_64)
+		stub = g.stub(g.plan(x86_64))
 	}
 	upper := g.b.cond(jge, x32SyscallBit, x32Code, stub)
 	upper = g.b.cond(jeq, 0xffffffff, stub, upper)
-	if entries := g.entries(x86_64); len(entries) > 0 {
-		tree := g.tree(g.segments(x86_64, entries))
-		g.b.cond(jgt, entries[len(entries)-1].nr, upper, tree)
+	if x86_64 != nil {
+		if pl := g.plan(x86_64); pl.named {
+			tree := g.tree(g.segments(pl))
+			g.b.cond(jgt, pl.highest, upper, tree)
+		}
 	}
 	return g.b.load(offNr)
 }
 
 // stub is where a number above the profile's highest goes: ENOSYS unless
-// the default action lets unknown syscalls through anyway.
-func (g *gen) stub(a *arch) label {
-	if g.p.def == RetAllow || g.p.def == RetLog || len(g.entries(a)) == 0 {
-		return g.b.ret(g.p.def)
+// the default action lets unknown syscalls through anyway (runc counts
+// TRACE among those: a tracer handles new syscalls itself).
+func (g *gen) stub(pl *plan) label {
+	d := g.p.def
+	if d == RetAllow || d == RetLog || d&^RetData == RetTrace || !pl.named {
+		return g.b.ret(d)
 	}
 	return g.b.ret(RetErrno | errnoENOSYS)
 }
@@ -127,20 +134,32 @@ func (g *gen) stub(a *arch) label {
 // numbers above the highest the profile names get the stub, those without
 // a rule the default action.
 func (g *gen) archBody(a *arch) label {
-	entries := g.entries(a)
-	if len(entries) == 0 {
+	pl := g.plan(a)
+	if !pl.named {
 		return g.b.ret(g.p.def)
 	}
-	tree := g.tree(g.segments(a, entries))
-	return g.b.cond(jgt, entries[len(entries)-1].nr, g.stub(a), tree)
+	tree := g.tree(g.segments(pl))
+	return g.b.cond(jgt, pl.highest, g.stub(pl), tree)
 }
 
-// entries groups the profile's rules by a's syscall numbers, sorted.
-func (g *gen) entries(a *arch) []*entry {
-	if a == nil {
-		return nil
+// plan is what one architecture's filter does.
+type plan struct {
+	a       *arch
+	entries []entry // by number
+	// highest is the highest number the profile names on this arch,
+	// counting rules dropped for having the default action, as runc does.
+	highest uint32
+	named   bool // the profile names at least one syscall of this arch
+}
+
+// plan groups the profile's rules by a's syscall numbers.
+func (g *gen) plan(a *arch) *plan {
+	if pl := g.plans[a]; pl != nil {
+		return pl
 	}
-	byNr := map[uint32]*entry{}
+	pl := &plan{a: a}
+	g.plans[a] = pl
+	byNr := make(map[uint32]int, 512)
 	for _, r := range g.p.rules {
 		for _, name := range r.names {
 			nr, ok := a.syscalls[name]
@@ -148,15 +167,22 @@ func (g *gen) entries(a *arch) []*entry {
 				continue
 			}
 			nr |= a.nrBits
-			e := byNr[nr]
-			if e == nil {
-				e = &entry{nr: nr}
-				byNr[nr] = e
+			if !pl.named || nr > pl.highest {
+				pl.highest, pl.named = nr, true
 			}
+			if r.dropped {
+				continue
+			}
+			i, ok := byNr[nr]
+			if !ok {
+				i = len(pl.entries)
+				byNr[nr] = i
+				pl.entries = append(pl.entries, entry{nr: nr})
+			}
+			e := &pl.entries[i]
 			if r.alts == nil {
-				if e.uncond == nil {
-					act := r.act
-					e.uncond = &act
+				if !e.hasUncond {
+					e.uncond, e.hasUncond = r.act, true
 				}
 				continue
 			}
@@ -165,17 +191,13 @@ func (g *gen) entries(a *arch) []*entry {
 			}
 		}
 	}
-	out := make([]*entry, 0, len(byNr))
-	for _, e := range byNr {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].nr < out[j].nr })
-	return out
+	slices.SortFunc(pl.entries, func(x, y entry) int { return cmp.Compare(x.nr, y.nr) })
+	return pl
 }
 
-// segments covers [a's first number, highest entry] with ranges of equal
+// segments covers [a's first number, pl.highest] with ranges of equal
 // verdict, emitting the argument checks of conditional entries.
-func (g *gen) segments(a *arch, entries []*entry) []segment {
+func (g *gen) segments(pl *plan) []segment {
 	var segs []segment
 	add := func(start, end uint32, t target) {
 		if n := len(segs); n > 0 && !t.code && !segs[n-1].t.code && segs[n-1].t.ret == t.ret && segs[n-1].end+1 == start {
@@ -184,21 +206,25 @@ func (g *gen) segments(a *arch, entries []*entry) []segment {
 		}
 		segs = append(segs, segment{start, end, t})
 	}
-	next := a.nrBits
-	for _, e := range entries {
+	next := pl.a.nrBits
+	for i := range pl.entries {
+		e := &pl.entries[i]
 		if e.nr > next {
 			add(next, e.nr-1, target{ret: g.p.def})
 		}
-		add(e.nr, e.nr, g.entryTarget(e, a.args32))
+		add(e.nr, e.nr, g.entryTarget(e, pl.a.args32))
 		next = e.nr + 1
+	}
+	if next <= pl.highest {
+		add(next, pl.highest, target{ret: g.p.def})
 	}
 	return segs
 }
 
 func (g *gen) entryTarget(e *entry, args32 bool) target {
 	fallback := g.p.def
-	if e.uncond != nil {
-		fallback = *e.uncond
+	if e.hasUncond {
+		fallback = e.uncond
 	}
 	if len(e.alts) == 0 {
 		return target{ret: fallback}

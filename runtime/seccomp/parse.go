@@ -13,15 +13,19 @@ import (
 type profile struct {
 	def    uint32
 	notify bool
-	rules  []rule
+	// rules are all the profile's rules; those whose action is the
+	// default are marked dropped: they add no code (runc drops them too,
+	// libseccomp refuses them) but count for the ENOSYS stub's bound.
+	rules []rule
 }
 
 // rule is one entry of the profile's syscalls. alts are ORed alternatives,
 // each a list of ANDed conditions; no alternatives means unconditional.
 type rule struct {
-	names []string
-	act   uint32
-	alts  [][]cond
+	names   []string
+	act     uint32
+	dropped bool
+	alts    [][]cond
 }
 
 type cond struct {
@@ -50,11 +54,8 @@ func parseProfile(p *specs.LinuxSeccomp) (*profile, error) {
 			return nil, fmt.Errorf("seccomp: syscalls[%d] %v: %w", i, s.Names, err)
 		}
 		prof.notify = prof.notify || s.Action == specs.ActNotify
-		// A rule that decides what the default decides anyway changes
-		// nothing; runc drops it too (libseccomp refuses it).
-		if r.act != def {
-			prof.rules = append(prof.rules, r)
-		}
+		r.dropped = r.act == def
+		prof.rules = append(prof.rules, r)
 	}
 	return prof, nil
 }
@@ -148,6 +149,9 @@ func skipped(p *profile, list []*arch) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range p.rules {
+		if r.dropped {
+			continue
+		}
 		for _, n := range r.names {
 			known := false
 			for _, a := range list {

@@ -23,6 +23,8 @@
 // same verdict, not a linear chain: ~8 comparisons for Docker's profile.
 package seccomp
 
+//go:generate go run mksyscalls.go
+
 import (
 	"errors"
 	"fmt"
