@@ -126,7 +126,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		return
 	}
 	d.stopHealth(c.ID)
-	d.mounter.Unmount(d.rootfsDir(c.ID))
+	d.images.UnmountRootfs(d.rootfsDir(c.ID))
 	if d.networks != nil {
 		d.networks.Teardown(ctx, c.ID)
 	}
