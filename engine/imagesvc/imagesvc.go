@@ -233,4 +233,6 @@ func (i *Images) MountRootfs(ctx context.Context, key, target string) error {
 func (i *Images) UnmountRootfs(target string) error { return snapshot.Unmount(target) }
 
 // RemoveRootfs drops the snapshot.
-func (i *Images) RemoveRootfs(ctx context.Context, key string) error { return i.S.RemoveRootfs(ctx, key) }
+func (i *Images) RemoveRootfs(ctx context.Context, key string) error {
+	return i.S.RemoveRootfs(ctx, key)
+}
