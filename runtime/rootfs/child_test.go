@@ -316,6 +316,7 @@ type childEnv struct {
 	// UserNSMaker forks and writes /proc/<pid>/uid_map through the host's
 	// /proc, which names the host's pids.
 	noPidNS bool
+	noNetNS bool
 }
 
 // runInChild runs job on spec in a child in new namespaces.
@@ -349,6 +350,9 @@ func runInChildEnv(t *testing.T, job string, spec *specs.Spec, bundle string, pr
 	}
 	if env.noPidNS {
 		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWPID
+	}
+	if env.noNetNS {
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET
 	}
 	if env.userns {
 		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER

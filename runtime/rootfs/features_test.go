@@ -289,6 +289,25 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			// A user namespace without its own network namespace cannot
+			// mount sysfs: the host's /sys is bound instead, read-only.
+			name:   "user namespace without netns",
+			env:    childEnv{userns: true, noNetNS: true, opts: Options{InUserNS: true}},
+			probes: []string{"/sys/kernel", "/sys/fs/cgroup/memory"},
+			check: func(t *testing.T, rep report) {
+				if m, ok := mountAt(rep, "/sys"); !ok || m.FSType != "sysfs" || !hasOpt(m.Opts, "ro") {
+					t.Errorf("/sys: %+v", m)
+				}
+				if pr := rep.Probes["/sys/kernel"]; pr.FSMagic != unix.SYSFS_MAGIC || pr.CreateErr != "EROFS" {
+					t.Errorf("/sys/kernel: %+v", pr)
+				}
+				if pr := rep.Probes["/sys/fs/cgroup/memory"]; pr.FSMagic != unix.CGROUP_SUPER_MAGIC {
+					t.Errorf("/sys/fs/cgroup/memory: %+v", pr)
+				}
+				noHostMounts(t, rep)
+			},
+		},
+		{
 			name: "idmap with explicit mappings",
 			env:  childEnv{idmapper: true, noPidNS: true},
 			edit: func(s *specs.Spec, b string) {

@@ -82,6 +82,22 @@ func TestHostileRootfs(t *testing.T) {
 			},
 		},
 		{
+			// A bind source inside the rootfs is the image's: a symlink
+			// there must not bind the host's file.
+			name: "bind source symlink inside rootfs",
+			image: func(t *testing.T, root string) {
+				writeFile(t, filepath.Join(root, "etc/passwd"), "image passwd\n")
+				symlink(t, "/etc/passwd", root, "srclink")
+			},
+			mounts: []specs.Mount{{Destination: "/mnt/passwd", Type: "bind", Source: "rootfs/srclink"}},
+			probes: []string{"/mnt/passwd"},
+			check: func(t *testing.T, rep report) {
+				if pr := rep.Probes["/mnt/passwd"]; pr.Read != "image passwd\n" {
+					t.Errorf("bind source resolved outside the rootfs: %+v", pr)
+				}
+			},
+		},
+		{
 			name:    "dangling symlink target",
 			image:   func(t *testing.T, root string) { symlink(t, "/nonexistent/file", root, "etc/dangling") },
 			mounts:  []specs.Mount{{Destination: "/etc/dangling", Type: "bind", Source: "hostname"}},
