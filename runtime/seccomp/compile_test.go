@@ -381,3 +381,13 @@ func sortedNames(m map[string]uint32) []string {
 	}
 	return out
 }
+
+func TestString(t *testing.T) {
+	prog := compile(t, &specs.LinuxSeccomp{DefaultAction: specs.ActErrno,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read"}, Action: specs.ActAllow}}})
+	out := prog.String()
+	t.Logf("\n%s", out)
+	if n := strings.Count(out, "\n"); n != len(prog.Instructions) || !strings.HasPrefix(out, "   0  ld [4]\n") {
+		t.Fatalf("disassembly:\n%s", out)
+	}
+}

@@ -28,6 +28,7 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
@@ -133,4 +134,14 @@ func flags(names []specs.LinuxSeccompFlag, notify bool) (uint, error) {
 		return 0, errors.New("seccomp: flag SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a SCMP_ACT_NOTIFY rule (the kernel accepts it only with a listener)")
 	}
 	return f, nil
+}
+
+// String disassembles the program, one numbered instruction a line, for
+// debugging output.
+func (p *Program) String() string {
+	var b strings.Builder
+	for i, raw := range p.Instructions {
+		fmt.Fprintf(&b, "%4d  %v\n", i, raw.Disassemble())
+	}
+	return b.String()
 }
