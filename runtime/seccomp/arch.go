@@ -94,3 +94,25 @@ func arches(list []specs.Arch) ([]*arch, error) {
 	}
 	return out, nil
 }
+
+// SyscallTable returns a copy of the syscall numbers this package uses for
+// an architecture it has a table for (x86_64, x86, x32; x32 numbers include
+// the x32 bit, as the kernel reports them).
+func SyscallTable(name specs.Arch) (map[string]uint32, error) {
+	var a *arch
+	switch name {
+	case specs.ArchX86_64:
+		a = archX86_64
+	case specs.ArchX86:
+		a = archX86
+	case specs.ArchX32:
+		a = archX32
+	default:
+		return nil, fmt.Errorf("seccomp: no syscall table for %q", name)
+	}
+	out := make(map[string]uint32, len(a.syscalls))
+	for n, nr := range a.syscalls {
+		out[n] = nr | a.nrBits
+	}
+	return out, nil
+}
