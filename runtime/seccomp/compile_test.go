@@ -391,3 +391,31 @@ func TestString(t *testing.T) {
 		t.Fatalf("disassembly:\n%s", out)
 	}
 }
+
+func TestSyscallTable(t *testing.T) {
+	for _, tt := range []struct {
+		arch specs.Arch
+		name string
+		want uint32
+	}{
+		{specs.ArchX86_64, "read", 0}, {specs.ArchX86_64, "clone3", 435}, {specs.ArchX86_64, "listns", 470},
+		{specs.ArchX86, "read", 3}, {specs.ArchX86, "socketcall", 102}, {specs.ArchX86, "clone3", 435},
+		{specs.ArchX32, "read", x32SyscallBit}, {specs.ArchX32, "ioctl", x32SyscallBit | 514},
+		{specs.ArchX32, "execve", x32SyscallBit | 520},
+	} {
+		table, err := SyscallTable(tt.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := table[tt.name]; !ok || got != tt.want {
+			t.Errorf("%s %s = %#x, %v; want %#x", tt.arch, tt.name, got, ok, tt.want)
+		}
+	}
+	x32, _ := SyscallTable(specs.ArchX32)
+	if _, ok := x32["uselib"]; ok {
+		t.Error("x32 has uselib, a 64-bit-only syscall")
+	}
+	if _, err := SyscallTable(specs.ArchAARCH64); err == nil {
+		t.Error("aarch64 table")
+	}
+}
