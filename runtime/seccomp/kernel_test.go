@@ -124,6 +124,9 @@ func childDocker() (map[string]string, error) {
 		"syscall 1000":   rawErr(1000),
 		"uname":          rawErr(unix.SYS_UNAME, 0), // EFAULT: allowed, bad pointer
 		"open_by_handle": rawErr(unix.SYS_OPEN_BY_HANDLE_AT, 0, 0, 0),
+		"socket vsock":   rawErr(unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM),
+		// A bad socket type: the kernel, not the filter, says EINVAL.
+		"socket inet": rawErr(unix.SYS_SOCKET, unix.AF_INET, 0xfff),
 	}, nil
 }
 
@@ -264,7 +267,8 @@ func TestKernel(t *testing.T) {
 		{"errno", map[string]string{"getppid": "EPERM", "mkdirat": "EACCES", "getpid": "ok",
 			"getpid 1:hi|5": "EXDEV", "getpid 1:5": "ok", "getpid 2:masked": "ENOENT", "getpid 2:notmasked": "ok"}},
 		{"docker", map[string]string{"getpid": "ok", "mount": "EPERM", "unshare user": "EPERM",
-			"clone3": "ENOSYS", "syscall 1000": "ENOSYS", "uname": "EFAULT", "open_by_handle": "EPERM"}},
+			"clone3": "ENOSYS", "syscall 1000": "ENOSYS", "uname": "EFAULT", "open_by_handle": "EPERM",
+			"socket vsock": "EPERM", "socket inet": "EINVAL"}},
 		{"flags", map[string]string{"log+spec_allow": "ok", "notify+tsync+killable": "ok, listener", "tsync": "ok",
 			"other threads": "EPERM on *"}},
 		{"notify", map[string]string{"mkdirat": "EXDEV", "supervisor": fmt.Sprintf("nr %d arg2 0700", unix.SYS_MKDIRAT)}},

@@ -4,7 +4,8 @@
 // The filter follows runc's (libseccomp's) semantics:
 //   - seccomp_data.arch is checked first: the native architecture and the
 //     profile's x86-family architectures get their own syscall tables; any
-//     other architecture kills the process;
+//     other architecture kills the process (libseccomp kills only the
+//     thread by default: a multi-threaded process would go on without it);
 //   - syscall names the tables lack are skipped (the profile may name
 //     syscalls of a newer kernel or of another architecture);
 //   - a rule's argument conditions are ANDed, except that a rule with two
@@ -18,6 +19,10 @@
 //     instead of a denying default action (runc's "-ENOSYS stub"), so that
 //     a libc probing a syscall newer than the profile (clone3, faccessat2)
 //     falls back to the old one instead of failing with EPERM.
+//
+// Unlike libseccomp, rules for socket(2) or ipc(2) calls on i386 are not
+// also expanded into socketcall(2)/ipc(2) rules on their first argument; a
+// profile that denies socket() must deny socketcall too (Docker's allows it).
 //
 // Syscalls are dispatched by a binary search over ranges of numbers with the
 // same verdict, not a linear chain: ~8 comparisons for Docker's profile.
