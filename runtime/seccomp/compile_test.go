@@ -419,3 +419,46 @@ func TestSyscallTable(t *testing.T) {
 		t.Error("aarch64 table")
 	}
 }
+
+// TestI386Multiplexers checks that rules on socket and SysV IPC calls also
+// cover their i386 socketcall(2) and ipc(2) forms, as libseccomp does.
+func TestI386Multiplexers(t *testing.T) {
+	p := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"socket", "recv"}, Action: specs.ActErrno, ErrnoRet: uintp(13)},
+			// Arguments behind the pointer cannot be checked: the
+			// socketcall form denies every connect.
+			{Names: []string{"connect"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 2, Value: 16, Op: specs.OpEqualTo}}},
+			{Names: []string{"shmget"}, Action: specs.ActErrno, ErrnoRet: uintp(28)},
+		}}
+	prog := compile(t, p)
+	if len(prog.Skipped) != 0 {
+		t.Errorf("skipped %v: recv exists on i386 through socketcall", prog.Skipped)
+	}
+	v := newVM(t, prog)
+	i386 := func(nr uint32, args ...uint64) call {
+		c := call{arch: auditArchI386, nr: nr}
+		copy(c.args[:], args)
+		return c
+	}
+	for _, tt := range []struct {
+		name string
+		c    call
+		want uint32
+	}{
+		{"socketcall(SYS_SOCKET)", i386(i386Socketcall, 1), RetErrno | 13},
+		{"socketcall(SYS_RECV)", i386(i386Socketcall, 10), RetErrno | 13},
+		{"socketcall(SYS_BIND)", i386(i386Socketcall, 2), RetAllow},
+		{"socketcall(SYS_CONNECT)", i386(i386Socketcall, 3, 0), RetErrno | 1},
+		{"socket", i386(syscallsX86["socket"]), RetErrno | 13},
+		{"connect addrlen 16", i386(syscallsX86["connect"], 0, 0, 16), RetErrno | 1},
+		{"connect addrlen 8", i386(syscallsX86["connect"], 0, 0, 8), RetAllow},
+		{"ipc(SHMGET)", i386(i386IPC, 23), RetErrno | 28},
+		{"ipc(SHMAT)", i386(i386IPC, 21), RetAllow},
+		{"x86_64 socket", x64(nr(t, "socket")), RetErrno | 13},
+	} {
+		if got := v.run(tt.c); got != tt.want {
+			t.Errorf("%s: %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+}

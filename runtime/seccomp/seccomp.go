@@ -18,14 +18,15 @@
 //   - syscall numbers above the highest one the profile names get ENOSYS
 //     instead of a denying default action (runc's "-ENOSYS stub"), so that
 //     a libc probing a syscall newer than the profile (clone3, faccessat2)
-//     falls back to the old one instead of failing with EPERM.
-//
-// Unlike libseccomp, rules for socket(2) or ipc(2) calls on i386 are not
-// also expanded into socketcall(2)/ipc(2) rules on their first argument; a
-// profile that denies socket() must deny socketcall too (Docker's allows it).
+//     falls back to the old one instead of failing with EPERM (not under
+//     an ALLOW, LOG or TRACE default, as in runc);
+//   - on i386, a rule on a socket or SysV IPC call also covers its form
+//     through socketcall(2) or ipc(2), matching the call number in argument
+//     0 only (the other arguments are behind a pointer), as libseccomp does.
 //
 // Syscalls are dispatched by a binary search over ranges of numbers with the
-// same verdict, not a linear chain: ~8 comparisons for Docker's profile.
+// same verdict, not a linear chain: for Docker's profile, 11 instructions
+// run per x86_64 syscall on average, 17 at most (bench/seccomp.sh).
 package seccomp
 
 //go:generate go run mksyscalls.go
