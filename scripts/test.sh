@@ -30,6 +30,7 @@ gotests() {
 stage vet go vet ./...
 stage gofmt bash -c 'out=$(gofmt -l $(git ls-files "*.go")); [ -z "$out" ] || { echo "gofmt needed: $out"; exit 1; }'
 stage go-test gotests
+stage fuzz bash -c 'grep -rlE "^func Fuzz" --include="*_test.go" . | while read -r f; do for fn in $(sed -nE "s/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p" "$f"); do go test -run "^$" -fuzz "^$fn\$" -fuzztime "${ESTIBA_FUZZTIME:-10s}" "./$(dirname "$f")" || exit 1; done; done'
 
 echo "stages failed: ${#failed[@]} ${failed[*]:-}"
 grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed"
