@@ -49,11 +49,14 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Reference) (ocispec.
 	}
 	resp, err := c.do(ctx, request{method: http.MethodHead, ref: ref, path: manifestPath(ref, target), header: acceptHeader()})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrDenied) {
-			return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
+		// Some registries refuse HEAD (405, 400): ask again with GET. Any
+		// other failure is the answer.
+		var re *Error
+		if errors.As(err, &re) && (re.Status == http.StatusMethodNotAllowed || re.Status == http.StatusBadRequest) {
+			desc, _, gerr := c.getManifest(ctx, ref, target, "")
+			return desc, gerr
 		}
-		desc, _, gerr := c.getManifest(ctx, ref, target, "")
-		return desc, gerr
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
 	}
 	drain(resp)
 	d := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
