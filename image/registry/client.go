@@ -73,6 +73,9 @@ type Options struct {
 	// Retries bounds the extra attempts after a transient failure; zero
 	// means 3, negative means none.
 	Retries int
+	// IdleTimeout aborts a blob download that receives nothing for this
+	// long (the caller can resume it); zero means one minute.
+	IdleTimeout time.Duration
 }
 
 // Client talks to registries. Create it with New.
@@ -107,6 +110,9 @@ func New(opts Options) *Client {
 		opts.Retries = 3
 	} else if opts.Retries < 0 {
 		opts.Retries = 0
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = time.Minute
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "estiba"

@@ -3,11 +3,13 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/estiba/estiba/image/reference"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -136,5 +138,41 @@ func TestHTTPSOnly(t *testing.T) {
 		if got := strings.Join(rt.urls, "|") + "|"; got != tt.want {
 			t.Errorf("%s contacted %s, want %s", tt.ref, got, tt.want)
 		}
+	}
+}
+
+// TestIdleTimeout: a blob body that stops flowing fails with ErrUnavailable
+// after IdleTimeout, not at the caller's (far) deadline.
+func TestIdleTimeout(t *testing.T) {
+	f := newFake(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	good := []byte(strings.Repeat("z", 1000))
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.Contains(r.URL.Path, "/blobs/") {
+			return false
+		}
+		w.Header().Set("Content-Length", "1000")
+		_, _ = w.Write(good[:10])
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		return true
+	}
+	c := New(Options{IdleTimeout: 200 * time.Millisecond})
+	rc, err := c.FetchBlob(testCtx(t), f.ref(t, "app"), blobDesc(good), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	start := time.Now()
+	_, err = io.Copy(io.Discard, rc)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("stalled body: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("stall detected after %v", d)
 	}
 }
