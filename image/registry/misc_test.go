@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,5 +176,43 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("stall detected after %v", d)
+	}
+}
+
+// TestUploadElsewhereGetsNoCredentials: an upload Location on another host
+// receives the blob but not the registry's Authorization header.
+func TestUploadElsewhereGetsNoCredentials(t *testing.T) {
+	var sawAuth atomic.Bool
+	var got []byte
+	storage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sawAuth.Store(sawAuth.Load() || r.Header.Get("Authorization") != "")
+		got, _ = io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	t.Cleanup(storage.Close)
+	f := newFake(t)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="x"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
+			w.Header().Set("Location", strings.Replace(storage.URL, "127.0.0.1", "localhost", 1)+"/upload/1")
+			w.WriteHeader(http.StatusAccepted)
+			return true
+		}
+		return false
+	}
+	blob := []byte("pushed elsewhere")
+	err := New(Options{Credentials: staticCreds{"u", "p"}}).PushBlob(testCtx(t), f.ref(t, "app"), blobDesc(blob), bytes.NewReader(blob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(blob) {
+		t.Fatalf("storage got %q", got)
+	}
+	if sawAuth.Load() {
+		t.Error("upload host received the registry's Authorization header")
 	}
 }
