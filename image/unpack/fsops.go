@@ -39,6 +39,14 @@ func (a *applier) parent(dir string) (int, error) {
 	}
 	fd, err := openBeneath(a.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err == unix.ENOENT {
+		// A pooled file of that name may still be on its way: wait, so
+		// the answer (ENOTDIR, or really missing) does not race it.
+		if berr := a.barrier(); berr != nil {
+			return -1, berr
+		}
+		fd, err = openBeneath(a.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	}
+	if err == unix.ENOENT {
 		fd, err = a.mkdirAll(dir)
 	}
 	switch {
