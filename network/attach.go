@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -42,10 +43,31 @@ func (m *Manager) plumb(ep *Endpoint) error {
 	if err := setupHostSide(m.nl, link, ep); err != nil {
 		return err
 	}
+	m.waitActive(ep.HostVeth)
 	if err := m.fw.setPorts(ep, true); err != nil {
 		return err
 	}
+	if ep.Bandwidth == (Bandwidth{}) {
+		return nil // a new veth has no qdiscs to remove
+	}
 	return m.tc.apply(ep.HostVeth, ifbName(ep), ep.Bandwidth)
+}
+
+// waitActive waits (at most 2 s) until the host veth is operationally up,
+// which the kernel marks right before activating its qdisc. Carrier-on is handled asynchronously by the linkwatch
+// worker; until it runs, the device keeps the noop qdisc and drops every
+// packet, so on a loaded host the container's first packets (a DNS query,
+// a TCP SYN) would vanish. Both ends of a veth get their carrier together
+// and linkwatch activates them in the same run.
+func (m *Manager) waitActive(name string) {
+	deadline := time.Now().Add(2 * time.Second)
+	for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 20*time.Millisecond) {
+		l, err := m.nl.LinkByName(name)
+		if err != nil || l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		time.Sleep(delay)
+	}
 }
 
 func ifbName(ep *Endpoint) string {
