@@ -37,7 +37,11 @@ func (m *Manager) plumb(ep *Endpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := setupContainerSide(ep); err != nil {
+	n, err := m.Inspect(ep.Network)
+	if err != nil {
+		return err
+	}
+	if err := setupContainerSide(ep, n); err != nil {
 		return err
 	}
 	if err := setupHostSide(m.nl, link, ep); err != nil {
@@ -79,9 +83,6 @@ func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOpt
 	if containerID == "" || netnsPath == "" {
 		return nil, fmt.Errorf("attach: container ID and netns path are required: %w", ErrInvalid)
 	}
-	if opts.Interface == "" {
-		opts.Interface = "eth0"
-	}
 	if len(opts.Interface) > 15 {
 		return nil, fmt.Errorf("interface name %q too long: %w", opts.Interface, ErrInvalid)
 	}
@@ -101,6 +102,9 @@ func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOpt
 	if err := m.checkPorts(n, opts.Ports); err != nil {
 		return nil, err
 	}
+	if opts.Interface == "" {
+		opts.Interface = m.freeInterface(containerID)
+	}
 	ep := &Endpoint{ContainerID: containerID, Network: n.ID, NetnsPath: netnsPath, Name: opts.Name,
 		Aliases: opts.Aliases, Interface: opts.Interface, HostVeth: devName(vethPrefix, n.ID, containerID),
 		Gateway: n.Gateway, Gateway6: n.Gateway6, MAC: opts.MAC, Ports: opts.Ports, Bandwidth: opts.Bandwidth}
@@ -117,6 +121,23 @@ func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOpt
 	}
 	m.eps[key] = ep
 	return ep, nil
+}
+
+// freeInterface picks the lowest ethN the container does not use yet: eth0
+// for its first network, eth1 for a network it connects to later.
+// Caller holds mu.
+func (m *Manager) freeInterface(containerID string) string {
+	used := map[string]bool{}
+	for _, e := range m.eps {
+		if e.ContainerID == containerID {
+			used[e.Interface] = true
+		}
+	}
+	for i := 0; ; i++ {
+		if name := fmt.Sprintf("eth%d", i); !used[name] {
+			return name
+		}
+	}
 }
 
 // allocate takes static or next free addresses. Caller holds mu.

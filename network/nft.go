@@ -309,10 +309,12 @@ func dport(p uint16) []expr.Any {
 }
 
 func icmp6ND() []expr.Any {
-	// Types 133..136: router/neighbour solicitation and advertisement.
+	// Types 135 and 136: neighbour solicitation and advertisement. Router
+	// advertisements from a container are dropped (and ignored anyway:
+	// accept_ra=0 on the host veth).
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{136}},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{135}, ToData: []byte{136}},
 	}
 }
 
