@@ -3,8 +3,8 @@ package network
 import (
 	"context"
 	"net"
-	"strconv"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
