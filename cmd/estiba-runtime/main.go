@@ -1,14 +1,197 @@
-// Command estiba-runtime is estiba's OCI runtime with runc's command line.
+// Command estiba-runtime is estiba's OCI runtime with runc's command line,
+// so that podman, conmon and containerd can drive it. Each subcommand is a
+// thin layer over runtime/container.
 package main
 
 import (
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/estiba/estiba/runtime/container"
+	"github.com/estiba/estiba/runtime/initproc"
 )
 
 var version = "dev"
 
+// app is one invocation: global flags and where errors are reported.
+type app struct {
+	rt        *container.Runtime
+	log       io.Writer
+	logFormat string
+	debug     bool
+}
+
+type command struct {
+	usage string
+	run   func(a *app, args []string) error
+}
+
+var commands = map[string]command{
+	"create":   {"create [flags] <id>", (*app).create},
+	"start":    {"start <id>", (*app).start},
+	"run":      {"run [flags] <id>", (*app).runCmd},
+	"state":    {"state <id>", (*app).state},
+	"kill":     {"kill [--all] <id> [signal]", (*app).kill},
+	"delete":   {"delete [--force] <id>", (*app).delete},
+	"exec":     {"exec [flags] <id> [command...]", (*app).exec},
+	"list":     {"list [--format table|json] [--quiet]", (*app).list},
+	"ps":       {"ps [--format table|json] <id> [ps args...]", (*app).ps},
+	"pause":    {"pause <id>", (*app).pause},
+	"resume":   {"resume <id>", (*app).resume},
+	"update":   {"update [flags] <id>", (*app).update},
+	"events":   {"events [--stats] [--interval d] <id>", (*app).events},
+	"features": {"features", (*app).features},
+	"spec":     {"spec [--rootless] [--bundle dir]", (*app).spec},
+	"checkpoint": {"checkpoint <id>", func(*app, []string) error {
+		return errors.New("checkpoint is not implemented (no CRIU support)")
+	}},
+	"restore": {"restore <id>", func(*app, []string) error {
+		return errors.New("restore is not implemented (no CRIU support)")
+	}},
+}
+
 func main() {
-	fmt.Fprintf(os.Stderr, "estiba-runtime %s: no commands are built yet\n", version)
-	os.Exit(1)
+	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
+		initproc.Main()
+		return
+	}
+	os.Exit(realMain(os.Args[1:]))
+}
+
+func realMain(argv []string) int {
+	a := &app{rt: &container.Runtime{}, logFormat: "text"}
+	fs := flag.NewFlagSet("estiba-runtime", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	root := fs.String("root", "/run/estiba-runtime", "state directory")
+	logPath := fs.String("log", "", "log file (default stderr)")
+	fs.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&a.debug, "debug", false, "debug output")
+	systemd := fs.Bool("systemd-cgroup", false, "use systemd for cgroups (unsupported)")
+	rootless := fs.String("rootless", "auto", "rootless mode: true, false or auto")
+	fs.String("criu", "", "path to criu (unsupported)")
+	showVersion := fs.Bool("version", false, "print the version")
+	fs.BoolVar(showVersion, "v", false, "print the version")
+	help := fs.Bool("help", false, "usage")
+	fs.BoolVar(help, "h", false, "usage")
+	if err := fs.Parse(argv); err != nil {
+		return a.fail(err)
+	}
+	if *logPath != "" {
+		f, err := os.OpenFile(*logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return a.fail(fmt.Errorf("open log: %w", err))
+		}
+		defer f.Close()
+		a.log = f
+	}
+	if a.logFormat != "text" && a.logFormat != "json" {
+		return a.fail(fmt.Errorf("--log-format %q: must be text or json", a.logFormat))
+	}
+	a.rt.Root = *root
+	a.rt.Warn = a.warn
+	if *showVersion {
+		fmt.Printf("estiba-runtime version %s\nspec: 1.3.0\n", version)
+		return 0
+	}
+	args := fs.Args()
+	if *help || len(args) == 0 {
+		usage()
+		return map[bool]int{true: 0, false: 1}[*help]
+	}
+	if *systemd {
+		return a.fail(errors.New("--systemd-cgroup is not supported: use the cgroupfs cgroup manager"))
+	}
+	switch *rootless {
+	case "auto", "false":
+	case "true":
+		if os.Geteuid() != 0 {
+			return a.fail(errors.New("rootless mode is not supported: run as root"))
+		}
+	default:
+		return a.fail(fmt.Errorf("--rootless %q: must be true, false or auto", *rootless))
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		return a.fail(fmt.Errorf("unknown command %q (see --help)", args[0]))
+	}
+	if err := cmd.run(a, args[1:]); err != nil {
+		var ec exitCodeError
+		if errors.As(err, &ec) {
+			return int(ec)
+		}
+		return a.fail(fmt.Errorf("%s: %w", args[0], err))
+	}
+	return 0
+}
+
+// exitCodeError carries a container's exit code out of run and exec.
+type exitCodeError int
+
+func (e exitCodeError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(os.Stderr, "usage: estiba-runtime [--root dir] [--log file] [--log-format text|json] [--debug] <command>\n\ncommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %s\n", commands[n].usage)
+	}
+}
+
+// fail reports err on stderr and, if --log is set, in the log (runc's JSON
+// form when --log-format=json: podman reads the last error line from it).
+func (a *app) fail(err error) int {
+	a.logLine("error", err.Error())
+	fmt.Fprintf(os.Stderr, "estiba-runtime: %v\n", err)
+	return 1
+}
+
+func (a *app) warn(msg string) {
+	a.logLine("warning", msg)
+	fmt.Fprintf(os.Stderr, "estiba-runtime: warning: %s\n", msg)
+}
+
+func (a *app) logLine(level, msg string) {
+	if a.log == nil {
+		return
+	}
+	now := time.Now().Format(time.RFC3339Nano)
+	if a.logFormat == "json" {
+		b, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
+		fmt.Fprintf(a.log, "%s\n", b)
+		return
+	}
+	fmt.Fprintf(a.log, "time=%q level=%s msg=%q\n", now, level, msg)
+}
+
+// flags returns a FlagSet for a subcommand; parse errors are returned, not
+// printed.
+func flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// oneID checks that exactly one container ID remains after the flags.
+func oneID(fs *flag.FlagSet) (string, error) {
+	if fs.NArg() != 1 {
+		return "", fmt.Errorf("expected exactly one container id, got %d arguments (%s)", fs.NArg(), strings.Join(fs.Args(), " "))
+	}
+	return fs.Arg(0), nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

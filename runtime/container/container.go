@@ -1,0 +1,77 @@
+// Package container is the OCI runtime's lifecycle library: create, start,
+// state, kill, delete, exec, pause, resume and update of containers described
+// by OCI bundles. The engine calls it in-process; cmd/estiba-runtime is a
+// thin command line over it.
+package container
+
+import (
+	"errors"
+	"os"
+
+	"github.com/estiba/estiba/runtime/cgroups"
+)
+
+// Error classes; callers test them with errors.Is.
+var (
+	ErrNotExist = errors.New("container does not exist")
+	ErrExist    = errors.New("container already exists")
+	ErrInvalid  = errors.New("invalid argument")
+	// ErrState: the operation is not allowed in the container's status.
+	ErrState = errors.New("invalid container status")
+	// ErrUnsupported: a valid request this runtime or host cannot honour.
+	ErrUnsupported = errors.New("not supported")
+)
+
+// Runtime holds the roots all operations work under. The zero value is not
+// usable: Root is required.
+type Runtime struct {
+	// Root holds one state directory per container (runc's --root).
+	Root string
+	// CgroupRoot is the cgroup filesystem root; empty means /sys/fs/cgroup.
+	CgroupRoot string
+	// Exe is the binary re-exec'd as the container's init. Empty means this
+	// process's own executable, exposed to containers only through a
+	// read-only bind mount (see exe.go).
+	Exe string
+	// ExeDir holds that read-only bind mount; empty means DefaultExeDir.
+	ExeDir string
+	// Warn receives non-fatal problems (poststart/poststop hook failures).
+	Warn func(msg string)
+}
+
+// Stdio are the container process's standard streams; nil means /dev/null.
+type Stdio struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// CreateOptions are the runtime's choices that the bundle does not carry.
+type CreateOptions struct {
+	Stdio
+	// PidFile, if set, receives the init pid once the container is created.
+	PidFile string
+	// ConsoleSocket is the path of a unix socket that receives the pty
+	// master when process.terminal is set.
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	// PreserveFDs is the number of fds from 3 on passed to the container.
+	PreserveFDs int
+}
+
+func (r *Runtime) warn(format string) {
+	if r.Warn != nil {
+		r.Warn(format)
+	}
+}
+
+func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
+	path := ""
+	if rec.Spec != nil && rec.Spec.Linux != nil {
+		path = rec.Spec.Linux.CgroupsPath
+	}
+	root := r.CgroupRoot
+	if root == "" {
+		root = "/sys/fs/cgroup"
+	}
+	return cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+}

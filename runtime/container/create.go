@@ -1,0 +1,399 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/estiba/estiba/runtime/cgroups"
+	"github.com/estiba/estiba/runtime/hooks"
+	"github.com/estiba/estiba/runtime/initproc"
+)
+
+// Container is a created container whose init this process started. Only
+// the process that called Create (or Run) can wait for it.
+type Container struct {
+	ID      string
+	Process *os.Process
+	cmd     *exec.Cmd
+}
+
+// Wait waits for the container's init to exit and returns its exit code
+// (128+signal when killed by a signal).
+func (c *Container) Wait() (int, error) {
+	err := c.cmd.Wait()
+	return exitCode(c.cmd.ProcessState, err)
+}
+
+func exitCode(ps *os.ProcessState, err error) (int, error) {
+	if ps == nil {
+		return -1, err
+	}
+	ws := ps.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}
+
+// LoadSpec reads <bundle>/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read bundle config: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decode %s/config.json: %w: %w", bundle, err, ErrInvalid)
+	}
+	return &s, nil
+}
+
+// Create creates container id from the bundle: its state directory, cgroup,
+// namespaces and root filesystem, with init waiting for Start. On error
+// nothing of it remains (no state directory, cgroup, process or mount).
+func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if bundle, err = filepath.Abs(bundle); err != nil {
+		return nil, fmt.Errorf("bundle path: %w", err)
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := Validate(spec); err != nil {
+		return nil, err
+	}
+	if spec.Process.Terminal && o.ConsoleSocket == "" {
+		return nil, fmt.Errorf("process.terminal is set: --console-socket is required: %w", ErrInvalid)
+	}
+	var undo undoChain
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	dir := r.dir(id)
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("create root %s: %w", r.Root, err)
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	undo.add(func() { os.RemoveAll(dir) })
+	rec := &Record{ID: id, Bundle: bundle, Spec: spec, Created: time.Now().UTC()}
+	p, err := r.spawn(rec, o, &undo)
+	if err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, rec.Pid); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.save(rec); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// spawn starts init and drives it through the sync protocol (see
+// initproc.Msg) until it waits on the exec fifo.
+func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Container, error) {
+	spec := rec.Spec
+	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
+	if err := makeFifo(fifo, spec); err != nil {
+		return nil, err
+	}
+	cg, err := r.cgroupManager(rec)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	// Destroy must come after the process is gone: the undo chain runs
+	// in reverse, and the kill is added below, after this.
+	undo.add(func() { cg.Destroy() })
+	parentSock, childSock, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSock.Close()
+	defer childSock.Close()
+	var console *os.File
+	if spec.Process.Terminal {
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
+		defer console.Close()
+	}
+	plan, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	exe, err := r.initExe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, childSock, console)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: plan.cloneflags,
+		// A new session: init must not keep the runtime's controlling
+		// terminal, where it could inject input (TIOCSTI).
+		Setsid: true,
+	}
+	if plan.cloneflags&unix.CLONE_NEWUSER != 0 {
+		cmd.SysProcAttr.UidMappings = idMaps(spec.Linux.UIDMappings)
+		cmd.SysProcAttr.GidMappings = idMaps(spec.Linux.GIDMappings)
+		// Setgroups stays allowed: we are root on the host, and the
+		// container's additionalGids need it.
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	}
+	if err := plan.start(cmd); err != nil {
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
+	childSock.Close()
+	rec.Pid = cmd.Process.Pid
+	if rec.StartTime, _, err = procStat(rec.Pid); err != nil {
+		return nil, fmt.Errorf("init pid %d: %w", rec.Pid, err)
+	}
+	// The cgroup is joined before init does anything: every process it
+	// forks (hooks, the container) is then born inside it, and the cgroup
+	// namespace that init unshares next is rooted at it.
+	if err := applyCgroup(cg, rec.Pid, spec); err != nil {
+		return nil, err
+	}
+	cfg := &initproc.Config{
+		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, FifoPath: fifo,
+		State:        specs.State{Version: specs.Version, ID: rec.ID, Status: specs.StateCreating, Pid: rec.Pid, Bundle: rec.Bundle, Annotations: spec.Annotations},
+		NoPivot:      o.NoPivot,
+		NoNewKeyring: o.NoNewKeyring,
+		PreserveFDs:  o.PreserveFDs,
+		NewCgroupNS:  plan.newCgroupNS,
+		InUserNS:     hasNS(spec, specs.UserNamespace),
+	}
+	if console != nil {
+		cfg.ConsoleFD = 3 + o.PreserveFDs + 1
+	}
+	if err := r.converse(cmd, parentSock, cfg); err != nil {
+		return nil, err
+	}
+	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd}, nil
+}
+
+// converse runs the parent's half of the sync protocol.
+func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config) error {
+	enc, dec := json.NewEncoder(sock), json.NewDecoder(sock)
+	if err := enc.Encode(initproc.Msg{Type: initproc.MsgConfig, Config: cfg}); err != nil {
+		return fmt.Errorf("send config to init: %w", initDied(cmd, err))
+	}
+	for {
+		var m initproc.Msg
+		if err := dec.Decode(&m); err != nil {
+			return fmt.Errorf("init: %w", initDied(cmd, err))
+		}
+		switch m.Type {
+		case initproc.MsgMounted:
+			// Prestart (deprecated) and createRuntime hooks run in the
+			// runtime's namespaces once the container's namespaces and
+			// mounts exist, before pivot_root.
+			h := cfg.Spec.Hooks
+			if h != nil {
+				if err := hooks.Run("prestart", h.Prestart, &cfg.State); err != nil {
+					return err
+				}
+				if err := hooks.Run("createRuntime", h.CreateRuntime, &cfg.State); err != nil {
+					return err
+				}
+			}
+			if err := enc.Encode(initproc.Msg{Type: initproc.MsgContinue}); err != nil {
+				return fmt.Errorf("init: %w", initDied(cmd, err))
+			}
+		case initproc.MsgReady:
+			return nil
+		case initproc.MsgError:
+			return errors.New(m.Error)
+		default:
+			return fmt.Errorf("init: unexpected message %q", m.Type)
+		}
+	}
+}
+
+// initDied turns a broken sync socket into the reason init exited.
+func initDied(cmd *exec.Cmd, err error) error {
+	var ws syscall.WaitStatus
+	if pid, werr := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil); werr == nil && pid > 0 {
+		// Reaped here: make cmd.Wait in the undo chain not wait again.
+		cmd.Process.Release()
+		if ws.Signaled() {
+			return fmt.Errorf("init killed by %v", ws.Signal())
+		}
+		return fmt.Errorf("init exited with status %d", ws.ExitStatus())
+	}
+	return err
+}
+
+func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
+	if err := cg.Apply(pid); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	if err := cg.Set(withDefaultDevices(spec.Linux.Resources)); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	return nil
+}
+
+// defaultDevices are the device nodes every container gets (runtime-spec
+// "Default Devices", plus the ptys): the device cgroup must allow them after
+// the spec's own rules, or init could not even create /dev/null.
+var defaultDevices = []specs.LinuxDeviceCgroup{
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}, // null
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"}, // zero
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rwm"}, // full
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"}, // random
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"}, // urandom
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"}, // tty
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // ptmx
+	{Allow: true, Type: "c", Major: i64(136), Minor: nil, Access: "rwm"},  // pts/*
+}
+
+func i64(v int64) *int64 { return &v }
+
+// withDefaultDevices returns r with the default devices allowed after its
+// own device rules (later rules win), without changing r.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	out := specs.LinuxResources{}
+	if r != nil {
+		out = *r
+	}
+	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), out.Devices...), defaultDevices...)
+	return &out
+}
+
+// initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,
+// 3..3+n-1 the preserved fds, then the sync socket, then the console socket.
+func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
+	cmd := &exec.Cmd{Path: exe, Args: []string{"estiba-runtime", initproc.Arg}}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	for i := 0; i < preserve; i++ {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, sync)
+	if console != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
+	}
+	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve)}
+	return cmd
+}
+
+func socketPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return f, nil
+}
+
+// makeFifo creates the exec fifo, owned by the container's root so that
+// init can still open it after entering a user namespace.
+func makeFifo(path string, spec *specs.Spec) error {
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		return fmt.Errorf("create exec fifo: %w", err)
+	}
+	uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("chown exec fifo: %w", err)
+	}
+	// Writable by all: init opens it after switching to the container's
+	// user, which may not be root. Opening it for writing only lets init
+	// go on; the state directory (0711) keeps others from finding it.
+	if err := os.Chmod(path, 0o622); err != nil {
+		return fmt.Errorf("chmod exec fifo: %w", err)
+	}
+	return nil
+}
+
+// hostID maps a container id to the host through m (identity if no map).
+func hostID(m []specs.LinuxIDMapping, id uint32) int {
+	if len(m) == 0 {
+		return int(id)
+	}
+	for _, e := range m {
+		if id >= e.ContainerID && id < e.ContainerID+e.Size {
+			return int(e.HostID + id - e.ContainerID)
+		}
+	}
+	return -1
+}
+
+func idMaps(m []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(m))
+	for i, e := range m {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(e.ContainerID), HostID: int(e.HostID), Size: int(e.Size)}
+	}
+	return out
+}
+
+func writePidFile(path string, pid int) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("pid file: %w", err)
+	}
+	return nil
+}
+
+// undoChain collects the steps that revert a half-done operation, run in
+// reverse order on failure.
+type undoChain struct{ fns []func() }
+
+func (u *undoChain) add(f func()) { u.fns = append(u.fns, f) }
+
+func (u *undoChain) run() {
+	for i := len(u.fns) - 1; i >= 0; i-- {
+		u.fns[i]()
+	}
+}
+
+// lockedThread runs f on a fresh OS thread that is never returned to the Go
+// scheduler: f may change the thread's namespaces, and Go ends a thread
+// whose goroutine exits while locked.
+func lockedThread(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- f()
+	}()
+	return <-errc
+}

@@ -1,0 +1,145 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/estiba/estiba/runtime/initproc"
+)
+
+// ExecOptions are exec's choices besides the process.
+type ExecOptions struct {
+	Stdio
+	PidFile       string
+	ConsoleSocket string
+	PreserveFDs   int
+}
+
+// procNS names each namespace type under /proc/<pid>/ns.
+var procNS = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.MountNamespace: "mnt",
+	specs.IPCNamespace: "ipc", specs.UTSNamespace: "uts", specs.UserNamespace: "user",
+	specs.CgroupNamespace: "cgroup", specs.TimeNamespace: "time",
+}
+
+// Exec starts p in a running (or created) container: in its namespaces and
+// cgroup, with its seccomp profile. The caller waits with Container.Wait.
+func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container, err error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	switch st := r.status(rec); st {
+	case string(specs.StateRunning), string(specs.StateCreated):
+	default:
+		return nil, fmt.Errorf("container %q is %s: cannot exec: %w", id, st, ErrState)
+	}
+	if err := validateProcess(p); err != nil {
+		return nil, err
+	}
+	if p.Terminal && o.ConsoleSocket == "" {
+		return nil, fmt.Errorf("terminal is set: --console-socket is required: %w", ErrInvalid)
+	}
+	plan := &nsPlan{}
+	mntNS := ""
+	for _, ns := range rec.Spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
+			// setns into these needs a single-threaded process.
+			return nil, fmt.Errorf("exec into a container with its own %s namespace is not supported: %w", ns.Type, ErrUnsupported)
+		}
+		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
+		if ns.Type == specs.MountNamespace {
+			// Joined by the child after its exec: the runtime binary
+			// must be found in the host's mount namespace, never by a
+			// path the container controls.
+			mntNS = path
+			continue
+		}
+		plan.join = append(plan.join, nsJoin{ns.Type, path, int(nsFlags[ns.Type])})
+	}
+	cg, err := r.cgroupManager(rec)
+	if err != nil {
+		return nil, err
+	}
+	var undo undoChain
+	defer func() {
+		if err != nil {
+			undo.run()
+		}
+	}()
+	parentSock, childSock, err := socketPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSock.Close()
+	defer childSock.Close()
+	cmd, console, err := r.execCmd(p, o, childSock)
+	if err != nil {
+		return nil, err
+	}
+	if console != nil {
+		defer console.Close()
+	}
+	mntFD := 0
+	if mntNS != "" {
+		f, err := os.Open(mntNS)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: mount namespace: %w", id, err)
+		}
+		defer f.Close()
+		mntFD = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	if !rec.alive() {
+		return nil, fmt.Errorf("container %q exited: %w", id, ErrState)
+	}
+	if err := plan.start(cmd); err != nil {
+		return nil, fmt.Errorf("start exec process: %w", err)
+	}
+	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
+	childSock.Close()
+	if err := cg.Apply(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	cfg := &initproc.Config{
+		ID: id, Bundle: rec.Bundle, Spec: rec.Spec, Exec: true, Process: p,
+		State:       *r.specState(rec),
+		PreserveFDs: o.PreserveFDs,
+		MountNSFD:   mntFD,
+	}
+	if console != nil {
+		cfg.ConsoleFD = 3 + o.PreserveFDs + 1
+	}
+	if err := r.converse(cmd, parentSock, cfg); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return &Container{ID: id, Process: cmd.Process, cmd: cmd}, nil
+}
+
+func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execCmdT, *osFile, error) {
+	var console *osFile
+	if p.Terminal {
+		var err error
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, nil, err
+		}
+	}
+	exe, err := r.initExe()
+	if err != nil {
+		if console != nil {
+			console.Close()
+		}
+		return nil, nil, err
+	}
+	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
+	return cmd, console, nil
+}

@@ -1,0 +1,208 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// The state directory of one container, <root>/<id>/:
+//
+//	state.json   Record, replaced atomically (write to a temp file, rename)
+//	exec.fifo    exists from create until start: init blocks opening it for
+//	             writing; start opens it for reading, which releases init
+//
+// Nothing else is kept: every command is a new process that rebuilds what it
+// needs (cgroup manager, status) from the record and /proc.
+const (
+	stateFile = "state.json"
+	fifoFile  = "exec.fifo"
+)
+
+// Record is what the runtime keeps about a container between commands.
+type Record struct {
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	// Pid is the init process's pid in the runtime's pid namespace, and
+	// StartTime its start time (field 22 of /proc/<pid>/stat): a pid alone
+	// may have been reused by an unrelated process once init exited.
+	Pid       int       `json:"pid"`
+	StartTime uint64    `json:"startTime"`
+	Created   time.Time `json:"created"`
+	// Started is set by start; Paused by pause, cleared by resume.
+	Started bool        `json:"started,omitempty"`
+	Paused  bool        `json:"paused,omitempty"`
+	Spec    *specs.Spec `json:"spec"`
+}
+
+func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
+
+// validID keeps an ID from naming a path outside the root.
+func validID(id string) error {
+	if id == "" || len(id) > 1024 || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid container id %q: %w", id, ErrInvalid)
+	}
+	return nil
+}
+
+func (r *Runtime) load(id string) (*Record, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(r.dir(id), stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %q: read state: %w", id, err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("container %q: decode state: %w", id, err)
+	}
+	return &rec, nil
+}
+
+func (r *Runtime) save(rec *Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("container %q: encode state: %w", rec.ID, err)
+	}
+	dir := r.dir(rec.ID)
+	tmp := filepath.Join(dir, "."+stateFile)
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("container %q: write state: %w", rec.ID, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
+		return fmt.Errorf("container %q: write state: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// alive reports whether rec's init is still the process it started, and not
+// a zombie.
+func (rec *Record) alive() bool {
+	if rec.Pid <= 0 {
+		return false
+	}
+	st, state, err := procStat(rec.Pid)
+	return err == nil && st == rec.StartTime && state != 'Z' && state != 'X'
+}
+
+// Status derives the container's status from the record and the process.
+func (r *Runtime) status(rec *Record) string {
+	if !rec.alive() {
+		return string(specs.StateStopped)
+	}
+	if !rec.Started {
+		if _, err := os.Lstat(filepath.Join(r.dir(rec.ID), fifoFile)); err == nil {
+			return string(specs.StateCreated)
+		}
+	}
+	if rec.Paused {
+		return "paused"
+	}
+	return string(specs.StateRunning)
+}
+
+// procStat returns a process's start time and state letter from
+// /proc/<pid>/stat. The comm field may hold spaces and parentheses, so parse
+// from the last ')'.
+func procStat(pid int) (uint64, byte, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+2:])
+	// f[0] is field 3 (state); start time is field 22.
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	st, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	return st, f[0][0], nil
+}
+
+// State is the runtime-spec state of a container.
+func (r *Runtime) State(id string) (*specs.State, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.specState(rec), nil
+}
+
+func (r *Runtime) specState(rec *Record) *specs.State {
+	st := &specs.State{
+		Version: specs.Version,
+		ID:      rec.ID,
+		Status:  specs.ContainerState(r.status(rec)),
+		Bundle:  rec.Bundle,
+	}
+	if rec.Spec != nil {
+		st.Annotations = rec.Spec.Annotations
+	}
+	if st.Status != specs.StateStopped {
+		st.Pid = rec.Pid
+	}
+	return st
+}
+
+// Info is one line of `list`.
+type Info struct {
+	specs.State
+	Created time.Time
+	Owner   string
+}
+
+// List returns every container under the root, sorted by ID.
+func (r *Runtime) List() ([]Info, error) {
+	ents, err := os.ReadDir(r.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", r.Root, err)
+	}
+	var out []Info
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		rec, err := r.load(e.Name())
+		if err != nil {
+			continue // a container being created or deleted right now
+		}
+		owner := "root"
+		var st unix.Stat_t
+		if unix.Stat(r.dir(rec.ID), &st) == nil && st.Uid != 0 {
+			owner = "#" + strconv.Itoa(int(st.Uid))
+		}
+		out = append(out, Info{State: *r.specState(rec), Created: rec.Created, Owner: owner})
+	}
+	return out, nil
+}
+
+// Spec returns the spec a container was created with.
+func (r *Runtime) Spec(id string) (*specs.Spec, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Spec, nil
+}

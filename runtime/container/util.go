@@ -1,0 +1,16 @@
+package container
+
+import (
+	"os"
+	"os/exec"
+)
+
+func readFileString(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
+
+type (
+	osFile   = os.File
+	execCmdT = exec.Cmd
+)

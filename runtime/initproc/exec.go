@@ -1,0 +1,71 @@
+package initproc
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// runExec runs a process in an existing container. The parent started us
+// inside the container's namespaces (and cgroup), so the root is already
+// the container's: setns into its mount namespace put us at that
+// namespace's root.
+func runExec(s *syncer, cfg *Config) error {
+	spec, p := cfg.Spec, cfg.Process
+	if p == nil {
+		return fmt.Errorf("exec: no process")
+	}
+	// Not dumpable: the container's processes must not ptrace or open
+	// /proc files of this process while it holds the runtime's privileges
+	// in the host's mount namespace. execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl dumpable: %w", err)
+	}
+	if cfg.MountNSFD > 0 {
+		if err := joinMountNS(cfg.MountNSFD); err != nil {
+			return err
+		}
+	}
+	prog, err := compileSeccomp(spec)
+	if err != nil {
+		return err
+	}
+	if p.OOMScoreAdj != nil {
+		if err := hostProcWritesOOM(p); err != nil {
+			return err
+		}
+	}
+	if p.Terminal {
+		if err := setupConsole(cfg.ConsoleFD); err != nil {
+			return err
+		}
+	}
+	listener, err := dialListener(spec)
+	if err != nil {
+		return err
+	}
+	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
+		return err
+	}
+	s.done = true
+	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
+		return fmt.Errorf("write to runtime: %w", err)
+	}
+	s.sock.Close()
+	return finishExec(spec, p, cfg, prog, listener)
+}
+
+// joinMountNS enters the container's mount namespace. A thread sharing its
+// fs_struct (root, cwd) with others cannot, so this thread, the one that
+// will exec, takes its own first. setns sets root and cwd to the
+// namespace's root: the container's rootfs after its pivot_root.
+func joinMountNS(fd int) error {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare fs: %w", err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace: %w", err)
+	}
+	unix.Close(fd)
+	return nil
+}

@@ -1,0 +1,231 @@
+package initproc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/estiba/estiba/runtime/hooks"
+	"github.com/estiba/estiba/runtime/procfs"
+	"github.com/estiba/estiba/runtime/rootfs"
+	"github.com/estiba/estiba/runtime/seccomp"
+)
+
+// Main is init's entry point: the runtime binary calls it, first thing,
+// when os.Args[1] is Arg. It never returns: it execs the container process
+// or exits non-zero after reporting the error to the parent.
+func Main() {
+	// Capabilities, the bounding set, no_new_privs, seccomp filters and
+	// (with raw syscalls) credentials are per thread, and execve keeps only
+	// the calling thread: all of init runs on this one thread.
+	runtime.LockOSThread()
+	fd, err := strconv.Atoi(os.Getenv(EnvSync))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba-runtime init: must be started by the runtime")
+		os.Exit(2)
+	}
+	os.Unsetenv(EnvSync)
+	sock := os.NewFile(uintptr(fd), "sync")
+	s := &syncer{sock: sock, enc: json.NewEncoder(sock), dec: json.NewDecoder(sock)}
+	if err := run(s); err != nil {
+		if !s.done {
+			s.enc.Encode(Msg{Type: MsgError, Error: err.Error()})
+		} else {
+			fmt.Fprintf(os.Stderr, "estiba-runtime init: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+type syncer struct {
+	sock *os.File
+	enc  *json.Encoder
+	dec  *json.Decoder
+	// done is set once "ready" is sent: later errors go to stderr.
+	done bool
+}
+
+func (s *syncer) recv(want string) (*Msg, error) {
+	var m Msg
+	if err := s.dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("read from runtime: %w", err)
+	}
+	if m.Type != want {
+		return nil, fmt.Errorf("expected %q from runtime, got %q", want, m.Type)
+	}
+	return &m, nil
+}
+
+func run(s *syncer) error {
+	m, err := s.recv(MsgConfig)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config
+	if cfg == nil || cfg.Spec == nil {
+		return errors.New("no config from runtime")
+	}
+	if cfg.Exec {
+		return runExec(s, cfg)
+	}
+	return runCreate(s, cfg)
+}
+
+// runCreate sets the container up. The order is the kernel's and the spec's:
+//   - the cgroup namespace first: the parent has just placed us in the
+//     container's cgroup, which becomes the namespace's root;
+//   - host-side /proc writes (sysctl, oom_score_adj) through the host's
+//     procfs, before the container's mounts exist to fake it;
+//   - the rootfs; then the prestart/createRuntime hooks (parent) and
+//     createContainer hooks (here), which the spec places after the mounts
+//     and before pivot_root;
+//   - pivot_root, then everything resolved inside the new root (console,
+//     cwd), then the privilege drops, seccomp last so that it does not
+//     filter the runtime's own setup.
+func runCreate(s *syncer, cfg *Config) error {
+	spec := cfg.Spec
+	if cfg.NewCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
+	prog, err := compileSeccomp(spec)
+	if err != nil {
+		return err
+	}
+	proc, err := procfs.Open()
+	if err != nil {
+		return err
+	}
+	if err := hostProcWrites(proc, spec); err != nil {
+		proc.Close()
+		return err
+	}
+	// CVE-2024-21626: no fd of a host directory may survive into the
+	// container, where a cwd of /proc/self/fd/N would escape the root.
+	proc.Close()
+	if err := setUTS(spec); err != nil {
+		return err
+	}
+	if !cfg.NoNewKeyring {
+		if err := newSessionKeyring(cfg.ID); err != nil {
+			return err
+		}
+	}
+	root, err := rootfs.Setup(spec, cfg.Bundle, rootfs.Options{NoPivot: cfg.NoPivot, InUserNS: cfg.InUserNS})
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	// Opened by path now, while the state directory is still visible;
+	// reopened for writing through /proc/self/fd after pivot_root.
+	fifo, err := os.OpenFile(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	listener, err := dialListener(spec)
+	if err != nil {
+		return err
+	}
+	if err := s.enc.Encode(Msg{Type: MsgMounted}); err != nil {
+		return fmt.Errorf("write to runtime: %w", err)
+	}
+	if _, err := s.recv(MsgContinue); err != nil {
+		return err
+	}
+	if spec.Hooks != nil {
+		if err := hooks.Run("createContainer", spec.Hooks.CreateContainer, &cfg.State); err != nil {
+			return err
+		}
+	}
+	if err := root.Pivot(); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	p := spec.Process
+	if p.Terminal {
+		if err := setupConsole(cfg.ConsoleFD); err != nil {
+			return err
+		}
+	}
+	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
+		return err
+	}
+	s.done = true
+	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
+		return fmt.Errorf("write to runtime: %w", err)
+	}
+	s.sock.Close()
+	if err := waitStart(fifo); err != nil {
+		return err
+	}
+	if spec.Hooks != nil {
+		st := cfg.State
+		st.Status = specs.StateRunning
+		if err := hooks.Run("startContainer", spec.Hooks.StartContainer, &st); err != nil {
+			return err
+		}
+	}
+	return finishExec(spec, p, cfg, prog, listener)
+}
+
+// waitStart blocks until `start` opens the fifo for reading, then tells it
+// so with one byte.
+func waitStart(fifo *os.File) error {
+	proc, err := procfs.Open()
+	if err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	fd, err := unix.Openat(proc.Fd(), "self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	proc.Close()
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	fifo.Close()
+	_, err = unix.Write(fd, []byte{0})
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	return nil
+}
+
+// finishExec is the tail shared by create and exec: seccomp, closing every
+// fd the container must not inherit, execve.
+func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) error {
+	if prog != nil && p.NoNewPrivileges {
+		if err := installSeccomp(prog, spec, cfg, listener); err != nil {
+			return err
+		}
+	}
+	// Only stdio and the preserved fds reach the container: mark all
+	// others close-on-exec (CVE-2024-21626: a leaked fd of a host
+	// directory is a way out of the root).
+	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
+	if err := unix.Exec(path, p.Args, p.Env); err != nil {
+		return fmt.Errorf("exec %s: %w", p.Args[0], err)
+	}
+	return nil
+}
+
+func compileSeccomp(spec *specs.Spec) (*seccomp.Program, error) {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil, nil
+	}
+	prog, err := seccomp.Compile(spec.Linux.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	return prog, nil
+}
