@@ -24,6 +24,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath, network st
 		return nil, err
 	}
 	if err := m.plumb(ep); err != nil {
+		m.forget(ep)
 		m.teardown(ep)
 		m.release(ep)
 		return nil, fmt.Errorf("attach %s to %s: %w", containerID, network, err)
@@ -245,7 +246,16 @@ func (m *Manager) releaseLocked(ep *Endpoint) {
 	}
 }
 
-// release forgets the endpoint: addresses, record.
+// forget drops the endpoint from the map the firewall is rebuilt from,
+// before its elements are removed: a rebuild racing with the removal then
+// cannot put them back. Its addresses stay taken until release.
+func (m *Manager) forget(ep *Endpoint) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.eps, epKey(ep.Network, ep.ContainerID))
+}
+
+// release frees the endpoint's addresses and deletes its record.
 func (m *Manager) release(ep *Endpoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -275,10 +285,17 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 	if err != nil {
 		return err
 	}
-	if err := m.teardown(ep); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", containerID, network, err)
+	m.forget(ep)
+	// Whatever teardown leaves (an error midway) is a stray link or map
+	// element: Reconcile and the next table rebuild remove those.
+	terr := m.teardown(ep)
+	if err := m.release(ep); err != nil {
+		return err
 	}
-	return m.release(ep)
+	if terr != nil {
+		return fmt.Errorf("detach %s from %s: %w", containerID, network, terr)
+	}
+	return nil
 }
 
 func (m *Manager) endpoint(containerID, network string) (*Endpoint, error) {
@@ -339,10 +356,11 @@ func (m *Manager) Stats(containerID, network string) (Stats, error) {
 
 // Reconcile is called once after a daemon restart with the endpoints the
 // engine still has. Endpoints not desired, or whose veth vanished (its
-// namespace died with the host's reboot or the container), are removed;
-// links of ours that no record explains are deleted; the nftables table is
-// rebuilt from the records, so every rule and element exists exactly once.
-func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) error {
+// namespace died with the host's reboot or the container), are removed and
+// returned: the engine re-attaches those it still wants. Links of ours that
+// no record explains are deleted; the nftables table is rebuilt from the
+// records, so every rule and element exists exactly once.
+func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) ([]Endpoint, error) {
 	want := map[string]bool{}
 	m.mu.Lock()
 	for _, d := range desired {
@@ -358,16 +376,21 @@ func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) erro
 			stale = append(stale, e)
 		}
 	}
+	for _, e := range stale {
+		delete(m.eps, epKey(e.Network, e.ContainerID))
+	}
 	m.mu.Unlock()
 	var errs []error
+	var removed []Endpoint
 	for _, e := range stale {
 		errs = append(errs, m.teardown(e), m.release(e))
+		removed = append(removed, *e)
 	}
 	for _, e := range keep {
 		errs = append(errs, m.tc.apply(e.HostVeth, ifbName(e), e.Bandwidth))
 	}
 	errs = append(errs, m.removeStrayLinks(), m.syncFirewall())
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
 func (m *Manager) linkExists(name string) bool {

@@ -79,6 +79,10 @@ func TestPublishedPorts(t *testing.T) {
 	if _, err := dialIn("", "127.0.0.1:18080", 300*time.Millisecond); err == nil {
 		t.Error("port still published after detach")
 	}
+	// Removing elements that are gone already is no error.
+	if err := m.fw.setPorts(e1, false); err != nil {
+		t.Errorf("second removal of ports: %v", err)
+	}
 }
 
 func serveUDPEcho(t *testing.T, ns, addr string) {
