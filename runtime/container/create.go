@@ -162,6 +162,11 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		// Setgroups stays allowed: we are root on the host, and the
 		// container's additionalGids need it.
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// The child keeps the runtime's host uid 0, which the new
+		// namespace does not map: it must become the namespace's root
+		// (setuid(0) inside it, right after the maps are written) to
+		// hold capabilities there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if err := plan.start(cmd); err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
