@@ -26,7 +26,9 @@ func TestValidate(t *testing.T) {
 		{"soft above hard", func(s *specs.Spec) {
 			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 10, Hard: 5}}
 		}, ErrInvalid},
-		{"unknown ns", func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "foo"}) }, ErrInvalid},
+		{"unknown ns", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "foo"})
+		}, ErrInvalid},
 		{"dup ns", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 		}, ErrInvalid},
