@@ -6,7 +6,8 @@
 #
 # RUNTIME defaults to bin/estiba-runtime of this tree. Every program of the
 # suite runs from a temp dir holding runtimetest and rootfs-amd64.tar.gz, in
-# a private mount namespace (linux_ns_itype mounts into its caller's). The TAP
+# a private mount namespace of its own (linux_ns_itype has the runtime join,
+# and pivot, its caller's mount namespace). The TAP
 # output is counted per program (ok / not ok, TODO and SKIP directives
 # excluded); a program passes if it exits 0 with no failing assertion.
 # Exit status: non-zero on a failure not listed as expected (unexpected
@@ -19,11 +20,6 @@ RUNTIME=$(realpath "${1:-$here/../../bin/estiba-runtime}")
 VAL=${VALIDATION_DIR:-/usr/local/lib/estiba-tools/validation}
 EXPECTED=${EXPECTED_FAILURES:-$here/expected-failures.txt}
 TIMEOUT=${CONFORMANCE_TIMEOUT:-120}
-
-if [ -z "${_ESTIBA_CONF_NS:-}" ]; then
-	exec env _ESTIBA_CONF_NS=1 unshare -m --propagation private "$0" \
-		$([ $report_only = 1 ] && echo --report-only) "$RUNTIME"
-fi
 
 [ -x "$RUNTIME" ] || { echo "conformance: runtime $RUNTIME not found (make build)"; exit 1; }
 [ -d "$VAL" ] || { echo "conformance: $VAL missing (scripts/setup.sh)"; exit 1; }
@@ -49,7 +45,7 @@ for prog in "$VAL"/*; do
 	name=$(basename "$prog")
 	case $name in runtimetest|*.tar.gz) continue ;; esac
 	[ -f "$prog" ] && [ -x "$prog" ] || continue
-	RUNTIME=$RUNTIME timeout "$TIMEOUT" "$prog" > "$logs/$name.tap" 2>&1
+	RUNTIME=$RUNTIME timeout "$TIMEOUT" unshare -m --propagation private "$prog" > "$logs/$name.tap" 2>&1
 	rc=$?
 	ok=$(grep -E '^ok [0-9]+' "$logs/$name.tap" | grep -cvE '# (SKIP|TODO)')
 	bad=$(grep -E '^not ok [0-9]+' "$logs/$name.tap" | grep -cvE '# (SKIP|TODO)')
