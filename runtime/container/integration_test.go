@@ -556,6 +556,15 @@ func TestKillAllAndPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { r.Delete(id, true); c.Wait() }()
+	// Pause once the shell has started both children: a vforking
+	// parent cannot be frozen on cgroup v1.
+	for i := 0; i < 100; i++ {
+		if pids, _ := r.Pids(id); len(pids) >= 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
 	if err := r.Pause(id); err != nil {
 		t.Fatal(err)
 	}
