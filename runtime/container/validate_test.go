@@ -41,6 +41,13 @@ func TestValidate(t *testing.T) {
 		{"hostname without uts", func(s *specs.Spec) {
 			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 		}, ErrInvalid},
+		{"hostname with uts by path", func(s *specs.Spec) {
+			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.UTSNamespace, Path: "/proc/1/ns/uts"}}
+		}, nil},
+		{"no mount namespace", func(s *specs.Spec) {
+			s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.PIDNamespace}}
+			s.Hostname = ""
+		}, ErrUnsupported},
 		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} }, ErrInvalid},
 		{"net sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"} }, nil},
 		{"apparmor absent", func(s *specs.Spec) { s.Process.ApparmorProfile = "x" }, ErrUnsupported},
