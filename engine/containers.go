@@ -173,8 +173,13 @@ func mergeImageDefaults(c *types.Config, img imageConfig) {
 
 // prepare makes the container's directory and rootfs snapshot.
 func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
-	if err := os.MkdirAll(d.rootfsDir(c.ID), 0o700); err != nil {
-		return fmt.Errorf("container dir: %w", err)
+	// 0711: the container's init runs as the container's root, a host id
+	// of its own with a user namespace, and must reach its rootfs mount
+	// point and /etc files here; it must not list or read the rest.
+	for _, dir := range []string{d.containerDir(c.ID), d.rootfsDir(c.ID)} {
+		if err := os.Mkdir(dir, 0o711); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("container dir: %w", err)
+		}
 	}
 	if err := d.images.PrepareRootfs(ctx, c.ImageID, c.ID); err != nil {
 		return fmt.Errorf("rootfs of %s: %w", c.Image, err)
@@ -252,6 +257,9 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	}()
 	spec, err := d.generate(ctx, c)
 	if err != nil {
+		return err
+	}
+	if err := ensureMountTargets(d.rootfsDir(c.ID), spec.Mounts); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(spec, "", "\t")

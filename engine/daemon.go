@@ -86,8 +86,14 @@ type Daemon struct {
 // New opens the daemon's state, connects to the monitor (starting it with
 // startMonitor if it is not running) and repairs what a crash left.
 func New(ctx context.Context, cfg Config, images Images, networks Networks, startMonitor func() error, log *slog.Logger) (*Daemon, error) {
+	// 0711 down to each container's rootfs mount point: a container's
+	// init runs as the container's root (its own host id with a user
+	// namespace) and must traverse to its rootfs, but list nothing.
 	for _, dir := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "volumes")} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("data root: %w", err)
 		}
 	}

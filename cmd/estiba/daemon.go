@@ -47,6 +47,9 @@ func daemonMain(args []string) int {
 	}
 	var cfg daemonConfig
 	if b, err := os.ReadFile(*configFile); err == nil {
+		if len(strings.TrimSpace(string(b))) == 0 {
+			b = []byte("{}")
+		}
 		if err := json.Unmarshal(b, &cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "estiba daemon: %s: %v\n", *configFile, err)
 			return 1
@@ -98,6 +101,10 @@ func daemonMain(args []string) int {
 		fmt.Sscanf(v, "%d", &o.LogMaxFiles)
 	}
 	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel) }
+	if err := os.MkdirAll(*dataRoot, 0o711); err != nil {
+		log.Error("daemon", "err", err)
+		return 1
+	}
 	images, err := openImages(filepath.Join(*dataRoot, "images"))
 	if err != nil {
 		log.Error("daemon", "err", err)
@@ -173,6 +180,14 @@ func monitorMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "estiba monitor:", err)
 		return 2
 	}
+	// The pid file lets scripts and tests stop the monitor (SIGTERM: it
+	// exits once no container runs).
+	pidFile := filepath.Join(*execRoot, "monitor.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		log.Error("monitor", "err", err)
+		return 1
+	}
+	defer os.Remove(pidFile)
 	if err := monitor.BecomeSubreaper(); err != nil {
 		log.Error("monitor", "err", err)
 		return 1
