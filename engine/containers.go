@@ -244,7 +244,12 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	defer func() {
 		d.mu.Lock()
 		delete(d.starting, c.ID)
+		st, early := d.early[c.ID]
+		delete(d.early, c.ID)
 		d.mu.Unlock()
+		if early {
+			d.applyExit(context.Background(), st)
+		}
 	}()
 	if err := d.mountRootfs(ctx, c); err != nil {
 		return err

@@ -79,6 +79,10 @@ type Daemon struct {
 	execs    map[string]*execRecord
 	timers   map[string]*time.Timer // pending restarts
 	starting map[string]bool        // containers with a start in flight
+	// early holds exits that arrived while their start was in flight (a
+	// container that dies at once): start applies them once it has
+	// recorded the run.
+	early map[string]monitor.Status
 	health   map[string]context.CancelFunc
 	cancel   context.CancelFunc
 }
@@ -103,7 +107,7 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 	}
 	d := &Daemon{cfg: cfg, store: st, mon: &monitor.Client{Socket: cfg.MonitorSocket}, images: images, networks: networks,
 		log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
-		timers: map[string]*time.Timer{}, starting: map[string]bool{}, health: map[string]context.CancelFunc{}}
+		timers: map[string]*time.Timer{}, starting: map[string]bool{}, early: map[string]monitor.Status{}, health: map[string]context.CancelFunc{}}
 	if err := d.connectMonitor(ctx, startMonitor); err != nil {
 		st.Close()
 		return nil, err
