@@ -110,3 +110,14 @@ func TestUnsupported(t *testing.T) {
 		t.Fatal("unknown name accepted")
 	}
 }
+
+func TestProbeLastCap(t *testing.T) {
+	want, err := LastCap()
+	if err != nil {
+		t.Skip(err)
+	}
+	got, err := probeLastCap(nil)
+	if err != nil || got != want {
+		t.Fatalf("probe: %d, %v; cap_last_cap says %d", got, err, want)
+	}
+}
