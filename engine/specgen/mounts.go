@@ -163,10 +163,10 @@ func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
 	return ms, nil
 }
 
-// resolveUser turns "name|uid[:group|gid]" into ids, reading the
+// ResolveUser turns "name|uid[:group|gid]" into ids, reading the
 // container's /etc/passwd and /etc/group inside its rootfs only
 // (RESOLVE_IN_ROOT: the image's symlinks cannot lead us out of it).
-func resolveUser(rootfs, user string) (specs.User, error) {
+func ResolveUser(rootfs, user string) (specs.User, error) {
 	if user == "" {
 		return specs.User{}, nil
 	}

@@ -173,7 +173,7 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 		}
 		args = append([]string{InitDest, "--"}, args...)
 	}
-	user, err := resolveUser(in.Rootfs, firstNonEmpty(in.Config.User, in.Image.User))
+	user, err := ResolveUser(in.Rootfs, firstNonEmpty(in.Config.User, in.Image.User))
 	if err != nil {
 		return nil, err
 	}
@@ -261,28 +261,28 @@ func Args(c *types.Config, img imagespec.ImageConfig) ([]string, error) {
 // Env merges the image's environment with the request's (request wins),
 // adding PATH, HOSTNAME and TERM as Docker does.
 func Env(image, request []string, hostname string, tty bool) []string {
+	base := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + hostname}
+	if tty {
+		base = append(base, "TERM=xterm")
+	}
+	return MergeEnv(MergeEnv(base, image), request)
+}
+
+// MergeEnv returns base with over's variables set (over wins, order kept).
+// An entry without "=" ("-e NAME" with NAME unset in the client) is dropped,
+// as Docker does.
+func MergeEnv(base, over []string) []string {
 	var order []string
 	vals := map[string]string{}
-	set := func(kv string) {
+	for _, kv := range append(append([]string(nil), base...), over...) {
+		if !strings.Contains(kv, "=") {
+			continue
+		}
 		k, _, _ := strings.Cut(kv, "=")
 		if _, ok := vals[k]; !ok {
 			order = append(order, k)
 		}
 		vals[k] = kv
-	}
-	set("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-	set("HOSTNAME=" + hostname)
-	if tty {
-		set("TERM=xterm")
-	}
-	for _, kv := range image {
-		set(kv)
-	}
-	for _, kv := range request {
-		if !strings.Contains(kv, "=") {
-			continue // "-e NAME" with NAME unset in the client: Docker drops it
-		}
-		set(kv)
 	}
 	out := make([]string, 0, len(order))
 	for _, k := range order {

@@ -97,6 +97,9 @@ type Container struct {
 	Phase        Phase
 	State        State
 	RestartCount int
+	// RestartDelay is the backoff used for the last restart, doubled for
+	// the next one.
+	RestartDelay time.Duration `json:",omitempty"`
 	// UsernsBase is the first host uid/gid of the container's private
 	// 65536-id range; 0 means the container shares the host's ids.
 	UsernsBase uint32 `json:",omitempty"`

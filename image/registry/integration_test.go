@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -222,3 +223,67 @@ func testAuth(t *testing.T, mode registrytest.Auth) *registrytest.Registry {
 	pullAndCheck(t, ctx, c, ref, im, amd64)
 	return reg
 }
+
+func TestRegistryPushFaults(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/faults:v1")
+	data := bytes.Repeat([]byte("x"), 200<<10)
+	desc := registrytest.NewBlob(ocispec.MediaTypeImageLayerGzip, data).Desc
+	for _, chunk := range []int64{1 << 20, 64 << 10} { // monolithic, chunked
+		c := registry.New(registry.Options{ChunkSize: chunk})
+		wrong := append([]byte{}, data...)
+		wrong[100] = 'y'
+		if err := c.PushBlob(ctx, ref, desc, bytes.NewReader(wrong)); err == nil {
+			t.Fatalf("chunk %d: wrong content pushed", chunk)
+		}
+		if err := c.PushBlob(ctx, ref, desc, bytes.NewReader(data[:1000])); err == nil {
+			t.Fatalf("chunk %d: short content pushed", chunk)
+		}
+		if ok, err := c.BlobExists(ctx, ref, desc); err != nil || ok {
+			t.Fatalf("chunk %d: bad content stored: %v, %v", chunk, ok, err)
+		}
+	}
+	c := registry.New(registry.Options{})
+	if err := c.PushManifest(ctx, ref, desc, data); !errors.Is(err, registry.ErrUnsupported) && !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("blob pushed as manifest: %v", err)
+	}
+	im := registrytest.NewImage(t, amd64, 1, 100)
+	if err := c.PushManifest(ctx, ref, im.Manifest.Desc, im.Manifest.Data); !errors.Is(err, registry.ErrInvalid) {
+		t.Fatalf("manifest with missing blobs: %v, want ErrInvalid (MANIFEST_BLOB_UNKNOWN)", err)
+	}
+}
+
+type refType = reference.Reference
+
+func mustParse(s string) (reference.Reference, error) { return reference.Parse(s) }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// TestRegistryConcurrentPull shares one client among goroutines against a
+// token-auth registry: no races, and tokens are fetched about once per scope.
+func TestRegistryConcurrentPull(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/par/app:v1")
+	cred := staticCreds{registry.Credential{Username: reg.Username, Password: reg.Password}}
+	im := registrytest.NewImage(t, amd64, 4, 32<<10)
+	pushImage(t, ctx, registry.New(registry.Options{Credentials: cred}), ref, im)
+	before := reg.Tokens.Requests.Load()
+	c := registry.New(registry.Options{Credentials: cred})
+	t.Run("pulls", func(t *testing.T) {
+		for i := range 8 {
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				pullAndCheck(t, ctx, c, ref, im, amd64)
+			})
+		}
+	})
+	if n := reg.Tokens.Requests.Load() - before; n > 8 {
+		t.Errorf("%d token requests for 8 concurrent pulls of one repository", n)
+	}
+}
+
+type staticCreds struct{ c registry.Credential }
+
+func (s staticCreds) Credential(string) (registry.Credential, error) { return s.c, nil }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
@@ -164,7 +165,9 @@ func validateDescriptor(d ocispec.Descriptor) error {
 	if d.MediaType == "" {
 		return fmt.Errorf("%w: no media type", ErrInvalid)
 	}
-	if err := d.Digest.Validate(); err != nil {
+	if err := d.Digest.Validate(); errors.Is(err, digest.ErrDigestUnsupported) {
+		return fmt.Errorf("digest %q: %w", d.Digest, ErrUnsupported)
+	} else if err != nil {
 		return fmt.Errorf("%w: digest %q: %v", ErrInvalid, d.Digest, err)
 	}
 	if d.Digest.Algorithm() != digest.SHA256 && d.Digest.Algorithm() != digest.SHA512 {

@@ -124,6 +124,9 @@ func Open(root string) (*Snapshotter, error) {
 	return s, nil
 }
 
+// Root returns the snapshotter's directory.
+func (s *Snapshotter) Root() string { return s.root }
+
 // Close releases the database.
 func (s *Snapshotter) Close() error { return s.db.Close() }
 
@@ -215,6 +218,12 @@ func (s *Snapshotter) Stat(ctx context.Context, key string) (Info, error) {
 	var i Info
 	err := s.db.View(func(tx *bolt.Tx) (err error) { i, err = get(tx, key); return })
 	return i, err
+}
+
+// Exists tells whether a snapshot key exists.
+func (s *Snapshotter) Exists(ctx context.Context, key string) bool {
+	_, err := s.Stat(ctx, key)
+	return err == nil
 }
 
 // Walk calls fn for every snapshot.
@@ -445,12 +454,22 @@ func (s *Snapshotter) Apply(ctx context.Context, name, parent string, fill func(
 // directory (as filled by an unpacker before the parent was known), moving
 // it in by rename. dir must be on the snapshotter's filesystem.
 func (s *Snapshotter) AdoptDir(ctx context.Context, name, parent, dir string) error {
-	return s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
+	adopted := false
+	err := s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
 		if err := os.Remove(fsDir); err != nil {
 			return err
 		}
-		return os.Rename(dir, fsDir)
+		if err := os.Rename(dir, fsDir); err != nil {
+			return err
+		}
+		adopted = true
+		return nil
 	})
+	if !adopted {
+		// Already there (a concurrent pull won) or failed: dir is ours to drop.
+		os.RemoveAll(dir)
+	}
+	return err
 }
 
 // StagingDir returns a new empty directory on the snapshotter's filesystem
@@ -470,7 +489,10 @@ func randHex() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// lowerDirs returns the fs directories of parent's chain, topmost first.
+// LowerDirs returns the fs directories of committed snapshot parent and its
+// ancestors, topmost first, for checks on a layer about to be adopted.
+func (s *Snapshotter) LowerDirs(parent string) ([]string, error) { return s.lowerDirs(parent) }
+
 func (s *Snapshotter) lowerDirs(parent string) ([]string, error) {
 	var parents []Info
 	err := s.db.View(func(tx *bolt.Tx) (err error) { parents, err = s.chain(tx, parent); return })

@@ -160,6 +160,41 @@ func TestRealDevices(t *testing.T) {
 	if err != nil || !strings.Contains(out, "read-ok") || !strings.Contains(out, "write-denied") {
 		t.Errorf("after update: err %v, output %q; want read-ok and write-denied", err, out)
 	}
+	if m.Mode() == ModeV2 {
+		if n := attachedDevicePrograms(t, m.Paths()[""]); n != 1 {
+			t.Errorf("%d device programs attached after an update, want 1", n)
+		}
+	}
+}
+
+// BenchmarkLifecycle measures what a container start and delete cost in
+// cgroup work: New, create, Set memory and pids, Destroy.
+func BenchmarkLifecycle(b *testing.B) {
+	testutil.RequiresRoot(b)
+	parent := fmt.Sprintf("estiba-bench-%d", os.Getpid())
+	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](64 << 20)}, Pids: &specs.LinuxPids{Limit: ptr[int64](100)}}
+	for i := 0; b.Loop(); i++ {
+		m, err := New(Config{Path: fmt.Sprintf("/%s/c%d", parent, i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Apply(0); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Set(r); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Destroy(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	p, err := New(Config{Path: "/" + parent})
+	if err == nil {
+		err = p.Destroy()
+	}
+	if err != nil {
+		b.Error(err)
+	}
 }
 
 // TestRealDevicesBPF runs the v2 device program on whatever cgroup2
@@ -407,5 +442,156 @@ func TestRealRelativePath(t *testing.T) {
 	_ = cmd.Wait()
 	if err := m.Destroy(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// firstBlockDevice returns a whole disk's MAJ:MIN from /proc/partitions.
+func firstBlockDevice(t *testing.T) (int64, int64, bool) {
+	b, err := os.ReadFile("/proc/partitions")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var maj, min, blocks int64
+		var name string
+		if n, _ := fmt.Sscan(line, &maj, &min, &blocks, &name); n == 4 && !strings.HasPrefix(name, "loop") && !strings.HasPrefix(name, "zram") {
+			return maj, min, true
+		}
+	}
+	return 0, 0, false
+}
+
+// TestRealSetMany sets most resource fields at once on the real host and
+// reads the kernel's files back.
+func TestRealSetMany(t *testing.T) {
+	m, _ := realCgroup(t)
+	mm := m.(*manager)
+	if err := m.Apply(0); err != nil { // create, so dirFor can look at it
+		t.Fatal(err)
+	}
+	r := &specs.LinuxResources{
+		CPU: &specs.LinuxCPU{Shares: ptr[uint64](256), Quota: ptr[int64](30000), Period: ptr[uint64](100000),
+			Burst: ptr[uint64](1000), Cpus: "0", Mems: "0"},
+		Memory: &specs.LinuxMemory{Limit: ptr[int64](128 << 20), Reservation: ptr[int64](64 << 20), Kernel: ptr[int64](1 << 30)},
+		Pids:   &specs.LinuxPids{Limit: ptr[int64](50)},
+	}
+	memDir, memV2, err := mm.dirFor("memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapFile := "memory.memsw.limit_in_bytes"
+	if memV2 {
+		swapFile = "memory.swap.max"
+	} else {
+		r.Memory.Swappiness = ptr[uint64](30)
+	}
+	// Swap accounting is a kernel option: test it where it exists.
+	if fileExists(filepath.Dir(memDir), swapFile) || fileExists(DefaultRoot, "memory.swap.max") || !memV2 && fileExists(filepath.Join(DefaultRoot, "memory"), swapFile) {
+		r.Memory.Swap = ptr[int64](256 << 20)
+	}
+	maj, min, haveDisk := firstBlockDevice(t)
+	if haveDisk {
+		r.BlockIO = &specs.LinuxBlockIO{ThrottleReadBpsDevice: []specs.LinuxThrottleDevice{
+			{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: maj, Minor: min}, Rate: 1 << 20}}}
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	cpuDir, _, _ := mm.dirFor("cpu")
+	cpusetDir, _, _ := mm.dirFor("cpuset")
+	pidsDir, _, _ := mm.dirFor("pids")
+	want[filepath.Join(pidsDir, "pids.max")] = "50"
+	want[filepath.Join(cpusetDir, "cpuset.cpus")] = "0"
+	want[filepath.Join(cpusetDir, "cpuset.mems")] = "0"
+	if memV2 {
+		want[filepath.Join(cpuDir, "cpu.weight")] = "10"
+		want[filepath.Join(cpuDir, "cpu.max")] = "30000 100000"
+		want[filepath.Join(cpuDir, "cpu.max.burst")] = "1000"
+		want[filepath.Join(memDir, "memory.max")] = "134217728"
+		want[filepath.Join(memDir, "memory.low")] = "67108864"
+		if r.Memory.Swap != nil {
+			want[filepath.Join(memDir, "memory.swap.max")] = "134217728"
+		}
+	} else {
+		want[filepath.Join(cpuDir, "cpu.shares")] = "256"
+		want[filepath.Join(cpuDir, "cpu.cfs_quota_us")] = "30000"
+		want[filepath.Join(cpuDir, "cpu.cfs_burst_us")] = "1000"
+		want[filepath.Join(memDir, "memory.limit_in_bytes")] = "134217728"
+		want[filepath.Join(memDir, "memory.soft_limit_in_bytes")] = "67108864"
+		want[filepath.Join(memDir, "memory.swappiness")] = "30"
+		if r.Memory.Swap != nil {
+			want[filepath.Join(memDir, "memory.memsw.limit_in_bytes")] = "268435456"
+		}
+	}
+	if haveDisk {
+		ioDir, ioV2, _ := mm.dirFor("blkio")
+		if ioV2 {
+			want[filepath.Join(ioDir, "io.max")] = fmt.Sprintf("%d:%d rbps=1048576 wbps=max riops=max wiops=max", maj, min)
+		} else {
+			want[filepath.Join(ioDir, "blkio.throttle.read_bps_device")] = fmt.Sprintf("%d:%d 1048576", maj, min)
+		}
+	}
+	for f, w := range want {
+		got, err := os.ReadFile(f)
+		if err != nil {
+			t.Error(err)
+		} else if strings.TrimSpace(string(got)) != w {
+			t.Errorf("%s = %q, want %q", f, strings.TrimSpace(string(got)), w)
+		}
+	}
+	// Raising both memory and swap needs swap first on v1: the fallback order.
+	if r.Memory.Swap != nil {
+		up := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: ptr[int64](512 << 20), Swap: ptr[int64](1 << 30)}}
+		if err := m.Set(up); err != nil {
+			t.Errorf("raise memory and swap: %v", err)
+		}
+	}
+}
+
+// TestRealDestroyFrozen deletes a paused container: kill, then Destroy must
+// still remove everything.
+func TestRealDestroyFrozen(t *testing.T) {
+	m, _ := realCgroup(t)
+	cmd := startSleep(t)
+	if err := m.Apply(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Process.Kill()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
+
+// TestRealOOMKillStats makes the kernel OOM-kill a shell in a small cgroup
+// and checks Stats counts it.
+func TestRealOOMKillStats(t *testing.T) {
+	m, _ := realCgroup(t)
+	if err := m.Apply(0); err != nil {
+		t.Fatal(err)
+	}
+	mem := &specs.LinuxMemory{Limit: ptr[int64](4 << 20)}
+	// No swap to escape to, where swap is accounted.
+	if d, v2, err := m.(*manager).dirFor("memory"); err == nil &&
+		(v2 && fileExists(d, "memory.swap.max") || !v2 && fileExists(d, "memory.memsw.limit_in_bytes")) {
+		mem.Swap = mem.Limit
+	}
+	if err := m.Set(&specs.LinuxResources{Memory: mem}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := inCgroup(t, m, func() {}, `x=$(head -c 20000000 /dev/zero | tr '\0' a); echo survived`)
+	if err == nil || strings.Contains(out, "survived") {
+		t.Fatalf("a 20 MB shell variable under a 4 MiB limit survived: %v %q", err, out)
+	}
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Memory.OOMKills == 0 {
+		t.Errorf("OOMKills 0 after an OOM kill: %+v", st.Memory)
 	}
 }

@@ -403,3 +403,45 @@ func TestEffectiveRulesAndProgram(t *testing.T) {
 		})
 	}
 }
+
+func TestV1Exceptions(t *testing.T) {
+	rule := func(allow bool, typ byte, maj, min int64, acc string) deviceRule {
+		return deviceRule{allow: allow, typ: typ, major: maj, minor: min, access: acc}
+	}
+	denyAll := rule(false, 'a', -1, -1, "rwm")
+	allowAll := rule(true, 'a', -1, -1, "rwm")
+	for _, tc := range []struct {
+		name    string
+		rules   []deviceRule
+		def     bool
+		want    []string
+		wantErr string
+	}{
+		{"allows", []deviceRule{denyAll, rule(true, 'c', 1, 3, "rwm"), rule(true, 'c', 136, -1, "rw")}, false, []string{"c 1:3 rwm", "c 136:* rw"}, ""},
+		{"later deny removes access", []deviceRule{denyAll, rule(true, 'c', 1, 5, "rwm"), rule(false, 'c', 1, 5, "w")}, false, []string{"c 1:5 rm"}, ""},
+		{"wider later deny removes all", []deviceRule{denyAll, rule(true, 'c', 1, 5, "rw"), rule(false, 'c', -1, -1, "rwm")}, false, nil, ""},
+		{"deny unrelated", []deviceRule{denyAll, rule(true, 'c', 1, 5, "r"), rule(false, 'c', 1, 5, "w")}, false, []string{"c 1:5 r"}, ""},
+		{"allow default", []deviceRule{allowAll, rule(false, 'b', 8, 0, "w")}, true, []string{"b 8:0 w"}, ""},
+		{"hole in a wider allow", []deviceRule{denyAll, rule(true, 'c', 136, -1, "rwm"), rule(false, 'c', 136, 5, "rwm")}, false, nil, "cannot be expressed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			def, exc, err := v1Exceptions(tc.rules)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range exc {
+				got = append(got, e.v1String())
+			}
+			if def != tc.def || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("default allow=%v %q, want %v %q", def, got, tc.def, tc.want)
+			}
+		})
+	}
+}

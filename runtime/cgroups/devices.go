@@ -117,25 +117,74 @@ func (m *manager) setDevices(r *specs.LinuxResources) error {
 	return setDevicesBPF(m.v2, rules)
 }
 
-// setDevicesV1 writes the default first ("a" to devices.deny or
-// devices.allow resets the exception list), then each later rule in order.
-// The kernel refuses to change a v1 device cgroup's default while it has
-// children, which the container's cgroup normally does not.
-func setDevicesV1(dir string, rules []deviceRule) error {
+// v1Exceptions turns last-match-wins rules into what a v1 device cgroup
+// holds: a default and a list of exceptions to it. A rule agreeing with the
+// default removes the access it covers from earlier exceptions, as the
+// kernel does; a rule narrower than the exception it would cut (deny one
+// minor of an allowed major) cannot be expressed on v1 and is refused.
+func v1Exceptions(rules []deviceRule) (bool, []deviceRule, error) {
 	defAllow, rest := effectiveRules(rules)
-	def := "devices.deny"
+	var exc []deviceRule
+	for _, r := range rest {
+		if r.allow != defAllow {
+			exc = append(exc, r)
+			continue
+		}
+		kept := exc[:0]
+		for _, e := range exc {
+			if !r.overlaps(e) {
+				kept = append(kept, e)
+				continue
+			}
+			if !r.covers(e) {
+				return false, nil, fmt.Errorf("device rule %q after %q cannot be expressed on cgroup v1 (it cuts a hole in a wider rule)", r.v1String(), e.v1String())
+			}
+			e.access = strings.Map(func(c rune) rune {
+				if strings.ContainsRune(r.access, c) {
+					return -1
+				}
+				return c
+			}, e.access)
+			if e.access != "" {
+				kept = append(kept, e)
+			}
+		}
+		exc = kept
+	}
+	return defAllow, exc, nil
+}
+
+// overlaps reports whether some access matches both r and e.
+func (r deviceRule) overlaps(e deviceRule) bool {
+	return (r.typ == 'a' || e.typ == 'a' || r.typ == e.typ) &&
+		(r.major < 0 || e.major < 0 || r.major == e.major) &&
+		(r.minor < 0 || e.minor < 0 || r.minor == e.minor) &&
+		strings.ContainsAny(r.access, e.access)
+}
+
+// covers reports whether r matches every device e does.
+func (r deviceRule) covers(e deviceRule) bool {
+	return (r.typ == 'a' || r.typ == e.typ) && (r.major < 0 || r.major == e.major) && (r.minor < 0 || r.minor == e.minor)
+}
+
+// setDevicesV1 writes the default first ("a" to devices.deny or
+// devices.allow resets the exception list), then the exceptions. The kernel
+// refuses to change a v1 device cgroup's default while it has children,
+// which the container's cgroup normally does not.
+func setDevicesV1(dir string, rules []deviceRule) error {
+	defAllow, exc, err := v1Exceptions(rules)
+	if err != nil {
+		return err
+	}
+	def, other := "devices.deny", "devices.allow"
 	if defAllow {
-		def = "devices.allow"
+		def, other = other, def
 	}
 	if err := writeFile(dir, def, "a"); err != nil {
 		return err
 	}
-	for _, r := range rest {
-		file := "devices.deny"
-		if r.allow {
-			file = "devices.allow"
-		}
-		if err := writeFile(dir, file, r.v1String()); err != nil {
+	for _, r := range exc {
+		if err := writeFile(dir, other, r.v1String()); err != nil {
 			return err
 		}
 	}

@@ -275,6 +275,13 @@ const destroyTimeout = 5 * time.Second
 
 func (m *manager) Destroy() error {
 	deadline := time.Now().Add(destroyTimeout)
+	// Killed tasks in a frozen v1 cgroup cannot exit until thawed, and the
+	// cgroup cannot be removed before they do (v2 lets fatal signals through).
+	if d, ok := m.v1["freezer"]; ok {
+		if s, err := readFile(d, "freezer.state"); err == nil && s != "THAWED" {
+			_ = writeFile(d, "freezer.state", "THAWED")
+		}
+	}
 	var errs []error
 	for _, d := range m.allDirs() {
 		if err := removeCgroup(d, deadline); err != nil {

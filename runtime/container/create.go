@@ -162,6 +162,11 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		// Setgroups stays allowed: we are root on the host, and the
 		// container's additionalGids need it.
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// The child keeps the runtime's host uid 0, which the new
+		// namespace does not map: it must become the namespace's root
+		// (setuid(0) inside it, right after the maps are written) to
+		// hold capabilities there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if err := plan.start(cmd); err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
@@ -214,7 +219,11 @@ func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config) e
 			// mounts exist, before pivot_root.
 			h := cfg.Spec.Hooks
 			if h != nil {
-				if err := hooks.Run("prestart", h.Prestart, &cfg.State); err != nil {
+				// Prestart predates the "creating" status; runc and
+				// its users expect "created" there.
+				pre := cfg.State
+				pre.Status = specs.StateCreated
+				if err := hooks.Run("prestart", h.Prestart, &pre); err != nil {
 					return err
 				}
 				if err := hooks.Run("createRuntime", h.CreateRuntime, &cfg.State); err != nil {
@@ -252,12 +261,54 @@ func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
 	if err := cg.Apply(pid); err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	if spec.Linux.Resources != nil {
-		if err := cg.Set(spec.Linux.Resources); err != nil {
-			return fmt.Errorf("cgroup: %w", err)
-		}
+	if err := cg.Set(withSpecDevices(withDefaultDevices(spec.Linux.Resources), spec.Linux.Devices)); err != nil {
+		return fmt.Errorf("cgroup: %w", err)
 	}
 	return nil
+}
+
+// defaultDevices are the device nodes every container gets (runtime-spec
+// "Default Devices", plus the ptys): the device cgroup must allow them after
+// the spec's own rules, or init could not even create /dev/null.
+var defaultDevices = []specs.LinuxDeviceCgroup{
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}, // null
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"}, // zero
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rwm"}, // full
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"}, // random
+	{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"}, // urandom
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"}, // tty
+	{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"}, // ptmx
+	{Allow: true, Type: "c", Major: i64(136), Minor: nil, Access: "rwm"},  // pts/*
+}
+
+func i64(v int64) *int64 { return &v }
+
+// withDefaultDevices returns r with the default devices allowed after its
+// own device rules (later rules win), without changing r.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	out := specs.LinuxResources{}
+	if r != nil {
+		out = *r
+	}
+	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), out.Devices...), defaultDevices...)
+	return &out
+}
+
+// withSpecDevices also allows the devices the spec asks to create
+// (linux.devices): a container is given them to use them (runc does the
+// same).
+func withSpecDevices(r *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
+	for _, d := range devs {
+		typ := d.Type
+		if typ == "u" {
+			typ = "c"
+		}
+		if typ != "c" && typ != "b" {
+			continue
+		}
+		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
+	return r
 }
 
 // initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,

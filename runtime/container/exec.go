@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -43,15 +44,22 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		return nil, fmt.Errorf("terminal is set: --console-socket is required: %w", ErrInvalid)
 	}
 	plan := &nsPlan{}
+	mntNS := ""
 	for _, ns := range rec.Spec.Linux.Namespaces {
 		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
 			// setns into these needs a single-threaded process.
 			return nil, fmt.Errorf("exec into a container with its own %s namespace is not supported: %w", ns.Type, ErrUnsupported)
 		}
 		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
+		if ns.Type == specs.MountNamespace {
+			// Joined by the child after its exec: the runtime binary
+			// must be found in the host's mount namespace, never by a
+			// path the container controls.
+			mntNS = path
+			continue
+		}
 		plan.join = append(plan.join, nsJoin{ns.Type, path, int(nsFlags[ns.Type])})
 	}
-	plan.sortMountLast()
 	cg, err := r.cgroupManager(rec)
 	if err != nil {
 		return nil, err
@@ -75,6 +83,16 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	if console != nil {
 		defer console.Close()
 	}
+	mntFD := 0
+	if mntNS != "" {
+		f, err := os.Open(mntNS)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: mount namespace: %w", id, err)
+		}
+		defer f.Close()
+		mntFD = 3 + len(cmd.ExtraFiles)
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
 	if !rec.alive() {
 		return nil, fmt.Errorf("container %q exited: %w", id, ErrState)
 	}
@@ -90,6 +108,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		ID: id, Bundle: rec.Bundle, Spec: rec.Spec, Exec: true, Process: p,
 		State:       *r.specState(rec),
 		PreserveFDs: o.PreserveFDs,
+		MountNSFD:   mntFD,
 	}
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1

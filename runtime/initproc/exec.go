@@ -2,6 +2,8 @@ package initproc
 
 import (
 	"fmt"
+
+	"golang.org/x/sys/unix"
 )
 
 // runExec runs a process in an existing container. The parent started us
@@ -12,6 +14,17 @@ func runExec(s *syncer, cfg *Config) error {
 	spec, p := cfg.Spec, cfg.Process
 	if p == nil {
 		return fmt.Errorf("exec: no process")
+	}
+	// Not dumpable: the container's processes must not ptrace or open
+	// /proc files of this process while it holds the runtime's privileges
+	// in the host's mount namespace. execve resets it.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl dumpable: %w", err)
+	}
+	if cfg.MountNSFD > 0 {
+		if err := joinMountNS(cfg.MountNSFD); err != nil {
+			return err
+		}
 	}
 	prog, err := compileSeccomp(spec)
 	if err != nil {
@@ -34,10 +47,29 @@ func runExec(s *syncer, cfg *Config) error {
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return err
 	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
 	s.done = true
 	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
 		return fmt.Errorf("write to runtime: %w", err)
 	}
 	s.sock.Close()
-	return finishExec(spec, p, cfg, prog, listener)
+	return finishExec(spec, p, cfg, prog, listener, path)
+}
+
+// joinMountNS enters the container's mount namespace. A thread sharing its
+// fs_struct (root, cwd) with others cannot, so this thread, the one that
+// will exec, takes its own first. setns sets root and cwd to the
+// namespace's root: the container's rootfs after its pivot_root.
+func joinMountNS(fd int) error {
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare fs: %w", err)
+	}
+	if err := unix.Setns(fd, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("join mount namespace: %w", err)
+	}
+	unix.Close(fd)
+	return nil
 }

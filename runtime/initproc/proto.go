@@ -40,6 +40,9 @@ type Config struct {
 	// NewCgroupNS: init unshares the cgroup namespace itself, after the
 	// parent has moved it into the container's cgroup (see container.Create).
 	NewCgroupNS bool `json:"newCgroupNs,omitempty"`
+	// MountNSFD, for exec, is the child's fd of the container's mount
+	// namespace, joined after the runtime binary was exec'd.
+	MountNSFD int `json:"mountNsFd,omitempty"`
 	// InUserNS: the container has its own user namespace.
 	InUserNS bool `json:"inUserNs,omitempty"`
 }
