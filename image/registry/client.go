@@ -461,8 +461,9 @@ func transientStatus(code int) bool {
 }
 
 func transientError(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+	var certErr *tls.CertificateVerificationError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &certErr) {
+		return false // retrying cannot help
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,3 +288,17 @@ func TestRegistryConcurrentPull(t *testing.T) {
 type staticCreds struct{ c registry.Credential }
 
 func (s staticCreds) Credential(string) (registry.Credential, error) { return s.c, nil }
+
+// TestRegistryTLS: a loopback registry speaking HTTPS is reached over HTTPS
+// (self-signed, accepted as Docker accepts loopback registries), with Basic
+// auth over it.
+func TestRegistryTLS(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, Auth: registrytest.AuthBasic})
+	ctx := testContext(t)
+	cred := staticCreds{registry.Credential{Username: reg.Username, Password: reg.Password}}
+	c := registry.New(registry.Options{Credentials: cred})
+	ref := mustRef(t, "localhost:"+reg.Host[strings.LastIndexByte(reg.Host, ':')+1:]+"/tls/app:v1")
+	im := registrytest.NewImage(t, amd64, 2, 4096)
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
+}
