@@ -92,3 +92,21 @@ func TestUpTo(t *testing.T) {
 		t.Fatal("upTo")
 	}
 }
+
+func TestUnsupported(t *testing.T) {
+	last, err := LastCap()
+	if err != nil {
+		t.Skip(err)
+	}
+	all := names[:]
+	got, err := Unsupported(&specs.LinuxCapabilities{Bounding: all, Ambient: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Known - last; len(got) != max(want, 0) {
+		t.Fatalf("kernel knows up to %d; unsupported: %v", last, got)
+	}
+	if _, err := Unsupported(&specs.LinuxCapabilities{Effective: []string{"CAP_NOPE"}}); err == nil {
+		t.Fatal("unknown name accepted")
+	}
+}
