@@ -17,9 +17,8 @@
 //
 // Helpers: ParseManifest, ParseIndex, SelectManifest (platform choice),
 // ParsePlatform, LayerCompression, and DockerConfig (~/.docker/config.json
-// credentials, read and written for login/logout). ByName{Client: c} offers
-// Resolve, Fetch and Push with references as strings, for image/service.
-// Package registrytest starts real registries for tests.
+// credentials, read and written for login/logout). image/service adapts a
+// Client with service.RegistryClient. Package registrytest starts real registries for tests.
 //
 // Integrity: manifests are read whole (bounded by MaxManifestSize) and
 // checked against their digest before being returned. Blobs stream; a blob
