@@ -52,6 +52,9 @@ type Options struct {
 	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1 and
 	// localhost (its PEM in Registry.CACert) instead of plain HTTP.
 	TLS bool
+	// ClientCerts (with TLS) makes the registry require a client
+	// certificate; Registry.ClientCert and ClientKey hold one it accepts.
+	ClientCerts bool
 }
 
 // Registry is a running test registry.
@@ -67,6 +70,8 @@ type Registry struct {
 	Tokens *TokenServer
 	// CACert is the PEM certificate of a TLS registry, else nil.
 	CACert []byte
+	// ClientCert and ClientKey (PEM) are accepted by a ClientCerts registry.
+	ClientCert, ClientKey []byte
 
 	cmd  *exec.Cmd
 	done chan error
@@ -82,7 +87,7 @@ func Start(t testing.TB, opts Options) *Registry {
 		t.Fatalf("registrytest: %v", err)
 	}
 	if opts.TLS {
-		tlsConf, err := r.tlsConfig()
+		tlsConf, err := r.tlsConfig(opts.ClientCerts)
 		if err != nil {
 			t.Fatalf("registrytest: %v", err)
 		}
@@ -186,7 +191,15 @@ func (r *Registry) waitReady(scheme string) error {
 	if r.CACert != nil {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(r.CACert)
-		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		conf := &tls.Config{RootCAs: pool}
+		if r.ClientCert != nil {
+			pair, err := tls.X509KeyPair(r.ClientCert, r.ClientKey)
+			if err != nil {
+				return err
+			}
+			conf.Certificates = []tls.Certificate{pair}
+		}
+		client.Transport = &http.Transport{TLSClientConfig: conf}
 		defer client.CloseIdleConnections()
 	}
 	for time.Now().Before(deadline) {
