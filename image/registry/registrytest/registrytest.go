@@ -4,9 +4,13 @@
 //	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken})
 //	// reg.Host is "127.0.0.1:port", plain HTTP; reg.Username/Password log in.
 //
-// Each registry listens on a free loopback port, keeps its storage and
-// config in t.TempDir(), and is stopped in t.Cleanup. Tests skip when
-// docker-registry is not installed (CI installs it).
+// Options: Auth (none, htpasswd Basic, or bearer tokens from a token server
+// run in the test), TLS (self-signed, CA in Registry.CACert) and ClientCerts
+// (mutual TLS). NewImage and NewIndex build images with real gzip tar layers
+// and matching configs. Each registry listens on a free loopback port, keeps
+// its storage and config in t.TempDir(), and is stopped in t.Cleanup (it is
+// also killed if the test binary dies). Tests skip when docker-registry is
+// not installed (CI installs it).
 package registrytest
 
 import (
