@@ -101,6 +101,9 @@ func Open(root string) (*Snapshotter, error) {
 	}
 	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("snapshotter db: locked by another process (one engine per data root): %w", err)
+		}
 		return nil, fmt.Errorf("snapshotter db: %w", err)
 	}
 	s := &Snapshotter{root: root, db: db}
