@@ -176,3 +176,18 @@ func TestIngestLockedAcrossWriters(t *testing.T) {
 		t.Fatalf("after commit: %v", err)
 	}
 }
+
+func TestTemporaryIngestCleaned(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, _ := Open(root, Options{})
+	for _, ref := range []string{TemporaryRefPrefix + "x", "resumable"} {
+		w, _ := s.Writer(ctx, ref, ocispec.Descriptor{})
+		w.Write([]byte("partial"))
+		w.Close()
+	}
+	Open(root, Options{})
+	if ents, _ := os.ReadDir(filepath.Join(root, "ingest")); len(ents) != 1 {
+		t.Fatalf("ingests after open: %d, want the resumable one", len(ents))
+	}
+}
