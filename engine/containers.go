@@ -230,7 +230,12 @@ func (d *Daemon) Start(ctx context.Context, ref string) error {
 		return fmt.Errorf("container %s is still being created: %w", c.Name, errdefs.ErrConflict)
 	}
 	d.cancelRestart(c.ID)
-	return d.start(ctx, c, false)
+	err = d.start(ctx, c, false)
+	if err != nil && c.HostConfig.AutoRemove {
+		// --rm: a container that cannot start is not left behind (Docker).
+		d.remove(context.Background(), c.ID)
+	}
+	return err
 }
 
 func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) (err error) {
