@@ -130,7 +130,7 @@ type report struct {
 }
 
 type mountEntry struct {
-	Point, FSType, Opts, Optional, SuperOpts string
+	Point, Root, FSType, Opts, Optional, SuperOpts string
 }
 
 type probe struct {
@@ -234,7 +234,7 @@ func readMountinfo() ([]mountEntry, error) {
 		if len(f) < 6 || len(g) < 3 {
 			return nil, fmt.Errorf("bad mountinfo line %q", line)
 		}
-		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Opts: f[5], Optional: strings.Join(f[6:], " "),
+		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Root: unescapeMountinfo(f[3]), Opts: f[5], Optional: strings.Join(f[6:], " "),
 			FSType: g[0], SuperOpts: g[2]})
 	}
 	return out, nil
@@ -315,8 +315,9 @@ type childEnv struct {
 	// noPidNS keeps the child in the test's pid namespace: the test's
 	// UserNSMaker forks and writes /proc/<pid>/uid_map through the host's
 	// /proc, which names the host's pids.
-	noPidNS bool
-	noNetNS bool
+	noPidNS  bool
+	noNetNS  bool
+	cgroupNS bool
 }
 
 // runInChild runs job on spec in a child in new namespaces.
@@ -350,6 +351,9 @@ func runInChildEnv(t *testing.T, job string, spec *specs.Spec, bundle string, pr
 	}
 	if env.noPidNS {
 		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWPID
+	}
+	if env.cgroupNS {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
 	}
 	if env.noNetNS {
 		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET

@@ -308,6 +308,19 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "cgroup namespace",
+			env:  childEnv{cgroupNS: true},
+			edit: func(s *specs.Spec, b string) {
+				s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.CgroupNamespace}}
+			},
+			probes: []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"},
+			check:  func(t *testing.T, rep report) { checkCgroupMounts(t, rep, true) },
+		},
+		{
+			name:  "cgroup without namespace",
+			check: func(t *testing.T, rep report) { checkCgroupMounts(t, rep, false) },
+		},
+		{
 			name: "idmap with explicit mappings",
 			env:  childEnv{idmapper: true, noPidNS: true},
 			edit: func(s *specs.Spec, b string) {
@@ -384,6 +397,36 @@ func noHostMounts(t *testing.T, rep report) {
 		case m.Point == "/", strings.HasPrefix(m.Point, "/proc"), strings.HasPrefix(m.Point, "/dev"), strings.HasPrefix(m.Point, "/sys"):
 		default:
 			t.Errorf("unexpected mount in the container: %+v", m)
+		}
+	}
+}
+
+// checkCgroupMounts checks each hierarchy of the test process is mounted
+// read-only at /sys/fs/cgroup/<dir>, rooted at the test process's own cgroup
+// (a child's cgroup namespace is rooted there too, so its mounts show "/").
+func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := parseCgroupFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		p := "/sys/fs/cgroup/" + h.dir()
+		m, ok := mountAt(rep, p)
+		if !ok {
+			t.Errorf("no mount at %s", p)
+			continue
+		}
+		want := h.path
+		if inNS {
+			want = "/"
+		}
+		if m.Root != want || !hasOpt(m.Opts, "ro") || !strings.HasPrefix(m.FSType, "cgroup") {
+			t.Errorf("%s: %+v, want a read-only cgroup mount of %s", p, m, want)
 		}
 	}
 }

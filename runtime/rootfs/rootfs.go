@@ -49,6 +49,8 @@ type Root struct {
 	bundle string
 	opts   Options
 	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
+	// cgroups are the lines of /proc/self/cgroup, read for a cgroup mount.
+	cgroups []hierarchy
 }
 
 // Setup must run in the container's init process, in its new mount

@@ -14,7 +14,7 @@ import (
 
 // newBundle makes a bundle whose rootfs holds a static busybox with a few
 // applet links and the usual top-level directories.
-func newBundle(t *testing.T) string {
+func newBundle(t testing.TB) string {
 	t.Helper()
 	bundle := t.TempDir()
 	root := filepath.Join(bundle, "rootfs")
@@ -32,7 +32,7 @@ func newBundle(t *testing.T) string {
 	return bundle
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	in, err := os.Open(from)
 	if err != nil {
