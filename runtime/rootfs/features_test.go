@@ -249,6 +249,26 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "rootfsPropagation runbindable",
+			edit: func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "runbindable" },
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/"); !strings.Contains(m.Optional, "unbindable") {
+					t.Errorf("/ not unbindable: %+v", m)
+				}
+			},
+		},
+		{
+			name: "rootfsPropagation slave",
+			edit: func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "slave" },
+		},
+		{
+			name: "mount over the root",
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/", Type: "tmpfs"})
+			},
+			wantErr: "destination is the root itself",
+		},
+		{
 			name:    "bad rootfsPropagation",
 			edit:    func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "ro" },
 			wantErr: `linux.rootfsPropagation "ro": not a propagation type`,

@@ -32,6 +32,9 @@ var procMountAllowed = map[string]bool{
 
 // mountSpec performs one spec mount.
 func (r *Root) mountSpec(m specs.Mount) error {
+	if relPath(m.Destination) == "." {
+		return errors.New("destination is the root itself (use root.path)")
+	}
 	o, err := parseOptions(m.Type, m.Options)
 	if err != nil {
 		return err

@@ -122,14 +122,18 @@ func (r *Root) prepareRoot() error {
 	if err := unix.Mount("", "/", "", flags, ""); err != nil {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}
-	if prop == unix.MS_SHARED {
-		// pivot_root refuses a new root whose parent mount is shared, and
-		// a current root that is shared; both are only the host's old
-		// tree, detached after the pivot, so making them private in this
-		// namespace costs nothing.
+	if !rec || (prop != unix.MS_SLAVE && prop != unix.MS_PRIVATE) {
+		// "/" alone, or made shared or unbindable: the mount holding the
+		// rootfs may still be shared with the host (our mounts would
+		// appear there), and pivot_root refuses a new root whose parent
+		// is shared. It is only the host's old tree, detached after the
+		// pivot, so making it private here costs nothing.
 		if err := makeParentPrivate(r.path); err != nil {
 			return err
 		}
+	}
+	if prop == unix.MS_SHARED {
+		// pivot_root also refuses a current root that is shared.
 		if err := unix.Mount("", "/", "", unix.MS_PRIVATE, ""); err != nil {
 			return fmt.Errorf("make old root private: %w", err)
 		}
@@ -246,22 +250,11 @@ func (r *Root) moveRoot() error {
 }
 
 // finish applies, in the container's root, what must come after the pivot:
-// the root propagation (applied to "/" before the pivot it would reach the
-// host's root), readonly paths, then masked paths (a mask inside a read-only
-// tree still mounts), then root.readonly last, since it forbids nothing the
-// others need.
+// readonly paths, then masked paths (a mask inside a read-only tree still
+// mounts), root.readonly, and last the root propagation: applied to "/"
+// before the pivot it would reach the host's root, and an unbindable root
+// would forbid the binds of the paths.
 func (r *Root) finish() error {
-	if p, ok, err := r.rootPropagation(); err != nil {
-		return err
-	} else if ok {
-		flags := uint(unix.AT_EMPTY_PATH)
-		if p.recPropagation {
-			flags |= unix.AT_RECURSIVE
-		}
-		if err := unix.MountSetattr(r.fd, "", flags, &unix.MountAttr{Propagation: p.propagation}); err != nil {
-			return fmt.Errorf("set rootfs propagation: %w", err)
-		}
-	}
 	if l := r.spec.Linux; l != nil {
 		for _, p := range l.ReadonlyPaths {
 			if err := r.readonlyPath(p); err != nil {
@@ -275,6 +268,17 @@ func (r *Root) finish() error {
 	if r.spec.Root.Readonly {
 		if err := unix.MountSetattr(r.fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
 			return fmt.Errorf("make / read-only: %w", err)
+		}
+	}
+	if p, ok, err := r.rootPropagation(); err != nil {
+		return err
+	} else if ok {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if p.recPropagation {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(r.fd, "", flags, &unix.MountAttr{Propagation: p.propagation}); err != nil {
+			return fmt.Errorf("set rootfs propagation: %w", err)
 		}
 	}
 	return nil
