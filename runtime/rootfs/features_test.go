@@ -155,6 +155,42 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "tmpcopyup",
+			edit: func(s *specs.Spec, b string) {
+				root := filepath.Join(b, "rootfs")
+				writeFile(nil, filepath.Join(root, "var/lib/app/conf"), "image conf\n")
+				writeFile(nil, filepath.Join(root, "var/lib/app/sub/deep"), "deep\n")
+				if err := os.Symlink("/etc/passwd", filepath.Join(root, "var/lib/app/link")); err != nil {
+					panic(err)
+				}
+				if err := os.Chown(filepath.Join(root, "var/lib/app/conf"), 1000, 1001); err != nil {
+					panic(err)
+				}
+				if err := os.Chmod(filepath.Join(root, "var/lib/app/conf"), 0o640); err != nil {
+					panic(err)
+				}
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var/lib/app", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "mode=755"}})
+			},
+			probes: []string{"/var/lib/app", "/var/lib/app/conf", "/var/lib/app/sub/deep", "/var/lib/app/link"},
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/var/lib/app"); m.FSType != "tmpfs" {
+					t.Errorf("/var/lib/app: %+v", m)
+				}
+				if pr := rep.Probes["/var/lib/app/conf"]; pr.Read != "image conf\n" || pr.UID != 1000 || pr.GID != 1001 || pr.Mode != unix.S_IFREG|0o640 {
+					t.Errorf("conf: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app/sub/deep"]; pr.Read != "deep\n" || pr.FSMagic != unix.TMPFS_MAGIC {
+					t.Errorf("sub/deep: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app/link"]; pr.LinkTarget != "/etc/passwd" {
+					t.Errorf("link: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app"]; pr.CreateErr != "" || pr.Mode != unix.S_IFDIR|0o755 {
+					t.Errorf("/var/lib/app: %+v", pr)
+				}
+			},
+		},
+		{
 			name: "bad tmpfs option gets the kernel's message",
 			edit: func(s *specs.Spec, b string) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=lots"}})

@@ -58,6 +58,11 @@ func (r *Root) mountSpec(m specs.Mount) error {
 		return err
 	}
 	defer unix.Close(src)
+	if o.copyUp {
+		if err := r.copyUp(src, m.Destination); err != nil {
+			return err
+		}
+	}
 	return r.attach(src, m.Destination, o)
 }
 

@@ -20,6 +20,7 @@ type mountOptions struct {
 	recSet, recClr   uint64
 	propagation      uint64 // unix.MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE or 0
 	recPropagation   bool
+	copyUp           bool // "tmpcopyup": fill the tmpfs with what it covers
 	idmap            bool // "idmap" or "ridmap"
 	recIdmap         bool // "ridmap"
 	// sbFlags are superblock flags ("ro", "sync"...) for a new file system;
@@ -97,7 +98,11 @@ func parseOptions(typ string, opts []string) (mountOptions, error) {
 		case "remount":
 			return m, fmt.Errorf("option %q: a mount in the spec is always a new mount", o)
 		case "tmpcopyup":
-			return m, fmt.Errorf("option %q is not supported", o)
+			if typ != "tmpfs" {
+				return m, fmt.Errorf("option %q: only for tmpfs", o)
+			}
+			m.copyUp = true
+			continue
 		}
 		if a, ok := attrOptions[o]; ok {
 			m.attrSet = m.attrSet&^a.clr | a.set

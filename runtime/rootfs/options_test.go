@@ -59,7 +59,8 @@ func TestParseOptions(t *testing.T) {
 		{name: "unknown option on bind", typ: "bind", opts: []string{"mode=755"}, wantErr: "bind mount: unknown options"},
 		{name: "sync on bind", typ: "bind", opts: []string{"sync"}, wantErr: "changes the source's file system"},
 		{name: "remount", typ: "bind", opts: []string{"remount"}, wantErr: "always a new mount"},
-		{name: "tmpcopyup", typ: "tmpfs", opts: []string{"tmpcopyup"}, wantErr: "not supported"},
+		{name: "tmpcopyup", typ: "tmpfs", opts: []string{"tmpcopyup", "mode=755"}, want: mountOptions{copyUp: true, data: []string{"mode=755"}}},
+		{name: "tmpcopyup on bind", typ: "bind", opts: []string{"tmpcopyup"}, wantErr: "only for tmpfs"},
 		{name: "idmap on tmpfs", typ: "tmpfs", opts: []string{"idmap"}, wantErr: "only bind mounts"},
 	}
 	for _, tc := range tests {
