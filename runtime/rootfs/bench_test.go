@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"errors"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -46,19 +47,38 @@ func BenchmarkSetupPivot(b *testing.B) {
 }
 
 func setupPivotOnThread(spec *specs.Spec, bundle string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the namespace
+	return onThrowawayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil || spec == nil {
-			errc <- err
-			return
+			return err
 		}
 		r, err := Setup(spec, bundle, Options{})
 		if err == nil {
 			err = r.Pivot()
 			r.Close()
 		}
-		errc <- err
-	}()
-	return <-errc
+		return err
+	})
+}
+
+// onThrowawayThread runs fn on an OS thread that exits afterwards, with
+// whatever namespaces and root fn gave it. Never the main thread: Go keeps
+// that one alive, and /proc/self names it, so it must stay in the test's
+// namespaces.
+func onThrowawayThread(fn func() error) error {
+	for {
+		errc := make(chan error, 1)
+		mainThread := errors.New("main thread")
+		go func() {
+			runtime.LockOSThread()
+			if unix.Gettid() == unix.Getpid() {
+				runtime.UnlockOSThread()
+				errc <- mainThread
+				return
+			}
+			errc <- fn() // never unlocked: the thread exits with the goroutine
+		}()
+		if err := <-errc; err != mainThread {
+			return err
+		}
+	}
 }
