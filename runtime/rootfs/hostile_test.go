@@ -104,6 +104,17 @@ func TestHostileRootfs(t *testing.T) {
 			wantErr: "create /etc/dangling (in rootfs): a symlink not resolving inside the rootfs",
 		},
 		{
+			// CVE-2019-16884: /proc of the image a symlink to a directory
+			// the container controls.
+			name: "proc destination symlink",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "proc"))
+				os.MkdirAll(filepath.Join(root, "tmp/fakeproc"), 0o755)
+				symlink(t, "/tmp/fakeproc", root, "proc")
+			},
+			wantErr: "proc destination /proc goes through a symlink",
+		},
+		{
 			// A mount redirected into procfs could hide or replace a
 			// kernel knob (/proc/sys/kernel/core_pattern).
 			name:    "target redirected into procfs",

@@ -63,6 +63,21 @@ func (r *Root) mountSpec(m specs.Mount) error {
 			return err
 		}
 	}
+	if m.Type == "proc" || m.Type == "sysfs" {
+		// A symlink of the image in a procfs or sysfs destination is
+		// refused, not followed (runc's CVE-2019-16884 rule): tools and
+		// LSMs trust /proc and /sys to be where they are.
+		fd, err := unix.Openat2(r.fd, relPath(m.Destination), &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.ELOOP) {
+			return fmt.Errorf("%s destination %s goes through a symlink", m.Type, m.Destination)
+		}
+		if err == nil {
+			unix.Close(fd)
+		}
+	}
 	return r.attach(src, m.Destination, o)
 }
 
