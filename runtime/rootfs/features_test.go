@@ -320,6 +320,7 @@ func TestFeatures(t *testing.T) {
 				if pr := rep.Probes["/bin/busybox"]; !pr.Exists {
 					t.Errorf("not in the rootfs")
 				}
+				noHostMounts(t, rep)
 			},
 		},
 		{

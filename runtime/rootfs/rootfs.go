@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -232,8 +233,13 @@ func (r *Root) pivotRoot() error {
 }
 
 // moveRoot is --no-pivot: the rootfs mount is moved over "/" and chrooted
-// into. The host's mounts stay in the namespace, under the rootfs.
+// into. The host's old root cannot be unmounted from under the rootfs, but
+// every other host mount is detached first, so the namespace holds no
+// reference to them.
 func (r *Root) moveRoot() error {
+	if err := detachOutside(r.path); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
 	if err := unix.Fchdir(r.fd); err != nil {
 		return fmt.Errorf("rootfs: chdir to rootfs: %w", err)
 	}
@@ -284,21 +290,57 @@ func (r *Root) finish() error {
 	return nil
 }
 
+// detachOutside lazily unmounts every mount that neither holds root nor is
+// below it, deepest first, each made a slave first so that the unmount does
+// not propagate to the host.
+func detachOutside(root string) error {
+	points, err := mountPoints()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		if p == root || strings.HasPrefix(p, root+"/") || p == "/" || strings.HasPrefix(root, p+"/") {
+			continue
+		}
+		if err := unix.Mount("", p, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				continue // gone with a mount detached before, or hidden
+			}
+			return fmt.Errorf("make %s a slave: %w", p, err)
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("detach host mount %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// mountPoints lists the mount points of /proc/self/mountinfo.
+func mountPoints() ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out = append(out, unescapeMountinfo(f[4]))
+		}
+	}
+	return out, nil
+}
+
 // makeParentPrivate makes the mount holding path private. Only needed when
 // "/" was made shared: it is found in mountinfo, the longest mount point
 // that is a prefix of path.
 func makeParentPrivate(path string) error {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := mountPoints()
 	if err != nil {
 		return fmt.Errorf("find rootfs parent mount: %w", err)
 	}
 	best := "/"
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
+	for _, mp := range points {
 		if len(mp) > len(best) && (path == mp || strings.HasPrefix(path, mp+"/")) {
 			best = mp
 		}
