@@ -74,8 +74,8 @@ var sbOptions = map[string]bool{
 }
 
 // parseOptions sorts a spec mount's options. Unknown options are file system
-// data, as mount(8) and runc treat them; for a bind mount, which has no file
-// system to take them, they are an error.
+// data, as mount(8) and runc treat them (the file system then refuses what it
+// does not know, with its own message).
 func parseOptions(typ string, opts []string) (mountOptions, error) {
 	var m mountOptions
 	m.bind = typ == "bind"
@@ -137,9 +137,11 @@ func parseOptions(typ string, opts []string) (mountOptions, error) {
 	m.attrClr = m.attrClr&^m.attrSet | m.attrClr&unix.MOUNT_ATTR__ATIME
 	m.recClr = m.recClr&^m.recSet | m.recClr&unix.MOUNT_ATTR__ATIME
 	if m.bind {
-		if len(m.data) > 0 {
-			return m, fmt.Errorf("bind mount: unknown options %q", m.data)
-		}
+		// A bind mount has no file system of its own to take data
+		// options: mount(2) ignores them with MS_BIND, runc passes them
+		// along, and specs (the OCI conformance suite among them) carry
+		// "mode=" or "size=" on binds. They are dropped, as there.
+		m.data = nil
 		for _, f := range m.sbFlags {
 			if !sbOptions[f] {
 				return m, fmt.Errorf("bind mount: option %q changes the source's file system, not the mount", f)
