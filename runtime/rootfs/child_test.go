@@ -127,6 +127,7 @@ type report struct {
 	Mounts  []mountEntry
 	Probes  map[string]probe
 	Console string // error of MountConsole, if the job asked for it
+	Exec    string // output of a busybox command, if the job asked for it
 }
 
 type mountEntry struct {
@@ -157,7 +158,7 @@ func runChild(job string) error {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return err
 	}
-	hostile, ok := childJobs[strings.TrimSuffix(job, "+console")]
+	hostile, ok := childJobs[strings.TrimSuffix(strings.TrimSuffix(job, "+exec"), "+console")]
 	if !ok {
 		hostile = childJobs["plain"]
 	}
@@ -189,6 +190,14 @@ func runChild(job string) error {
 	if strings.HasSuffix(job, "+console") {
 		if err := mountConsole(r); err != nil {
 			rep.Console = err.Error()
+		}
+	}
+	if strings.HasSuffix(job, "+exec") {
+		// The container's own busybox, from its root, sees its /dev.
+		out, err := exec.Command("/bin/sh", "-c", "ls /dev/null /dev/pts/ptmx && cat /proc/self/cgroup | wc -l").CombinedOutput()
+		rep.Exec = string(out)
+		if err != nil {
+			rep.Exec += err.Error()
 		}
 	}
 	rep.Mounts, err = readMountinfo()

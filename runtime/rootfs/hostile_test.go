@@ -38,6 +38,7 @@ func TestHostileRootfs(t *testing.T) {
 				}
 				if _, err := os.Stat("/etc/x"); err == nil {
 					t.Errorf("the host's /etc/x was created")
+					os.Remove("/etc/x")
 				}
 			},
 		},
@@ -52,6 +53,7 @@ func TestHostileRootfs(t *testing.T) {
 				}
 				if _, err := os.Stat("/tmp/" + escapeMarker); err == nil {
 					t.Errorf("the host's /tmp/%s was created", escapeMarker)
+					os.Remove("/tmp/" + escapeMarker)
 				}
 			},
 		},

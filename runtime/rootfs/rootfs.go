@@ -316,9 +316,10 @@ func detachOutside(root string) error {
 	return nil
 }
 
-// mountPoints lists the mount points of /proc/self/mountinfo.
+// mountPoints lists the mount points of the calling thread's mount
+// namespace (thread-self: a thread may have unshared its own).
 func mountPoints() ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("read mountinfo: %w", err)
 	}

@@ -98,11 +98,14 @@ func TestSetupPivotRuncSpec(t *testing.T) {
 		"/dev/ptmx", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr",
 		"/proc/kcore", "/proc/keys", "/proc/acpi", "/sys/firmware", "/proc/sys", "/proc/sys/kernel/hostname",
 		"/proc/timer_list", "/tmp", "/sys/fs/cgroup", "/sys/fs/cgroup/memory"}
-	res := runInChild(t, "plain", runcSpec(), bundle, probes)
+	res := runInChild(t, "plain+exec", runcSpec(), bundle, probes)
 	if res.err != nil {
 		t.Fatalf("child: %v\n%s", res.err, res.stderr)
 	}
 	rep := res.rep
+	if want := "/dev/null\n/dev/pts/ptmx\n"; !strings.HasPrefix(rep.Exec, want) {
+		t.Errorf("busybox in the container: %q, want %q first", rep.Exec, want)
+	}
 
 	mounts := []struct {
 		point, fstype string
