@@ -4,7 +4,26 @@
 // rootfs without following symlinks out of it, because the rootfs belongs to
 // the (hostile) container image.
 //
-// It needs Linux 5.12 or newer (openat2, the new mount API, mount_setattr).
+// The container's init calls, in its new mount namespace (and user
+// namespace, if any):
+//
+//	root, err := rootfs.Setup(spec, bundle, rootfs.Options{InUserNS: ...})
+//	// createContainer hooks run here, on the prepared tree
+//	err = root.Pivot()              // cwd is now the container's "/"
+//	err = root.MountConsole(pty)    // if process.terminal
+//
+// Guarantees: targets are opened with openat2(RESOLVE_IN_ROOT) and mounted
+// onto by descriptor (move_mount), so a symlink or a racing rename of the
+// image never places a mount outside the rootfs (CVE-2021-30465); proc and
+// sysfs destinations must not go through symlinks; nothing may be mounted
+// over a procfs file but an allowlist (lxcfs-style); masks use a /dev/null
+// checked to be char device 1:3 and never a symlink (CVE-2025-31133);
+// /dev/console must be a plain file and the pty a devpts node
+// (CVE-2025-52565); after Pivot no host mount remains in the namespace.
+//
+// It needs Linux 5.12 or newer (openat2, the new mount API, mount_setattr);
+// a cgroup v1 hierarchy mounted anew inside a cgroup namespace for a process
+// not at the namespace's root needs 6.15 (cloning from a detached mount).
 package rootfs
 
 import (
@@ -19,9 +38,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// ErrNotImplemented is returned by parts not built yet.
-var ErrNotImplemented = errors.New("rootfs: not implemented")
 
 // UserNSMaker gives a user namespace with the given mappings, for idmapped
 // mounts that carry their own uidMappings/gidMappings. Creating one needs a
