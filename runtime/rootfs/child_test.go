@@ -85,30 +85,6 @@ var preJobs = map[string]func(bundle string) error{
 	},
 }
 
-// forkingUserNS makes a user namespace with the given mappings by starting
-// a stopped child in one (the test's stand-in for the runtime's maker).
-type forkingUserNS struct{}
-
-func (forkingUserNS) UserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
-	conv := func(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
-		var out []syscall.SysProcIDMap
-		for _, m := range ms {
-			out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		return out
-	}
-	cmd := exec.Command("/bin/busybox", "sleep", "60")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: conv(uids), GidMappings: conv(gids)}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	return os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
-}
-
 func replaceWith(r *Root, path string, mk func(dir int, name string) error) error {
 	dir, base := filepath.Split(path)
 	dfd, err := openInRoot(r.fd, dir, unix.O_PATH|unix.O_DIRECTORY)
@@ -169,7 +145,7 @@ func runChild(job string) error {
 		}
 	}
 	if os.Getenv(envMaps) != "" {
-		opts.UserNS = forkingUserNS{}
+		opts.UserNS = UserNSFunc(NewUserNS)
 	}
 	if pre, ok := preJobs[job]; ok {
 		if err := pre(os.Getenv(envBundle)); err != nil {
