@@ -41,7 +41,8 @@ import (
 
 // UserNSMaker gives a user namespace with the given mappings, for idmapped
 // mounts that carry their own uidMappings/gidMappings. Creating one needs a
-// new process, which this package does not fork.
+// process, and Setup forks nothing by itself: the runtime makes them (with
+// NewUserNS, in its own process) and hands them over, e.g. as a UserNSFunc.
 type UserNSMaker interface {
 	UserNS(uidMappings, gidMappings []specs.LinuxIDMapping) (*os.File, error)
 }
