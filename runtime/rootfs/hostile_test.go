@@ -114,7 +114,29 @@ func TestHostileRootfs(t *testing.T) {
 				os.MkdirAll(filepath.Join(root, "tmp/fakeproc"), 0o755)
 				symlink(t, "/tmp/fakeproc", root, "proc")
 			},
-			wantErr: "proc destination /proc goes through a symlink",
+			wantErr: "mount /proc (proc): destination /proc goes through a symlink",
+		},
+		{
+			name: "sys destination symlink",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "sys"))
+				symlink(t, "/tmp", root, "sys")
+			},
+			wantErr: "mount /sys (sysfs): destination /sys goes through a symlink",
+		},
+		{
+			name: "missing /proc and /sys are created",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "proc"))
+				os.Remove(filepath.Join(root, "sys"))
+			},
+			check: func(t *testing.T, rep report) {
+				for _, p := range []string{"/proc", "/sys"} {
+					if _, ok := mountAt(rep, p); !ok {
+						t.Errorf("no mount at %s", p)
+					}
+				}
+			},
 		},
 		{
 			// A mount redirected into procfs could hide or replace a

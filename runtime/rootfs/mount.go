@@ -63,28 +63,17 @@ func (r *Root) mountSpec(m specs.Mount) error {
 			return err
 		}
 	}
-	if m.Type == "proc" || m.Type == "sysfs" {
-		// A symlink of the image in a procfs or sysfs destination is
-		// refused, not followed (runc's CVE-2019-16884 rule): tools and
-		// LSMs trust /proc and /sys to be where they are.
-		fd, err := unix.Openat2(r.fd, relPath(m.Destination), &unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if errors.Is(err, unix.ELOOP) {
-			return fmt.Errorf("%s destination %s goes through a symlink", m.Type, m.Destination)
-		}
-		if err == nil {
-			unix.Close(fd)
-		}
-	}
+	// A symlink of the image in a procfs or sysfs destination is refused,
+	// not followed (runc's CVE-2019-16884 rule): tools and LSMs trust /proc
+	// and /sys to be where they are.
+	o.noSymlinks = m.Type == "proc" || m.Type == "sysfs"
 	return r.attach(src, m.Destination, o)
 }
 
 // attach moves the detached mount src onto dest inside the rootfs and sets
 // its propagation, which only an attached mount has.
 func (r *Root) attach(src int, dest string, o mountOptions) error {
-	dst, err := r.target(src, dest)
+	dst, err := r.target(src, dest, o.noSymlinks)
 	if err != nil {
 		return err
 	}
@@ -107,8 +96,24 @@ func (r *Root) attach(src int, dest string, o mountOptions) error {
 // target opens dest inside the rootfs as a mount point, creating it as a
 // directory or an empty file after the source's type when missing, and
 // refuses a target inside procfs that is not explicitly allowed.
-func (r *Root) target(src int, dest string) (int, error) {
-	dst, err := openInRoot(r.fd, dest, unix.O_PATH)
+func (r *Root) target(src int, dest string, noSymlinks bool) (int, error) {
+	open := func() (int, error) {
+		if !noSymlinks {
+			return openInRoot(r.fd, dest, unix.O_PATH)
+		}
+		fd, err := unix.Openat2(r.fd, relPath(dest), &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.ELOOP) {
+			return -1, fmt.Errorf("destination %s goes through a symlink", dest)
+		}
+		if err != nil {
+			return -1, &pathError{"open", dest, err}
+		}
+		return fd, nil
+	}
+	dst, err := open()
 	if errors.Is(err, unix.ENOENT) {
 		var st unix.Stat_t
 		if err := unix.Fstat(src, &st); err != nil {
@@ -118,6 +123,11 @@ func (r *Root) target(src int, dest string) (int, error) {
 			dst, err = mkdirAllInRoot(r.fd, dest)
 		} else {
 			dst, err = createFileInRoot(r.fd, dest)
+		}
+		if err == nil && noSymlinks {
+			// Created; now opened as the rule says.
+			unix.Close(dst)
+			dst, err = open()
 		}
 	}
 	if err != nil {

@@ -21,6 +21,7 @@ type mountOptions struct {
 	propagation      uint64 // unix.MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE or 0
 	recPropagation   bool
 	copyUp           bool // "tmpcopyup": fill the tmpfs with what it covers
+	noSymlinks       bool // the destination may not go through a symlink (proc, sysfs)
 	idmap            bool // "idmap" or "ridmap"
 	recIdmap         bool // "ridmap"
 	// sbFlags are superblock flags ("ro", "sync"...) for a new file system;
