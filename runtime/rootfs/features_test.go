@@ -21,6 +21,7 @@ func TestFeatures(t *testing.T) {
 		name    string
 		edit    func(spec *specs.Spec, bundle string)
 		env     childEnv
+		host    func(t *testing.T, bundle string) // prepares the test's namespace
 		job     string
 		probes  []string
 		wantErr string
@@ -378,6 +379,39 @@ func TestFeatures(t *testing.T) {
 			check: func(t *testing.T, rep report) { checkCgroupMounts(t, rep, false) },
 		},
 		{
+			// The source is a read-only mount of the test's namespace, so
+			// in the child's user namespace its ro flag is locked.
+			name: "user namespace cannot clear a locked flag",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			host: roBindVol,
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"rw"}})
+			},
+			wantErr: "locked and cannot be cleared",
+		},
+		{
+			name: "user namespace keeps a locked flag",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			host: roBindVol,
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"nosuid", "nodev"}})
+			},
+			probes: []string{"/data"},
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/data"); !hasOpt(m.Opts, "ro") || !hasOpt(m.Opts, "nosuid") {
+					t.Errorf("/data: %+v", m)
+				}
+			},
+		},
+		{
+			name: "user namespace refuses a bind hiding locked submounts",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/sys"})
+			},
+			wantErr: "use rbind",
+		},
+		{
 			name: "idmap with explicit mappings",
 			env:  childEnv{idmapper: true, noPidNS: true},
 			edit: func(s *specs.Spec, b string) {
@@ -423,6 +457,9 @@ func TestFeatures(t *testing.T) {
 			spec := runcSpec()
 			if tc.edit != nil {
 				tc.edit(spec, bundle)
+			}
+			if tc.host != nil {
+				tc.host(t, bundle)
 			}
 			job := tc.job
 			if job == "" {
@@ -485,5 +522,23 @@ func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
 		if m.Root != want || !hasOpt(m.Opts, "ro") || !strings.HasPrefix(m.FSType, "cgroup") {
 			t.Errorf("%s: %+v, want a read-only cgroup mount of %s", p, m, want)
 		}
+	}
+}
+
+// roBindVol makes the bundle's vol a read-only mount in the test's mount
+// namespace, until the test ends.
+func roBindVol(t *testing.T, bundle string) {
+	t.Helper()
+	vol := filepath.Join(bundle, "vol")
+	if err := unix.Mount(vol, vol, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(vol, unix.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := unix.Mount("", vol, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -169,11 +169,17 @@ func (r *Root) detachedBind(m specs.Mount, o mountOptions) (int, error) {
 		flags |= unix.AT_EMPTY_PATH
 	}
 	fd, err := unix.OpenTree(dirfd, name, flags)
+	if errors.Is(err, unix.EINVAL) && r.opts.InUserNS && !o.recursive {
+		err = fmt.Errorf("%w (in a user namespace, a bind without its submounts would uncover what they hide: use rbind)", err)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("bind %s: %w", source, err)
 	}
 	if err := r.setBindAttrs(fd, m, o); err != nil {
 		unix.Close(fd)
+		if errors.Is(err, unix.EPERM) && r.opts.InUserNS && o.attrClr|o.recClr != 0 {
+			err = fmt.Errorf("%w (in a user namespace, ro, nosuid, nodev, noexec and atime flags of a host mount are locked and cannot be cleared)", err)
+		}
 		return -1, fmt.Errorf("bind %s on %s: %w", source, m.Destination, err)
 	}
 	return fd, nil
