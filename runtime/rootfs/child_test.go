@@ -29,6 +29,7 @@ const (
 	envProbe  = "ESTIBA_ROOTFS_TEST_PROBE" // paths to probe, one per line
 	envOpts   = "ESTIBA_ROOTFS_TEST_OPTS"  // Options as JSON
 	envMaps   = "ESTIBA_ROOTFS_TEST_MAPS"  // set: give Options.UserNS a forking maker
+	envSrcs   = "ESTIBA_ROOTFS_TEST_SRCS"  // "index:fd ..." for Options.MountSources
 )
 
 func TestMain(m *testing.M) {
@@ -146,6 +147,16 @@ func runChild(job string) error {
 	}
 	if os.Getenv(envMaps) != "" {
 		opts.UserNS = UserNSFunc(NewUserNS)
+	}
+	for _, pair := range strings.Fields(os.Getenv(envSrcs)) {
+		var idx, fd int
+		if _, err := fmt.Sscanf(pair, "%d:%d", &idx, &fd); err != nil {
+			return err
+		}
+		if opts.MountSources == nil {
+			opts.MountSources = map[int]*os.File{}
+		}
+		opts.MountSources[idx] = os.NewFile(uintptr(fd), pair)
 	}
 	if pre, ok := preJobs[job]; ok {
 		if err := pre(os.Getenv(envBundle)); err != nil {
@@ -303,6 +314,7 @@ type childEnv struct {
 	noPidNS  bool
 	noNetNS  bool
 	cgroupNS bool
+	sources  map[int]*os.File // passed to the child as Options.MountSources
 }
 
 // runInChild runs job on spec in a child in new namespaces.
@@ -331,6 +343,12 @@ func runInChildEnv(t *testing.T, job string, spec *specs.Spec, bundle string, pr
 	if env.idmapper {
 		cmd.Env = append(cmd.Env, envMaps+"=1")
 	}
+	var srcs []string
+	for idx, f := range env.sources {
+		srcs = append(srcs, fmt.Sprintf("%d:%d", idx, 3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	cmd.Env = append(cmd.Env, envSrcs+"="+strings.Join(srcs, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWUTS,
 	}

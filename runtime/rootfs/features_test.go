@@ -542,3 +542,41 @@ func roBindVol(t *testing.T, bundle string) {
 		t.Fatal(err)
 	}
 }
+
+// TestPreparedIDMapInUserNS: a container with a user namespace gets an
+// idmapped mount the runtime prepared outside it (the init could not: the
+// file system belongs to the host's user namespace).
+func TestPreparedIDMapInUserNS(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNewMounts(t)
+	bundle := newBundle(t)
+	writeFile(t, filepath.Join(bundle, "vol/file"), "volume file\n")
+	spec := runcSpec()
+	m := specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"rbind", "idmap"},
+		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}},
+		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}}
+	spec.Mounts = append(spec.Mounts, m)
+	ns, err := NewUserNS(m.UIDMappings, m.GIDMappings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	src, err := PrepareMount(m, bundle, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	env := childEnv{userns: true, opts: Options{InUserNS: true}, sources: map[int]*os.File{len(spec.Mounts) - 1: src}}
+	res := runInChildEnv(t, "plain", spec, bundle, []string{"/data/file"}, env)
+	if res.err != nil {
+		t.Fatalf("child: %v\n%s", res.err, res.stderr)
+	}
+	if m, _ := mountAt(res.rep, "/data"); !hasOpt(m.Opts, "idmapped") {
+		t.Errorf("/data not idmapped: %+v", m)
+	}
+	// On disk 0:0; the mount maps 0 to 1000, which the child's identity
+	// user namespace shows as 1000.
+	if pr := res.rep.Probes["/data/file"]; pr.UID != 1000 || pr.GID != 1000 || pr.Read != "volume file\n" {
+		t.Errorf("/data/file: %+v", pr)
+	}
+}

@@ -58,6 +58,11 @@ type Options struct {
 	// UserNS, if set, makes user namespaces for idmapped mounts with
 	// explicit mappings; without it such mounts fail with a clear error.
 	UserNS UserNSMaker
+	// MountSources are detached mounts made by the runtime outside the
+	// container's user namespace (PrepareMount), by index in spec.Mounts:
+	// how a container with a user namespace gets idmapped mounts. Setup
+	// uses them in place of the source and leaves them open.
+	MountSources map[int]*os.File `json:"-"`
 }
 
 // Root is a root filesystem prepared by Setup, not yet pivoted into.
@@ -104,12 +109,12 @@ func (r *Root) setup() error {
 	}
 	if devMount < 0 {
 		// /dev first: the spec's /dev/pts, /dev/shm... go on top of it.
-		if err := r.mountSpec(devTmpfs); err != nil {
+		if err := r.mountSpec(devTmpfs, -1); err != nil {
 			return fmt.Errorf("mount /dev: %w", err)
 		}
 	}
-	for _, m := range r.spec.Mounts {
-		if err := r.mountSpec(m); err != nil {
+	for i, m := range r.spec.Mounts {
+		if err := r.mountSpec(m, i); err != nil {
 			return fmt.Errorf("mount %s (%s): %w", m.Destination, m.Type, err)
 		}
 	}
