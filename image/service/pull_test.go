@@ -130,6 +130,22 @@ func TestPull(t *testing.T) {
 	defer srv.Close()
 	root := t.TempDir()
 	s := open(t, root, Options{Registry: httpRegistry{srv.URL}})
+	// Concurrent first pulls share downloads and snapshots.
+	var cwg sync.WaitGroup
+	for range 2 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			if _, err := s.Pull(ctx, "example.com/big:other", ocispec.Platform{}, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	cwg.Wait()
+	if _, err := s.Remove(ctx, "example.com/big:other", false); err != nil {
+		t.Fatal(err)
+	}
+	assertEmpty(t, root)
 	var events []Progress
 	id, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, func(p Progress) { events = append(events, p) })
 	if err != nil {
@@ -147,7 +163,19 @@ func TestPull(t *testing.T) {
 	if done != 3 {
 		t.Fatalf("progress events: %+v", events)
 	}
-	// A second pull finds everything present.
+	// Concurrent pulls of a present image, then a second pull, find
+	// everything present.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 	events = nil
 	if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, func(p Progress) { events = append(events, p) }); err != nil {
 		t.Fatal(err)
@@ -232,4 +260,33 @@ func waitForPartialIngest(t *testing.T, root string, d digest.Digest, size int64
 		time.Sleep(20 * time.Millisecond)
 	}
 	return 0
+}
+
+// TestPullTamperedLayer: a layer whose bytes do not match its digest fails
+// the pull, even though it was unpacked while streaming, and leaves nothing.
+func TestPullTamperedLayer(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	ti := bigImage(t)
+	reg := newFakeRegistry(t, ti)
+	var m ocispec.Manifest
+	json.Unmarshal(reg.blobs[reg.manifest.Digest], &m)
+	evil := gz(layer(t, entry{name: "evil", body: string(make([]byte, 100))}))
+	reg.blobs[m.Layers[2].Digest] = evil
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	root := t.TempDir()
+	s := open(t, root, Options{Registry: httpRegistry{srv.URL}})
+	if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, nil); err == nil {
+		t.Fatal("tampered layer accepted")
+	}
+	if l, _ := s.List(ctx); len(l) != 0 {
+		t.Fatalf("listed: %v", l)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "snapshots")); len(ents) > 2 {
+		t.Fatalf("%d snapshot dirs left; staging leaked?", len(ents))
+	}
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -90,6 +90,10 @@ var (
 // Open opens the snapshotter at root, creating it, and removes directories
 // left by crashes that no record refers to.
 func Open(root string) (*Snapshotter, error) {
+	// Overlay options are comma separated and lowerdir colon separated.
+	if strings.ContainsAny(root, ",:") {
+		return nil, fmt.Errorf("snapshotter root %q: ',' and ':' cannot appear in overlay mount options", root)
+	}
 	for _, d := range []string{"snapshots", "l"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("snapshotter %s: %w", root, err)
@@ -97,6 +101,9 @@ func Open(root string) (*Snapshotter, error) {
 	}
 	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("snapshotter db: locked by another process (one engine per data root): %w", err)
+		}
 		return nil, fmt.Errorf("snapshotter db: %w", err)
 	}
 	s := &Snapshotter{root: root, db: db}
@@ -454,12 +461,22 @@ func (s *Snapshotter) Apply(ctx context.Context, name, parent string, fill func(
 // directory (as filled by an unpacker before the parent was known), moving
 // it in by rename. dir must be on the snapshotter's filesystem.
 func (s *Snapshotter) AdoptDir(ctx context.Context, name, parent, dir string) error {
-	return s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
+	adopted := false
+	err := s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
 		if err := os.Remove(fsDir); err != nil {
 			return err
 		}
-		return os.Rename(dir, fsDir)
+		if err := os.Rename(dir, fsDir); err != nil {
+			return err
+		}
+		adopted = true
+		return nil
 	})
+	if !adopted {
+		// Already there (a concurrent pull won) or failed: dir is ours to drop.
+		os.RemoveAll(dir)
+	}
+	return err
 }
 
 // StagingDir returns a new empty directory on the snapshotter's filesystem
