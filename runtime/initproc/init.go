@@ -148,6 +148,12 @@ func runCreate(s *syncer, cfg *Config) error {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	p := spec.Process
+	if p == nil {
+		// No process: wait to be killed by start (or delete).
+		s.done = true
+		s.enc.Encode(Msg{Type: MsgReady})
+		select {}
+	}
 	if p.Terminal {
 		if err := setupConsole(cfg.ConsoleFD); err != nil {
 			return err
@@ -190,16 +196,19 @@ func waitStart(fifo *os.File) error {
 	if err := unix.Fstat(int(fifo.Fd()), &want); err != nil {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
+	// Left open on success: it closes on exec, which tells start the
+	// process runs (see container.releaseInit).
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
-	defer unix.Close(fd)
 	fifo.Close()
 	if err := unix.Fstat(fd, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		unix.Close(fd)
 		return fmt.Errorf("open exec fifo: /proc/self/fd led elsewhere")
 	}
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	return nil

@@ -27,6 +27,9 @@ func hostProcWrites(proc *procfs.Handle, spec *specs.Spec) error {
 			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
+	if spec.Process == nil {
+		return nil
+	}
 	if adj := spec.Process.OOMScoreAdj; adj != nil {
 		if err := proc.WriteFile("self/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
 			return fmt.Errorf("oomScoreAdj: %w", err)
