@@ -12,9 +12,10 @@ PKGS=(
 	podman conmon uidmap catatonit containernetworking-plugins # podman as a client of estiba-runtime
 	docker-registry   # real registry server for pull/push tests
 	skopeo umoci      # peers for image tests and benchmarks
-	qemu-system-x86 xz-utils # cgroup v2 VM lane (shared/tools/v2vm.sh)
+	qemu-system-x86 xz-utils # cgroup v2 VM lane (tests/v2vm)
 	nftables iproute2 iperf3 socat # network tests: inspect rules, measure bandwidth
 	hyperfine         # benchmarks
+	python3-seccomp   # bench/seccomp.sh: libseccomp's filters, as runc builds them
 	git make gcc ca-certificates
 )
 missing=()

@@ -1,31 +1,260 @@
 // Package caps applies the five capability sets of an OCI process.
+//
+// Capability sets belong to a thread, not to a process: every function here
+// that changes or reads them acts on the calling OS thread only. The caller
+// locks its goroutine to the thread (runtime.LockOSThread) that will execve
+// the container's process, and calls, in this order:
+//
+//  1. DropBounding, while still uid 0 with CAP_SETPCAP;
+//  2. prctl(PR_SET_KEEPCAPS, 1), then setgroups/setgid/setuid — without
+//     KEEPCAPS the kernel empties the permitted set when uid 0 becomes
+//     another uid;
+//  3. Apply, as the last step before execve.
+//
+// A nil *specs.LinuxCapabilities means empty sets: the process gets no
+// capabilities at all, as with runc.
+//
+// Capabilities outside the bounding set cannot be gained (the host's root may
+// lack some: on estiba's CI host CAP_SYS_RESOURCE). runc passes them to
+// capset and fails with a bare EPERM; Apply and DropBounding fail too, but
+// say which capabilities are unavailable (errors wrap ErrUnavailable).
 package caps
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
-// ErrNotImplemented is returned by parts not built yet.
-var ErrNotImplemented = errors.New("caps: not implemented")
+// ErrUnavailable is wrapped by errors about capabilities the calling thread
+// cannot gain because its bounding or permitted set lacks them.
+var ErrUnavailable = errors.New("capability not available to this process")
 
-// Validate rejects unknown capability names with a clear error. Names the
-// running kernel does not know (newer than it) are not errors: they are
-// dropped when applied, as runc does.
+// Sets are the five capability sets of a thread.
+type Sets struct {
+	Bounding, Effective, Permitted, Inheritable, Ambient Set
+}
+
+// FromSpec parses the five lists of c. A nil c gives empty sets. Unknown
+// names are an error naming them all.
+func FromSpec(c *specs.LinuxCapabilities) (Sets, error) {
+	var s Sets
+	if c == nil {
+		return s, nil
+	}
+	var errs []error
+	for _, f := range []struct {
+		name string
+		list []string
+		dst  *Set
+	}{
+		{"bounding", c.Bounding, &s.Bounding},
+		{"effective", c.Effective, &s.Effective},
+		{"permitted", c.Permitted, &s.Permitted},
+		{"inheritable", c.Inheritable, &s.Inheritable},
+		{"ambient", c.Ambient, &s.Ambient},
+	} {
+		set, err := Parse(f.list)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("capabilities.%s: %w", f.name, err))
+		}
+		*f.dst = set
+	}
+	return s, errors.Join(errs...)
+}
+
+// Validate rejects unknown capability names with a clear error (runc only
+// warns and drops them; a typo in a security setting deserves an error).
+// Names the running kernel does not know (newer than it) are not errors:
+// they are dropped when applied, as runc does (see Unsupported).
+//
+// It also rejects sets the kernel would refuse: an effective or ambient
+// capability outside the permitted set, an ambient one outside the
+// inheritable set (runc warns and skips those ambient capabilities).
 func Validate(c *specs.LinuxCapabilities) error {
-	return ErrNotImplemented
+	s, err := FromSpec(c)
+	if err != nil {
+		return err
+	}
+	if extra := s.Effective &^ s.Permitted; extra != 0 {
+		return fmt.Errorf("capabilities.effective: %s not in the permitted set", list(extra))
+	}
+	if extra := s.Ambient &^ (s.Permitted & s.Inheritable); extra != 0 {
+		return fmt.Errorf("capabilities.ambient: %s not in both the permitted and the inheritable sets", list(extra))
+	}
+	return nil
 }
 
-// DropBounding drops from the bounding set every capability not in c.Bounding.
-// It must run before the process changes uid (it needs CAP_SETPCAP).
+// Unsupported returns the capabilities of c that the running kernel does not
+// know; Apply and DropBounding ignore them. Callers may log them as runc
+// does ("ignoring unknown or unavailable capabilities").
+func Unsupported(c *specs.LinuxCapabilities) ([]string, error) {
+	s, err := FromSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	last, err := LastCap()
+	if err != nil {
+		return nil, err
+	}
+	all := s.Bounding | s.Effective | s.Permitted | s.Inheritable | s.Ambient
+	return (all &^ upTo(last)).Names(), nil
+}
+
+// DropBounding drops from the calling thread's bounding set every capability
+// not in c.Bounding. It must run before the process changes uid (it needs
+// CAP_SETPCAP). A capability in c.Bounding that the thread's bounding set
+// lacks is an error wrapping ErrUnavailable: it could never be gained.
 func DropBounding(c *specs.LinuxCapabilities) error {
-	return ErrNotImplemented
+	s, err := FromSpec(c)
+	if err != nil {
+		return err
+	}
+	last, err := LastCap()
+	if err != nil {
+		return err
+	}
+	want := s.Bounding & upTo(last)
+	have, err := readBounding(last)
+	if err != nil {
+		return err
+	}
+	if missing := want &^ have; missing != 0 {
+		return fmt.Errorf("capabilities.bounding: %s: %w (host bounding set lacks them)", list(missing), ErrUnavailable)
+	}
+	for cp := 0; cp <= last; cp++ {
+		if have.Has(cp) && !want.Has(cp) {
+			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(cp), 0, 0, 0); err != nil {
+				return fmt.Errorf("drop %s from bounding set: %w", Name(cp), err)
+			}
+		}
+	}
+	return nil
 }
 
-// Apply sets the effective, permitted and inheritable sets and then the
-// ambient set. It must run after the uid change (with PR_SET_KEEPCAPS set
-// before it), as the last step before execve.
+// Apply sets the calling thread's effective, permitted and inheritable sets
+// with capset(2), then its ambient set. It must run after the uid change
+// (with PR_SET_KEEPCAPS set before it), as the last step before execve.
+// Capabilities the kernel does not know are ignored; ones the thread cannot
+// gain are an error wrapping ErrUnavailable.
 func Apply(c *specs.LinuxCapabilities) error {
-	return ErrNotImplemented
+	if err := Validate(c); err != nil {
+		return err
+	}
+	s, _ := FromSpec(c)
+	last, err := LastCap()
+	if err != nil {
+		return err
+	}
+	known := upTo(last)
+	s.Effective &= known
+	s.Permitted &= known
+	s.Inheritable &= known
+	s.Ambient &= known
+	cur, err := Current()
+	if err != nil {
+		return err
+	}
+	if err := checkGainable(s, cur); err != nil {
+		return err
+	}
+	if err := capset(s.Effective, s.Permitted, s.Inheritable); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return setAmbient(s.Ambient, last)
 }
+
+// checkGainable reports, by name, what capset(2) would refuse with EPERM:
+// new permitted capabilities outside the old permitted set, and new
+// inheritable ones outside the bounding set (security/commoncap.c,
+// cap_capset).
+func checkGainable(want, cur Sets) error {
+	if extra := want.Permitted &^ cur.Permitted; extra != 0 {
+		return fmt.Errorf("capabilities.permitted: %s: %w (not in the bounding or permitted set of the runtime)", list(extra), ErrUnavailable)
+	}
+	if extra := want.Inheritable &^ (cur.Inheritable | cur.Bounding); extra != 0 {
+		return fmt.Errorf("capabilities.inheritable: %s: %w (not in the bounding set)", list(extra), ErrUnavailable)
+	}
+	return nil
+}
+
+// setAmbient replaces the ambient set. The kernel raises an ambient
+// capability only if it is already permitted and inheritable, so this runs
+// after capset.
+func setAmbient(amb Set, last int) error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		if amb == 0 && err == unix.EINVAL {
+			return nil // kernel older than 4.3, and nothing to raise
+		}
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	for cp := 0; cp <= last; cp++ {
+		if amb.Has(cp) {
+			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(cp), 0, 0); err != nil {
+				return fmt.Errorf("raise ambient %s: %w", Name(cp), err)
+			}
+		}
+	}
+	return nil
+}
+
+// Current reads the five capability sets of the calling thread.
+func Current() (Sets, error) {
+	var s Sets
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return s, fmt.Errorf("capget: %w", err)
+	}
+	s.Effective = Set(data[0].Effective) | Set(data[1].Effective)<<32
+	s.Permitted = Set(data[0].Permitted) | Set(data[1].Permitted)<<32
+	s.Inheritable = Set(data[0].Inheritable) | Set(data[1].Inheritable)<<32
+	last, err := LastCap()
+	if err != nil {
+		return s, err
+	}
+	if s.Bounding, err = readBounding(last); err != nil {
+		return s, err
+	}
+	for cp := 0; cp <= last; cp++ {
+		on, err := unix.PrctlRetInt(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_IS_SET, uintptr(cp), 0, 0)
+		if err != nil {
+			if err == unix.EINVAL {
+				break // no ambient capabilities in this kernel
+			}
+			return s, fmt.Errorf("read ambient %s: %w", Name(cp), err)
+		}
+		if on == 1 {
+			s.Ambient |= 1 << cp
+		}
+	}
+	return s, nil
+}
+
+func readBounding(last int) (Set, error) {
+	var s Set
+	for cp := 0; cp <= last; cp++ {
+		on, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(cp), 0, 0, 0)
+		if err != nil {
+			return 0, fmt.Errorf("read bounding %s: %w", Name(cp), err)
+		}
+		if on == 1 {
+			s |= 1 << cp
+		}
+	}
+	return s, nil
+}
+
+func capset(eff, perm, inh Set) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(eff), Permitted: uint32(perm), Inheritable: uint32(inh)},
+		{Effective: uint32(eff >> 32), Permitted: uint32(perm >> 32), Inheritable: uint32(inh >> 32)},
+	}
+	return unix.Capset(&hdr, &data[0])
+}
+
+func list(s Set) string { return strings.Join(s.Names(), ", ") }

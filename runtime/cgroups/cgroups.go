@@ -9,6 +9,8 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -16,22 +18,31 @@ import (
 // ErrNotImplemented is returned by parts not built yet.
 var ErrNotImplemented = errors.New("cgroups: not implemented")
 
+// DefaultRoot is where cgroup filesystems are mounted on Linux hosts.
+const DefaultRoot = "/sys/fs/cgroup"
+
 // Config names a container's cgroup.
 type Config struct {
 	// Path is the OCI linux.cgroupsPath: absolute paths are relative to the
 	// cgroup root (of each v1 hierarchy, or the v2 mount); relative paths are
-	// relative to the runtime's own cgroup; empty means a path derived from ID.
+	// relative to the runtime's own cgroup; empty means a path derived from ID
+	// (DefaultParent/ID).
 	Path string
 	// ID is the container ID, used when Path is empty.
 	ID string
-	// Root is the cgroup filesystem root, normally /sys/fs/cgroup. Tests pass
-	// another; the VM lane passes its own.
+	// Root is the cgroup filesystem root, normally /sys/fs/cgroup (the
+	// default when empty). Only cgroup mounts at or below it are used.
 	Root string
+	// Warn receives warnings about settings the kernel refused but that are
+	// deprecated and safe to skip (kernel memory limits). Nil writes them to
+	// stderr.
+	Warn func(msg string)
 }
 
 // Manager controls one container's cgroup(s).
 type Manager interface {
-	// Apply creates the cgroup(s) and moves pid into them.
+	// Apply creates the cgroup(s) and moves pid into them. pid <= 0 only
+	// creates them.
 	Apply(pid int) error
 	// Set writes the resource limits. It may be called before or after Apply.
 	Set(r *specs.LinuxResources) error
@@ -47,6 +58,15 @@ type Manager interface {
 	Destroy() error
 	// Paths maps each controller (v1) or "" (v2) to the cgroup directory.
 	Paths() map[string]string
+	// OpenUnified creates the container's cgroup2 cgroup (v2, or the unified
+	// mount of a hybrid host) and opens its directory, for
+	// SysProcAttr.UseCgroupFD (clone3 CLONE_INTO_CGROUP). On a v2 host a child
+	// cloned into it needs no Apply; on hybrid hosts Apply is still needed
+	// for the v1 hierarchies. The caller closes the file. Fails on v1-only
+	// hosts.
+	OpenUnified() (*os.File, error)
+	// Mode is the host's cgroup layout.
+	Mode() Mode
 }
 
 // Stats is a snapshot of a container's usage.
@@ -63,6 +83,9 @@ type CPUStats struct {
 	ThrottledNanos                     uint64
 }
 
+// MemoryStats are bytes, except OOMKills. SwapUsage is swap alone;
+// SwapLimit is the kernel's: memory+swap on v1, swap alone on v2. A limit of
+// 0 means none ("max"); on v1 no limit reads as a huge number.
 type MemoryStats struct {
 	Usage, MaxUsage, Limit, Cache uint64
 	SwapUsage, SwapLimit          uint64
@@ -76,7 +99,33 @@ type IOEntry struct {
 	ReadBytes, WriteBytes, ReadIOs, WriteIOs uint64
 }
 
-// New returns the Manager for cfg on this host's cgroup layout.
+// New returns the Manager for cfg on this host's cgroup layout, read from
+// /proc/self/mountinfo and /proc/self/cgroup.
 func New(cfg Config) (Manager, error) {
-	return nil, ErrNotImplemented
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	return newFromHost(cfg, mi, self)
+}
+
+// newFromHost is New with the two /proc files given, so unit tests can
+// describe a fake host whose mounts point into a temp dir.
+func newFromHost(cfg Config, mountinfo, selfCgroup []byte) (*manager, error) {
+	if cfg.Root == "" {
+		cfg.Root = DefaultRoot
+	}
+	inner, err := innerPath(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	l, err := parseLayout(cfg.Root, mountinfo, selfCgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	return newManager(cfg, l, inner), nil
 }

@@ -3,16 +3,31 @@
 // the masked and read-only paths. Every mount target is resolved inside the
 // rootfs without following symlinks out of it, because the rootfs belongs to
 // the (hostile) container image.
+//
+// It needs Linux 5.12 or newer (openat2, the new mount API, mount_setattr).
 package rootfs
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotImplemented is returned by parts not built yet.
 var ErrNotImplemented = errors.New("rootfs: not implemented")
+
+// UserNSMaker gives a user namespace with the given mappings, for idmapped
+// mounts that carry their own uidMappings/gidMappings. Creating one needs a
+// new process, which this package does not fork.
+type UserNSMaker interface {
+	UserNS(uidMappings, gidMappings []specs.LinuxIDMapping) (*os.File, error)
+}
 
 // Options are the runtime's choices that the spec does not carry.
 type Options struct {
@@ -22,13 +37,18 @@ type Options struct {
 	// InUserNS is set when the container has its own user namespace: device
 	// nodes are then bind-mounted from the host instead of created.
 	InUserNS bool
+	// UserNS, if set, makes user namespaces for idmapped mounts with
+	// explicit mappings; without it such mounts fail with a clear error.
+	UserNS UserNSMaker
 }
 
 // Root is a root filesystem prepared by Setup, not yet pivoted into.
 type Root struct {
-	spec *specs.Spec
-	path string // absolute path of the rootfs (the bind-mounted copy)
-	opts Options
+	spec   *specs.Spec
+	path   string // absolute path of the rootfs (the bind-mounted copy)
+	bundle string
+	opts   Options
+	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
 }
 
 // Setup must run in the container's init process, in its new mount
@@ -37,12 +57,268 @@ type Root struct {
 // spec.Mounts in order, and populates /dev. It stops before pivot_root so the
 // createContainer hooks can run on the prepared tree.
 func Setup(spec *specs.Spec, bundle string, opts Options) (*Root, error) {
-	return nil, ErrNotImplemented
+	if spec == nil || spec.Root == nil || spec.Root.Path == "" {
+		return nil, errors.New("rootfs: spec has no root.path")
+	}
+	path := spec.Root.Path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(bundle, path)
+	}
+	r := &Root{spec: spec, path: filepath.Clean(path), bundle: bundle, opts: opts, fd: -1}
+	if err := r.setup(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("rootfs %s: %w", r.path, err)
+	}
+	return r, nil
+}
+
+func (r *Root) setup() error {
+	if err := r.prepareRoot(); err != nil {
+		return err
+	}
+	devMount := -1
+	for i, m := range r.spec.Mounts {
+		if filepath.Clean(m.Destination) == "/dev" {
+			devMount = i
+		}
+	}
+	if devMount < 0 {
+		// /dev first: the spec's /dev/pts, /dev/shm... go on top of it.
+		if err := r.mountSpec(devTmpfs); err != nil {
+			return fmt.Errorf("mount /dev: %w", err)
+		}
+	}
+	for _, m := range r.spec.Mounts {
+		if err := r.mountSpec(m); err != nil {
+			return fmt.Errorf("mount %s (%s): %w", m.Destination, m.Type, err)
+		}
+	}
+	devBind := false
+	if devMount >= 0 {
+		o, _ := parseOptions(r.spec.Mounts[devMount].Type, r.spec.Mounts[devMount].Options)
+		devBind = o.bind
+	}
+	return r.setupDev(devBind)
+}
+
+// prepareRoot isolates our mount namespace from the host's and makes the
+// rootfs a mount point of its own.
+func (r *Root) prepareRoot() error {
+	// The new namespace is a copy of the host's, with the host's (often
+	// shared) propagation: before any mount of ours, "/" must stop sending
+	// events to the host, or every mount below would appear there too.
+	prop, rec := uint64(unix.MS_SLAVE), true
+	if p, ok, err := r.rootPropagation(); err != nil {
+		return err
+	} else if ok {
+		prop, rec = p.propagation, p.recPropagation
+	}
+	flags := uintptr(prop)
+	if rec {
+		flags |= unix.MS_REC
+	}
+	if err := unix.Mount("", "/", "", flags, ""); err != nil {
+		return fmt.Errorf("set propagation of /: %w", err)
+	}
+	if prop == unix.MS_SHARED {
+		// pivot_root refuses a new root whose parent mount is shared, and
+		// a current root that is shared; both are only the host's old
+		// tree, detached after the pivot, so making them private in this
+		// namespace costs nothing.
+		if err := makeParentPrivate(r.path); err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("make old root private: %w", err)
+		}
+	}
+	// pivot_root needs the new root to be a mount point; the recursive
+	// bind also gives one mount that holds everything mounted below.
+	if err := unix.Mount(r.path, r.path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs onto itself: %w", err)
+	}
+	// Opened after the bind so the descriptor is on the bind mount: what
+	// is mounted relative to it is inside what pivot_root takes.
+	fd, err := unix.Open(r.path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	r.fd = fd
+	return nil
+}
+
+// rootPropagation parses linux.rootfsPropagation.
+func (r *Root) rootPropagation() (mountOptions, bool, error) {
+	if r.spec.Linux == nil || r.spec.Linux.RootfsPropagation == "" {
+		return mountOptions{}, false, nil
+	}
+	p := r.spec.Linux.RootfsPropagation
+	o, err := parseOptions("", []string{p})
+	if err != nil || o.propagation == 0 || o.attrSet|o.attrClr|o.recSet|o.recClr != 0 || len(o.data) > 0 {
+		return o, false, fmt.Errorf("linux.rootfsPropagation %q: not a propagation type", p)
+	}
+	return o, true, nil
+}
+
+// Close releases the descriptors Root holds. Pivot leaves them open for
+// MountConsole; exec closes them anyway (O_CLOEXEC).
+func (r *Root) Close() error {
+	if r == nil || r.fd < 0 {
+		return nil
+	}
+	err := unix.Close(r.fd)
+	r.fd = -1
+	return err
 }
 
 // Pivot switches the calling process's root to r (pivot_root, or chroot with
 // NoPivot), detaches the old root, then applies maskedPaths, readonlyPaths
 // and root.readonly. After Pivot the process's cwd is "/" of the container.
 func (r *Root) Pivot() error {
-	return ErrNotImplemented
+	if r == nil || r.fd < 0 {
+		return errors.New("rootfs: Pivot on a Root that Setup did not return")
+	}
+	var err error
+	if r.opts.NoPivot {
+		err = r.moveRoot()
+	} else {
+		err = r.pivotRoot()
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.finish(); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	return nil
+}
+
+// pivotRoot uses pivot_root(".", "."): the old root ends up stacked on the
+// new one at "/", and one lazy unmount of "." removes it, with no directory
+// needed inside the image to hold it.
+func (r *Root) pivotRoot() error {
+	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rootfs: open old root: %w", err)
+	}
+	defer unix.Close(oldRoot)
+	if err := unix.Fchdir(r.fd); err != nil {
+		return fmt.Errorf("rootfs: chdir to rootfs: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("rootfs: pivot_root: %w", err)
+	}
+	// Unmounting a tree whose mounts are shared unmounts their peers'
+	// copies too, on the host: make the whole old tree a slave first. By
+	// descriptor, since "." would name the new root for mount(2).
+	if err := unix.MountSetattr(oldRoot, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Propagation: unix.MS_SLAVE}); err != nil {
+		return fmt.Errorf("rootfs: make old root a slave: %w", err)
+	}
+	// umount2 looks "." up as a mount point, so it takes the top of the
+	// stack: the old root.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("rootfs: detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("rootfs: chdir /: %w", err)
+	}
+	return nil
+}
+
+// moveRoot is --no-pivot: the rootfs mount is moved over "/" and chrooted
+// into. The host's mounts stay in the namespace, under the rootfs.
+func (r *Root) moveRoot() error {
+	if err := unix.Fchdir(r.fd); err != nil {
+		return fmt.Errorf("rootfs: chdir to rootfs: %w", err)
+	}
+	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
+		return fmt.Errorf("rootfs: move rootfs to /: %w", err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("rootfs: chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("rootfs: chdir /: %w", err)
+	}
+	return nil
+}
+
+// finish applies, in the container's root, what must come after the pivot:
+// the root propagation (applied to "/" before the pivot it would reach the
+// host's root), readonly paths, then masked paths (a mask inside a read-only
+// tree still mounts), then root.readonly last, since it forbids nothing the
+// others need.
+func (r *Root) finish() error {
+	if p, ok, err := r.rootPropagation(); err != nil {
+		return err
+	} else if ok {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if p.recPropagation {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(r.fd, "", flags, &unix.MountAttr{Propagation: p.propagation}); err != nil {
+			return fmt.Errorf("set rootfs propagation: %w", err)
+		}
+	}
+	if l := r.spec.Linux; l != nil {
+		for _, p := range l.ReadonlyPaths {
+			if err := r.readonlyPath(p); err != nil {
+				return err
+			}
+		}
+		if err := r.maskPaths(l.MaskedPaths); err != nil {
+			return err
+		}
+	}
+	if r.spec.Root.Readonly {
+		if err := unix.MountSetattr(r.fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("make / read-only: %w", err)
+		}
+	}
+	return nil
+}
+
+// makeParentPrivate makes the mount holding path private. Only needed when
+// "/" was made shared: it is found in mountinfo, the longest mount point
+// that is a prefix of path.
+func makeParentPrivate(path string) error {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("find rootfs parent mount: %w", err)
+	}
+	best := "/"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(f[4])
+		if len(mp) > len(best) && (path == mp || strings.HasPrefix(path, mp+"/")) {
+			best = mp
+		}
+	}
+	if err := unix.Mount("", best, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make rootfs parent mount %s private: %w", best, err)
+	}
+	return nil
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for space...) of
+// mountinfo fields.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/estiba/estiba/engine/api/types"
+)
+
+func cmdImages(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("images", c)
+	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
+	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
+	fs.BoolP("all", "a", false, "show all images")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var list []types.ImageSummary
+	if err := cl.call(ctx, "GET", "/images/json", nil, nil, &list); err != nil {
+		return err
+	}
+	if *quiet {
+		for _, i := range list {
+			fmt.Fprintln(c.Stdout, trunc(i.ID, !*noTrunc))
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	for _, i := range list {
+		tags := i.RepoTags
+		if len(tags) == 0 {
+			tags = []string{"<none>:<none>"}
+		}
+		for _, t := range tags {
+			k := strings.LastIndex(t, ":")
+			repo, tag := t, "<none>"
+			if k > strings.LastIndex(t, "/") {
+				repo, tag = t[:k], t[k+1:]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, trunc(i.ID, !*noTrunc), ago(i.Created), decSize(i.Size))
+		}
+	}
+	return tw.Flush()
+}
+
+// progress prints a JSON progress stream and returns its error, if any.
+func progress(c *CLI, r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m types.JSONMessage
+		if err := dec.Decode(&m); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+		switch {
+		case m.Error != nil:
+			return fmt.Errorf("%s", m.Error.Message)
+		case m.ErrorMessage != "":
+			return fmt.Errorf("%s", m.ErrorMessage)
+		case m.Stream != "":
+			fmt.Fprint(c.Stdout, m.Stream)
+		case m.ID != "":
+			fmt.Fprintf(c.Stdout, "%s: %s %s\n", m.ID, m.Status, m.Progress)
+		case m.Status != "":
+			fmt.Fprintln(c.Stdout, m.Status)
+		}
+	}
+}
+
+func pull(ctx context.Context, c *CLI, cl *Client, ref string) error {
+	resp, err := cl.do(ctx, "POST", "/images/create", url.Values{"fromImage": {ref}}, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return progress(c, resp.Body)
+}
+
+func cmdPull(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("pull", c)
+	fs.StringP("platform", "", "", "set platform (only the host's is supported)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErr("requires exactly 1 argument")
+	}
+	return pull(ctx, c, cl, fs.Arg(0))
+}
+
+func cmdRmi(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("rmi", c)
+	force := fs.BoolP("force", "f", false, "force removal of the image")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *force {
+		q.Set("force", "1")
+	}
+	if fs.NArg() == 0 {
+		return usageErr("requires at least 1 argument")
+	}
+	failed := false
+	for _, ref := range fs.Args() {
+		var items []types.ImageDeleteItem
+		if err := cl.call(ctx, "DELETE", "/images/"+ref, q, nil, &items); err != nil {
+			fmt.Fprintln(c.Stderr, err)
+			failed = true
+			continue
+		}
+		for _, i := range items {
+			if i.Untagged != "" {
+				fmt.Fprintln(c.Stdout, "Untagged:", i.Untagged)
+			}
+			if i.Deleted != "" {
+				fmt.Fprintln(c.Stdout, "Deleted:", i.Deleted)
+			}
+		}
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func splitRef(ref string) (repo, tag string) {
+	if k := strings.LastIndex(ref, ":"); k > strings.LastIndex(ref, "/") {
+		return ref[:k], ref[k+1:]
+	}
+	return ref, ""
+}
+
+func cmdTag(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	if len(args) != 2 {
+		return usageErr("requires exactly 2 arguments: SOURCE_IMAGE TARGET_IMAGE")
+	}
+	repo, tag := splitRef(args[1])
+	q := url.Values{"repo": {repo}}
+	if tag != "" {
+		q.Set("tag", tag)
+	}
+	return cl.call(ctx, "POST", "/images/"+args[0]+"/tag", q, nil, nil)
+}
+
+func cmdImport(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("import", c)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		return usageErr("usage: estiba import file|- [REPOSITORY[:TAG]]")
+	}
+	r, done, err := readerOf(c, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer done()
+	q := url.Values{"fromSrc": {"-"}}
+	if fs.NArg() == 2 {
+		repo, tag := splitRef(fs.Arg(1))
+		q.Set("repo", repo)
+		if tag != "" {
+			q.Set("tag", tag)
+		}
+	}
+	resp, err := cl.do(ctx, "POST", "/images/create", q, r, "application/x-tar")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return progress(c, resp.Body)
+}
+
+func cmdLoad(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("load", c)
+	input := fs.StringP("input", "i", "", "read from tar archive file, instead of STDIN")
+	fs.BoolP("quiet", "q", false, "suppress the load output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, done, err := readerOf(c, *input)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := cl.do(ctx, "POST", "/images/load", nil, r, "application/x-tar")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return progress(c, resp.Body)
+}
+
+func cmdContainerPrune(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	fs := newFlags("prune", c)
+	force := fs.BoolP("force", "f", false, "do not prompt for confirmation")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if !*force {
+		return usageErr("estiba container prune removes all stopped containers: pass -f to confirm")
+	}
+	return prune(ctx, c, cl)
+}

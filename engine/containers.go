@@ -1,0 +1,560 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/estiba/estiba/engine/api"
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/engine/restart"
+	"github.com/estiba/estiba/engine/specgen"
+	"github.com/estiba/estiba/engine/store"
+	"golang.org/x/sys/unix"
+)
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Create records a container: validated config, image resolved, rootfs
+// snapshot prepared. Nothing runs yet.
+func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCreateRequest) (*types.ContainerCreateResponse, error) {
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &types.HostConfig{}
+	}
+	if err := d.validate(name, &req.Config, hc); err != nil {
+		return nil, err
+	}
+	imageID, imgCfg, err := d.images.Resolve(ctx, req.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", req.Image, err)
+	}
+	id := newID()
+	if name == "" {
+		name = randomName(id)
+	}
+	args, err := specgen.Args(&req.Config, imgCfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &store.Container{ID: id, Name: strings.TrimPrefix(name, "/"), Created: time.Now().UTC(), Image: req.Image, ImageID: imageID,
+		Config: req.Config, HostConfig: *hc, Path: args[0], Args: args[1:], Phase: store.PhaseCreating,
+		State: store.State{Status: store.StatusCreated}}
+	mergeImageDefaults(&c.Config, imgCfg)
+	userns := !hc.Privileged && hc.UsernsMode != "host"
+	// PhaseCreating is on disk before anything else exists, so a crash in
+	// the middle leaves a record the repair pass cleans.
+	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
+		return nil, err
+	}
+	if err := d.prepare(ctx, c); err != nil {
+		d.destroy(context.Background(), c)
+		return nil, err
+	}
+	if _, err := d.store.Update(id, func(c *store.Container) error { c.Phase = store.PhaseReady; return nil }); err != nil {
+		return nil, err
+	}
+	d.events.container("create", c)
+	return &types.ContainerCreateResponse{ID: id, Warnings: []string{}}, nil
+}
+
+func (d *Daemon) validate(name string, cfg *types.Config, hc *types.HostConfig) error {
+	if name != "" && !validName.MatchString(name) {
+		return fmt.Errorf("invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed: %w", name, errdefs.ErrInvalid)
+	}
+	if cfg.Image == "" {
+		return fmt.Errorf("no image specified: %w", errdefs.ErrInvalid)
+	}
+	if _, err := restart.Validate(hc.RestartPolicy.Name, hc.RestartPolicy.MaximumRetryCount); err != nil {
+		return err
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
+		return fmt.Errorf("can't create 'AutoRemove' container with restart policy: %w", errdefs.ErrInvalid)
+	}
+	if hc.UsernsMode != "" && hc.UsernsMode != "host" && hc.UsernsMode != "auto" {
+		return fmt.Errorf("userns mode %q is not supported (auto or host): %w", hc.UsernsMode, errdefs.ErrInvalid)
+	}
+	if cfg.StopSignal != "" {
+		if _, err := parseSignal(cfg.StopSignal); err != nil {
+			return err
+		}
+	}
+	if err := d.checkNetwork(hc); err != nil {
+		return err
+	}
+	if hc.LogConfig.Type != "" && hc.LogConfig.Type != "json-file" {
+		return fmt.Errorf("log driver %q is not supported (json-file only): %w", hc.LogConfig.Type, errdefs.ErrInvalid)
+	}
+	// The spec generator is the judge of everything else: run it once on
+	// a dry input so bad flags fail at create, as with Docker.
+	_, err := specgen.Generate(&specgen.Input{ID: "validate", Config: &types.Config{Cmd: []string{"x"}, User: userIfNumeric(cfg.User), WorkingDir: cfg.WorkingDir},
+		HostConfig: dryHostConfig(hc)}, &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes")})
+	return err
+}
+
+func userIfNumeric(u string) string {
+	if u == "" || strings.Trim(u, "0123456789:") == "" {
+		return u
+	}
+	return ""
+}
+
+// dryHostConfig drops binds (their volumes are made at start, not at a
+// validation).
+func dryHostConfig(hc *types.HostConfig) *types.HostConfig {
+	c := *hc
+	c.Binds, c.Mounts = nil, nil
+	return &c
+}
+
+func (d *Daemon) checkNetwork(hc *types.HostConfig) error {
+	mode := hc.NetworkMode
+	switch {
+	case mode == "host" || mode == "none":
+		if len(hc.PortBindings) > 0 {
+			return fmt.Errorf("published ports are discarded with network mode %q: %w", mode, errdefs.ErrInvalid)
+		}
+		return nil
+	case strings.HasPrefix(mode, "container:"):
+		return nil
+	case d.networks != nil:
+		return nil
+	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
+		return fmt.Errorf("publishing ports (-p) needs the network layer, which is not wired in this build: %w", errdefs.ErrNotImplemented)
+	case mode == "" || mode == "default":
+		return nil // a private network namespace with loopback only
+	default:
+		return fmt.Errorf("network %q needs the network layer, which is not wired in this build (use --network none or host): %w", mode, errdefs.ErrNotImplemented)
+	}
+}
+
+func mergeImageDefaults(c *types.Config, img imageConfig) {
+	if c.WorkingDir == "" {
+		c.WorkingDir = img.WorkingDir
+	}
+	if c.User == "" {
+		c.User = img.User
+	}
+	if c.StopSignal == "" {
+		c.StopSignal = img.StopSignal
+	}
+	if len(c.Entrypoint) == 0 && c.Entrypoint == nil {
+		c.Entrypoint = img.Entrypoint
+		if len(c.Cmd) == 0 {
+			c.Cmd = img.Cmd
+		}
+	}
+	c.Env = specgen.MergeEnv(img.Env, c.Env)
+	for k, v := range img.Labels {
+		if c.Labels == nil {
+			c.Labels = map[string]string{}
+		}
+		if _, ok := c.Labels[k]; !ok {
+			c.Labels[k] = v
+		}
+	}
+}
+
+// prepare makes the container's directory and rootfs snapshot.
+func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
+	if err := os.MkdirAll(d.rootfsDir(c.ID), 0o700); err != nil {
+		return fmt.Errorf("container dir: %w", err)
+	}
+	mounts, err := d.images.PrepareRootfs(ctx, c.ImageID, c.ID)
+	if err != nil {
+		return fmt.Errorf("rootfs of %s: %w", c.Image, err)
+	}
+	b, _ := json.Marshal(mounts)
+	return os.WriteFile(filepath.Join(d.containerDir(c.ID), "rootfs.json"), b, 0o600)
+}
+
+// destroy removes everything of a container that is not running.
+func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
+	var errs []error
+	if err := d.mounter.Unmount(d.rootfsDir(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(d.containerDir(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: c.ID})
+	if err := d.store.Delete(c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) get(ref string) (*store.Container, error) {
+	id, err := d.store.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	return d.store.Get(id)
+}
+
+// Start runs the container.
+func (d *Daemon) Start(ctx context.Context, ref string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	switch c.State.Status {
+	case store.StatusRunning, store.StatusPaused:
+		return fmt.Errorf("container %s is already running: %w", c.Name, errdefs.ErrNotModified)
+	case store.StatusRemoving, store.StatusDead:
+		return fmt.Errorf("container %s is %s: %w", c.Name, c.State.Status, errdefs.ErrConflict)
+	}
+	if c.Phase != store.PhaseReady {
+		return fmt.Errorf("container %s is still being created: %w", c.Name, errdefs.ErrConflict)
+	}
+	d.cancelRestart(c.ID)
+	return d.start(ctx, c, false)
+}
+
+func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) (err error) {
+	d.mu.Lock()
+	if d.starting[c.ID] {
+		d.mu.Unlock()
+		return fmt.Errorf("container %s is starting: %w", c.Name, errdefs.ErrConflict)
+	}
+	d.starting[c.ID] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.starting, c.ID)
+		d.mu.Unlock()
+	}()
+	if err := d.mountRootfs(c); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			d.mounter.Unmount(d.rootfsDir(c.ID))
+			d.setError(c.ID, err)
+		}
+	}()
+	spec, err := d.generate(ctx, c)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(spec, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(d.containerDir(c.ID), "config.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write spec: %w", err)
+	}
+	size, files := d.logOpts(c)
+	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
+		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", c.Name, err)
+	}
+	if err := d.setupNetwork(ctx, c, resp.Pid); err != nil {
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpKill, ID: c.ID, Signal: int(unix.SIGKILL), All: true})
+		return err
+	}
+	c, err = d.store.Update(c.ID, func(c *store.Container) error {
+		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c)}
+		if isRestart {
+			c.RestartCount++
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d.events.container("start", c)
+	d.startHealth(c)
+	return nil
+}
+
+func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, pid int) error {
+	mode := c.HostConfig.NetworkMode
+	if d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:") {
+		return nil
+	}
+	if err := d.networks.Setup(ctx, c.ID, pid, mode, c.HostConfig.PortBindings); err != nil {
+		return fmt.Errorf("network of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+func (d *Daemon) setError(id string, err error) {
+	d.store.Update(id, func(c *store.Container) error {
+		c.State.Error = err.Error()
+		if c.State.Status == store.StatusRestarting {
+			c.State.Status = store.StatusExited
+		}
+		return nil
+	})
+}
+
+func (d *Daemon) mountRootfs(c *store.Container) error {
+	b, err := os.ReadFile(filepath.Join(d.containerDir(c.ID), "rootfs.json"))
+	if err != nil {
+		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
+	}
+	var mounts []specMount
+	if err := json.Unmarshal(b, &mounts); err != nil {
+		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
+	}
+	// A rootfs left mounted by a crash is unmounted first: mounting twice
+	// would stack overlays.
+	d.mounter.Unmount(d.rootfsDir(c.ID))
+	return d.mounter.Mount(mounts, d.rootfsDir(c.ID))
+}
+
+func (d *Daemon) generate(ctx context.Context, c *store.Container) (*specT, error) {
+	// The image's config went into c.Config at create (entrypoint, cmd,
+	// env, user, workdir), so the spec takes no image defaults again.
+	in := &specgen.Input{ID: c.ID, Config: &c.Config, HostConfig: &c.HostConfig, Rootfs: d.rootfsDir(c.ID),
+		ContainerDir: d.containerDir(c.ID), UsernsBase: c.UsernsBase, CgroupsPath: "/estiba/" + c.ID}
+	if mode := c.HostConfig.NetworkMode; strings.HasPrefix(mode, "container:") {
+		other, err := d.get(strings.TrimPrefix(mode, "container:"))
+		if err != nil {
+			return nil, err
+		}
+		if other.State.Status != store.StatusRunning {
+			return nil, fmt.Errorf("container %s is not running: %w", other.Name, errdefs.ErrConflict)
+		}
+		in.NetNSPath = fmt.Sprintf("/proc/%d/ns/net", other.State.Pid)
+	}
+	return specgen.Generate(in, d.specDefaults())
+}
+
+// Stop signals the container with its stop signal, then SIGKILL after the
+// timeout, and waits for its exit.
+func (d *Daemon) Stop(ctx context.Context, ref string, timeout *int, signal string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	d.cancelRestart(c.ID)
+	if c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused {
+		d.store.Update(c.ID, func(c *store.Container) error { c.State.StoppedByUser = true; return nil })
+		if c.State.Status == store.StatusRestarting {
+			d.store.Update(c.ID, func(c *store.Container) error { c.State.Status = store.StatusExited; return nil })
+			return nil
+		}
+		return fmt.Errorf("container %s is not running: %w", c.Name, errdefs.ErrNotModified)
+	}
+	return d.stop(ctx, c, timeout, signal)
+}
+
+func (d *Daemon) stop(ctx context.Context, c *store.Container, timeout *int, signal string) error {
+	if signal == "" {
+		signal = c.Config.StopSignal
+	}
+	sig, err := parseSignal(signal)
+	if err != nil {
+		return err
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	exited := d.waitFor(c.ID, "not-running")
+	defer d.dropWaiter(c.ID, exited)
+	if _, err := d.store.Update(c.ID, func(c *store.Container) error { c.State.StoppedByUser = true; return nil }); err != nil {
+		return err
+	}
+	if c.State.Status == store.StatusPaused {
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpResume, ID: c.ID})
+	}
+	if err := d.signal(ctx, c.ID, sig); err != nil {
+		return err
+	}
+	var grace <-chan time.Time
+	if t >= 0 {
+		grace = time.After(time.Duration(t) * time.Second)
+	}
+	select {
+	case <-exited.ch:
+		d.events.container("stop", c)
+		return nil
+	case <-grace:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := d.signal(ctx, c.ID, unix.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-exited.ch:
+		d.events.container("stop", c)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Daemon) signal(ctx context.Context, id string, sig unix.Signal) error {
+	if _, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpKill, ID: id, Signal: int(sig), All: sig == unix.SIGKILL}); err != nil {
+		return fmt.Errorf("signal %d to %s: %w", sig, id, err)
+	}
+	return nil
+}
+
+// Kill sends a signal (SIGKILL by default).
+func (d *Daemon) Kill(ctx context.Context, ref, signal string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if signal == "" {
+		signal = "KILL"
+	}
+	sig, err := parseSignal(signal)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused {
+		return fmt.Errorf("cannot kill container: %s: container %s is not running: %w", ref, c.ID, errdefs.ErrConflict)
+	}
+	stopSig, _ := parseSignal(c.Config.StopSignal)
+	if sig == unix.SIGKILL || sig == stopSig {
+		// A kill that ends the container is a user stop: policies other
+		// than on-failure's count do not bring it back.
+		d.store.Update(c.ID, func(c *store.Container) error { c.State.StoppedByUser = true; return nil })
+	}
+	if err := d.signal(ctx, c.ID, sig); err != nil {
+		return err
+	}
+	d.events.container("kill", c)
+	return nil
+}
+
+// Restart is stop then start.
+func (d *Daemon) Restart(ctx context.Context, ref string, timeout *int) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	d.cancelRestart(c.ID)
+	if c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused {
+		if err := d.stop(ctx, c, timeout, ""); err != nil {
+			return err
+		}
+	}
+	if c, err = d.store.Get(c.ID); err != nil {
+		return err
+	}
+	if err := d.start(ctx, c, false); err != nil {
+		return err
+	}
+	d.events.container("restart", c)
+	return nil
+}
+
+// Remove deletes a container; a running one only with force (SIGKILL).
+func (d *Daemon) Remove(ctx context.Context, ref string, force bool) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	d.cancelRestart(c.ID)
+	if c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused {
+		if !force {
+			return fmt.Errorf("cannot remove container %q: container is %s: stop the container before removing or force remove: %w", "/"+c.Name, c.State.Status, errdefs.ErrConflict)
+		}
+		zero := 0
+		if err := d.stop(ctx, c, &zero, "KILL"); err != nil {
+			return err
+		}
+	}
+	return d.remove(ctx, c.ID)
+}
+
+func (d *Daemon) remove(ctx context.Context, id string) error {
+	c, err := d.store.Update(id, func(c *store.Container) error {
+		if c.State.Status == store.StatusRemoving {
+			return fmt.Errorf("removal of container %s is already in progress: %w", c.Name, errdefs.ErrConflict)
+		}
+		c.State.Status = store.StatusRemoving
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.destroy(ctx, c); err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	d.events.container("destroy", c)
+	d.notify(c.ID, "removed", c.State.ExitCode)
+	return nil
+}
+
+// Pause freezes the container.
+func (d *Daemon) Pause(ctx context.Context, ref string) error {
+	return d.freeze(ctx, ref, monitor.OpPause, store.StatusRunning, store.StatusPaused, "pause")
+}
+
+// Unpause thaws it.
+func (d *Daemon) Unpause(ctx context.Context, ref string) error {
+	return d.freeze(ctx, ref, monitor.OpResume, store.StatusPaused, store.StatusRunning, "unpause")
+}
+
+func (d *Daemon) freeze(ctx context.Context, ref, op string, from, to store.Status, event string) error {
+	c, err := d.get(ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != from {
+		return fmt.Errorf("container %s is %s, not %s: %w", c.Name, c.State.Status, from, errdefs.ErrConflict)
+	}
+	if _, err := d.mon.Call(ctx, &monitor.Request{Op: op, ID: c.ID}); err != nil {
+		return fmt.Errorf("%s %s: %w", event, c.Name, err)
+	}
+	c, err = d.store.Update(c.ID, func(c *store.Container) error {
+		if c.State.Status == from {
+			c.State.Status = to
+		}
+		return nil
+	})
+	if err == nil {
+		d.events.container(event, c)
+	}
+	return err
+}
+
+// Prune removes every stopped container.
+func (d *Daemon) Prune(ctx context.Context) (*types.PruneReport, error) {
+	list, err := d.store.List()
+	if err != nil {
+		return nil, err
+	}
+	rep := &types.PruneReport{}
+	for _, c := range list {
+		if c.State.Status == store.StatusExited || c.State.Status == store.StatusCreated || c.State.Status == store.StatusDead {
+			if err := d.remove(ctx, c.ID); err == nil {
+				rep.ContainersDeleted = append(rep.ContainersDeleted, c.ID)
+			}
+		}
+	}
+	return rep, nil
+}
+
+var _ api.Containers = (*Daemon)(nil)

@@ -1,0 +1,188 @@
+// Package engine is the estiba daemon: container records and lifecycle on
+// top of the state store, the monitor (which owns container processes,
+// output and exits), the image layer and the network layer. The API server
+// (engine/api) calls it; cmd/estiba wires it.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/estiba/estiba/engine/api"
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/engine/specgen"
+	"github.com/estiba/estiba/engine/store"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Images is what the engine needs from the image layer: Docker's image
+// operations (served as-is by the API) plus a container's rootfs.
+type Images interface {
+	api.Images
+	// Resolve returns the image's id and its config defaults.
+	Resolve(ctx context.Context, ref string) (id string, cfg imagespec.ImageConfig, err error)
+	// PrepareRootfs makes a writable snapshot of the image for the
+	// container key and returns the mounts that assemble it (applied in
+	// order onto the target, like containerd's snapshotter Prepare).
+	PrepareRootfs(ctx context.Context, imageID, key string) ([]specs.Mount, error)
+	// RemoveRootfs drops the snapshot.
+	RemoveRootfs(ctx context.Context, key string) error
+}
+
+// Networks is what the engine needs from the network layer.
+type Networks interface {
+	// Setup attaches the container (its init is pid, in a fresh network
+	// namespace) to the network mode's network and publishes ports.
+	Setup(ctx context.Context, id string, pid int, mode string, ports map[string][]types.PortBinding) error
+	// Teardown undoes Setup; it is idempotent.
+	Teardown(ctx context.Context, id string) error
+}
+
+// Config is the daemon's configuration (flags and daemon.json).
+type Config struct {
+	Root          string // --data-root
+	MonitorSocket string
+	PidsLimit     int64 // default pids limit; 0 = none
+	// UsernsFirstID/UsernsMaxID bound the host ids handed out to
+	// containers, 65536 each (--userns=auto).
+	UsernsFirstID, UsernsMaxID uint32
+	LogMaxSize                 int64
+	LogMaxFiles                int
+	InitPath                   string // the binary bind-mounted for --init
+	Version                    string
+}
+
+// Daemon is the engine.
+type Daemon struct {
+	cfg      Config
+	store    *store.Store
+	mon      *monitor.Client
+	images   Images
+	networks Networks // nil: networking not wired
+	mounter  Mounter
+	log      *slog.Logger
+	events   *eventBus
+
+	mu       sync.Mutex // guards the maps below
+	waiters  map[string][]*waiter
+	execs    map[string]*execRecord
+	timers   map[string]*time.Timer // pending restarts
+	starting map[string]bool        // containers with a start in flight
+	health   map[string]context.CancelFunc
+	cancel   context.CancelFunc
+}
+
+// Mounter assembles and tears down a rootfs; the real one calls mount(2).
+type Mounter interface {
+	Mount(mounts []specs.Mount, target string) error
+	Unmount(target string) error
+}
+
+// New opens the daemon's state, connects to the monitor (starting it with
+// startMonitor if it is not running) and repairs what a crash left.
+func New(ctx context.Context, cfg Config, images Images, networks Networks, mounter Mounter, startMonitor func() error, log *slog.Logger) (*Daemon, error) {
+	for _, dir := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "volumes")} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+	}
+	st, err := store.Open(filepath.Join(cfg.Root, "state.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, store: st, mon: &monitor.Client{Socket: cfg.MonitorSocket}, images: images, networks: networks,
+		mounter: mounter, log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
+		timers: map[string]*time.Timer{}, starting: map[string]bool{}, health: map[string]context.CancelFunc{}}
+	if err := d.connectMonitor(ctx, startMonitor); err != nil {
+		st.Close()
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	exits, err := d.mon.Subscribe(lctx)
+	if err != nil {
+		cancel()
+		st.Close()
+		return nil, err
+	}
+	if err := d.repair(ctx); err != nil {
+		cancel()
+		st.Close()
+		return nil, fmt.Errorf("repair state: %w", err)
+	}
+	go d.exitLoop(lctx, exits)
+	return d, nil
+}
+
+func (d *Daemon) connectMonitor(ctx context.Context, startMonitor func() error) error {
+	if _, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpList}); err == nil {
+		return nil
+	}
+	if startMonitor == nil {
+		return fmt.Errorf("monitor at %s is not running", d.cfg.MonitorSocket)
+	}
+	if err := startMonitor(); err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err = d.mon.Call(ctx, &monitor.Request{Op: monitor.OpList}); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("monitor did not come up: %w", err)
+}
+
+// Close stops the daemon's loops and closes the store. Containers keep
+// running under the monitor.
+func (d *Daemon) Close() error {
+	d.cancel()
+	d.mu.Lock()
+	for _, t := range d.timers {
+		t.Stop()
+	}
+	d.mu.Unlock()
+	return d.store.Close()
+}
+
+func (d *Daemon) containerDir(id string) string { return filepath.Join(d.cfg.Root, "containers", id) }
+func (d *Daemon) rootfsDir(id string) string    { return filepath.Join(d.containerDir(id), "rootfs") }
+func (d *Daemon) logPath(id string) string {
+	return filepath.Join(d.containerDir(id), id+"-json.log")
+}
+
+func (d *Daemon) logOpts(c *store.Container) (int64, int) {
+	size, files := d.cfg.LogMaxSize, d.cfg.LogMaxFiles
+	if v, ok := c.HostConfig.LogConfig.Config["max-size"]; ok {
+		if n, err := parseSize(v); err == nil {
+			size = n
+		}
+	}
+	if v, ok := c.HostConfig.LogConfig.Config["max-file"]; ok {
+		fmt.Sscanf(v, "%d", &files)
+	}
+	if files < 1 {
+		files = 1
+	}
+	return size, files
+}
+
+func (d *Daemon) specDefaults() *specgen.Defaults {
+	return &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes")}
+}
+
+// nopCloser hides Close from a writer.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+var errStopped = errors.New("stopped")

@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/engine/restart"
+	"github.com/estiba/estiba/engine/store"
+)
+
+// repair reconciles the store with the monitor after a (re)start:
+//   - creations cut short (PhaseCreating) are undone;
+//   - containers the monitor says exited while we were down get their exit
+//     applied (and their restart policy);
+//   - containers the monitor still runs are adopted as they are;
+//   - containers the store thinks run but the monitor does not know (the
+//     monitor itself died) are marked dead and cleaned;
+//   - restarts that were pending when we died are scheduled again.
+func (d *Daemon) repair(ctx context.Context) error {
+	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpList})
+	if err != nil {
+		return err
+	}
+	known := map[string]monitor.Status{}
+	for _, st := range resp.States {
+		known[st.ID] = st
+	}
+	list, err := d.store.List()
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		st, ok := known[c.ID]
+		delete(known, c.ID)
+		switch {
+		case c.Phase == store.PhaseCreating:
+			d.log.Info("repair: removing half-created container", "id", c.ID)
+			d.destroy(ctx, c)
+		case ok && st.Running:
+			if c.State.Pid != st.Pid || c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused {
+				d.store.Update(c.ID, func(c *store.Container) error {
+					c.State.Status, c.State.Pid = store.StatusRunning, st.Pid
+					if c.State.StartedAt.IsZero() {
+						c.State.StartedAt = time.Now().UTC()
+					}
+					return nil
+				})
+			}
+			if fresh, err := d.store.Get(c.ID); err == nil {
+				d.startHealth(fresh)
+			}
+		case ok:
+			d.applyExit(ctx, st)
+		case c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused:
+			d.log.Warn("repair: container lost with the monitor", "id", c.ID)
+			d.applyExit(ctx, monitor.Status{ID: c.ID, Pid: c.State.Pid, ExitCode: 255, ExitedAt: time.Now().UTC()})
+		case c.State.Status == store.StatusRestarting:
+			d.scheduleRestart(c.ID, c.RestartDelay)
+		case c.State.Status == store.StatusRemoving:
+			d.destroy(ctx, c)
+		}
+	}
+	// Exits of containers we no longer have: drop them.
+	for id := range known {
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: id})
+	}
+	return nil
+}
+
+// exitLoop applies exits as the monitor reports them. If the monitor
+// connection breaks, it reconnects and repairs (catching up on exits).
+func (d *Daemon) exitLoop(ctx context.Context, exits <-chan monitor.Status) {
+	for {
+		for st := range exits {
+			if st.ExecID != "" {
+				d.execExited(st)
+				continue
+			}
+			d.applyExit(ctx, st)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.log.Warn("monitor connection lost; reconnecting")
+		for {
+			time.Sleep(500 * time.Millisecond)
+			if ctx.Err() != nil {
+				return
+			}
+			var err error
+			if exits, err = d.mon.Subscribe(ctx); err == nil {
+				d.repair(ctx)
+				break
+			}
+		}
+	}
+}
+
+// applyExit records an exit once (it is idempotent: a repeated report
+// for a pid already recorded is only forgotten again).
+func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
+	var applied bool
+	var decision bool
+	var delay time.Duration
+	c, err := d.store.Update(st.ID, func(c *store.Container) error {
+		if c.State.Pid != st.Pid || (c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
+			return nil
+		}
+		applied = true
+		ran := st.ExitedAt.Sub(c.State.StartedAt)
+		pol, _ := restart.Validate(c.HostConfig.RestartPolicy.Name, c.HostConfig.RestartPolicy.MaximumRetryCount)
+		decision, delay = pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
+		c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
+		c.State.Health = nil
+		if decision && !c.HostConfig.AutoRemove {
+			c.State.Status, c.RestartDelay = store.StatusRestarting, delay
+		} else {
+			c.RestartDelay = 0
+		}
+		return nil
+	})
+	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
+	if err != nil || !applied {
+		return
+	}
+	d.stopHealth(c.ID)
+	d.mounter.Unmount(d.rootfsDir(c.ID))
+	if d.networks != nil {
+		d.networks.Teardown(ctx, c.ID)
+	}
+	d.events.containerExit(c, st.ExitCode)
+	d.notify(c.ID, "exit", st.ExitCode)
+	switch {
+	case c.HostConfig.AutoRemove:
+		if err := d.remove(ctx, c.ID); err != nil {
+			d.log.Warn("auto-remove", "id", c.ID, "err", err)
+		}
+	case c.State.Status == store.StatusRestarting:
+		d.scheduleRestart(c.ID, delay)
+	}
+}
+
+func (d *Daemon) scheduleRestart(id string, delay time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t := d.timers[id]; t != nil {
+		t.Stop()
+	}
+	d.timers[id] = time.AfterFunc(delay, func() {
+		d.mu.Lock()
+		delete(d.timers, id)
+		d.mu.Unlock()
+		c, err := d.store.Get(id)
+		if err != nil || c.State.Status != store.StatusRestarting {
+			return
+		}
+		if err := d.start(context.Background(), c, true); err != nil {
+			d.log.Warn("restart", "id", id, "err", err)
+		}
+	})
+}
+
+func (d *Daemon) cancelRestart(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if t := d.timers[id]; t != nil {
+		t.Stop()
+		delete(d.timers, id)
+	}
+}
+
+// waiter is one pending wait: "not-running"/"next-exit" fire at an exit,
+// "removed" at removal.
+type waiter struct {
+	cond string
+	ch   chan types.WaitResponse
+}
+
+func (d *Daemon) waitFor(id, cond string) *waiter {
+	w := &waiter{cond: cond, ch: make(chan types.WaitResponse, 1)}
+	d.mu.Lock()
+	d.waiters[id] = append(d.waiters[id], w)
+	d.mu.Unlock()
+	return w
+}
+
+func (d *Daemon) dropWaiter(id string, w *waiter) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := d.waiters[id]
+	for i, x := range list {
+		if x == w {
+			d.waiters[id] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(d.waiters[id]) == 0 {
+		delete(d.waiters, id)
+	}
+}
+
+// notify fires waiters: event is "exit" or "removed".
+func (d *Daemon) notify(id, event string, code int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var keep []*waiter
+	for _, w := range d.waiters[id] {
+		if event == "removed" || w.cond != "removed" {
+			w.ch <- types.WaitResponse{StatusCode: int64(code)}
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	if len(keep) == 0 {
+		delete(d.waiters, id)
+	} else {
+		d.waiters[id] = keep
+	}
+}
+
+// Wait blocks per condition (see api.Containers).
+func (d *Daemon) Wait(ctx context.Context, ref, cond string) (<-chan types.WaitResponse, error) {
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if cond == "" {
+		cond = "not-running"
+	}
+	w := d.waitFor(c.ID, cond)
+	// Re-read after registering: an exit between get and waitFor is seen.
+	if cur, err := d.store.Get(c.ID); cond == "not-running" && err == nil &&
+		cur.State.Status != store.StatusRunning && cur.State.Status != store.StatusPaused && cur.State.Status != store.StatusRestarting {
+		d.dropWaiter(c.ID, w)
+		w.ch <- types.WaitResponse{StatusCode: int64(cur.State.ExitCode)}
+	}
+	out := make(chan types.WaitResponse, 1)
+	go func() {
+		select {
+		case r := <-w.ch:
+			out <- r
+		case <-ctx.Done():
+			d.dropWaiter(c.ID, w)
+		}
+	}()
+	return out, nil
+}

@@ -1,0 +1,140 @@
+package monitor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/engine/internal/fakeruntime"
+	"github.com/estiba/estiba/engine/logs"
+	"github.com/estiba/estiba/engine/monitor"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func startMonitor(t *testing.T) (*monitor.Client, string) {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := monitor.NewServer(fakeruntime.New(), dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "m.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go srv.Serve(ctx, l)
+	t.Cleanup(cancel)
+	return &monitor.Client{Socket: sock}, dir
+}
+
+func bundle(t *testing.T, args ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	spec := specs.Spec{Process: &specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/usr/bin:/bin"}}}
+	b, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// demux reads Docker's multiplexed stream.
+func demux(t *testing.T, r io.Reader) (stdout, stderr string) {
+	var o, e bytes.Buffer
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return o.String(), e.String()
+		}
+		n := binary.BigEndian.Uint32(hdr[4:])
+		w := &o
+		if hdr[0] == 2 {
+			w = &e
+		}
+		io.CopyN(w, r, int64(n))
+	}
+}
+
+func TestStartAttachLogExit(t *testing.T) {
+	c, dir := startMonitor(t)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := c.Dial(ctx, &monitor.Request{Op: monitor.OpAttach, ID: "c1", Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "c1-json.log")
+	b := bundle(t, "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: b, LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	out, errs := demux(t, conn)
+	if out != "out\n" || errs != "err\n" {
+		t.Fatalf("attach got %q %q", out, errs)
+	}
+	select {
+	case st := <-events:
+		if st.ID != "c1" || st.ExitCode != 3 {
+			t.Fatalf("exit event %+v", st)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no exit event")
+	}
+	var lines []string
+	logs.Read(ctx, logPath, 1, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
+		lines = append(lines, e.Stream+":"+e.Log)
+		return nil
+	})
+	if strings.Join(lines, "") != "stdout:out\nstderr:err\n" && strings.Join(lines, "") != "stderr:err\nstdout:out\n" {
+		t.Fatalf("log %q", lines)
+	}
+	resp, err := c.Call(ctx, &monitor.Request{Op: monitor.OpList})
+	if err != nil || len(resp.States) != 1 || resp.States[0].Running || resp.States[0].ExitCode != 3 {
+		t.Fatalf("list %+v %v", resp, err)
+	}
+	c.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: "c1"})
+	if resp, _ := c.Call(ctx, &monitor.Request{Op: monitor.OpList}); len(resp.States) != 0 {
+		t.Fatalf("forgotten exit still listed: %+v", resp.States)
+	}
+}
+
+func TestStdinOnceAndExec(t *testing.T) {
+	c, _ := startMonitor(t)
+	ctx := context.Background()
+	conn, _, err := c.Dial(ctx, &monitor.Request{Op: monitor.OpAttach, ID: "c2", Stdin: true, Stdout: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bundle(t, "/bin/cat")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c2", Bundle: b, OpenStdin: true, StdinOnce: true}); err != nil {
+		t.Fatal(err)
+	}
+	// An exec while the container runs, attached.
+	ec, resp, err := c.Dial(ctx, &monitor.Request{Op: monitor.OpExec, ID: "c2", ExecID: "e1", Stdout: true,
+		Process: &specs.Process{Args: []string{"/bin/echo", "from exec"}, Cwd: "/"}})
+	if err != nil || resp.Pid == 0 {
+		t.Fatalf("exec: %v %+v", err, resp)
+	}
+	if out, _ := demux(t, ec); out != "from exec\n" {
+		t.Fatalf("exec output %q", out)
+	}
+	conn.Write([]byte("hello\n"))
+	conn.(interface{ CloseWrite() error }).CloseWrite()
+	if out, _ := demux(t, conn); out != "hello\n" {
+		t.Fatalf("cat echoed %q", out)
+	}
+}

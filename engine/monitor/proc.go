@@ -1,0 +1,441 @@
+package monitor
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/estiba/estiba/engine/logs"
+	"golang.org/x/sys/unix"
+)
+
+// proc is one container's (or exec's) session: its stdio, its log and the
+// attached clients. It outlives a container's runs so restarts keep the
+// same log writer and attachments made before the first start.
+type proc struct {
+	id, execID string
+
+	mu        sync.Mutex // guards everything below
+	status    Status
+	tty       bool
+	stdinOnce bool
+	stdin     *os.File // our end of the container's stdin (pipe or pty master)
+	console   *os.File // pty master, with a tty
+	logw      *logs.Writer
+	attached  map[*attachment]struct{}
+	started   chan struct{} // closed when the current run's stdin is set
+}
+
+func newProc(id, execID string) *proc {
+	return &proc{id: id, execID: execID, attached: map[*attachment]struct{}{}, started: make(chan struct{})}
+}
+
+func (p *proc) isRunning() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status.Running
+}
+
+func (p *proc) closeLog() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.logw != nil {
+		p.logw.Close()
+		p.logw = nil
+	}
+}
+
+func (p *proc) resize(h, w uint16) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.console == nil {
+		return fmt.Errorf("%s has no terminal", p.id)
+	}
+	return unix.IoctlSetWinsize(int(p.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
+}
+
+// stdio makes the container's fds: pipes, or nothing with a tty (the
+// runtime then hands back the pty master, see setConsole). It returns the
+// container's ends (closed by the caller once the runtime has them) and
+// our read ends for stdout and stderr.
+func (p *proc) stdio(tty, openStdin bool) (child Stdio, stdout, stderr *os.File, err error) {
+	if tty {
+		return Stdio{}, nil, nil, nil
+	}
+	var files []*os.File
+	fail := func(err error) (Stdio, *os.File, *os.File, error) {
+		for _, f := range files {
+			f.Close()
+		}
+		return Stdio{}, nil, nil, err
+	}
+	or, ow, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	files = append(files, or, ow)
+	er, ew, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	files = append(files, er, ew)
+	var in *os.File
+	if openStdin {
+		ir, iw, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		in, p.stdin = ir, iw
+	} else if in, err = os.Open(os.DevNull); err != nil {
+		return fail(err)
+	}
+	return Stdio{Stdin: in, Stdout: ow, Stderr: ew}, or, er, nil
+}
+
+func closeStdio(s Stdio) {
+	seen := map[*os.File]bool{}
+	for _, f := range []*os.File{s.Stdin, s.Stdout, s.Stderr} {
+		if f != nil && !seen[f] {
+			seen[f] = true
+			f.Close()
+		}
+	}
+}
+
+// start creates and starts the container and returns its pid.
+func (s *Server) start(ctx context.Context, req *Request) (int, error) {
+	p := s.getProc(req.ID, "")
+	p.mu.Lock()
+	if p.status.Running {
+		p.mu.Unlock()
+		return 0, fmt.Errorf("container %s is already running", req.ID)
+	}
+	if p.logw == nil && req.LogPath != "" {
+		w, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFiles)
+		if err != nil {
+			p.mu.Unlock()
+			return 0, err
+		}
+		p.logw = w
+	}
+	p.tty, p.stdinOnce = req.Tty, req.StdinOnce
+	child, stdout, stderr, err := p.stdio(req.Tty, req.OpenStdin)
+	p.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	pid, console, err := s.rt.Create(ctx, req.ID, req.Bundle, child)
+	closeStdio(child)
+	stdout = p.setConsole(console, stdout)
+	if err == nil {
+		if err = s.rt.Start(ctx, req.ID); err != nil {
+			s.rt.Kill(ctx, req.ID, 9, true)
+		}
+	}
+	if err != nil {
+		p.closeStdio(stdout, stderr)
+		if pid > 0 {
+			waitPid(pid)
+			s.rt.Delete(ctx, req.ID)
+		}
+		return 0, err
+	}
+	p.running(pid)
+	go s.supervise(p, pid, stdout, stderr)
+	return pid, nil
+}
+
+// setConsole adopts a pty master: it is the process's stdin and output.
+func (p *proc) setConsole(console, stdout *os.File) *os.File {
+	if console == nil {
+		return stdout
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.console, p.stdin = console, console
+	return console
+}
+
+func (p *proc) closeStdio(stdout, stderr *os.File) {
+	p.mu.Lock()
+	for _, f := range []*os.File{stdout, stderr} {
+		if f != nil && f != p.console {
+			f.Close()
+		}
+	}
+	if p.stdin != nil && p.stdin != p.console {
+		p.stdin.Close()
+	}
+	if p.console != nil {
+		p.console.Close()
+	}
+	p.stdin, p.console = nil, nil
+	p.mu.Unlock()
+}
+
+func (p *proc) running(pid int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status = Status{ID: p.id, ExecID: p.execID, Pid: pid, Running: true}
+	select {
+	case <-p.started:
+	default:
+		close(p.started)
+	}
+}
+
+// supervise copies output until the process exits, then records the exit.
+func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
+	var copiers sync.WaitGroup
+	for stream, f := range map[byte]*os.File{1: stdout, 2: stderr} {
+		if f == nil {
+			continue
+		}
+		copiers.Add(1)
+		go func() {
+			defer copiers.Done()
+			p.pump(stream, f)
+		}()
+	}
+	code, err := waitPid(pid)
+	if err != nil {
+		s.log.Error("wait", "id", p.id, "pid", pid, "err", err)
+	}
+	// Output written before the exit is still in the pipes: drain it so
+	// the log is complete when the exit is announced. A grandchild that
+	// kept the pipe open (no pid namespace) must not hold us forever.
+	drained := make(chan struct{})
+	go func() { copiers.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(2 * time.Second):
+	}
+	p.closeStdio(stdout, stderr)
+	<-drained
+	st := Status{ID: p.id, ExecID: p.execID, Pid: pid, ExitCode: code, ExitedAt: time.Now().UTC()}
+	if p.execID == "" {
+		if err := s.rt.Delete(context.Background(), p.id); err != nil {
+			s.log.Warn("runtime delete", "id", p.id, "err", err)
+		}
+		s.recordExit(st)
+	}
+	p.exited(st)
+	s.publish(st)
+	if p.execID != "" {
+		s.dropProc(p)
+	}
+}
+
+func (p *proc) exited(st Status) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.status = st
+	for a := range p.attached {
+		a.close()
+	}
+	p.attached = map[*attachment]struct{}{}
+	p.started = make(chan struct{})
+}
+
+// pump reads one output stream into the log and the attached clients.
+func (p *proc) pump(stream byte, f *os.File) {
+	name := "stdout"
+	if stream == 2 {
+		name = "stderr"
+	}
+	split := &logs.LineSplitter{Stream: name, Emit: func(e logs.Entry) error {
+		p.mu.Lock()
+		w := p.logw
+		p.mu.Unlock()
+		if w != nil {
+			return w.Write(e)
+		}
+		return nil
+	}}
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := f.Read(buf)
+		if n > 0 {
+			split.Write(buf[:n])
+			p.broadcast(stream, buf[:n])
+		}
+		if err != nil {
+			split.Flush()
+			return
+		}
+	}
+}
+
+func (p *proc) broadcast(stream byte, b []byte) {
+	p.mu.Lock()
+	list := make([]*attachment, 0, len(p.attached))
+	for a := range p.attached {
+		list = append(list, a)
+	}
+	p.mu.Unlock()
+	for _, a := range list {
+		if err := a.write(stream, b); err != nil {
+			p.mu.Lock()
+			delete(p.attached, a)
+			p.mu.Unlock()
+			a.close()
+		}
+	}
+}
+
+// attachment is one client stream: output framed as Docker's multiplexed
+// stream (or raw with a tty), stdin copied in.
+type attachment struct {
+	mu             sync.Mutex // serializes writes; held until the reply is out
+	conn           net.Conn
+	tty            bool
+	stdout, stderr bool
+	closed         bool
+	done           chan struct{} // closed by close
+}
+
+func newAttachment(conn net.Conn, tty, stdout, stderr bool) *attachment {
+	return &attachment{conn: conn, tty: tty, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+}
+
+func (a *attachment) write(stream byte, b []byte) error {
+	if (stream == 1 && !a.stdout) || (stream == 2 && !a.stderr) {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return io.ErrClosedPipe
+	}
+	if !a.tty {
+		var hdr [8]byte
+		hdr[0] = stream
+		binary.BigEndian.PutUint32(hdr[4:], uint32(len(b)))
+		if _, err := a.conn.Write(hdr[:]); err != nil {
+			return err
+		}
+	}
+	_, err := a.conn.Write(b)
+	return err
+}
+
+func (a *attachment) close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.closed = true
+		close(a.done)
+		a.conn.Close()
+	}
+}
+
+// attach registers conn on a container; it is answered at once and then
+// gets output until the container exits.
+func (s *Server) attach(req *Request, conn *bufConn) bool {
+	p := s.getProc(req.ID, req.ExecID)
+	p.mu.Lock()
+	a := newAttachment(conn, p.tty || req.Tty, req.Stdout, req.Stderr)
+	p.attached[a] = struct{}{}
+	started := p.started
+	p.mu.Unlock()
+	a.mu.Lock()
+	err := reply(conn, Response{})
+	a.mu.Unlock()
+	if err != nil {
+		a.close()
+		return true
+	}
+	go s.copyStdin(p, a, req.Stdin, started)
+	return true
+}
+
+// copyStdin feeds the client's input to the container once it runs; with
+// StdinOnce (docker run -i) the client's EOF closes the container's stdin.
+func (s *Server) copyStdin(p *proc, a *attachment, wantStdin bool, started chan struct{}) {
+	if !wantStdin {
+		// A client without stdin half-closes at once (docker does): EOF
+		// here is not a detach. A client that is gone shows up as a failed
+		// write, which drops the attachment (see broadcast).
+		io.Copy(io.Discard, a.conn)
+		return
+	}
+	select {
+	case <-started:
+	case <-a.done:
+		return
+	}
+	p.mu.Lock()
+	in, once := p.stdin, p.stdinOnce
+	p.mu.Unlock()
+	if in == nil {
+		io.Copy(io.Discard, a.conn)
+		return
+	}
+	io.Copy(in, a.conn)
+	if once {
+		p.mu.Lock()
+		if p.stdin == in && p.stdin != p.console {
+			p.stdin.Close()
+			p.stdin = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// exec runs a process in a container; with any attach flag the connection
+// then streams it, like attach.
+func (s *Server) exec(ctx context.Context, req *Request, conn *bufConn) bool {
+	if req.Process == nil || req.ExecID == "" {
+		reply(conn, Response{Error: "exec needs a process and an exec id"})
+		return false
+	}
+	p := s.getProc(req.ID, req.ExecID)
+	var a *attachment
+	p.mu.Lock()
+	p.tty, p.stdinOnce = req.Process.Terminal, true
+	if req.Stdin || req.Stdout || req.Stderr {
+		a = newAttachment(conn, p.tty, req.Stdout, req.Stderr)
+		// Held until our reply is written: output must follow it.
+		a.mu.Lock()
+		p.attached[a] = struct{}{}
+	}
+	child, stdout, stderr, err := p.stdio(p.tty, req.Stdin)
+	p.mu.Unlock()
+	var pid int
+	if err == nil {
+		var console *os.File
+		pid, console, err = s.rt.Exec(ctx, req.ID, req.Process, child)
+		closeStdio(child)
+		stdout = p.setConsole(console, stdout)
+	}
+	if err != nil {
+		if a != nil {
+			a.mu.Unlock()
+		}
+		p.closeStdio(stdout, stderr)
+		s.dropProc(p)
+		reply(conn, Response{Error: err.Error()})
+		return false
+	}
+	p.mu.Lock()
+	started := p.started
+	p.mu.Unlock()
+	p.running(pid)
+	go s.supervise(p, pid, stdout, stderr)
+	err = reply(conn, Response{Pid: pid})
+	if a == nil {
+		return false
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.close()
+		return true
+	}
+	go s.copyStdin(p, a, req.Stdin, started)
+	return true
+}

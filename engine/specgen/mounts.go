@@ -1,0 +1,232 @@
+package specgen
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func defaultMounts(privileged bool) []specs.Mount {
+	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
+	if privileged {
+		sysOpts = []string{"nosuid", "noexec", "nodev", "rw"}
+	}
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: sysOpts},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev", "relatime"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+	}
+}
+
+var volumeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// userMounts adds -v, --mount, --tmpfs, --init and the generated /etc files.
+// Mounts over the same destination: the user's win (they come later).
+func userMounts(s *specs.Spec, in *Input, hc *types.HostConfig, d *Defaults) error {
+	var ms []specs.Mount
+	for _, b := range hc.Binds {
+		m, err := ParseBind(b, d.VolumesDir)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, m)
+	}
+	for _, m := range hc.Mounts {
+		spec, err := mountOf(m, d.VolumesDir)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, spec)
+	}
+	for dst, opts := range hc.Tmpfs {
+		if !filepath.IsAbs(dst) {
+			return fmt.Errorf("tmpfs destination %q is not absolute: %w", dst, errdefs.ErrInvalid)
+		}
+		o := []string{"nosuid", "nodev", "noexec"}
+		if opts != "" {
+			o = append(o, strings.Split(opts, ",")...)
+		}
+		ms = append(ms, specs.Mount{Destination: filepath.Clean(dst), Type: "tmpfs", Source: "tmpfs", Options: o})
+	}
+	if hc.Init != nil && *hc.Init {
+		ms = append(ms, specs.Mount{Destination: InitDest, Type: "bind", Source: d.InitPath, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+	}
+	if in.ContainerDir != "" {
+		etc, err := etcFiles(in, hc)
+		if err != nil {
+			return err
+		}
+		ms = append(ms, etc...)
+	}
+	s.Mounts = append(s.Mounts, ms...)
+	return nil
+}
+
+// ParseBind parses -v SRC:DST[:OPTS]. A SRC that is not absolute names a
+// volume under volumesDir, made on first use.
+func ParseBind(spec, volumesDir string) (specs.Mount, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		if len(parts) == 1 && filepath.IsAbs(parts[0]) {
+			return specs.Mount{}, fmt.Errorf("anonymous volume %q is not supported, name it (-v NAME:%s): %w", spec, spec, errdefs.ErrInvalid)
+		}
+		return specs.Mount{}, fmt.Errorf("invalid volume spec %q: %w", spec, errdefs.ErrInvalid)
+	}
+	mode := ""
+	if len(parts) == 3 {
+		mode = parts[2]
+	}
+	return mountOf(types.Mount{Source: parts[0], Target: parts[1], ReadOnly: hasOpt(mode, "ro")}, volumesDir)
+}
+
+func hasOpt(mode, o string) bool {
+	for _, m := range strings.Split(mode, ",") {
+		if m == o {
+			return true
+		}
+	}
+	return false
+}
+
+func mountOf(m types.Mount, volumesDir string) (specs.Mount, error) {
+	if !filepath.IsAbs(m.Target) {
+		return specs.Mount{}, fmt.Errorf("mount destination %q is not absolute: %w", m.Target, errdefs.ErrInvalid)
+	}
+	src := m.Source
+	switch {
+	case m.Type == "tmpfs":
+		o := []string{"nosuid", "nodev", "noexec"}
+		if m.ReadOnly {
+			o = append(o, "ro")
+		}
+		return specs.Mount{Destination: filepath.Clean(m.Target), Type: "tmpfs", Source: "tmpfs", Options: o}, nil
+	case m.Type != "" && m.Type != "bind" && m.Type != "volume":
+		return specs.Mount{}, fmt.Errorf("mount type %q is not supported: %w", m.Type, errdefs.ErrInvalid)
+	case filepath.IsAbs(src):
+		if _, err := os.Stat(src); err != nil {
+			return specs.Mount{}, fmt.Errorf("bind source %s: %v: %w", src, err, errdefs.ErrInvalid)
+		}
+	default:
+		if !volumeName.MatchString(src) {
+			return specs.Mount{}, fmt.Errorf("invalid volume name %q: %w", src, errdefs.ErrInvalid)
+		}
+		if volumesDir == "" {
+			return specs.Mount{}, fmt.Errorf("named volumes are not configured: %w", errdefs.ErrInvalid)
+		}
+		src = filepath.Join(volumesDir, src, "_data")
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return specs.Mount{}, fmt.Errorf("volume %s: %w", m.Source, err)
+		}
+	}
+	o := []string{"rbind", "rprivate"}
+	if m.ReadOnly {
+		o = append(o, "ro")
+	}
+	return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: src, Options: o}, nil
+}
+
+// etcFiles writes the container's /etc/hostname and /etc/hosts in its
+// directory and bind-mounts them, so the image's files stay untouched.
+func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
+	if hc.NetworkMode == "host" {
+		return []specs.Mount{
+			{Destination: "/etc/hosts", Type: "bind", Source: "/etc/hosts", Options: []string{"rbind", "ro"}},
+			{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro"}},
+		}, nil
+	}
+	name := hostname(in)
+	files := map[string]string{
+		"hostname": name + "\n",
+		"hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
+	}
+	var ms []specs.Mount
+	for _, f := range []string{"hostname", "hosts"} {
+		p := filepath.Join(in.ContainerDir, f)
+		if err := os.WriteFile(p, []byte(files[f]), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", f, err)
+		}
+		ms = append(ms, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
+	}
+	return ms, nil
+}
+
+// ResolveUser turns "name|uid[:group|gid]" into ids, reading the
+// container's /etc/passwd and /etc/group inside its rootfs only
+// (RESOLVE_IN_ROOT: the image's symlinks cannot lead us out of it).
+func ResolveUser(rootfs, user string) (specs.User, error) {
+	if user == "" {
+		return specs.User{}, nil
+	}
+	name, group, hasGroup := strings.Cut(user, ":")
+	var u specs.User
+	if id, err := strconv.ParseUint(name, 10, 32); err == nil {
+		u.UID = uint32(id)
+		// The primary group of a numeric uid comes from passwd if listed.
+		if e, ok := lookup(rootfs, "etc/passwd", func(f []string) bool { return f[2] == name }); ok && len(e) > 3 {
+			gid, _ := strconv.ParseUint(e[3], 10, 32)
+			u.GID = uint32(gid)
+		}
+	} else {
+		e, ok := lookup(rootfs, "etc/passwd", func(f []string) bool { return f[0] == name })
+		if !ok || len(e) < 4 {
+			return u, fmt.Errorf("unable to find user %s: no matching entries in passwd file: %w", name, errdefs.ErrInvalid)
+		}
+		uid, err1 := strconv.ParseUint(e[2], 10, 32)
+		gid, err2 := strconv.ParseUint(e[3], 10, 32)
+		if err1 != nil || err2 != nil {
+			return u, fmt.Errorf("bad passwd entry for %s: %w", name, errdefs.ErrInvalid)
+		}
+		u.UID, u.GID = uint32(uid), uint32(gid)
+	}
+	if hasGroup {
+		if id, err := strconv.ParseUint(group, 10, 32); err == nil {
+			u.GID = uint32(id)
+		} else {
+			e, ok := lookup(rootfs, "etc/group", func(f []string) bool { return f[0] == group })
+			if !ok || len(e) < 3 {
+				return u, fmt.Errorf("unable to find group %s: no matching entries in group file: %w", group, errdefs.ErrInvalid)
+			}
+			gid, _ := strconv.ParseUint(e[2], 10, 32)
+			u.GID = uint32(gid)
+		}
+	}
+	return u, nil
+}
+
+func lookup(rootfs, file string, match func([]string) bool) ([]string, bool) {
+	if rootfs == "" {
+		return nil, false
+	}
+	root, err := os.Open(rootfs)
+	if err != nil {
+		return nil, false
+	}
+	defer root.Close()
+	fd, err := unix.Openat2(int(root.Fd()), file, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), file)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 3 && match(fields) {
+			return fields, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,155 @@
+package specgen
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestGenerate(t *testing.T) {
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, "etc/group"), []byte("root:x:0:\nstaff:x:50:\n"), 0o644)
+	img := imagespec.ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"serve"}, Env: []string{"A=img", "B=img"}, WorkingDir: "/srv"}
+	tests := []struct {
+		name  string
+		cfg   types.Config
+		hc    types.HostConfig
+		err   error
+		check func(t *testing.T, s *specs.Spec)
+	}{
+		{name: "image defaults", check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Equal(s.Process.Args, []string{"/entry", "serve"}) || s.Process.Cwd != "/srv" {
+				t.Errorf("args %q cwd %q", s.Process.Args, s.Process.Cwd)
+			}
+			if !slices.Equal(s.Process.Capabilities.Bounding, sorted(DefaultCaps)) {
+				t.Errorf("caps %v", s.Process.Capabilities.Bounding)
+			}
+			if !s.Process.NoNewPrivileges || s.Linux.Seccomp == nil || len(s.Linux.MaskedPaths) != len(MaskedPaths) {
+				t.Errorf("secure defaults missing")
+			}
+			if *s.Linux.Resources.Pids.Limit != 4096 {
+				t.Errorf("pids %d", *s.Linux.Resources.Pids.Limit)
+			}
+			if !hasNS(s, specs.CgroupNamespace) || !hasNS(s, specs.UserNamespace) || !hasNS(s, specs.NetworkNamespace) {
+				t.Errorf("namespaces %v", s.Linux.Namespaces)
+			}
+			if s.Linux.UIDMappings[0].HostID != 200000 || s.Linux.UIDMappings[0].Size != 65536 {
+				t.Errorf("uid map %v", s.Linux.UIDMappings)
+			}
+		}},
+		{name: "cmd overrides image cmd", cfg: types.Config{Cmd: []string{"x"}}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Equal(s.Process.Args, []string{"/entry", "x"}) {
+				t.Errorf("args %q", s.Process.Args)
+			}
+		}},
+		{name: "entrypoint drops image cmd", cfg: types.Config{Entrypoint: []string{"/bin/sh"}}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Equal(s.Process.Args, []string{"/bin/sh"}) {
+				t.Errorf("args %q", s.Process.Args)
+			}
+		}},
+		{name: "env merge", cfg: types.Config{Env: []string{"B=req", "C=req", "UNSET"}}, check: func(t *testing.T, s *specs.Spec) {
+			for _, want := range []string{"A=img", "B=req", "C=req"} {
+				if !slices.Contains(s.Process.Env, want) {
+					t.Errorf("env %q lacks %s", s.Process.Env, want)
+				}
+			}
+		}},
+		{name: "user by name and group", cfg: types.Config{User: "www:staff"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 33 || s.Process.User.GID != 50 || s.Process.Capabilities.Effective != nil {
+				t.Errorf("user %+v caps %v", s.Process.User, s.Process.Capabilities.Effective)
+			}
+		}},
+		{name: "unknown user", cfg: types.Config{User: "nobody"}, err: errdefs.ErrInvalid},
+		{name: "cap add drop", hc: types.HostConfig{CapAdd: []string{"net_admin"}, CapDrop: []string{"ALL"}}, check: func(t *testing.T, s *specs.Spec) {
+			if !slices.Equal(s.Process.Capabilities.Bounding, []string{"CAP_NET_ADMIN"}) {
+				t.Errorf("caps %v", s.Process.Capabilities.Bounding)
+			}
+		}},
+		{name: "bad cap", hc: types.HostConfig{CapAdd: []string{"FLY"}}, err: errdefs.ErrInvalid},
+		{name: "privileged", hc: types.HostConfig{Privileged: true}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Linux.Seccomp != nil || len(s.Linux.MaskedPaths) != 0 || s.Process.NoNewPrivileges || len(s.Process.Capabilities.Bounding) != len(AllCaps) {
+				t.Errorf("privileged kept confinement")
+			}
+		}},
+		{name: "resources", hc: types.HostConfig{Resources: types.Resources{Memory: 1 << 20, NanoCPUs: 1_500_000_000, CPUShares: 512, CpusetCpus: "0", PidsLimit: ptr(int64(10)),
+			Ulimits: []*types.Ulimit{{Name: "nofile", Soft: 100, Hard: 200}}}}, check: func(t *testing.T, s *specs.Spec) {
+			r := s.Linux.Resources
+			if *r.Memory.Limit != 1<<20 || *r.Memory.Swap != 2<<20 || *r.CPU.Quota != 150000 || *r.CPU.Shares != 512 || *r.Pids.Limit != 10 {
+				t.Errorf("resources %+v", r)
+			}
+			if s.Process.Rlimits[0] != (specs.POSIXRlimit{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}) {
+				t.Errorf("rlimits %v", s.Process.Rlimits)
+			}
+		}},
+		{name: "swap below memory", hc: types.HostConfig{Resources: types.Resources{Memory: 2 << 20, MemorySwap: 1 << 20}}, err: errdefs.ErrInvalid},
+		{name: "seccomp unconfined and nnp off", hc: types.HostConfig{SecurityOpt: []string{"seccomp=unconfined", "no-new-privileges=false"}}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Linux.Seccomp != nil || s.Process.NoNewPrivileges {
+				t.Errorf("seccomp %v nnp %v", s.Linux.Seccomp != nil, s.Process.NoNewPrivileges)
+			}
+		}},
+		{name: "apparmor refused", hc: types.HostConfig{SecurityOpt: []string{"apparmor=x"}}, err: errdefs.ErrInvalid},
+		{name: "init, tmpfs, volume, readonly", hc: types.HostConfig{Init: ptr(true), Tmpfs: map[string]string{"/run": "size=1m"},
+			Binds: []string{"data:/data:ro"}, ReadonlyRootfs: true}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.Args[0] != InitDest || !s.Root.Readonly {
+				t.Errorf("args %q ro %v", s.Process.Args, s.Root.Readonly)
+			}
+			dests := map[string]specs.Mount{}
+			for _, m := range s.Mounts {
+				dests[m.Destination] = m
+			}
+			if dests["/run"].Type != "tmpfs" || !slices.Contains(dests["/data"].Options, "ro") || dests[InitDest].Source != "/init" {
+				t.Errorf("mounts %+v", s.Mounts)
+			}
+		}},
+		{name: "relative bind target", hc: types.HostConfig{Binds: []string{"/tmp:rel"}}, err: errdefs.ErrInvalid},
+		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
+			if hasNS(s, specs.NetworkNamespace) {
+				t.Error("host network got a netns")
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, hc := tc.cfg, tc.hc
+			in := &Input{ID: "0123456789abcdef", Config: &cfg, HostConfig: &hc, Image: img, Rootfs: rootfs,
+				ContainerDir: t.TempDir(), UsernsBase: 200000}
+			s, err := Generate(in, &Defaults{PidsLimit: 4096, InitPath: "/init", VolumesDir: t.TempDir()})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err %v, want %v", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, s)
+		})
+	}
+}
+
+func sorted(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func hasNS(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
+	for _, n := range s.Linux.Namespaces {
+		if n.Type == typ {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,315 @@
+// Package store is the engine's crash-safe state: container records, the
+// name index and user-namespace range allocations, in one bbolt file.
+//
+// Schema (bucket tree; every write is one bbolt transaction, so a kill -9 at
+// any moment leaves either the old or the new state, never half of one):
+//
+//	v1                                  schema version 1
+//	├── meta
+//	│   └── version      → "1"
+//	├── containers
+//	│   └── <id>         → JSON Container (config, host config, state)
+//	├── names
+//	│   └── <name>       → <id>         (unique names; the 409 on clash)
+//	└── userns
+//	    └── <base>       → <id>         (8-byte big-endian first host id of a
+//	                                     65536-id range; one range per container)
+//
+// A container whose Phase is PhaseCreating was being created when the daemon
+// died: the daemon's repair pass on start removes it (see engine.Daemon).
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout drawn above. A future layout adds a v2 bucket
+// and a migration from v1 run once in Open.
+const SchemaVersion = "1"
+
+var (
+	bucketV1         = []byte("v1")
+	bucketMeta       = []byte("meta")
+	bucketContainers = []byte("containers")
+	bucketNames      = []byte("names")
+	bucketUserns     = []byte("userns")
+	keyVersion       = []byte("version")
+)
+
+// Phase says how far creation got.
+type Phase string
+
+const (
+	// PhaseCreating is written before the bundle and rootfs exist.
+	PhaseCreating Phase = "creating"
+	// PhaseReady is written once the container can be started.
+	PhaseReady Phase = "ready"
+)
+
+// Status is the lifecycle state, with Docker's names.
+type Status string
+
+// Docker's container states.
+const (
+	StatusCreated    Status = "created"
+	StatusRunning    Status = "running"
+	StatusPaused     Status = "paused"
+	StatusRestarting Status = "restarting"
+	StatusRemoving   Status = "removing"
+	StatusExited     Status = "exited"
+	StatusDead       Status = "dead"
+)
+
+// State is a container's runtime state as last recorded.
+type State struct {
+	Status     Status
+	Pid        int
+	ExitCode   int
+	Error      string    `json:",omitempty"`
+	StartedAt  time.Time `json:",omitempty"`
+	FinishedAt time.Time `json:",omitempty"`
+	// StoppedByUser is set by stop/kill from the API: unless-stopped and
+	// always policies then do not restart, and on-failure does not count it.
+	StoppedByUser bool          `json:",omitempty"`
+	Health        *types.Health `json:",omitempty"`
+}
+
+// Container is one container's record.
+type Container struct {
+	ID           string
+	Name         string
+	Created      time.Time
+	Image        string // the reference the user gave
+	ImageID      string
+	Config       types.Config
+	HostConfig   types.HostConfig
+	Path         string
+	Args         []string
+	Phase        Phase
+	State        State
+	RestartCount int
+	// RestartDelay is the backoff used for the last restart, doubled for
+	// the next one.
+	RestartDelay time.Duration `json:",omitempty"`
+	// UsernsBase is the first host uid/gid of the container's private
+	// 65536-id range; 0 means the container shares the host's ids.
+	UsernsBase uint32 `json:",omitempty"`
+}
+
+// Store is an open state file.
+type Store struct {
+	db *bolt.DB
+}
+
+// Open opens or creates the state file at path and checks its schema.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		v1, err := tx.CreateBucketIfNotExists(bucketV1)
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketMeta, bucketContainers, bucketNames, bucketUserns} {
+			if _, err := v1.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := v1.Bucket(bucketMeta)
+		if v := meta.Get(keyVersion); v != nil && string(v) != SchemaVersion {
+			return fmt.Errorf("schema version %q, this estiba knows %q", v, SchemaVersion)
+		}
+		return meta.Put(keyVersion, []byte(SchemaVersion))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket { return tx.Bucket(bucketV1).Bucket(name) }
+
+// Create stores a new container and claims its name. With userns set it
+// also allocates the lowest free 65536-id range at or above firstID.
+func (s *Store) Create(c *Container, userns bool, firstID, maxID uint32) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		names := bucket(tx, bucketNames)
+		if id := names.Get([]byte(c.Name)); id != nil {
+			return fmt.Errorf("the container name %q is already in use by container %q: %w", "/"+c.Name, id, errdefs.ErrConflict)
+		}
+		if bucket(tx, bucketContainers).Get([]byte(c.ID)) != nil {
+			return fmt.Errorf("container id %s exists: %w", c.ID, errdefs.ErrConflict)
+		}
+		if userns {
+			base, err := allocUserns(bucket(tx, bucketUserns), c.ID, firstID, maxID)
+			if err != nil {
+				return err
+			}
+			c.UsernsBase = base
+		}
+		if err := names.Put([]byte(c.Name), []byte(c.ID)); err != nil {
+			return err
+		}
+		return put(tx, c)
+	})
+}
+
+// UsernsSize is the number of ids each container gets.
+const UsernsSize = 65536
+
+// allocUserns takes the lowest free range: ranges are freed in any order,
+// so reusing holes keeps the id space from creeping up to maxID.
+func allocUserns(b *bolt.Bucket, id string, firstID, maxID uint32) (uint32, error) {
+	next := uint64(firstID)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		used := binary.BigEndian.Uint64(k)
+		if used >= next+UsernsSize {
+			break
+		}
+		if used+UsernsSize > next {
+			next = used + UsernsSize
+		}
+	}
+	if next+UsernsSize-1 > uint64(maxID) {
+		return 0, fmt.Errorf("no free user namespace range of %d ids below %d", UsernsSize, maxID)
+	}
+	key := make([]byte, 8)
+	binary.BigEndian.PutUint64(key, next)
+	if err := b.Put(key, []byte(id)); err != nil {
+		return 0, err
+	}
+	return uint32(next), nil
+}
+
+func put(tx *bolt.Tx, c *Container) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode container %s: %w", c.ID, err)
+	}
+	return bucket(tx, bucketContainers).Put([]byte(c.ID), data)
+}
+
+func get(tx *bolt.Tx, id string) (*Container, error) {
+	data := bucket(tx, bucketContainers).Get([]byte(id))
+	if data == nil {
+		return nil, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+	}
+	var c Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("decode container %s: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Get returns the container with exactly this id.
+func (s *Store) Get(id string) (*Container, error) {
+	var c *Container
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		c, err = get(tx, id)
+		return err
+	})
+	return c, err
+}
+
+// Update applies fn to the stored container and writes the result, in one
+// transaction.
+func (s *Store) Update(id string, fn func(*Container) error) (*Container, error) {
+	var c *Container
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if c, err = get(tx, id); err != nil {
+			return err
+		}
+		if err := fn(c); err != nil {
+			return err
+		}
+		return put(tx, c)
+	})
+	return c, err
+}
+
+// Delete removes the container, its name and its id range.
+func (s *Store) Delete(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c, err := get(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := bucket(tx, bucketNames).Delete([]byte(c.Name)); err != nil {
+			return err
+		}
+		if c.UsernsBase != 0 {
+			key := make([]byte, 8)
+			binary.BigEndian.PutUint64(key, uint64(c.UsernsBase))
+			if err := bucket(tx, bucketUserns).Delete(key); err != nil {
+				return err
+			}
+		}
+		return bucket(tx, bucketContainers).Delete([]byte(id))
+	})
+}
+
+// List returns every container, newest first (docker ps order).
+func (s *Store) List() ([]*Container, error) {
+	var out []*Container
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return bucket(tx, bucketContainers).ForEach(func(k, _ []byte) error {
+			c, err := get(tx, string(k))
+			if err == nil {
+				out = append(out, c)
+			}
+			return err
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, err
+}
+
+// Resolve finds a container by full id, name, or unique id prefix, as
+// Docker does.
+func (s *Store) Resolve(ref string) (string, error) {
+	ref = strings.TrimPrefix(ref, "/")
+	var id string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		id = ""
+		if ref == "" {
+			return fmt.Errorf("empty container reference: %w", errdefs.ErrInvalid)
+		}
+		if bucket(tx, bucketContainers).Get([]byte(ref)) != nil {
+			id = ref
+			return nil
+		}
+		if v := bucket(tx, bucketNames).Get([]byte(ref)); v != nil {
+			id = string(v)
+			return nil
+		}
+		c := bucket(tx, bucketContainers).Cursor()
+		for k, _ := c.Seek([]byte(ref)); k != nil && strings.HasPrefix(string(k), ref); k, _ = c.Next() {
+			if id != "" {
+				id = ""
+				return fmt.Errorf("multiple containers match %q: %w", ref, errdefs.ErrInvalid)
+			}
+			id = string(k)
+		}
+		if id == "" {
+			return fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
+		}
+		return nil
+	})
+	return id, err
+}

@@ -1,0 +1,98 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/engine/errdefs"
+)
+
+func open(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestCreateResolveDelete(t *testing.T) {
+	s, _ := open(t)
+	a := &Container{ID: "abc123", Name: "web", Created: time.Now(), Phase: PhaseReady}
+	if err := s.Create(a, true, 100000, 1<<31); err != nil {
+		t.Fatal(err)
+	}
+	b := &Container{ID: "abd456", Name: "web", Created: time.Now()}
+	if err := s.Create(b, false, 0, 0); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("name clash: got %v, want conflict", err)
+	}
+	b.Name = "db"
+	if err := s.Create(b, true, 100000, 1<<31); err != nil {
+		t.Fatal(err)
+	}
+	if a.UsernsBase != 100000 || b.UsernsBase != 100000+UsernsSize {
+		t.Fatalf("userns bases %d %d", a.UsernsBase, b.UsernsBase)
+	}
+	tests := []struct {
+		ref, want string
+		err       error
+	}{
+		{"abc123", "abc123", nil},
+		{"web", "abc123", nil},
+		{"/db", "abd456", nil},
+		{"abd", "abd456", nil},
+		{"ab", "", errdefs.ErrInvalid},
+		{"zz", "", errdefs.ErrNotFound},
+	}
+	for _, tc := range tests {
+		got, err := s.Resolve(tc.ref)
+		if got != tc.want || !errors.Is(err, tc.err) && !(err == nil && tc.err == nil) {
+			t.Errorf("Resolve(%q) = %q, %v; want %q, %v", tc.ref, got, err, tc.want, tc.err)
+		}
+	}
+	// Freeing the first range lets the next container reuse the hole.
+	if err := s.Delete("abc123"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Container{ID: "c", Name: "web"}
+	if err := s.Create(c, true, 100000, 1<<31); err != nil {
+		t.Fatal(err)
+	}
+	if c.UsernsBase != 100000 {
+		t.Fatalf("hole not reused: %d", c.UsernsBase)
+	}
+}
+
+func TestPersistsAcrossReopen(t *testing.T) {
+	s, path := open(t)
+	if err := s.Create(&Container{ID: "x", Name: "x"}, false, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update("x", func(c *Container) error { c.State.Status = StatusRunning; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	c, err := s2.Get("x")
+	if err != nil || c.State.Status != StatusRunning {
+		t.Fatalf("after reopen: %+v %v", c, err)
+	}
+}
+
+func TestUsernsExhaustion(t *testing.T) {
+	s, _ := open(t)
+	if err := s.Create(&Container{ID: "a", Name: "a"}, true, 0, UsernsSize-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(&Container{ID: "b", Name: "b"}, true, 0, UsernsSize-1); err == nil {
+		t.Fatal("second range allocated beyond max")
+	}
+}

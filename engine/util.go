@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/estiba/estiba/engine/errdefs"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+type (
+	specT       = specs.Spec
+	specMount   = specs.Mount
+	imageConfig = imagespec.ImageConfig
+)
+
+// parseSignal reads "TERM", "SIGTERM" or "15".
+func parseSignal(s string) (unix.Signal, error) {
+	if s == "" {
+		return unix.SIGTERM, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q: %w", s, errdefs.ErrInvalid)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q: %w", s, errdefs.ErrInvalid)
+}
+
+// parseSize reads Docker's sizes: "10m", "1g", "512k", "100".
+func parseSize(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for suf, m := range map[string]int64{"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "b": 1} {
+		if strings.HasSuffix(s, suf) {
+			if _, err := strconv.ParseFloat(strings.TrimSuffix(s, suf), 64); err == nil {
+				s, mult = strings.TrimSuffix(s, suf), m
+				break
+			}
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("invalid size %q: %w", s, errdefs.ErrInvalid)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+var adjectives = []string{"brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "wise", "zealous"}
+var nouns = []string{"anchor", "barge", "cargo", "dock", "ferry", "galley", "harbor", "keel", "lighter", "mast", "pier", "quay", "rudder", "stern", "tug", "wharf"}
+
+// randomName is Docker-style adjective_noun, made unique by id bytes.
+func randomName(id string) string {
+	a, _ := strconv.ParseUint(id[:4], 16, 32)
+	n, _ := strconv.ParseUint(id[4:8], 16, 32)
+	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
+}
+
+// SysMounter mounts with mount(2).
+type SysMounter struct{}
+
+// Mount applies mounts in order onto target ("bind" and any filesystem
+// type; options are flags or data as mount(8) reads them).
+func (SysMounter) Mount(mounts []specs.Mount, target string) error {
+	for _, m := range mounts {
+		flags, data := mountFlags(m.Options)
+		typ := m.Type
+		if typ == "bind" {
+			typ, flags = "", flags|unix.MS_BIND
+		}
+		if err := unix.Mount(m.Source, target, typ, flags, data); err != nil {
+			return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, target, err)
+		}
+	}
+	return nil
+}
+
+// Unmount detaches every mount stacked on target; nothing mounted is fine.
+func (SysMounter) Unmount(target string) error {
+	for i := 0; i < 16; i++ {
+		err := unix.Unmount(target, unix.MNT_DETACH)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %w", target, err)
+		}
+	}
+	return nil
+}
+
+func mountFlags(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	table := map[string]uintptr{"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV, "noexec": unix.MS_NOEXEC,
+		"rbind": unix.MS_BIND | unix.MS_REC, "bind": unix.MS_BIND, "relatime": unix.MS_RELATIME, "noatime": unix.MS_NOATIME}
+	for _, o := range opts {
+		if f, ok := table[o]; ok {
+			flags |= f
+		} else if o != "rw" && o != "defaults" {
+			data = append(data, o)
+		}
+	}
+	return flags, strings.Join(data, ",")
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

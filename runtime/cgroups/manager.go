@@ -1,0 +1,333 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// manager is the one Manager for all three layouts: v1 hierarchies (v1 map),
+// a cgroup2 directory (v2), or both on hybrid hosts. Each resource goes to the
+// v1 hierarchy of its controller when mounted, else to the cgroup2 directory
+// when that controller is enabled there, else fails.
+type manager struct {
+	cfg    Config
+	layout *layout
+	// v1 maps each v1 controller ("cpu", "name=systemd") to its directory.
+	v1 map[string]string
+	// v1dirs are the distinct v1 directories (co-mounted controllers share one).
+	v1dirs []string
+	// v2 is the cgroup2 directory ("" on v1-only hosts); v2mount its mount.
+	v2, v2mount string
+}
+
+func newManager(cfg Config, l *layout, inner string) *manager {
+	m := &manager{cfg: cfg, layout: l, v1: map[string]string{}}
+	for _, h := range l.v1 {
+		d := dirIn(h, inner)
+		m.v1dirs = append(m.v1dirs, d)
+		for _, c := range h.controllers {
+			m.v1[c] = d
+		}
+	}
+	if l.unified != nil {
+		m.v2, m.v2mount = dirIn(*l.unified, inner), l.unified.mount
+	}
+	return m
+}
+
+func (m *manager) Mode() Mode { return m.layout.mode }
+
+func (m *manager) Paths() map[string]string {
+	p := make(map[string]string, len(m.v1)+1)
+	for c, d := range m.v1 {
+		p[c] = d
+	}
+	if m.v2 != "" {
+		p[""] = m.v2
+	}
+	return p
+}
+
+func (m *manager) warn(format string, args ...any) {
+	msg := fmt.Sprintf("cgroups: "+format, args...)
+	if m.cfg.Warn != nil {
+		m.cfg.Warn(msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, msg)
+}
+
+// create makes every directory of the container's cgroup. It is idempotent:
+// Set and Apply both call it, in whichever order the runtime uses.
+func (m *manager) create() error {
+	for c, d := range m.v1 {
+		if c == "cpuset" {
+			if err := mkdirCpuset(d); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	if m.v2 != "" {
+		if err := mkdirV2(m.v2mount, m.v2); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirCpuset creates a v1 cpuset directory and its missing parents. A new
+// v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the kernel
+// refuses to attach tasks to it (ENOSPC) until both are set; so each new
+// level copies its parent's values, top-down, before anything goes below.
+func mkdirCpuset(dir string) error {
+	parent := filepath.Dir(dir)
+	if _, err := os.Stat(parent); errors.Is(err, os.ErrNotExist) {
+		if err := mkdirCpuset(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create cgroup: %w", err)
+	}
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := readFile(dir, f)
+		if err != nil {
+			return err
+		}
+		if cur != "" {
+			continue
+		}
+		v, err := readFile(parent, f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, f, v); err != nil {
+			return fmt.Errorf("inherit parent cpuset: %w", err)
+		}
+	}
+	return nil
+}
+
+// mkdirV2 creates a cgroup2 directory and its missing parents, enabling in
+// each ancestor's cgroup.subtree_control every controller that ancestor has:
+// a v2 cgroup only gets the knobs its parent delegates to it.
+func mkdirV2(mount, dir string) error {
+	rel, err := filepath.Rel(mount, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("cgroup %s is outside its mount %s", dir, mount)
+	}
+	cur := mount
+	for _, elem := range strings.Split(rel, "/") {
+		if err := enableControllers(cur); err != nil {
+			return err
+		}
+		cur = filepath.Join(cur, elem)
+		if err := os.Mkdir(cur, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
+// enableControllers delegates dir's controllers to its children. The kernel
+// refuses some (a cgroup holding processes cannot delegate domain
+// controllers); those are skipped here, and Set reports the missing knob if
+// a limit needs one.
+func enableControllers(dir string) error {
+	avail, err := readFile(dir, "cgroup.controllers")
+	if err != nil {
+		return err
+	}
+	on, err := readFile(dir, "cgroup.subtree_control")
+	if err != nil {
+		return err
+	}
+	enabled := map[string]bool{}
+	for _, c := range strings.Fields(on) {
+		enabled[c] = true
+	}
+	var want []string
+	for _, c := range strings.Fields(avail) {
+		if !enabled[c] {
+			want = append(want, "+"+c)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	if writeFile(dir, "cgroup.subtree_control", strings.Join(want, " ")) == nil {
+		return nil
+	}
+	for _, c := range want {
+		_ = writeFile(dir, "cgroup.subtree_control", c) // best effort, see above
+	}
+	return nil
+}
+
+func (m *manager) Apply(pid int) error {
+	if err := m.create(); err != nil {
+		return err
+	}
+	if pid <= 0 {
+		return nil
+	}
+	s := strconv.Itoa(pid)
+	for _, d := range m.v1dirs {
+		if err := writeFile(d, "cgroup.procs", s); err != nil {
+			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
+		}
+	}
+	if m.v2 != "" {
+		if err := writeFile(m.v2, "cgroup.procs", s); err != nil {
+			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
+		}
+	}
+	return nil
+}
+
+func (m *manager) OpenUnified() (*os.File, error) {
+	if m.v2 == "" {
+		return nil, fmt.Errorf("cgroups: no cgroup2 hierarchy on this %s host", m.layout.mode)
+	}
+	if err := m.create(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(m.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	return f, nil
+}
+
+// procsDir is the directory whose cgroup.procs lists the container's
+// processes: any hierarchy holds them all, since Apply joins every one.
+func (m *manager) procsDir() string {
+	if m.layout.mode == ModeV2 {
+		return m.v2
+	}
+	for _, c := range []string{"pids", "freezer", "memory", "cpu"} {
+		if d, ok := m.v1[c]; ok {
+			return d
+		}
+	}
+	if len(m.v1dirs) > 0 {
+		return m.v1dirs[0]
+	}
+	return m.v2
+}
+
+func (m *manager) Pids() ([]int, error) {
+	var pids []int
+	err := walkCgroups(m.procsDir(), func(dir string) error {
+		s, err := readFile(dir, "cgroup.procs")
+		if err != nil {
+			return err
+		}
+		for _, f := range strings.Fields(s) {
+			p, err := strconv.Atoi(f)
+			if err != nil {
+				return fmt.Errorf("parse %s/cgroup.procs: %w", dir, err)
+			}
+			pids = append(pids, p)
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	sort.Ints(pids)
+	return pids, err
+}
+
+// walkCgroups calls fn on dir and each cgroup below it, parents first.
+func walkCgroups(dir string, fn func(string) error) error {
+	if err := fn(dir); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("list cgroup: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := walkCgroups(filepath.Join(dir, e.Name()), fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// destroyTimeout bounds how long Destroy waits for exiting tasks to leave.
+const destroyTimeout = 5 * time.Second
+
+func (m *manager) Destroy() error {
+	deadline := time.Now().Add(destroyTimeout)
+	// Killed tasks in a frozen v1 cgroup cannot exit until thawed, and the
+	// cgroup cannot be removed before they do (v2 lets fatal signals through).
+	if d, ok := m.v1["freezer"]; ok {
+		if s, err := readFile(d, "freezer.state"); err == nil && s != "THAWED" {
+			_ = writeFile(d, "freezer.state", "THAWED")
+		}
+	}
+	var errs []error
+	for _, d := range m.allDirs() {
+		if err := removeCgroup(d, deadline); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *manager) allDirs() []string {
+	dirs := append([]string(nil), m.v1dirs...)
+	if m.v2 != "" {
+		dirs = append(dirs, m.v2)
+	}
+	return dirs
+}
+
+// removeCgroup removes dir and the cgroups below it, leaves first (rmdir
+// of a cgroup with children fails). A missing dir is already removed. rmdir
+// fails with EBUSY while exited tasks are still being released, so it is
+// retried until deadline.
+func removeCgroup(dir string, deadline time.Time) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove cgroup: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := removeCgroup(filepath.Join(dir, e.Name()), deadline); err != nil {
+				return err
+			}
+		}
+	}
+	delay := time.Millisecond
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+		time.Sleep(delay)
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}

@@ -1,0 +1,276 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Every mount is built detached (fsopen+fsmount for a new file system,
+// open_tree for a bind), given its attributes while no one can see it, and
+// only then attached onto the descriptor of its resolved target with
+// move_mount. So a mount never appears with weaker flags than asked, and the
+// target is the inode openat2 resolved inside the rootfs, not a path looked up
+// again.
+
+// procMountAllowed lists the only places inside /proc a spec may mount over
+// (lxcfs-style files and the checkpoint helper), as runc allows: a mount over
+// any other procfs file could hide what masking and read-only paths protect.
+var procMountAllowed = map[string]bool{
+	"/proc/cpuinfo": true, "/proc/diskstats": true, "/proc/meminfo": true,
+	"/proc/stat": true, "/proc/swaps": true, "/proc/uptime": true,
+	"/proc/loadavg": true, "/proc/slabinfo": true, "/proc/pressure": true,
+	"/proc/sys/kernel/ns_last_pid": true,
+}
+
+// mountSpec performs one spec mount.
+func (r *Root) mountSpec(m specs.Mount) error {
+	o, err := parseOptions(m.Type, m.Options)
+	if err != nil {
+		return err
+	}
+	if !o.bind && m.Type == "cgroup" {
+		return r.mountCgroup(m, o)
+	}
+	var src int
+	if o.bind {
+		src, err = r.detachedBind(m, o)
+	} else {
+		src, err = newFS(m.Type, m.Source, o)
+		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
+			// In a user namespace that does not own the network
+			// namespace, sysfs cannot be mounted; runc binds the
+			// host's /sys instead, and so do we.
+			src, err = r.detachedBind(specs.Mount{Source: "/sys"}, mountOptions{bind: true, recursive: true, recSet: o.attrSet | o.recSet})
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(src)
+	return r.attach(src, m.Destination, o)
+}
+
+// attach moves the detached mount src onto dest inside the rootfs and sets
+// its propagation, which only an attached mount has.
+func (r *Root) attach(src int, dest string, o mountOptions) error {
+	dst, err := r.target(src, dest)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dst)
+	if err := unix.MoveMount(src, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return &pathError{"mount onto", dest, err}
+	}
+	if o.propagation != 0 {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if o.recPropagation {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(src, "", flags, &unix.MountAttr{Propagation: o.propagation}); err != nil {
+			return &pathError{"set propagation of", dest, err}
+		}
+	}
+	return nil
+}
+
+// target opens dest inside the rootfs as a mount point, creating it as a
+// directory or an empty file after the source's type when missing, and
+// refuses a target inside procfs that is not explicitly allowed.
+func (r *Root) target(src int, dest string) (int, error) {
+	dst, err := openInRoot(r.fd, dest, unix.O_PATH)
+	if errors.Is(err, unix.ENOENT) {
+		var st unix.Stat_t
+		if err := unix.Fstat(src, &st); err != nil {
+			return -1, fmt.Errorf("stat mount source for %s: %w", dest, err)
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			dst, err = mkdirAllInRoot(r.fd, dest)
+		} else {
+			dst, err = createFileInRoot(r.fd, dest)
+		}
+	}
+	if err != nil {
+		return -1, err
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(dst, &sfs); err != nil {
+		unix.Close(dst)
+		return -1, &pathError{"statfs", dest, err}
+	}
+	if sfs.Type == unix.PROC_SUPER_MAGIC && !procMountAllowed[filepath.Clean("/"+dest)] {
+		unix.Close(dst)
+		return -1, fmt.Errorf("mount onto %s: the target resolves inside procfs, where only %v may be mounted over", dest, keys(procMountAllowed))
+	}
+	return dst, nil
+}
+
+// detachedBind clones the bind source (relative to the bundle when not
+// absolute) as a detached mount and applies the attributes and the idmap.
+func (r *Root) detachedBind(m specs.Mount, o mountOptions) (int, error) {
+	source := m.Source
+	if !filepath.IsAbs(source) {
+		source = filepath.Join(r.bundle, source)
+	}
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	dirfd, name := unix.AT_FDCWD, source
+	if rel, err := filepath.Rel(r.path, filepath.Clean(source)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && r.fd >= 0 {
+		// A source inside the rootfs belongs to the image: resolve it
+		// there, or a symlink of the image would bind a host file.
+		in, err := openInRoot(r.fd, rel, unix.O_PATH)
+		if err != nil {
+			return -1, fmt.Errorf("bind source: %w", err)
+		}
+		defer unix.Close(in)
+		dirfd, name = in, ""
+		flags |= unix.AT_EMPTY_PATH
+	}
+	fd, err := unix.OpenTree(dirfd, name, flags)
+	if err != nil {
+		return -1, fmt.Errorf("bind %s: %w", source, err)
+	}
+	if err := r.setBindAttrs(fd, m, o); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind %s on %s: %w", source, m.Destination, err)
+	}
+	return fd, nil
+}
+
+// setBindAttrs applies the recursive attributes first, then the top mount's,
+// so that "rro,rw" leaves only submounts read-only. Only the attributes asked
+// for are touched: the flags a user namespace locks on mounts inherited from
+// the host (ro, nosuid, nodev, noexec, atime) are never cleared unasked, and
+// clearing one asked for fails with EPERM instead of silently not applying.
+func (r *Root) setBindAttrs(fd int, m specs.Mount, o mountOptions) error {
+	if o.recSet|o.recClr != 0 {
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: o.recSet, Attr_clr: o.recClr}); err != nil {
+			return fmt.Errorf("set recursive attributes: %w", err)
+		}
+	}
+	if o.attrSet|o.attrClr != 0 {
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: o.attrSet, Attr_clr: o.attrClr}); err != nil {
+			return fmt.Errorf("set attributes: %w", err)
+		}
+	}
+	if o.idmap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+		return r.idmap(fd, m, o)
+	}
+	return nil
+}
+
+// idmap makes the detached mount fd idmapped. The user namespace giving the
+// mapping comes from Options.UserNS for explicit mappings, else it is the
+// container's own (the caller's).
+func (r *Root) idmap(fd int, m specs.Mount, o mountOptions) error {
+	if !o.idmap {
+		return errors.New("uidMappings/gidMappings need the idmap or ridmap option")
+	}
+	var ns *os.File
+	var err error
+	switch {
+	case len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0:
+		if r.opts.UserNS == nil {
+			return errors.New("idmapped mount with its own mappings: the runtime gave no way to create a user namespace (Options.UserNS)")
+		}
+		ns, err = r.opts.UserNS.UserNS(m.UIDMappings, m.GIDMappings)
+	case r.opts.InUserNS:
+		ns, err = os.Open("/proc/self/ns/user")
+	default:
+		return errors.New("idmap without uidMappings/gidMappings needs a container user namespace")
+	}
+	if err != nil {
+		return fmt.Errorf("user namespace for idmap: %w", err)
+	}
+	defer ns.Close()
+	flags := uint(unix.AT_EMPTY_PATH)
+	if o.recIdmap {
+		flags |= unix.AT_RECURSIVE
+	}
+	if err := unix.MountSetattr(fd, "", flags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}); err != nil {
+		return fmt.Errorf("idmap (the kernel refuses idmapped mounts of this file system, or from a user namespace not owning it): %w", err)
+	}
+	return nil
+}
+
+// newFS creates a detached mount of a new file system instance.
+func newFS(typ, source string, o mountOptions) (int, error) {
+	fsfd, err := unix.Fsopen(typ, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("mount %s: %w", typ, err)
+	}
+	defer unix.Close(fsfd)
+	if err := configureFS(fsfd, source, o); err != nil {
+		return -1, fmt.Errorf("mount %s: %w", typ, err)
+	}
+	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(o.attrSet|o.recSet))
+	if err != nil {
+		return -1, fmt.Errorf("mount %s: %w", typ, fsError(fsfd, err))
+	}
+	return fd, nil
+}
+
+// configureFS passes superblock flags and data options to a file system
+// context and creates the superblock. Options not taken by the file system
+// come back as errors carrying the kernel's own message.
+func configureFS(fsfd int, source string, o mountOptions) error {
+	if source != "" {
+		if err := unix.FsconfigSetString(fsfd, "source", source); err != nil {
+			return fmt.Errorf("source %q: %w", source, fsError(fsfd, err))
+		}
+	}
+	for _, f := range o.sbFlags {
+		if f == "silent" || f == "loud" {
+			continue // only kernel log verbosity, not a parameter
+		}
+		if err := unix.FsconfigSetFlag(fsfd, f); err != nil {
+			return fmt.Errorf("option %q: %w", f, fsError(fsfd, err))
+		}
+	}
+	for _, d := range o.data {
+		k, v, hasValue := strings.Cut(d, "=")
+		var err error
+		if hasValue {
+			err = unix.FsconfigSetString(fsfd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fsfd, k)
+		}
+		if err != nil {
+			return fmt.Errorf("option %q: %w", d, fsError(fsfd, err))
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fsError(fsfd, err)
+	}
+	return nil
+}
+
+// fsError adds the messages the kernel logged on the file system context.
+func fsError(fsfd int, err error) error {
+	buf := make([]byte, 256)
+	var msgs []string
+	for i := 0; i < 8; i++ {
+		n, rerr := unix.Read(fsfd, buf)
+		if rerr != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
+	}
+	if len(msgs) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(msgs, "; "))
+}
+
+func keys(m map[string]bool) []string {
+	return slices.Sorted(maps.Keys(m))
+}

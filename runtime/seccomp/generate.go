@@ -1,0 +1,365 @@
+package seccomp
+
+import (
+	"cmp"
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
+)
+
+// Offsets in struct seccomp_data. Arguments are 64-bit little-endian on
+// x86: the low word comes first.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+const errnoENOSYS = 38
+
+// entry is what one architecture's filter does for one syscall number.
+type entry struct {
+	nr        uint32
+	alts      []alt  // conditional rules, in profile order
+	uncond    uint32 // action when no alternative matches, if hasUncond
+	hasUncond bool
+}
+
+type alt struct {
+	act   uint32
+	conds []cond
+}
+
+// target is where a syscall number leads: a constant verdict, or the code
+// checking its arguments.
+type target struct {
+	code bool
+	ret  uint32
+	l    label
+}
+
+// segment is a range of syscall numbers [start, end] with one target.
+type segment struct {
+	start, end uint32
+	t          target
+}
+
+type gen struct {
+	b       *builder
+	p       *profile
+	badArch label
+	plans   map[*arch]*plan
+}
+
+// generate lays the filter out as:
+//
+//	ld arch; one jeq per audit arch value; ret KILL_PROCESS
+//	per audit arch: ld nr; range checks; binary search; argument checks; rets
+func generate(p *profile, list []*arch) []bpf.RawInstruction {
+	g := &gen{b: newBuilder(), p: p, plans: map[*arch]*plan{}}
+	g.badArch = g.b.ret(RetKillProcess)
+	var x86_64, x32, i386 *arch
+	for _, a := range list {
+		switch a {
+		case archX86_64:
+			x86_64 = a
+		case archX32:
+			x32 = a
+		case archX86:
+			i386 = a
+		}
+	}
+	type section struct {
+		audit uint32
+		start label
+	}
+	var secs []section
+	// Emitted backwards: the first section in the program comes last.
+	if i386 != nil {
+		secs = append(secs, section{auditArchI386, g.i386Section(i386)})
+	}
+	if x86_64 != nil || x32 != nil {
+		secs = append(secs, section{auditArchX86_64, g.x86_64Section(x86_64, x32)})
+	}
+	next := g.badArch
+	for _, s := range secs {
+		next = g.b.cond(jeq, s.audit, s.start, next)
+	}
+	g.b.load(offArch)
+	return g.b.program()
+}
+
+func (g *gen) i386Section(a *arch) label {
+	g.archBody(a)
+	return g.b.load(offNr)
+}
+
+// x86_64Section handles AUDIT_ARCH_X86_64, shared by x86_64 and x32: the
+// x32 bit in the syscall number tells them apart. Either may be absent.
+func (g *gen) x86_64Section(x86_64, x32 *arch) label {
+	x32Code := g.badArch
+	if x32 != nil {
+		x32Code = g.archBody(x32)
+	}
+	// Numbers above x86_64's highest: those with the x32 bit are x32's,
+	// except -1 (a tracer skipping a syscall), which x86_64 handles.
+	stub := g.badArch
+	if x86_64 != nil {
+		stub = g.stub(g.plan(x86_64))
+	}
+	upper := g.b.cond(jge, x32SyscallBit, x32Code, stub)
+	upper = g.b.cond(jeq, 0xffffffff, stub, upper)
+	if x86_64 != nil {
+		if pl := g.plan(x86_64); pl.named {
+			tree := g.tree(g.segments(pl))
+			g.b.cond(jgt, pl.highest, upper, tree)
+		}
+	}
+	return g.b.load(offNr)
+}
+
+// stub is where a number above the profile's highest goes: ENOSYS unless
+// the default action lets unknown syscalls through anyway (runc counts
+// TRACE among those: a tracer handles new syscalls itself).
+func (g *gen) stub(pl *plan) label {
+	d := g.p.def
+	if d == RetAllow || d == RetLog || d&^RetData == RetTrace || !pl.named {
+		return g.b.ret(d)
+	}
+	return g.b.ret(RetErrno | errnoENOSYS)
+}
+
+// archBody emits the dispatch of a's syscall numbers, A holding the number:
+// numbers above the highest the profile names get the stub, those without
+// a rule the default action.
+func (g *gen) archBody(a *arch) label {
+	pl := g.plan(a)
+	if !pl.named {
+		return g.b.ret(g.p.def)
+	}
+	tree := g.tree(g.segments(pl))
+	return g.b.cond(jgt, pl.highest, g.stub(pl), tree)
+}
+
+// plan is what one architecture's filter does.
+type plan struct {
+	a       *arch
+	entries []entry // by number
+	// highest is the highest number the profile names on this arch,
+	// counting rules dropped for having the default action, as runc does.
+	highest uint32
+	named   bool // the profile names at least one syscall of this arch
+}
+
+// plan groups the profile's rules by a's syscall numbers.
+func (g *gen) plan(a *arch) *plan {
+	if pl := g.plans[a]; pl != nil {
+		return pl
+	}
+	pl := &plan{a: a}
+	g.plans[a] = pl
+	byNr := make(map[uint32]int, 512)
+	add := func(nr uint32, r *rule, alts [][]cond) {
+		if !pl.named || nr > pl.highest {
+			pl.highest, pl.named = nr, true
+		}
+		if r.dropped {
+			return
+		}
+		i, ok := byNr[nr]
+		if !ok {
+			i = len(pl.entries)
+			byNr[nr] = i
+			pl.entries = append(pl.entries, entry{nr: nr})
+		}
+		e := &pl.entries[i]
+		if alts == nil {
+			if !e.hasUncond {
+				e.uncond, e.hasUncond = r.act, true
+			}
+			return
+		}
+		for _, cs := range alts {
+			e.alts = append(e.alts, alt{act: r.act, conds: cs})
+		}
+	}
+	for i := range g.p.rules {
+		r := &g.p.rules[i]
+		for _, name := range r.names {
+			if nr, ok := a.syscalls[name]; ok {
+				add(nr|a.nrBits, r, r.alts)
+			}
+			if m, ok := a.multiplexed(name); ok {
+				// Arguments behind socketcall's pointer cannot be
+				// checked: the rule keeps only the call number, as
+				// libseccomp does.
+				add(m.nr, r, [][]cond{{{arg: 0, op: specs.OpEqualTo, val: uint64(m.call)}}})
+			}
+		}
+	}
+	slices.SortFunc(pl.entries, func(x, y entry) int { return cmp.Compare(x.nr, y.nr) })
+	return pl
+}
+
+// segments covers [a's first number, pl.highest] with ranges of equal
+// verdict, emitting the argument checks of conditional entries.
+func (g *gen) segments(pl *plan) []segment {
+	var segs []segment
+	add := func(start, end uint32, t target) {
+		if n := len(segs); n > 0 && !t.code && !segs[n-1].t.code && segs[n-1].t.ret == t.ret && segs[n-1].end+1 == start {
+			segs[n-1].end = end
+			return
+		}
+		segs = append(segs, segment{start, end, t})
+	}
+	next := pl.a.nrBits
+	for i := range pl.entries {
+		e := &pl.entries[i]
+		if e.nr > next {
+			add(next, e.nr-1, target{ret: g.p.def})
+		}
+		add(e.nr, e.nr, g.entryTarget(e, pl.a.args32))
+		next = e.nr + 1
+	}
+	if next <= pl.highest {
+		add(next, pl.highest, target{ret: g.p.def})
+	}
+	return segs
+}
+
+func (g *gen) entryTarget(e *entry, args32 bool) target {
+	fallback := g.p.def
+	if e.hasUncond {
+		fallback = e.uncond
+	}
+	if len(e.alts) == 0 {
+		return target{ret: fallback}
+	}
+	next := g.b.ret(fallback)
+	for i := len(e.alts) - 1; i >= 0; i-- {
+		a := e.alts[i]
+		pass := g.b.ret(a.act)
+		for j := len(a.conds) - 1; j >= 0; j-- {
+			pass = g.condCode(a.conds[j], args32, pass, next)
+		}
+		next = pass
+	}
+	return target{code: true, l: next}
+}
+
+// resolve returns a label for t, emitting a ret near here if needed.
+func (g *gen) resolve(t target) label {
+	if t.code {
+		return t.l
+	}
+	return g.b.ret(t.ret)
+}
+
+// tree emits a binary search over segs (sorted, contiguous).
+func (g *gen) tree(segs []segment) label {
+	if len(segs) == 1 {
+		return g.resolve(segs[0].t)
+	}
+	mid := len(segs) / 2
+	right := g.tree(segs[mid:])
+	left := g.tree(segs[:mid])
+	return g.b.cond(jge, segs[mid].start, right, left)
+}
+
+// hiVerdict is what comparing the high words decides.
+type hiVerdict int
+
+const (
+	hiPass hiVerdict = iota
+	hiFail
+	hiCheckLow
+)
+
+// condCode emits one argument condition: jump to pass if it holds, to fail
+// if not. 64-bit values are compared high word first, as unsigned numbers.
+// On 32-bit architectures the kernel zero-extends arguments, so the high
+// word is 0 and its comparison is decided here, at compile time.
+func (g *gen) condCode(c cond, args32 bool, pass, fail label) label {
+	lo, hi := offArgs+8*c.arg, offArgs+8*c.arg+4
+	vlo, vhi := uint32(c.val), uint32(c.val>>32)
+	if args32 {
+		switch staticHigh(c) {
+		case hiPass:
+			return pass
+		case hiFail:
+			return fail
+		}
+		return g.lowCode(c, lo, vlo, pass, fail)
+	}
+	low := g.lowCode(c, lo, vlo, pass, fail)
+	b := g.b
+	switch c.op {
+	case specs.OpEqualTo:
+		b.cond(jeq, vhi, low, fail)
+	case specs.OpNotEqual:
+		b.cond(jeq, vhi, low, pass)
+	case specs.OpGreaterThan, specs.OpGreaterEqual:
+		eq := b.cond(jeq, vhi, low, fail)
+		b.cond(jgt, vhi, pass, eq)
+	case specs.OpLessThan, specs.OpLessEqual:
+		eq := b.cond(jeq, vhi, low, pass)
+		b.cond(jgt, vhi, fail, eq)
+	case specs.OpMaskedEqual:
+		b.cond(jeq, uint32(c.val2>>32), low, fail)
+		b.and(vhi)
+	}
+	return b.load(hi)
+}
+
+// lowCode compares the low words.
+func (g *gen) lowCode(c cond, off, v uint32, pass, fail label) label {
+	b := g.b
+	switch c.op {
+	case specs.OpEqualTo:
+		b.cond(jeq, v, pass, fail)
+	case specs.OpNotEqual:
+		b.cond(jeq, v, fail, pass)
+	case specs.OpGreaterThan:
+		b.cond(jgt, v, pass, fail)
+	case specs.OpGreaterEqual:
+		b.cond(jge, v, pass, fail)
+	case specs.OpLessThan:
+		b.cond(jge, v, fail, pass)
+	case specs.OpLessEqual:
+		b.cond(jgt, v, fail, pass)
+	case specs.OpMaskedEqual:
+		b.cond(jeq, uint32(c.val2), pass, fail)
+		b.and(v)
+	}
+	return b.load(off)
+}
+
+// staticHigh decides a condition's high-word comparison when the argument's
+// high word is known to be 0.
+func staticHigh(c cond) hiVerdict {
+	vhi := uint32(c.val >> 32)
+	switch c.op {
+	case specs.OpEqualTo:
+		if vhi != 0 {
+			return hiFail
+		}
+	case specs.OpNotEqual:
+		if vhi != 0 {
+			return hiPass
+		}
+	case specs.OpGreaterThan, specs.OpGreaterEqual:
+		if vhi != 0 {
+			return hiFail
+		}
+	case specs.OpLessThan, specs.OpLessEqual:
+		if vhi != 0 {
+			return hiPass
+		}
+	case specs.OpMaskedEqual:
+		if uint32(c.val2>>32) != 0 {
+			return hiFail
+		}
+	}
+	return hiCheckLow
+}
