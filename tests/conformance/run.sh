@@ -25,9 +25,11 @@ TIMEOUT=${CONFORMANCE_TIMEOUT:-120}
 [ -x "$RUNTIME" ] || { echo "conformance: runtime $RUNTIME not found (make build)"; exit 1; }
 [ -d "$VAL" ] || { echo "conformance: $VAL missing (scripts/setup.sh)"; exit 1; }
 work=$(mktemp -d /tmp/estiba-conformance.XXXXXX)
+# Logs stay only where CONFORMANCE_LOGS says; unexpected failures are
+# excerpted below either way.
 logs=${CONFORMANCE_LOGS:-$work/logs}
 mkdir -p "$logs"
-trap 'rm -rf "$work/bundle"' EXIT
+trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bundle"
 cp "$VAL/runtimetest" "$VAL/rootfs-amd64.tar.gz" "$work/bundle/"
 cd "$work/bundle"
@@ -79,7 +81,7 @@ for prog in "$VAL"/*; do
 		"${expected[$name]:+  (expected: ${expected[$name]})}"
 done
 
-echo "conformance: $(basename "$RUNTIME"): $pass/$((pass + fail)) programs pass, $asserts_ok assertions ok, $asserts_bad not ok (logs: $logs)"
+echo "conformance: $(basename "$RUNTIME"): $pass/$((pass + fail)) programs pass, $asserts_ok assertions ok, $asserts_bad not ok${CONFORMANCE_LOGS:+ (logs: $logs)}"
 if [ $report_only = 1 ]; then exit 0; fi
 [ ${#unexpected_pass[@]} -eq 0 ] || echo "conformance: unexpected passes (remove from $(basename "$EXPECTED")): ${unexpected_pass[*]}"
 if [ ${#unexpected_fail[@]} -ne 0 ]; then
