@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/runtime/hooks"
-	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
@@ -100,17 +99,9 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	proc, err := procfs.Open()
-	if err != nil {
+	if err := hostProcWrites(spec); err != nil {
 		return err
 	}
-	if err := hostProcWrites(proc, spec); err != nil {
-		proc.Close()
-		return err
-	}
-	// CVE-2024-21626: no fd of a host directory may survive into the
-	// container, where a cwd of /proc/self/fd/N would escape the root.
-	proc.Close()
 	if err := setUTS(spec); err != nil {
 		return err
 	}
