@@ -143,7 +143,9 @@ func runCreate(s *syncer, cfg *Config) error {
 		// No process: wait to be killed by start (or delete).
 		s.done = true
 		s.enc.Encode(Msg{Type: MsgReady})
-		select {}
+		for {
+			unix.Pause()
+		}
 	}
 	if p.Terminal {
 		if err := setupConsole(cfg.ConsoleFD); err != nil {
