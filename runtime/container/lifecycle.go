@@ -47,7 +47,7 @@ func (r *Runtime) Start(id string) error {
 		// the process has already exited.
 		st := r.specState(rec)
 		st.Status, st.Pid = specs.StateRunning, rec.Pid
-		if err := hooks.Run("poststart", h.Poststart, st); err != nil {
+		if err := hooks.RunAll("poststart", h.Poststart, st); err != nil {
 			r.warn(err.Error())
 		}
 	}
@@ -192,7 +192,7 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if h := rec.Spec.Hooks; h != nil {
 		s := r.specState(rec)
 		s.Status = specs.StateStopped
-		if err := hooks.Run("poststop", h.Poststop, s); err != nil {
+		if err := hooks.RunAll("poststop", h.Poststop, s); err != nil {
 			r.warn(err.Error())
 		}
 	}
