@@ -17,9 +17,8 @@
 //
 // Helpers: ParseManifest, ParseIndex, SelectManifest (platform choice),
 // ParsePlatform, LayerCompression, and DockerConfig (~/.docker/config.json
-// credentials, read and written for login/logout). ByName{Client: c} offers
-// Resolve, Fetch and Push with references as strings, for image/service.
-// Package registrytest starts real registries for tests.
+// credentials, read and written for login/logout). image/service adapts a
+// Client with service.RegistryClient. Package registrytest starts real registries for tests.
 //
 // Integrity: manifests are read whole (bounded by MaxManifestSize) and
 // checked against their digest before being returned. Blobs stream; a blob
@@ -27,6 +26,9 @@
 // not match, so a caller that reads to EOF never accepts bad content. A
 // resumed read (offset > 0) cannot be verified here: the caller hashes the
 // prefix it already has together with the rest.
+//
+// TLS: Options.CertsDir adds per-registry CAs and client certificates laid
+// out like /etc/docker/certs.d.
 //
 // Transport: HTTPS by default. Plain HTTP (after HTTPS fails) only for hosts
 // listed in Options.Insecure and for loopback registries, as Docker does.
@@ -80,6 +82,11 @@ type Options struct {
 	// Retries bounds the extra attempts after a transient failure; zero
 	// means 3, negative means none.
 	Retries int
+	// CertsDir holds per-registry TLS files like Docker's
+	// /etc/docker/certs.d: CertsDir/<host[:port]>/*.crt are extra CAs,
+	// *.cert with the matching *.key are client certificates. Empty: none.
+	// It needs the default transport (Transport nil).
+	CertsDir string
 	// IdleTimeout aborts a blob download that receives nothing for this
 	// long (the caller can resume it); zero means one minute.
 	IdleTimeout time.Duration
@@ -102,6 +109,7 @@ type endpoint struct {
 	base    string        // "https://host" or "http://host"
 	err     error
 	insec   bool
+	http    *http.Client // set when the host has its own TLS files
 	mu      sync.Mutex
 	chal    challenge
 	domain  string
@@ -204,6 +212,10 @@ func (c *Client) endpoint(ctx context.Context, domain string) (*endpoint, error)
 		ep = &endpoint{ready: make(chan struct{}), domain: domain, apiHost: host, insec: c.allowsPlainHTTP(host)}
 		c.endpoints[domain] = ep
 		go func() {
+			if ep.http, ep.err = c.hostClient(ep); ep.err != nil {
+				close(ep.ready)
+				return
+			}
 			// Detached from ctx so one caller's cancellation does not poison
 			// the endpoint for others; bounded by its own timeout.
 			pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -291,6 +303,9 @@ func (c *Client) pingBase(ctx context.Context, ep *endpoint, base string) error 
 }
 
 func (c *Client) client(ep *endpoint) *http.Client {
+	if ep.http != nil {
+		return ep.http
+	}
 	if ep.insec {
 		return c.httpTL
 	}
@@ -461,8 +476,9 @@ func transientStatus(code int) bool {
 }
 
 func transientError(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+	var certErr *tls.CertificateVerificationError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &certErr) {
+		return false // retrying cannot help
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,3 +289,43 @@ func TestRegistryConcurrentPull(t *testing.T) {
 type staticCreds struct{ c registry.Credential }
 
 func (s staticCreds) Credential(string) (registry.Credential, error) { return s.c, nil }
+
+// TestRegistryTLS: a loopback registry speaking HTTPS is reached over HTTPS
+// (self-signed, accepted as Docker accepts loopback registries), with Basic
+// auth over it.
+func TestRegistryTLS(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, Auth: registrytest.AuthBasic})
+	ctx := testContext(t)
+	cred := staticCreds{registry.Credential{Username: reg.Username, Password: reg.Password}}
+	c := registry.New(registry.Options{Credentials: cred})
+	ref := mustRef(t, "localhost:"+reg.Host[strings.LastIndexByte(reg.Host, ':')+1:]+"/tls/app:v1")
+	im := registrytest.NewImage(t, amd64, 2, 4096)
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
+}
+
+// TestRegistryClientCertificate: a registry requiring client certificates
+// is refused without CertsDir and served with the key pair in
+// CertsDir/<host>/, as Docker reads /etc/docker/certs.d.
+func TestRegistryClientCertificate(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, ClientCerts: true})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/mtls/app:v1")
+	if _, err := registry.New(registry.Options{Retries: -1}).Resolve(ctx, ref); err == nil {
+		t.Fatal("resolved without a client certificate")
+	}
+	certs := t.TempDir()
+	hostDir := filepath.Join(certs, reg.Host)
+	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"client.cert": reg.ClientCert, "client.key": reg.ClientKey, "ca.crt": reg.CACert} {
+		if err := os.WriteFile(filepath.Join(hostDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := registry.New(registry.Options{CertsDir: certs})
+	im := registrytest.NewImage(t, amd64, 1, 4096)
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
+}

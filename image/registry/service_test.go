@@ -10,12 +10,6 @@ import (
 	"github.com/estiba/estiba/internal/testutil"
 )
 
-// The string adapter is what image/service consumes.
-var (
-	_ service.Registry = registry.ByName{}
-	_ service.Pusher   = registry.ByName{}
-)
-
 // TestServicePullPush runs image/service over this client against a real
 // token-auth registry: push a test image, pull it into a store (layers
 // unpacked into snapshots), push it back under another name, remove it.
@@ -36,7 +30,7 @@ func TestServicePullPush(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := service.Open(t.TempDir(), service.Options{Registry: registry.ByName{Client: c}, Pusher: registry.ByName{Client: c}})
+	s, err := service.Open(t.TempDir(), service.Options{Registry: service.RegistryClient(c), Pusher: service.RegistryClient(c)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,3 +110,22 @@ func TestUnsupported(t *testing.T) {
 		t.Fatal("unknown name accepted")
 	}
 }
+
+func TestProbeLastCap(t *testing.T) {
+	want, err := LastCap()
+	if err != nil {
+		t.Skip(err)
+	}
+	got, err := probeLastCap(nil)
+	if err != nil || got != want {
+		t.Fatalf("probe: %d, %v; cap_last_cap says %d", got, err, want)
+	}
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	in := Sets{Bounding: 1<<40 | 1<<21 | 1, Effective: 1 << 21, Permitted: 1<<21 | 1, Inheritable: 1, Ambient: 1}
+	out, err := FromSpec(in.Spec())
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	}
+}

@@ -233,6 +233,11 @@ func (g *gen) entryTarget(e *entry, args32 bool) target {
 	if e.hasUncond {
 		fallback = e.uncond
 	}
+	// Trailing alternatives that decide what the fallback decides change
+	// nothing (earlier ones may: they shadow later alternatives).
+	for len(e.alts) > 0 && e.alts[len(e.alts)-1].act == fallback {
+		e.alts = e.alts[:len(e.alts)-1]
+	}
 	if len(e.alts) == 0 {
 		return target{ret: fallback}
 	}

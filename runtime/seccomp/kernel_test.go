@@ -23,6 +23,15 @@ import (
 const childEnv = "ESTIBA_SECCOMP_TEST_CHILD"
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv(childEnv); mode == "exec386-x86" || mode == "exec386-native" {
+		runtime.LockOSThread()
+		err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		if err == nil {
+			err = childExec386(mode == "exec386-x86")
+		}
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
 	if mode := os.Getenv(childEnv); mode != "" {
 		out, err := child(mode)
 		if err != nil {
@@ -306,3 +315,11 @@ func TestKernelKillProcess(t *testing.T) {
 
 // atFDCWD is AT_FDCWD (-100) as a syscall argument.
 var atFDCWD = func() uintptr { fd := unix.AT_FDCWD; return uintptr(fd) }()
+
+func mustJSON(s string) *specs.LinuxSeccomp {
+	var p specs.LinuxSeccomp
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		panic(err)
+	}
+	return &p
+}
