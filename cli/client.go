@@ -120,12 +120,16 @@ func (c *Client) hijack(ctx context.Context, path string, q url.Values, in any) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot connect to the estiba daemon at unix://%s: %w", c.socket, err)
 	}
-	b, _ := json.Marshal(in)
+	var body io.Reader = http.NoBody
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
 	u := "/v" + types.APIVersion + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, _ := http.NewRequest("POST", "http://estiba"+u, bytes.NewReader(b))
+	req, _ := http.NewRequest("POST", "http://estiba"+u, body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "tcp")

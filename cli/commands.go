@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/estiba/estiba/engine/api/types"
@@ -336,47 +337,48 @@ func cmdInspect(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	return nil
 }
 
-// formatPath evaluates the common "{{.State.Status}}" / "{{json .Config}}"
-// formats; anything fancier is refused clearly.
+// formatPath renders docker's --format templates (text/template over the
+// JSON object, with docker's json, upper, lower and join functions).
 func formatPath(v map[string]any, format string) (string, error) {
-	f := strings.TrimSpace(format)
-	if !strings.HasPrefix(f, "{{") || !strings.HasSuffix(f, "}}") {
-		return "", usageErr("unsupported --format %q: only {{.Path}} and {{json .Path}}", format)
+	tmpl, err := template.New("format").Funcs(template.FuncMap{
+		"json":  func(x any) string { b, _ := json.Marshal(x); return string(b) },
+		"upper": strings.ToUpper, "lower": strings.ToLower,
+		"join": func(a []any, sep string) string {
+			s := make([]string, len(a))
+			for i, x := range a {
+				s[i] = fmt.Sprint(x)
+			}
+			return strings.Join(s, sep)
+		},
+	}).Option("missingkey=zero").Parse(format)
+	if err != nil {
+		return "", usageErr("--format: %v", err)
 	}
-	expr := strings.TrimSpace(f[2 : len(f)-2])
-	asJSON := false
-	if rest, ok := strings.CutPrefix(expr, "json "); ok {
-		asJSON, expr = true, strings.TrimSpace(rest)
+	var b strings.Builder
+	if err := tmpl.Execute(&b, numbers(v)); err != nil {
+		return "", fmt.Errorf("--format: %w", err)
 	}
-	if !strings.HasPrefix(expr, ".") {
-		return "", usageErr("unsupported --format %q: only {{.Path}} and {{json .Path}}", format)
-	}
-	var cur any = v
-	for _, k := range strings.Split(strings.TrimPrefix(expr, "."), ".") {
-		if k == "" {
-			continue
+	return b.String(), nil
+}
+
+// numbers turns JSON's float64s back into integers where they are whole,
+// so {{.State.ExitCode}} prints 143, not 1.43e+02.
+func numbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = numbers(e)
 		}
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", fmt.Errorf("template: can't evaluate field %s", k)
+	case []any:
+		for i, e := range x {
+			x[i] = numbers(e)
 		}
-		cur = m[k]
-	}
-	if asJSON {
-		b, _ := json.Marshal(cur)
-		return string(b), nil
-	}
-	switch x := cur.(type) {
-	case nil:
-		return "<no value>", nil
 	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), nil
-	case string:
-		return x, nil
-	case map[string]any, []any:
-		return fmt.Sprint(x), nil
+		if x == float64(int64(x)) {
+			return int64(x)
+		}
 	}
-	return fmt.Sprint(cur), nil
+	return v
 }
 
 func cmdTop(ctx context.Context, c *CLI, cl *Client, args []string) error {

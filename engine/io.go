@@ -96,7 +96,9 @@ func (d *Daemon) Attach(ctx context.Context, ref string, opts api.AttachOptions,
 }
 
 // proxy copies client↔monitor until the monitor's side ends (the process
-// exited); the client's EOF on stdin is passed on as a half-close.
+// exited); the client's EOF on stdin is passed on as a half-close. The
+// caller closes the client connection: for an exec, only once the exit
+// code is recorded, since the CLI asks for it as soon as it sees EOF.
 func proxy(client io.ReadWriteCloser, mon net.Conn) {
 	defer mon.Close()
 	go func() {
@@ -106,9 +108,6 @@ func proxy(client io.ReadWriteCloser, mon net.Conn) {
 		}
 	}()
 	io.Copy(client, mon)
-	if cw, ok := client.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
 }
 
 // Resize sets the container's terminal size.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -23,6 +24,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath, network st
 		return nil, err
 	}
 	if err := m.plumb(ep); err != nil {
+		m.forget(ep)
 		m.teardown(ep)
 		m.release(ep)
 		return nil, fmt.Errorf("attach %s to %s: %w", containerID, network, err)
@@ -36,16 +38,41 @@ func (m *Manager) plumb(ep *Endpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := setupContainerSide(ep); err != nil {
+	n, err := m.Inspect(ep.Network)
+	if err != nil {
+		return err
+	}
+	if err := setupContainerSide(ep, n); err != nil {
 		return err
 	}
 	if err := setupHostSide(m.nl, link, ep); err != nil {
 		return err
 	}
+	m.waitActive(ep.HostVeth)
 	if err := m.fw.setPorts(ep, true); err != nil {
 		return err
 	}
+	if ep.Bandwidth == (Bandwidth{}) {
+		return nil // a new veth has no qdiscs to remove
+	}
 	return m.tc.apply(ep.HostVeth, ifbName(ep), ep.Bandwidth)
+}
+
+// waitActive waits (at most 2 s) until the host veth is operationally up,
+// which the kernel marks right before activating its qdisc. Carrier-on is handled asynchronously by the linkwatch
+// worker; until it runs, the device keeps the noop qdisc and drops every
+// packet, so on a loaded host the container's first packets (a DNS query,
+// a TCP SYN) would vanish. Both ends of a veth get their carrier together
+// and linkwatch activates them in the same run.
+func (m *Manager) waitActive(name string) {
+	deadline := time.Now().Add(2 * time.Second)
+	for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 20*time.Millisecond) {
+		l, err := m.nl.LinkByName(name)
+		if err != nil || l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		time.Sleep(delay)
+	}
 }
 
 func ifbName(ep *Endpoint) string {
@@ -56,9 +83,6 @@ func ifbName(ep *Endpoint) string {
 func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOptions) (*Endpoint, error) {
 	if containerID == "" || netnsPath == "" {
 		return nil, fmt.Errorf("attach: container ID and netns path are required: %w", ErrInvalid)
-	}
-	if opts.Interface == "" {
-		opts.Interface = "eth0"
 	}
 	if len(opts.Interface) > 15 {
 		return nil, fmt.Errorf("interface name %q too long: %w", opts.Interface, ErrInvalid)
@@ -79,6 +103,9 @@ func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOpt
 	if err := m.checkPorts(n, opts.Ports); err != nil {
 		return nil, err
 	}
+	if opts.Interface == "" {
+		opts.Interface = m.freeInterface(containerID)
+	}
 	ep := &Endpoint{ContainerID: containerID, Network: n.ID, NetnsPath: netnsPath, Name: opts.Name,
 		Aliases: opts.Aliases, Interface: opts.Interface, HostVeth: devName(vethPrefix, n.ID, containerID),
 		Gateway: n.Gateway, Gateway6: n.Gateway6, MAC: opts.MAC, Ports: opts.Ports, Bandwidth: opts.Bandwidth}
@@ -95,6 +122,23 @@ func (m *Manager) reserve(containerID, netnsPath, network string, opts AttachOpt
 	}
 	m.eps[key] = ep
 	return ep, nil
+}
+
+// freeInterface picks the lowest ethN the container does not use yet: eth0
+// for its first network, eth1 for a network it connects to later.
+// Caller holds mu.
+func (m *Manager) freeInterface(containerID string) string {
+	used := map[string]bool{}
+	for _, e := range m.eps {
+		if e.ContainerID == containerID {
+			used[e.Interface] = true
+		}
+	}
+	for i := 0; ; i++ {
+		if name := fmt.Sprintf("eth%d", i); !used[name] {
+			return name
+		}
+	}
 }
 
 // allocate takes static or next free addresses. Caller holds mu.
@@ -202,7 +246,16 @@ func (m *Manager) releaseLocked(ep *Endpoint) {
 	}
 }
 
-// release forgets the endpoint: addresses, record.
+// forget drops the endpoint from the map the firewall is rebuilt from,
+// before its elements are removed: a rebuild racing with the removal then
+// cannot put them back. Its addresses stay taken until release.
+func (m *Manager) forget(ep *Endpoint) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.eps, epKey(ep.Network, ep.ContainerID))
+}
+
+// release frees the endpoint's addresses and deletes its record.
 func (m *Manager) release(ep *Endpoint) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -232,10 +285,17 @@ func (m *Manager) Detach(ctx context.Context, containerID, network string) error
 	if err != nil {
 		return err
 	}
-	if err := m.teardown(ep); err != nil {
-		return fmt.Errorf("detach %s from %s: %w", containerID, network, err)
+	m.forget(ep)
+	// Whatever teardown leaves (an error midway) is a stray link or map
+	// element: Reconcile and the next table rebuild remove those.
+	terr := m.teardown(ep)
+	if err := m.release(ep); err != nil {
+		return err
 	}
-	return m.release(ep)
+	if terr != nil {
+		return fmt.Errorf("detach %s from %s: %w", containerID, network, terr)
+	}
+	return nil
 }
 
 func (m *Manager) endpoint(containerID, network string) (*Endpoint, error) {
@@ -296,10 +356,11 @@ func (m *Manager) Stats(containerID, network string) (Stats, error) {
 
 // Reconcile is called once after a daemon restart with the endpoints the
 // engine still has. Endpoints not desired, or whose veth vanished (its
-// namespace died with the host's reboot or the container), are removed;
-// links of ours that no record explains are deleted; the nftables table is
-// rebuilt from the records, so every rule and element exists exactly once.
-func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) error {
+// namespace died with the host's reboot or the container), are removed and
+// returned: the engine re-attaches those it still wants. Links of ours that
+// no record explains are deleted; the nftables table is rebuilt from the
+// records, so every rule and element exists exactly once.
+func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) ([]Endpoint, error) {
 	want := map[string]bool{}
 	m.mu.Lock()
 	for _, d := range desired {
@@ -315,16 +376,21 @@ func (m *Manager) Reconcile(ctx context.Context, desired []DesiredEndpoint) erro
 			stale = append(stale, e)
 		}
 	}
+	for _, e := range stale {
+		delete(m.eps, epKey(e.Network, e.ContainerID))
+	}
 	m.mu.Unlock()
 	var errs []error
+	var removed []Endpoint
 	for _, e := range stale {
 		errs = append(errs, m.teardown(e), m.release(e))
+		removed = append(removed, *e)
 	}
 	for _, e := range keep {
 		errs = append(errs, m.tc.apply(e.HostVeth, ifbName(e), e.Bandwidth))
 	}
 	errs = append(errs, m.removeStrayLinks(), m.syncFirewall())
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
 func (m *Manager) linkExists(name string) bool {

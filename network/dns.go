@@ -32,7 +32,14 @@ type dnsServer struct {
 	udp  net.PacketConn
 	tcp  net.Listener
 	done sync.WaitGroup
+	// busy bounds the queries in flight (forwarding can take seconds):
+	// a container flooding its DNS server gets drops, not a daemon full of
+	// goroutines.
+	busy chan struct{}
 }
+
+// maxInflight is the bound on queries in flight per network's server.
+const maxInflight = 256
 
 func newDNSServers(m *Manager, resolvConf string, upstreams []string) *dnsServers {
 	up := func() []string { return upstreams }
@@ -64,10 +71,10 @@ func (d *dnsServers) start(n *Network) error {
 		udp.Close()
 		return fmt.Errorf("dns %s: %w", addr, err)
 	}
-	s := &dnsServer{udp: udp, tcp: tcp}
+	s := &dnsServer{udp: udp, tcp: tcp, busy: make(chan struct{}, maxInflight)}
 	s.done.Add(2)
-	go func() { defer s.done.Done(); d.serveUDP(n.ID, udp) }()
-	go func() { defer s.done.Done(); d.serveTCP(n.ID, tcp) }()
+	go func() { defer s.done.Done(); d.serveUDP(n.ID, s) }()
+	go func() { defer s.done.Done(); d.serveTCP(n.ID, s) }()
 	d.servers[n.ID] = s
 	return nil
 }
@@ -96,15 +103,22 @@ func (d *dnsServers) stopAll() {
 	}
 }
 
-func (d *dnsServers) serveUDP(netID string, c net.PacketConn) {
+func (d *dnsServers) serveUDP(netID string, s *dnsServer) {
+	c := s.udp
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return
 		}
+		select {
+		case s.busy <- struct{}{}:
+		default:
+			continue // full: drop, the client retries
+		}
 		q := append([]byte(nil), buf[:n]...)
 		go func() {
+			defer func() { <-s.busy }()
 			if resp := d.answer(netID, q, "udp"); resp != nil {
 				c.WriteTo(resp, from)
 			}
@@ -112,13 +126,20 @@ func (d *dnsServers) serveUDP(netID string, c net.PacketConn) {
 	}
 }
 
-func (d *dnsServers) serveTCP(netID string, l net.Listener) {
+func (d *dnsServers) serveTCP(netID string, s *dnsServer) {
 	for {
-		c, err := l.Accept()
+		c, err := s.tcp.Accept()
 		if err != nil {
 			return
 		}
+		select {
+		case s.busy <- struct{}{}:
+		default:
+			c.Close()
+			continue
+		}
 		go func() {
+			defer func() { <-s.busy }()
 			defer c.Close()
 			for {
 				c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -168,7 +168,12 @@ func setupHostSide(h *netlink.Handle, link netlink.Link, ep *Endpoint) error {
 // address as a host route (/32, /128) so that every packet, even to a
 // neighbour on the same network, goes to the gateway and through the host's
 // filter; then the gateway as an on-link next hop and the default route.
-func setupContainerSide(ep *Endpoint) error {
+//
+// Several networks: each adds its subnet via its gateway; the first one
+// also gets the default route (the kernel refuses a second default, and a
+// container has one way out). Detaching the network of the default route
+// does not move it to another network.
+func setupContainerSide(ep *Endpoint, n Network) error {
 	h, closeNS, err := nsHandle(ep.NetnsPath)
 	if err != nil {
 		return err
@@ -195,14 +200,21 @@ func setupContainerSide(ep *Endpoint) error {
 	idx := link.Attrs().Index
 	routes := []*netlink.Route{
 		{LinkIndex: idx, Dst: ipnet(netip.PrefixFrom(ep.Gateway, 32)), Scope: netlink.SCOPE_LINK},
-		{LinkIndex: idx, Gw: ep.Gateway.AsSlice()},
+		{LinkIndex: idx, Dst: ipnet(n.Subnet), Gw: ep.Gateway.AsSlice()},
 	}
+	defaults := []*netlink.Route{{LinkIndex: idx, Gw: ep.Gateway.AsSlice()}}
 	if ep.IP6.IsValid() {
-		routes = append(routes, &netlink.Route{LinkIndex: idx, Gw: hostLL.AsSlice(), Family: unix.AF_INET6})
+		routes = append(routes, &netlink.Route{LinkIndex: idx, Dst: ipnet(n.Subnet6), Gw: hostLL.AsSlice()})
+		defaults = append(defaults, &netlink.Route{LinkIndex: idx, Gw: hostLL.AsSlice(), Family: unix.AF_INET6})
 	}
 	for _, r := range routes {
 		if err := h.RouteAdd(r); err != nil {
 			return fmt.Errorf("route %v in netns: %w", r, err)
+		}
+	}
+	for _, r := range defaults {
+		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("default route in netns: %w", err)
 		}
 	}
 	return nil

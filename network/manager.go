@@ -175,7 +175,14 @@ func (m *Manager) Close() error {
 	return nil
 }
 
+// syncFirewall rebuilds the table from a snapshot taken while the firewall
+// is locked: an Attach adding its elements either lands in the snapshot or
+// waits for the rebuild to finish, so no element is lost.
 func (m *Manager) syncFirewall() error {
+	return m.fw.sync(m.snapshot)
+}
+
+func (m *Manager) snapshot() ([]*Network, []*Endpoint) {
 	m.mu.Lock()
 	nets := make([]*Network, 0, len(m.nets))
 	for _, n := range m.nets {
@@ -187,7 +194,7 @@ func (m *Manager) syncFirewall() error {
 		eps = append(eps, e)
 	}
 	m.mu.Unlock()
-	return m.fw.sync(nets, eps)
+	return nets, eps
 }
 
 func cmpStr(a, b string) int {

@@ -95,7 +95,8 @@ func nsHandle(path string) (*netlink.Handle, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open netns %s: %w", path, err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	// Only rtnetlink: each family's socket costs two setns calls to open.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
 		return nil, nil, fmt.Errorf("netlink in %s: %w", path, err)

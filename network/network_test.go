@@ -2,7 +2,9 @@ package network
 
 import (
 	"context"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,63 @@ func TestIsolationAndEgress(t *testing.T) {
 	if _, err := dialIn(ns4, outside+":9090", 300*time.Millisecond); err == nil {
 		t.Fatal("internal network reached the outside")
 	}
+	// The outside cannot reach a container directly, even with a route.
+	routeVia(t, ext, "10.231.0.0/24", "198.51.100.1")
+	if _, err := dialIn(ext, e2.IP.String()+":8080", 300*time.Millisecond); err == nil {
+		t.Fatal("outside reached an unpublished container port")
+	}
+
+	// A host service on all addresses is not reachable from a container.
+	hostLn, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLn.Close()
+	go func() {
+		for {
+			c, err := hostLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("host\n"))
+			c.Close()
+		}
+	}()
+	hostPort := strconv.Itoa(hostLn.Addr().(*net.TCPAddr).Port)
+	for _, a := range []string{e1.Gateway.String(), "198.51.100.1", e3.Gateway.String()} {
+		if _, err := dialIn(ns1, net.JoinHostPort(a, hostPort), 300*time.Millisecond); err == nil {
+			t.Errorf("container reached host service on %s", a)
+		}
+	}
+
+	// A forged source address is dropped (fib saddr . iif check).
+	if err := addAddr(ns1, "eth0", "10.231.0.50/32"); err != nil {
+		t.Fatal(err)
+	}
+	err = InNetns(ns1, func() error {
+		d := net.Dialer{Timeout: 300 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP("10.231.0.50")}}
+		c, err := d.Dial("tcp", e2.IP.String()+":8080")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Error("spoofed source address got through")
+	}
+
+	// connect: c1 joins net B as eth1 and reaches c3 there.
+	e1b := mustAttach(t, m, "c1", ns1, "netb", AttachOptions{})
+	if e1b.Interface != "eth1" {
+		t.Errorf("second network interface %q, want eth1", e1b.Interface)
+	}
+	serveEcho(t, ns3, e3.IP.String()+":8080", "c3")
+	if got, err := dialIn(ns1, e3.IP.String()+":8080", 2*time.Second); err != nil || !strings.Contains(got, "to "+e1b.IP.String()) {
+		t.Errorf("c1 -> c3 after connect: %q %v", got, err)
+	}
+	if err := m.Detach(ctx, "c1", "netb"); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := m.RemoveNetwork(ctx, "neta"); err == nil {
 		t.Fatal("RemoveNetwork with endpoints succeeded")
@@ -65,7 +124,32 @@ func TestIsolationAndEgress(t *testing.T) {
 	if err := m.RemoveNetwork(ctx, "neta"); err != nil {
 		t.Fatal(err)
 	}
-	_ = e3
+}
+
+func routeVia(t *testing.T, ns, dst, gw string) {
+	t.Helper()
+	h, closeNS, err := nsHandle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNS()
+	r := &netlink.Route{Dst: ipnet(netip.MustParsePrefix(dst)), Gw: net.ParseIP(gw)}
+	if err := h.RouteAdd(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addAddr(ns, dev, addr string) error {
+	h, closeNS, err := nsHandle(ns)
+	if err != nil {
+		return err
+	}
+	defer closeNS()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		return err
+	}
+	return h.AddrAdd(l, &netlink.Addr{IPNet: ipnet(netip.MustParsePrefix(addr))})
 }
 
 // addOutside gives the host a veth into ext: host 198.51.100.1/30, ext

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -64,9 +65,10 @@ func pubSets() (*nftables.Set, *nftables.Set) {
 // sync replaces the whole table with one built from nets and eps, in one
 // transaction: packets see the old table or the new one, never a half.
 // Adding the table first makes the delete valid when it does not exist yet.
-func (f *firewall) sync(nets []*Network, eps []*Endpoint) error {
+func (f *firewall) sync(snapshot func() ([]*Network, []*Endpoint)) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	nets, eps := snapshot()
 	c := f.conn
 	c.AddTable(table)
 	c.DelTable(table)
@@ -124,6 +126,11 @@ func (f *firewall) setPorts(e *Endpoint, add bool) error {
 	}
 	if err == nil {
 		err = f.conn.Flush()
+	}
+	if !add && errors.Is(err, unix.ENOENT) {
+		// A table rebuild after the endpoint was forgotten already left
+		// them out (the batch is all or nothing, so none remains).
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("nft ports of %s: %w", e.ContainerID, err)
@@ -309,10 +316,12 @@ func dport(p uint16) []expr.Any {
 }
 
 func icmp6ND() []expr.Any {
-	// Types 133..136: router/neighbour solicitation and advertisement.
+	// Types 135 and 136: neighbour solicitation and advertisement. Router
+	// advertisements from a container are dropped (and ignored anyway:
+	// accept_ra=0 on the host veth).
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{136}},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{135}, ToData: []byte{136}},
 	}
 }
 

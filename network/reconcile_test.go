@@ -49,8 +49,12 @@ func TestRestartReconcile(t *testing.T) {
 	if e3.IP == e1.IP || e3.IP.String() != "10.239.0.4" {
 		t.Errorf("after restart r3 got %s (r1 has %s)", e3.IP, e1.IP)
 	}
-	if err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil {
+	removed, err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].ContainerID != "r2" {
+		t.Errorf("removed %v, want r2", removed)
 	}
 	if eps := m2.Endpoints("ra"); len(eps) != 2 {
 		t.Fatalf("after reconcile: %d endpoints", len(eps))
@@ -68,8 +72,8 @@ func TestRestartReconcile(t *testing.T) {
 		t.Error("r2's veth survived reconcile")
 	}
 	// A second Reconcile changes nothing.
-	if err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil {
-		t.Fatal(err)
+	if removed, err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil || len(removed) != 0 {
+		t.Fatal(removed, err)
 	}
 	if got := countRules(t); got != rulesBefore {
 		t.Errorf("after 2nd reconcile %d rules", got)

@@ -75,7 +75,8 @@ type AttachOptions struct {
 	// IP and IP6 request static addresses; zero allocates one.
 	IP  netip.Addr
 	IP6 netip.Addr
-	// Interface inside the namespace; default "eth0".
+	// Interface inside the namespace; default: the lowest ethN the
+	// container does not have yet (eth0, then eth1 for a second network).
 	Interface string
 	Ports     []PortMapping
 	Bandwidth Bandwidth

@@ -27,6 +27,7 @@ func main() {
 	n := flag.Int("n", 1000, "containers")
 	dir := flag.String("dir", "", "work directory (default: a temp dir)")
 	secs := flag.Int("t", 3, "iperf3 seconds per run")
+	jobs := flag.Int("j", 1, "parallel attaches")
 	flag.Parse()
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "netscale")
@@ -36,12 +37,12 @@ func main() {
 		*dir = d
 	}
 	defer os.RemoveAll(*dir)
-	if err := run(*n, *dir, *secs); err != nil {
+	if err := run(*n, *dir, *secs, *jobs); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(n int, dir string, secs int) (err error) {
+func run(n int, dir string, secs, jobs int) (err error) {
 	ctx := context.Background()
 	m, err := network.New(ctx, network.Config{Store: network.FileStore{Dir: filepath.Join(dir, "state")},
 		DefaultSubnet: netip.MustParsePrefix("10.229.0.0/24")})
@@ -76,21 +77,16 @@ func run(n int, dir string, secs int) (err error) {
 	}
 	tNS := time.Since(t0)
 	mem1 := meminfo()
-	var eps []*network.Endpoint
 	t1 := time.Now()
-	for i, p := range nss {
-		ports := []network.PortMapping{{HostPort: uint16(20000 + i), ContainerPort: 5201, Proto: "tcp"}}
-		ep, err := m.Attach(ctx, fmt.Sprintf("c%d", i), p, "scale", network.AttachOptions{Ports: ports})
-		if err != nil {
-			return fmt.Errorf("attach %d: %w", i, err)
-		}
-		eps = append(eps, ep)
+	eps, err := attachAll(ctx, m, nss, jobs)
+	if err != nil {
+		return err
 	}
 	tAttach := time.Since(t1)
 	mem2 := meminfo()
 	fmt.Printf("netns create: %d in %.2fs (%.0f/s)\n", n, tNS.Seconds(), float64(n)/tNS.Seconds())
-	fmt.Printf("attach:       %d in %.2fs (%.0f/s, %.2f ms each), each with 1 published port\n",
-		n, tAttach.Seconds(), float64(n)/tAttach.Seconds(), tAttach.Seconds()*1000/float64(n))
+	fmt.Printf("attach:       %d in %.2fs (%.0f/s, %.2f ms each, %d parallel), each with 1 published port\n",
+		n, tAttach.Seconds(), float64(n)/tAttach.Seconds(), tAttach.Seconds()*1000/float64(n), jobs)
 	for _, k := range []string{"MemAvailable", "Slab", "SUnreclaim", "Percpu"} {
 		fmt.Printf("kernel %-12s per container: netns %6.1f KiB, attach %6.1f KiB\n", k,
 			float64(mem0[k]-mem1[k])/float64(n)*sign(k), float64(mem1[k]-mem2[k])/float64(n)*sign(k))
@@ -106,6 +102,43 @@ func run(n int, dir string, secs int) (err error) {
 	}
 	fmt.Printf("detach:       %d in %.2fs (%.0f/s)\n", n, time.Since(t2).Seconds(), float64(n)/time.Since(t2).Seconds())
 	return nil
+}
+
+// attachAll attaches container i to nss[i], publishing port 20000+i, with
+// jobs attaches in flight.
+func attachAll(ctx context.Context, m *network.Manager, nss []string, jobs int) ([]*network.Endpoint, error) {
+	eps := make([]*network.Endpoint, len(nss))
+	errs := make(chan error, jobs)
+	next := make(chan int)
+	go func() {
+		for i := range nss {
+			next <- i
+		}
+		close(next)
+	}()
+	for range jobs {
+		go func() {
+			for i := range next {
+				ports := []network.PortMapping{{HostPort: uint16(20000 + i), ContainerPort: 5201, Proto: "tcp"}}
+				ep, err := m.Attach(ctx, fmt.Sprintf("c%d", i), nss[i], "scale", network.AttachOptions{Ports: ports})
+				if err != nil {
+					for range next { // drain so the feeder ends
+					}
+					errs <- fmt.Errorf("attach %d: %w", i, err)
+					return
+				}
+				eps[i] = ep
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range jobs {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return eps, first
 }
 
 // sign makes "memory used" positive: MemAvailable falls, the others grow.

@@ -3,6 +3,8 @@ package main
 import (
 	"flag"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/estiba/estiba/runtime/container"
 )
@@ -71,7 +73,9 @@ func (a *app) runCmd(args []string) error {
 	if *detach {
 		return nil
 	}
+	stop := forwardSignals(c.Process)
 	code, err := c.Wait()
+	stop()
 	if !*keep {
 		if derr := a.rt.Delete(id, true); derr != nil && err == nil {
 			err = derr
@@ -171,4 +175,18 @@ func (a *app) resume(args []string) error {
 		return err
 	}
 	return a.rt.Resume(id)
+}
+
+// forwardSignals relays the signals a foreground run receives to the
+// container's init, as runc does (Ctrl-C reaches the container).
+func forwardSignals(p *os.Process) (stop func()) {
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP)
+	go func() {
+		for s := range ch {
+			p.Signal(s)
+		}
+	}()
+	return func() { signal.Stop(ch); close(ch) }
 }

@@ -105,7 +105,9 @@ func (a *app) exec(args []string) error {
 	if *detach {
 		return nil
 	}
+	stop := forwardSignals(c.Process)
 	code, err := c.Wait()
+	stop()
 	if err != nil {
 		return err
 	}

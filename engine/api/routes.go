@@ -271,6 +271,8 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// A body would otherwise reach the container as stdin.
+	io.Copy(io.Discard, r.Body)
 	opts := AttachOptions{Stdin: boolParam(r, "stdin"), Stdout: boolParam(r, "stdout"), Stderr: boolParam(r, "stderr"),
 		Stream: boolParam(r, "stream"), Logs: boolParam(r, "logs")}
 	conn, rw, err := hijack(w, r, c.Config.Tty)

@@ -145,7 +145,7 @@ func writeError(w http.ResponseWriter, err error) {
 // found"), so the CLI prints what Docker would.
 func errMessage(err error) string {
 	msg := err.Error()
-	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrNotModified} {
+	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrNotModified, errdefs.ErrNotImplemented} {
 		msg = strings.TrimSuffix(msg, ": "+c.Error())
 	}
 	return msg

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/estiba/estiba/engine/logs"
+	"golang.org/x/sys/unix"
 )
 
 // proc is one container's (or exec's) session: its stdio, its log and the
@@ -56,20 +56,16 @@ func (p *proc) resize(h, w uint16) error {
 	if p.console == nil {
 		return fmt.Errorf("%s has no terminal", p.id)
 	}
-	return pty.Setsize(p.console, &pty.Winsize{Rows: h, Cols: w})
+	return unix.IoctlSetWinsize(int(p.console.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: h, Col: w})
 }
 
-// stdio makes the container's fds: a pty, or pipes. It returns the
+// stdio makes the container's fds: pipes, or nothing with a tty (the
+// runtime then hands back the pty master, see setConsole). It returns the
 // container's ends (closed by the caller once the runtime has them) and
-// our read ends for stdout and stderr (stderr nil with a tty).
+// our read ends for stdout and stderr.
 func (p *proc) stdio(tty, openStdin bool) (child Stdio, stdout, stderr *os.File, err error) {
 	if tty {
-		master, slave, err := pty.Open()
-		if err != nil {
-			return Stdio{}, nil, nil, fmt.Errorf("open pty: %w", err)
-		}
-		p.console, p.stdin = master, master
-		return Stdio{Stdin: slave, Stdout: slave, Stderr: slave}, master, nil, nil
+		return Stdio{}, nil, nil, nil
 	}
 	var files []*os.File
 	fail := func(err error) (Stdio, *os.File, *os.File, error) {
@@ -133,8 +129,9 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, err := s.rt.Create(ctx, req.ID, req.Bundle, child)
+	pid, console, err := s.rt.Create(ctx, req.ID, req.Bundle, child)
 	closeStdio(child)
+	stdout = p.setConsole(console, stdout)
 	if err == nil {
 		if err = s.rt.Start(ctx, req.ID); err != nil {
 			s.rt.Kill(ctx, req.ID, 9, true)
@@ -153,13 +150,24 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	return pid, nil
 }
 
+// setConsole adopts a pty master: it is the process's stdin and output.
+func (p *proc) setConsole(console, stdout *os.File) *os.File {
+	if console == nil {
+		return stdout
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.console, p.stdin = console, console
+	return console
+}
+
 func (p *proc) closeStdio(stdout, stderr *os.File) {
+	p.mu.Lock()
 	for _, f := range []*os.File{stdout, stderr} {
-		if f != nil {
+		if f != nil && f != p.console {
 			f.Close()
 		}
 	}
-	p.mu.Lock()
 	if p.stdin != nil && p.stdin != p.console {
 		p.stdin.Close()
 	}
@@ -350,12 +358,10 @@ func (s *Server) attach(req *Request, conn *bufConn) bool {
 // StdinOnce (docker run -i) the client's EOF closes the container's stdin.
 func (s *Server) copyStdin(p *proc, a *attachment, wantStdin bool, started chan struct{}) {
 	if !wantStdin {
-		// Still read, to notice the client leaving.
+		// A client without stdin half-closes at once (docker does): EOF
+		// here is not a detach. A client that is gone shows up as a failed
+		// write, which drops the attachment (see broadcast).
 		io.Copy(io.Discard, a.conn)
-		p.mu.Lock()
-		delete(p.attached, a)
-		p.mu.Unlock()
-		a.close()
 		return
 	}
 	select {
@@ -402,8 +408,10 @@ func (s *Server) exec(ctx context.Context, req *Request, conn *bufConn) bool {
 	p.mu.Unlock()
 	var pid int
 	if err == nil {
-		pid, err = s.rt.Exec(ctx, req.ID, req.Process, child)
+		var console *os.File
+		pid, console, err = s.rt.Exec(ctx, req.ID, req.Process, child)
 		closeStdio(child)
+		stdout = p.setConsole(console, stdout)
 	}
 	if err != nil {
 		if a != nil {

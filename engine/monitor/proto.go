@@ -25,17 +25,17 @@ import (
 // inits become the monitor's children.
 type Runtime interface {
 	// Create sets up the container from bundle/config.json with stdio as
-	// its process's stdin/stdout/stderr (all three the pty slave when
-	// spec.process.terminal is set: the runtime then makes it the
-	// controlling terminal) and returns the init's pid, blocked before the
-	// user process until Start. The init is a child of the caller; the
-	// runtime must not reap it: the monitor does.
-	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, err error)
+	// its process's stdin/stdout/stderr and returns the init's pid, blocked
+	// before the user process until Start. When spec.process.terminal is
+	// set, stdio is empty: the runtime allocates the pty inside the
+	// container and returns its master as console. The init is a child of
+	// the caller; the runtime must not reap it: the monitor does.
+	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, console *os.File, err error)
 	// Start lets the init exec the user process.
 	Start(ctx context.Context, id string) error
-	// Exec runs p inside the running container; its pid is a child of the
-	// caller, which reaps it.
-	Exec(ctx context.Context, id string, p *specs.Process, stdio Stdio) (pid int, err error)
+	// Exec runs p inside the running container (console as for Create,
+	// when p.Terminal); its pid is a child of the caller, which reaps it.
+	Exec(ctx context.Context, id string, p *specs.Process, stdio Stdio) (pid int, console *os.File, err error)
 	// Kill signals the init (all: every process of the container).
 	Kill(ctx context.Context, id string, sig int, all bool) error
 	// Pause and Resume freeze and thaw the container's cgroup.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,14 +52,27 @@ func BecomeSubreaper() error {
 	return nil
 }
 
-// Serve accepts connections on l until ctx ends.
+// Serve accepts connections on l until ctx ends and no process runs: a
+// stop request (SIGTERM) while containers run is refused, since their
+// output and exits would be lost with us.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	go func() { <-ctx.Done(); l.Close() }()
+	stop := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		for s.busy() {
+			s.log.Warn("monitor: asked to stop while processes run; waiting for them to exit")
+			time.Sleep(time.Second)
+		}
+		close(stop)
+		l.Close()
+	}()
 	for {
 		conn, err := l.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			select {
+			case <-stop:
 				return nil
+			default:
 			}
 			return fmt.Errorf("monitor accept: %w", err)
 		}
@@ -128,6 +142,17 @@ func reply(conn net.Conn, resp Response) error {
 	b, _ := json.Marshal(resp)
 	_, err := conn.Write(append(b, '\n'))
 	return err
+}
+
+func (s *Server) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.isRunning() {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) list() []Status {

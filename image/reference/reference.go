@@ -37,15 +37,16 @@ const (
 	officialPrefix = "library/"
 )
 
-// Errors returned by Parse, wrapped with the offending input.
+// Errors returned by Parse, wrapped with the offending input. All of them
+// wrap ErrInvalidFormat, so callers classifying "bad reference" test for it.
 var (
 	ErrInvalidFormat = errors.New("invalid reference format")
-	ErrNameEmpty     = errors.New("repository name must have at least one component")
-	ErrUppercase     = errors.New("repository name must be lowercase")
-	ErrNameTooLong   = fmt.Errorf("repository name must not be more than %d characters", NameMaxLength)
-	ErrTagInvalid    = errors.New("invalid tag format")
-	ErrDigestInvalid = errors.New("invalid digest format")
-	ErrHexID         = errors.New("cannot specify 64-byte hexadecimal strings")
+	ErrNameEmpty     = fmt.Errorf("%w: repository name must have at least one component", ErrInvalidFormat)
+	ErrUppercase     = fmt.Errorf("%w: repository name must be lowercase", ErrInvalidFormat)
+	ErrNameTooLong   = fmt.Errorf("%w: repository name must not be more than %d characters", ErrInvalidFormat, NameMaxLength)
+	ErrTagInvalid    = fmt.Errorf("%w: invalid tag", ErrInvalidFormat)
+	ErrDigestInvalid = fmt.Errorf("%w: invalid digest", ErrInvalidFormat)
+	ErrHexID         = fmt.Errorf("%w: cannot specify 64-byte hexadecimal strings", ErrInvalidFormat)
 )
 
 // Reference is a parsed, normalised image reference. The zero value is not a

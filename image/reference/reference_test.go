@@ -37,6 +37,14 @@ func TestParse(t *testing.T) {
 		{"FOO/x", "FOO/x:latest", "FOO/x:latest", "FOO", "x"},
 		{"x@" + sha, "docker.io/library/x@" + sha, "x@" + sha, "docker.io", "library/x"},
 		{"x:tag@" + sha, "docker.io/library/x:tag@" + sha, "x:tag@" + sha, "docker.io", "library/x"},
+		{"sub-dom1.foo.com/bar/baz/quux:some-long-tag", "sub-dom1.foo.com/bar/baz/quux:some-long-tag", "sub-dom1.foo.com/bar/baz/quux:some-long-tag", "sub-dom1.foo.com", "bar/baz/quux"},
+		{"b.gcr.io/test.example.com/my-app:test.example.com", "b.gcr.io/test.example.com/my-app:test.example.com", "b.gcr.io/test.example.com/my-app:test.example.com", "b.gcr.io", "test.example.com/my-app"},
+		{"xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com", "myimage"},
+		{"foo_bar.com:8080", "docker.io/library/foo_bar.com:8080", "foo_bar.com:8080", "docker.io", "library/foo_bar.com"},
+		{"foo/foo_bar.com:8080", "docker.io/foo/foo_bar.com:8080", "foo/foo_bar.com:8080", "docker.io", "foo/foo_bar.com"},
+		{"192.168.1.1", "docker.io/library/192.168.1.1:latest", "192.168.1.1:latest", "docker.io", "library/192.168.1.1"},
+		{"192.168.1.1:5000/x", "192.168.1.1:5000/x:latest", "192.168.1.1:5000/x:latest", "192.168.1.1:5000", "x"},
+		{"localhost:5000/repo@" + sha, "localhost:5000/repo@" + sha, "localhost:5000/repo@" + sha, "localhost:5000", "repo"},
 		{"a.b/c-d__e.f_g--h", "a.b/c-d__e.f_g--h:latest", "a.b/c-d__e.f_g--h:latest", "a.b", "c-d__e.f_g--h"},
 	}
 	for _, tt := range tests {
@@ -101,6 +109,12 @@ func TestParseErrors(t *testing.T) {
 		{"a b", ErrInvalidFormat},
 		{"a b/c", ErrInvalidFormat},
 		{"x:tag:tag2", ErrInvalidFormat},
+		{"aa/asdf$$^/aa", ErrInvalidFormat},
+		{"[2001:db8::1]", ErrInvalidFormat},
+		{"[2001:db8::1]:5000", ErrInvalidFormat},
+		{"[fe80::1%eth0]:5000/repo", ErrInvalidFormat},
+		{"registry.com:8080/myapp@sha256:badbadbadbad", ErrDigestInvalid},
+		{"a.b/c/" + strings.Repeat("d", 250), ErrNameTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

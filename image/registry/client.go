@@ -17,7 +17,8 @@
 //
 // Helpers: ParseManifest, ParseIndex, SelectManifest (platform choice),
 // ParsePlatform, LayerCompression, and DockerConfig (~/.docker/config.json
-// credentials, read and written for login/logout).
+// credentials, read and written for login/logout). image/service adapts a
+// Client with service.RegistryClient. Package registrytest starts real registries for tests.
 //
 // Integrity: manifests are read whole (bounded by MaxManifestSize) and
 // checked against their digest before being returned. Blobs stream; a blob
@@ -26,11 +27,18 @@
 // resumed read (offset > 0) cannot be verified here: the caller hashes the
 // prefix it already has together with the rest.
 //
+// TLS: Options.CertsDir adds per-registry CAs and client certificates laid
+// out like /etc/docker/certs.d.
+//
 // Transport: HTTPS by default. Plain HTTP (after HTTPS fails) only for hosts
 // listed in Options.Insecure and for loopback registries, as Docker does.
-// Bearer tokens are cached per scope until they expire. Requests without a
-// body, or with a replayable one, are retried a few times on transient
-// failures. A Client is safe for concurrent use; parallel blob fetches are
+// Bearer tokens are cached per scope until they expire; credentials are sent
+// only to the registry's own host, never along redirects or to upload URLs
+// elsewhere. Requests without a body, or with a replayable one, are retried
+// a few times on transient failures (5xx, 429 with Retry-After, network
+// errors); a blob body that stalls for Options.IdleTimeout fails with
+// ErrUnavailable, and the caller resumes from its offset. A Client is safe
+// for concurrent use and keeps connections alive; parallel blob fetches are
 // the caller's choice.
 //
 // Errors wrap the classes ErrNotFound, ErrUnauthorized, ErrDenied,
@@ -47,6 +55,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +82,14 @@ type Options struct {
 	// Retries bounds the extra attempts after a transient failure; zero
 	// means 3, negative means none.
 	Retries int
+	// CertsDir holds per-registry TLS files like Docker's
+	// /etc/docker/certs.d: CertsDir/<host[:port]>/*.crt are extra CAs,
+	// *.cert with the matching *.key are client certificates. Empty: none.
+	// It needs the default transport (Transport nil).
+	CertsDir string
+	// IdleTimeout aborts a blob download that receives nothing for this
+	// long (the caller can resume it); zero means one minute.
+	IdleTimeout time.Duration
 }
 
 // Client talks to registries. Create it with New.
@@ -92,6 +109,7 @@ type endpoint struct {
 	base    string        // "https://host" or "http://host"
 	err     error
 	insec   bool
+	http    *http.Client // set when the host has its own TLS files
 	mu      sync.Mutex
 	chal    challenge
 	domain  string
@@ -107,6 +125,9 @@ func New(opts Options) *Client {
 		opts.Retries = 3
 	} else if opts.Retries < 0 {
 		opts.Retries = 0
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = time.Minute
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "estiba"
@@ -191,6 +212,10 @@ func (c *Client) endpoint(ctx context.Context, domain string) (*endpoint, error)
 		ep = &endpoint{ready: make(chan struct{}), domain: domain, apiHost: host, insec: c.allowsPlainHTTP(host)}
 		c.endpoints[domain] = ep
 		go func() {
+			if ep.http, ep.err = c.hostClient(ep); ep.err != nil {
+				close(ep.ready)
+				return
+			}
 			// Detached from ctx so one caller's cancellation does not poison
 			// the endpoint for others; bounded by its own timeout.
 			pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -243,7 +268,7 @@ func (c *Client) ping(ctx context.Context, ep *endpoint) (string, error) {
 func (c *Client) pingBase(ctx context.Context, ep *endpoint, base string) error {
 	var last error
 	for attempt := 0; attempt <= c.opts.Retries; attempt++ {
-		if attempt > 0 && !sleep(ctx, attempt) {
+		if attempt > 0 && !sleep(ctx, attempt, 0) {
 			return ctx.Err()
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v2/", nil)
@@ -278,6 +303,9 @@ func (c *Client) pingBase(ctx context.Context, ep *endpoint, base string) error 
 }
 
 func (c *Client) client(ep *endpoint) *http.Client {
+	if ep.http != nil {
+		return ep.http
+	}
 	if ep.insec {
 		return c.httpTL
 	}
@@ -322,6 +350,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	scopes := r.scopes()
 	reauthed := false
 	var last error
+	var wait time.Duration
 	for attempt := 0; ; attempt++ {
 		resp, err := c.send(ctx, ep, r, scopes)
 		if err == nil && resp.StatusCode == http.StatusUnauthorized && !reauthed && (r.body == nil || r.replayable) {
@@ -343,13 +372,14 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		case err != nil:
 			return nil, fmt.Errorf("%s %s: %w", r.method, redactURL(r.target(ep)), err)
 		case resp.StatusCode >= 400 && retry && transientStatus(resp.StatusCode):
+			wait = retryAfter(resp)
 			last = responseError(resp)
 		case resp.StatusCode >= 400:
 			return nil, responseError(resp)
 		default:
 			return resp, nil
 		}
-		if !sleep(ctx, attempt+1) {
+		if !sleep(ctx, attempt+1, wait) {
 			return nil, fmt.Errorf("%w (after %v)", ctx.Err(), last)
 		}
 	}
@@ -385,10 +415,34 @@ func (c *Client) send(ctx context.Context, ep *endpoint, r request, scopes []str
 		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", c.opts.UserAgent)
-	if err := c.authorize(ctx, ep, req, scopes); err != nil {
-		return nil, err
+	// Credentials go only to the registry itself, not to an upload or
+	// pagination URL on another host (such URLs carry their own grant).
+	if sameHost(req.URL, ep.base) {
+		if err := c.authorize(ctx, ep, req, scopes); err != nil {
+			return nil, err
+		}
 	}
 	return c.client(ep).Do(req)
+}
+
+// sameHost reports whether u is on the host of base, default ports
+// made explicit.
+func sameHost(u *url.URL, base string) bool {
+	b, err := url.Parse(base)
+	if err != nil {
+		return false
+	}
+	return u.Scheme == b.Scheme && strings.EqualFold(hostPort(u), hostPort(b))
+}
+
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "http" {
+		return u.Host + ":80"
+	}
+	return u.Host + ":443"
 }
 
 func (r request) scopes() []string {
@@ -422,8 +476,9 @@ func transientStatus(code int) bool {
 }
 
 func transientError(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
+	var certErr *tls.CertificateVerificationError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &certErr) {
+		return false // retrying cannot help
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
@@ -433,12 +488,11 @@ func transientError(err error) bool {
 	return errors.As(err, &ue) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
-// sleep waits before retry attempt n (100ms, 400ms, 1.6s, …) unless ctx ends.
-func sleep(ctx context.Context, n int) bool {
+// sleep waits before retry attempt n (100ms, 400ms, 1.6s, …, or at least
+// what the server asked for, up to maxRetryWait) unless ctx ends.
+func sleep(ctx context.Context, n int, atLeast time.Duration) bool {
 	d := 100 * time.Millisecond << (2 * (n - 1))
-	if d > 5*time.Second {
-		d = 5 * time.Second
-	}
+	d = min(max(d, atLeast), maxRetryWait)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -447,6 +501,19 @@ func sleep(ctx context.Context, n int) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// maxRetryWait bounds one wait between attempts: longer waits a server
+// asks for are better left to the caller.
+const maxRetryWait = 10 * time.Second
+
+// retryAfter reads a Retry-After header given in seconds.
+func retryAfter(resp *http.Response) time.Duration {
+	n, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
 
 // drain discards a small rest of the body so the connection is reused.

@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,4 +254,78 @@ func TestRegistryPushFaults(t *testing.T) {
 	if err := c.PushManifest(ctx, ref, im.Manifest.Desc, im.Manifest.Data); !errors.Is(err, registry.ErrInvalid) {
 		t.Fatalf("manifest with missing blobs: %v, want ErrInvalid (MANIFEST_BLOB_UNKNOWN)", err)
 	}
+}
+
+type refType = reference.Reference
+
+func mustParse(s string) (reference.Reference, error) { return reference.Parse(s) }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// TestRegistryConcurrentPull shares one client among goroutines against a
+// token-auth registry: no races, and tokens are fetched about once per scope.
+func TestRegistryConcurrentPull(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/par/app:v1")
+	cred := staticCreds{registry.Credential{Username: reg.Username, Password: reg.Password}}
+	im := registrytest.NewImage(t, amd64, 4, 32<<10)
+	pushImage(t, ctx, registry.New(registry.Options{Credentials: cred}), ref, im)
+	before := reg.Tokens.Requests.Load()
+	c := registry.New(registry.Options{Credentials: cred})
+	t.Run("pulls", func(t *testing.T) {
+		for i := range 8 {
+			t.Run(strconv.Itoa(i), func(t *testing.T) {
+				t.Parallel()
+				pullAndCheck(t, ctx, c, ref, im, amd64)
+			})
+		}
+	})
+	if n := reg.Tokens.Requests.Load() - before; n > 8 {
+		t.Errorf("%d token requests for 8 concurrent pulls of one repository", n)
+	}
+}
+
+type staticCreds struct{ c registry.Credential }
+
+func (s staticCreds) Credential(string) (registry.Credential, error) { return s.c, nil }
+
+// TestRegistryTLS: a loopback registry speaking HTTPS is reached over HTTPS
+// (self-signed, accepted as Docker accepts loopback registries), with Basic
+// auth over it.
+func TestRegistryTLS(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, Auth: registrytest.AuthBasic})
+	ctx := testContext(t)
+	cred := staticCreds{registry.Credential{Username: reg.Username, Password: reg.Password}}
+	c := registry.New(registry.Options{Credentials: cred})
+	ref := mustRef(t, "localhost:"+reg.Host[strings.LastIndexByte(reg.Host, ':')+1:]+"/tls/app:v1")
+	im := registrytest.NewImage(t, amd64, 2, 4096)
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
+}
+
+// TestRegistryClientCertificate: a registry requiring client certificates
+// is refused without CertsDir and served with the key pair in
+// CertsDir/<host>/, as Docker reads /etc/docker/certs.d.
+func TestRegistryClientCertificate(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{TLS: true, ClientCerts: true})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/mtls/app:v1")
+	if _, err := registry.New(registry.Options{Retries: -1}).Resolve(ctx, ref); err == nil {
+		t.Fatal("resolved without a client certificate")
+	}
+	certs := t.TempDir()
+	hostDir := filepath.Join(certs, reg.Host)
+	if err := os.MkdirAll(hostDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"client.cert": reg.ClientCert, "client.key": reg.ClientKey, "ca.crt": reg.CACert} {
+		if err := os.WriteFile(filepath.Join(hostDir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := registry.New(registry.Options{CertsDir: certs})
+	im := registrytest.NewImage(t, amd64, 1, 4096)
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
 }

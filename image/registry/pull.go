@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/estiba/estiba/image/reference"
 	"github.com/opencontainers/go-digest"
@@ -49,11 +50,14 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Reference) (ocispec.
 	}
 	resp, err := c.do(ctx, request{method: http.MethodHead, ref: ref, path: manifestPath(ref, target), header: acceptHeader()})
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrDenied) {
-			return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
+		// Some registries refuse HEAD (405, 400): ask again with GET. Any
+		// other failure is the answer.
+		var re *Error
+		if errors.As(err, &re) && (re.Status == http.StatusMethodNotAllowed || re.Status == http.StatusBadRequest) {
+			desc, _, gerr := c.getManifest(ctx, ref, target, "")
+			return desc, gerr
 		}
-		desc, _, gerr := c.getManifest(ctx, ref, target, "")
-		return desc, gerr
+		return ocispec.Descriptor{}, fmt.Errorf("resolve %s: %w", ref, err)
 	}
 	drain(resp)
 	d := digest.Digest(resp.Header.Get("Docker-Content-Digest"))
@@ -189,10 +193,23 @@ func (c *Client) FetchBlob(ctx context.Context, ref reference.Reference, desc oc
 		}
 		r.header = http.Header{"Range": {"bytes=" + strconv.FormatInt(offset, 10) + "-"}}
 	}
+	// A body that stops flowing would otherwise hang until the caller's
+	// deadline, if it has one: a watchdog cancels the request when no byte
+	// arrived for IdleTimeout.
+	ctx, cancel := context.WithCancelCause(ctx)
+	watchdog := time.AfterFunc(c.opts.IdleTimeout, func() {
+		cancel(fmt.Errorf("blob %s: nothing received for %v: %w", desc.Digest, c.opts.IdleTimeout, ErrUnavailable))
+	})
 	resp, err := c.do(ctx, r)
 	if err != nil {
+		watchdog.Stop()
+		cancel(nil)
+		if cause := context.Cause(ctx); cause != nil && errors.Is(cause, ErrUnavailable) {
+			err = cause
+		}
 		return nil, fmt.Errorf("fetch blob %s: %w", desc.Digest, err)
 	}
+	resp.Body = &idleBody{rc: resp.Body, ctx: ctx, watchdog: watchdog, idle: c.opts.IdleTimeout, cancel: cancel}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
 		if start, ok := rangeStart(resp.Header.Get("Content-Range")); !ok || start != offset {
@@ -214,6 +231,36 @@ func (c *Client) FetchBlob(ctx context.Context, ref reference.Reference, desc oc
 	}
 	resp.Body.Close()
 	return nil, fmt.Errorf("fetch blob %s: unexpected status %d: %w", desc.Digest, resp.StatusCode, ErrInvalid)
+}
+
+// idleBody re-arms the watchdog on every read and reports its firing as
+// the cause of the failed read.
+type idleBody struct {
+	rc       io.ReadCloser
+	ctx      context.Context
+	watchdog *time.Timer
+	idle     time.Duration
+	cancel   context.CancelCauseFunc
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 {
+		b.watchdog.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(b.ctx); cause != nil && errors.Is(cause, ErrUnavailable) {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.watchdog.Stop()
+	err := b.rc.Close()
+	b.cancel(nil)
+	return err
 }
 
 // rangeStart parses the first byte of "bytes start-end/total".

@@ -17,6 +17,7 @@ import (
 )
 
 // BlobExists reports whether ref's repository holds the blob desc describes.
+// It asks with push scope, as it is the first step of an upload.
 func (c *Client) BlobExists(ctx context.Context, ref reference.Reference, desc ocispec.Descriptor) (bool, error) {
 	resp, err := c.do(ctx, request{method: http.MethodHead, ref: ref, path: blobPath(ref, desc.Digest), push: true})
 	if errors.Is(err, ErrNotFound) {

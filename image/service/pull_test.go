@@ -130,6 +130,22 @@ func TestPull(t *testing.T) {
 	defer srv.Close()
 	root := t.TempDir()
 	s := open(t, root, Options{Registry: httpRegistry{srv.URL}})
+	// Concurrent first pulls share downloads and snapshots.
+	var cwg sync.WaitGroup
+	for range 2 {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			if _, err := s.Pull(ctx, "example.com/big:other", ocispec.Platform{}, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	cwg.Wait()
+	if _, err := s.Remove(ctx, "example.com/big:other", false); err != nil {
+		t.Fatal(err)
+	}
+	assertEmpty(t, root)
 	var events []Progress
 	id, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, func(p Progress) { events = append(events, p) })
 	if err != nil {
@@ -147,7 +163,19 @@ func TestPull(t *testing.T) {
 	if done != 3 {
 		t.Fatalf("progress events: %+v", events)
 	}
-	// A second pull finds everything present.
+	// Concurrent pulls of a present image, then a second pull, find
+	// everything present.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, nil); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
 	events = nil
 	if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, func(p Progress) { events = append(events, p) }); err != nil {
 		t.Fatal(err)

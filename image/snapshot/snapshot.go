@@ -454,12 +454,22 @@ func (s *Snapshotter) Apply(ctx context.Context, name, parent string, fill func(
 // directory (as filled by an unpacker before the parent was known), moving
 // it in by rename. dir must be on the snapshotter's filesystem.
 func (s *Snapshotter) AdoptDir(ctx context.Context, name, parent, dir string) error {
-	return s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
+	adopted := false
+	err := s.Apply(ctx, name, parent, func(fsDir string, _ []string) error {
 		if err := os.Remove(fsDir); err != nil {
 			return err
 		}
-		return os.Rename(dir, fsDir)
+		if err := os.Rename(dir, fsDir); err != nil {
+			return err
+		}
+		adopted = true
+		return nil
 	})
+	if !adopted {
+		// Already there (a concurrent pull won) or failed: dir is ours to drop.
+		os.RemoveAll(dir)
+	}
+	return err
 }
 
 // StagingDir returns a new empty directory on the snapshotter's filesystem

@@ -39,6 +39,14 @@ func (a *applier) parent(dir string) (int, error) {
 	}
 	fd, err := openBeneath(a.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err == unix.ENOENT {
+		// A pooled file of that name may still be on its way: wait, so
+		// the answer (ENOTDIR, or really missing) does not race it.
+		if berr := a.barrier(); berr != nil {
+			return -1, berr
+		}
+		fd, err = openBeneath(a.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	}
+	if err == unix.ENOENT {
 		fd, err = a.mkdirAll(dir)
 	}
 	switch {
@@ -70,6 +78,7 @@ func (a *applier) mkdirAll(dir string) (int, error) {
 		return -1, err
 	}
 	a.res.ImplicitDirs = append(a.res.ImplicitDirs, dir)
+	a.seen[dir] = true
 	return openBeneath(a.root, dir, unix.O_RDONLY|unix.O_DIRECTORY)
 }
 
@@ -142,10 +151,12 @@ func (a *applier) mkdir(pfd int, name, base string, hdr *tar.Header) error {
 	return nil
 }
 
-func (a *applier) create(pfd int, base string, mode uint32) (int, error) {
+// create makes a new file; replace allows removing an existing name (never
+// in the pool, where names are new and removal would race).
+func (a *applier) create(pfd int, base string, mode uint32, replace bool) (int, error) {
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	fd, err := unix.Openat(pfd, base, flags, mode)
-	if err == unix.EEXIST {
+	if err == unix.EEXIST && replace {
 		if err := a.remove(pfd, base); err != nil {
 			return -1, err
 		}
@@ -154,17 +165,59 @@ func (a *applier) create(pfd int, base string, mode uint32) (int, error) {
 	return fd, err
 }
 
-func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error {
-	fd, err := a.create(pfd, base, uint32(hdr.Mode&0o777))
+// file writes a regular file. Small files whose name is new in this layer
+// go to the writer pool: creating files is the slow part of unpacking, and
+// creations in parallel overlap. Anything that could touch an earlier
+// entry (a name seen before, links, whiteouts) runs after a barrier.
+func (a *applier) file(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
+	if a.pool == nil || hdr.Size > maxPooledFile || a.seen[name] {
+		return a.writeFile(pfd, base, hdr, io.LimitReader(r, hdr.Size), nil, true)
+	}
+	data := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	// The pool gets its own fd: the cache may close ours meanwhile.
+	dfd, err := unix.FcntlInt(uintptr(pfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup parent fd: %w", err)
+	}
+	return a.pool.submit(job{pfd: dfd, name: name, base: base, hdr: hdr, data: data})
+}
+
+// writeFile creates base under pfd with the content of r (or data).
+func (a *applier) writeFile(pfd int, base string, hdr *tar.Header, r io.Reader, data []byte, replace bool) error {
+	fd, err := a.create(pfd, base, uint32(hdr.Mode&0o777), replace)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), base)
-	defer f.Close()
-	if hdr.Size > 0 {
-		if _, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), a.buf); err != nil {
-			return fmt.Errorf("write: %w", err)
+	err = a.fillFile(fd, hdr, r, data)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	return utimes(pfd, base, hdr)
+}
+
+func (a *applier) fillFile(fd int, hdr *tar.Header, r io.Reader, data []byte) error {
+	if r != nil {
+		buf := make([]byte, 1<<20)
+		for {
+			n, rerr := r.Read(buf)
+			if err := writeAll(fd, buf[:n]); err != nil {
+				return err
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				return fmt.Errorf("read: %w", rerr)
+			}
 		}
+	} else if err := writeAll(fd, data); err != nil {
+		return err
 	}
 	if err := a.owner(fd, "", hdr, false); err != nil {
 		return err
@@ -174,17 +227,22 @@ func (a *applier) file(pfd int, base string, hdr *tar.Header, r io.Reader) error
 			return fmt.Errorf("chmod: %w", err)
 		}
 	}
-	if err := a.xattrs(fd, "", hdr); err != nil {
-		return err
-	}
-	return utimes(pfd, base, hdr)
+	return a.xattrs(fd, "", hdr)
 }
 
-// onlyWriter hides os.File's ReadFrom, whose copy_file_range/splice probing
-// costs syscalls per file for a tar stream that can use neither.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		b = b[n:]
+	}
+	return nil
+}
 
 // needChmod: the create mode already holds the permission bits unless the
 // umask cut some, and never holds setuid/setgid/sticky.
@@ -342,7 +400,7 @@ func (a *applier) xattrs(fd int, p string, hdr *tar.Header) error {
 			continue
 		}
 		if !xattrAllowed(name) {
-			a.res.SkippedXattrs++
+			a.skipped.Add(1)
 			continue
 		}
 		var err error
@@ -354,7 +412,7 @@ func (a *applier) xattrs(fd int, p string, hdr *tar.Header) error {
 		// ENOTSUP: the filesystem has no such xattrs; EPERM: user.* on a
 		// symlink or device. Neither can be represented here.
 		if errors.Is(err, unix.ENOTSUP) || (errors.Is(err, unix.EPERM) && strings.HasPrefix(name, "user.")) {
-			a.res.SkippedXattrs++
+			a.skipped.Add(1)
 			continue
 		}
 		if err != nil {
@@ -395,6 +453,9 @@ func utimes(pfd int, base string, hdr *tar.Header) error {
 
 // finishDirs sets directory times last: creating their children changed them.
 func (a *applier) finishDirs() error {
+	if err := a.barrier(); err != nil {
+		return err
+	}
 	for _, d := range a.dirs {
 		if d.path == "." {
 			if err := unix.UtimesNanoAt(a.root, ".", d.ts[:], 0); err != nil {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -39,6 +40,9 @@ type Options struct {
 	// the way a Docker applier does, and following it could leave the
 	// rootfs.
 	Lowers []string
+	// Workers is the number of goroutines creating small files in
+	// parallel; 0 means DefaultWorkers, 1 means none.
+	Workers int
 	// Sync calls syncfs(2) once at the end. Callers applying several
 	// layers can leave it off and sync once for all.
 	Sync bool
@@ -47,6 +51,9 @@ type Options struct {
 const (
 	DefaultMaxBytes   = 64 << 30
 	DefaultMaxEntries = 4 << 20
+	DefaultWorkers    = 4
+	// maxPooledFile bounds the files read into memory for the pool.
+	maxPooledFile = 1 << 20
 )
 
 // Result describes an applied layer.
@@ -73,13 +80,16 @@ var ErrLimit = errors.New("layer exceeds limit")
 var ErrUnsafe = errors.New("unsafe layer entry")
 
 // Apply unpacks the (possibly compressed) layer stream r into dir, which
-// must exist. It returns the uncompressed digest computed while streaming.
+// must exist and be empty. It returns the uncompressed digest computed while streaming.
 func Apply(ctx context.Context, r io.Reader, dir string, opts Options) (Result, error) {
 	if opts.MaxBytes == 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultMaxEntries
+	}
+	if opts.Workers == 0 {
+		opts.Workers = DefaultWorkers
 	}
 	dr, comp, err := Decompress(r)
 	if err != nil {
@@ -90,15 +100,28 @@ func Apply(ctx context.Context, r io.Reader, dir string, opts Options) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("open layer dir %s: %w", dir, err)
 	}
+	// Empty, so that every existing name is one this layer made: the
+	// parallel writers rely on it.
+	if n, err := unix.Getdents(rootfd, make([]byte, 4096)); err != nil || n > 48 {
+		unix.Close(rootfd)
+		return Result{}, fmt.Errorf("layer dir %s: must be empty", dir)
+	}
+	unix.Seek(rootfd, 0, 0)
 	a := &applier{
 		ctx: ctx, root: rootfd, opts: opts, dirCache: map[string]int{},
 		euid: os.Geteuid(), egid: os.Getegid(), umask: readUmask(),
-		buf: make([]byte, 1<<20), explicit: map[string]bool{},
+		buf: make([]byte, 1<<20), explicit: map[string]bool{}, seen: map[string]bool{},
+	}
+	if opts.Workers > 1 {
+		a.pool = newPool(a, opts.Workers)
 	}
 	defer a.close()
 	h := sha256.New()
 	cr := &limitReader{r: dr, h: h, max: opts.MaxBytes}
 	res, err := a.run(tar.NewReader(cr))
+	if err == nil {
+		err = a.barrier()
+	}
 	if err != nil {
 		return res, fmt.Errorf("apply layer to %s: %w", dir, err)
 	}
@@ -115,6 +138,7 @@ func Apply(ctx context.Context, r io.Reader, dir string, opts Options) (Result, 
 			return res, fmt.Errorf("syncfs %s: %w", dir, err)
 		}
 	}
+	res.SkippedXattrs = int(a.skipped.Load())
 	res.DiffID = digest.NewDigest(digest.SHA256, h)
 	res.Size = cr.n
 	res.Compression = comp
@@ -165,6 +189,9 @@ type applier struct {
 	opts     Options
 	dirCache map[string]int
 	explicit map[string]bool // directories the layer itself created
+	seen     map[string]bool // every name the layer created so far
+	pool     *pool
+	skipped  atomic.Int64
 	dirs     []dirMeta
 	euid     int
 	egid     int
@@ -174,6 +201,9 @@ type applier struct {
 }
 
 func (a *applier) close() {
+	if a.pool != nil {
+		a.pool.stop()
+	}
 	a.dropCache()
 	unix.Close(a.root)
 }
@@ -244,6 +274,15 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
+	if err := a.pool.failed(); err != nil {
+		return err
+	}
+	// Entries that may touch an earlier one wait for the pool to finish.
+	if a.seen[name] || strings.HasPrefix(base, ".wh.") || hdr.Typeflag == tar.TypeLink {
+		if err := a.barrier(); err != nil {
+			return err
+		}
+	}
 	if strings.HasPrefix(base, ".wh.") {
 		return a.whiteout(dir, base)
 	}
@@ -251,11 +290,12 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	defer func() { a.seen[name] = true }()
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return a.mkdir(pfd, name, base, hdr)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeCont:
-		return a.file(pfd, base, hdr, r)
+		return a.file(pfd, name, base, hdr, r)
 	case tar.TypeSymlink:
 		return a.symlink(pfd, base, hdr)
 	case tar.TypeLink:

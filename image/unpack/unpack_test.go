@@ -88,16 +88,18 @@ func TestApplyOverlayForm(t *testing.T) {
 		file("var/.wh..wh..opq", "", 0),
 	)
 	for _, tc := range []struct {
-		name string
-		enc  func([]byte) []byte
-		comp Compression
+		name    string
+		enc     func([]byte) []byte
+		comp    Compression
+		workers int
 	}{
-		{"plain", func(b []byte) []byte { return b }, Uncompressed},
-		{"gzip", gz, Gzip},
-		{"zstd", zst, Zstd},
+		{"plain", func(b []byte) []byte { return b }, Uncompressed, 0},
+		{"plain serial", func(b []byte) []byte { return b }, Uncompressed, 1},
+		{"gzip", gz, Gzip, 0},
+		{"zstd", zst, Zstd, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, res, err := apply(t, tc.enc(data), Options{Sync: true})
+			d, res, err := apply(t, tc.enc(data), Options{Sync: true, Workers: tc.workers})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,6 +264,16 @@ func TestApplyReplaces(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(d, "a")); string(b) != "again" {
 		t.Fatalf("content %q", b)
+	}
+}
+
+func TestApplyFileUsedAsDir(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, workers := range []int{1, 4} {
+		_, _, err := apply(t, mkTar(t, file("a", "x", 0o644), file("a/b", "y", 0o644)), Options{Workers: workers})
+		if !errors.Is(err, ErrUnsafe) {
+			t.Fatalf("workers %d: %v", workers, err)
+		}
 	}
 }
 

@@ -38,6 +38,15 @@ type Sets struct {
 	Bounding, Effective, Permitted, Inheritable, Ambient Set
 }
 
+// Spec returns s as the five name lists of an OCI process (the inverse of
+// FromSpec), e.g. to start from the current sets and add `exec --cap` ones.
+func (s Sets) Spec() *specs.LinuxCapabilities {
+	return &specs.LinuxCapabilities{
+		Bounding: s.Bounding.Names(), Effective: s.Effective.Names(), Permitted: s.Permitted.Names(),
+		Inheritable: s.Inheritable.Names(), Ambient: s.Ambient.Names(),
+	}
+}
+
 // FromSpec parses the five lists of c. A nil c gives empty sets. Unknown
 // names are an error naming them all.
 func FromSpec(c *specs.LinuxCapabilities) (Sets, error) {

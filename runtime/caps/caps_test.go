@@ -92,3 +92,40 @@ func TestUpTo(t *testing.T) {
 		t.Fatal("upTo")
 	}
 }
+
+func TestUnsupported(t *testing.T) {
+	last, err := LastCap()
+	if err != nil {
+		t.Skip(err)
+	}
+	all := names[:]
+	got, err := Unsupported(&specs.LinuxCapabilities{Bounding: all, Ambient: all})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Known - last; len(got) != max(want, 0) {
+		t.Fatalf("kernel knows up to %d; unsupported: %v", last, got)
+	}
+	if _, err := Unsupported(&specs.LinuxCapabilities{Effective: []string{"CAP_NOPE"}}); err == nil {
+		t.Fatal("unknown name accepted")
+	}
+}
+
+func TestProbeLastCap(t *testing.T) {
+	want, err := LastCap()
+	if err != nil {
+		t.Skip(err)
+	}
+	got, err := probeLastCap(nil)
+	if err != nil || got != want {
+		t.Fatalf("probe: %d, %v; cap_last_cap says %d", got, err, want)
+	}
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	in := Sets{Bounding: 1<<40 | 1<<21 | 1, Effective: 1 << 21, Permitted: 1<<21 | 1, Inheritable: 1, Ambient: 1}
+	out, err := FromSpec(in.Spec())
+	if err != nil || out != in {
+		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // names maps capability numbers to their names, up to the newest the kernel
@@ -118,17 +120,35 @@ func Parse(list []string) (Set, error) {
 }
 
 // LastCap returns the number of the newest capability the running kernel
-// knows, from /proc/sys/kernel/cap_last_cap.
+// knows, from /proc/sys/kernel/cap_last_cap. Where /proc is not mounted (a
+// container's init after pivot_root may have none) it asks the kernel
+// instead: PR_CAPBSET_READ fails with EINVAL past the last capability.
 func LastCap() (int, error) {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
-		return 0, fmt.Errorf("read kernel's last capability: %w", err)
+		return probeLastCap(err)
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || n < 0 || n > 63 {
 		return 0, fmt.Errorf("parse /proc/sys/kernel/cap_last_cap %q: bad value", b)
 	}
 	return n, nil
+}
+
+func probeLastCap(readErr error) (int, error) {
+	lo, hi := 0, 63 // the last valid number is in [lo, hi]
+	if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, 0, 0, 0, 0); err != nil {
+		return 0, fmt.Errorf("find kernel's last capability: %w (and prctl: %w)", readErr, err)
+	}
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(mid), 0, 0, 0); err != nil {
+			hi = mid - 1
+		} else {
+			lo = mid
+		}
+	}
+	return lo, nil
 }
 
 // upTo returns the set of capabilities 0..last.

@@ -162,6 +162,11 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		// Setgroups stays allowed: we are root on the host, and the
 		// container's additionalGids need it.
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// The child keeps the runtime's host uid 0, which the new
+		// namespace does not map: it must become the namespace's root
+		// (setuid(0) inside it, right after the maps are written) to
+		// hold capabilities there.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	if err := plan.start(cmd); err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
@@ -214,7 +219,11 @@ func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config) e
 			// mounts exist, before pivot_root.
 			h := cfg.Spec.Hooks
 			if h != nil {
-				if err := hooks.Run("prestart", h.Prestart, &cfg.State); err != nil {
+				// Prestart predates the "creating" status; runc and
+				// its users expect "created" there.
+				pre := cfg.State
+				pre.Status = specs.StateCreated
+				if err := hooks.Run("prestart", h.Prestart, &pre); err != nil {
 					return err
 				}
 				if err := hooks.Run("createRuntime", h.CreateRuntime, &cfg.State); err != nil {
@@ -252,7 +261,7 @@ func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
 	if err := cg.Apply(pid); err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
-	if err := cg.Set(withDefaultDevices(spec.Linux.Resources)); err != nil {
+	if err := cg.Set(withSpecDevices(withDefaultDevices(spec.Linux.Resources), spec.Linux.Devices)); err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	return nil
@@ -283,6 +292,23 @@ func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 	}
 	out.Devices = append(append([]specs.LinuxDeviceCgroup(nil), out.Devices...), defaultDevices...)
 	return &out
+}
+
+// withSpecDevices also allows the devices the spec asks to create
+// (linux.devices): a container is given them to use them (runc does the
+// same).
+func withSpecDevices(r *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
+	for _, d := range devs {
+		typ := d.Type
+		if typ == "u" {
+			typ = "c"
+		}
+		if typ != "c" && typ != "b" {
+			continue
+		}
+		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
+	}
+	return r
 }
 
 // initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,

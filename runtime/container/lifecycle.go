@@ -35,7 +35,10 @@ func (r *Runtime) Start(id string) error {
 	}
 	os.Remove(fifo)
 	if h := rec.Spec.Hooks; h != nil {
+		// The state the hooks see is the one start just made, even if
+		// the process has already exited.
 		st := r.specState(rec)
+		st.Status, st.Pid = specs.StateRunning, rec.Pid
 		if err := hooks.Run("poststart", h.Poststart, st); err != nil {
 			r.warn(err.Error())
 		}
@@ -119,12 +122,6 @@ func (r *Runtime) killAll(rec *Record, sig unix.Signal) error {
 	if err != nil {
 		return fmt.Errorf("kill --all %q: %w", rec.ID, err)
 	}
-	// A frozen cgroup cannot act on signals; SIGKILL on v1 still needs
-	// the thaw to let the tasks die.
-	if sig == unix.SIGKILL {
-		cg.Freeze()
-		defer cg.Thaw()
-	}
 	pids, err := cg.Pids()
 	if err != nil {
 		return fmt.Errorf("kill --all %q: %w", rec.ID, err)
@@ -137,9 +134,10 @@ func (r *Runtime) killAll(rec *Record, sig unix.Signal) error {
 	return nil
 }
 
-// Delete removes a stopped (or created) container: its processes, cgroup
-// and state directory; poststop hooks run last (failures are warnings).
-// force kills a running container first.
+// Delete removes a stopped container: its cgroup and state directory;
+// poststop hooks run last (failures are warnings). force first kills a
+// container in any other status (the spec makes deleting a created or
+// running container without it an error).
 func (r *Runtime) Delete(id string, force bool) error {
 	rec, err := r.load(id)
 	if err != nil {
@@ -154,12 +152,8 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return err
 	}
 	st := r.status(rec)
-	switch st {
-	case string(specs.StateStopped), string(specs.StateCreated):
-	default:
-		if !force {
-			return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrState)
-		}
+	if st != string(specs.StateStopped) && !force {
+		return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrState)
 	}
 	cg, err := r.cgroupManager(rec)
 	if err != nil {

@@ -14,3 +14,5 @@ type (
 	osFile   = os.File
 	execCmdT = exec.Cmd
 )
+
+func osMkdir(p string) error { return os.Mkdir(p, 0o711) }

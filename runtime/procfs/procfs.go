@@ -144,10 +144,11 @@ func (h *Handle) WriteSysctl(key, value string) error {
 }
 
 // SysctlPath turns a sysctl key into its path below /proc/sys. As sysctl(8)
-// does, a key written with dots keeps slashes as dots in interface names
-// ("net.ipv4.conf.eth0/1.forwarding" names the interface "eth0.1").
+// does, the first separator decides the form: in a dotted key slashes stand
+// for dots ("net.ipv4.conf.eth0/1.forwarding" names the interface "eth0.1"),
+// a slashed key is a path already.
 func SysctlPath(key string) string {
-	if !strings.Contains(key, ".") {
+	if i := strings.IndexAny(key, "./"); i < 0 || key[i] == '/' {
 		return key
 	}
 	// Swap '.' and '/': dots separate levels, slashes stand for dots.

@@ -27,6 +27,8 @@ const (
 	envSpec   = "ESTIBA_ROOTFS_TEST_SPEC"  // path of the spec JSON
 	envBundle = "ESTIBA_ROOTFS_TEST_BUNDLE"
 	envProbe  = "ESTIBA_ROOTFS_TEST_PROBE" // paths to probe, one per line
+	envOpts   = "ESTIBA_ROOTFS_TEST_OPTS"  // Options as JSON
+	envMaps   = "ESTIBA_ROOTFS_TEST_MAPS"  // set: give Options.UserNS a forking maker
 )
 
 func TestMain(m *testing.M) {
@@ -71,6 +73,42 @@ var childJobs = map[string]func(r *Root) error{
 	},
 }
 
+// preJobs run in the child before Setup, by job name.
+var preJobs = map[string]func(bundle string) error{
+	// A submount inside a bind source, to see what rbind and rro do to it.
+	// "/" is made a slave first so the mount stays in the child.
+	"submount": func(bundle string) error {
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return err
+		}
+		return unix.Mount("tmpfs", filepath.Join(bundle, "vol/sub"), "tmpfs", 0, "size=1m")
+	},
+}
+
+// forkingUserNS makes a user namespace with the given mappings by starting
+// a stopped child in one (the test's stand-in for the runtime's maker).
+type forkingUserNS struct{}
+
+func (forkingUserNS) UserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
+	conv := func(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+		var out []syscall.SysProcIDMap
+		for _, m := range ms {
+			out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		return out
+	}
+	cmd := exec.Command("/bin/busybox", "sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: conv(uids), GidMappings: conv(gids)}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	return os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+}
+
 func replaceWith(r *Root, path string, mk func(dir int, name string) error) error {
 	dir, base := filepath.Split(path)
 	dfd, err := openInRoot(r.fd, dir, unix.O_PATH|unix.O_DIRECTORY)
@@ -92,12 +130,13 @@ type report struct {
 }
 
 type mountEntry struct {
-	Point, FSType, Opts, SuperOpts string
+	Point, FSType, Opts, Optional, SuperOpts string
 }
 
 type probe struct {
 	Mode       uint32
 	Rdev       uint64
+	UID, GID   uint32
 	Exists     bool
 	Read       string
 	ReadErr    string
@@ -120,9 +159,23 @@ func runChild(job string) error {
 	}
 	hostile, ok := childJobs[strings.TrimSuffix(job, "+console")]
 	if !ok {
-		return fmt.Errorf("unknown job %q", job)
+		hostile = childJobs["plain"]
 	}
-	r, err := Setup(&spec, os.Getenv(envBundle), Options{})
+	var opts Options
+	if o := os.Getenv(envOpts); o != "" {
+		if err := json.Unmarshal([]byte(o), &opts); err != nil {
+			return err
+		}
+	}
+	if os.Getenv(envMaps) != "" {
+		opts.UserNS = forkingUserNS{}
+	}
+	if pre, ok := preJobs[job]; ok {
+		if err := pre(os.Getenv(envBundle)); err != nil {
+			return fmt.Errorf("pre-setup step: %w", err)
+		}
+	}
+	r, err := Setup(&spec, os.Getenv(envBundle), opts)
 	if err != nil {
 		return fmt.Errorf("Setup: %w", err)
 	}
@@ -181,7 +234,8 @@ func readMountinfo() ([]mountEntry, error) {
 		if len(f) < 6 || len(g) < 3 {
 			return nil, fmt.Errorf("bad mountinfo line %q", line)
 		}
-		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Opts: f[5], FSType: g[0], SuperOpts: g[2]})
+		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Opts: f[5], Optional: strings.Join(f[6:], " "),
+			FSType: g[0], SuperOpts: g[2]})
 	}
 	return out, nil
 }
@@ -192,7 +246,7 @@ func probePath(p string) probe {
 	if err := unix.Lstat(p, &st); err != nil {
 		return pr
 	}
-	pr.Exists, pr.Mode, pr.Rdev = true, st.Mode, st.Rdev
+	pr.Exists, pr.Mode, pr.Rdev, pr.UID, pr.GID = true, st.Mode, st.Rdev, st.Uid, st.Gid
 	pr.IsSymlink = st.Mode&unix.S_IFMT == unix.S_IFLNK
 	if pr.IsSymlink {
 		pr.LinkTarget, _ = os.Readlink(p)
@@ -212,19 +266,22 @@ func probePath(p string) probe {
 		pr.CreateErr = errString(err)
 		return pr
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFREG || st.Mode&unix.S_IFMT == unix.S_IFCHR && p != "/dev/zero" && p != "/dev/urandom" && p != "/dev/random" {
-		f, err := os.Open(p)
-		if err == nil {
-			b, rerr := io.ReadAll(io.LimitReader(f, 64))
-			pr.Read, pr.ReadErr = string(b), errString(rerr)
-			f.Close()
-		} else {
-			pr.ReadErr = err.Error()
-		}
+	// Only files and the null device are opened: opening a FIFO or reading
+	// some devices would block.
+	if st.Mode&unix.S_IFMT != unix.S_IFREG && (st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != unix.Mkdev(1, 3)) {
+		return pr
+	}
+	f, err := os.Open(p)
+	if err == nil {
+		b, rerr := io.ReadAll(io.LimitReader(f, 64))
+		pr.Read, pr.ReadErr = string(b), errString(rerr)
+		f.Close()
+	} else {
+		pr.ReadErr = err.Error()
 	}
 	// Open for write without truncating or writing: the open itself
 	// reports EROFS/EACCES.
-	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	f, err = os.OpenFile(p, os.O_WRONLY, 0)
 	if err == nil {
 		f.Close()
 	}
@@ -250,8 +307,24 @@ type childResult struct {
 	err    error
 }
 
+// childEnv says how to start a child.
+type childEnv struct {
+	opts     Options
+	userns   bool // a user namespace mapping 0-65535 to itself
+	idmapper bool // give the child a UserNSMaker
+	// noPidNS keeps the child in the test's pid namespace: the test's
+	// UserNSMaker forks and writes /proc/<pid>/uid_map through the host's
+	// /proc, which names the host's pids.
+	noPidNS bool
+	noNetNS bool
+}
+
 // runInChild runs job on spec in a child in new namespaces.
 func runInChild(t *testing.T, job string, spec *specs.Spec, bundle string, probes []string) childResult {
+	return runInChildEnv(t, job, spec, bundle, probes, childEnv{})
+}
+
+func runInChildEnv(t *testing.T, job string, spec *specs.Spec, bundle string, probes []string, env childEnv) childResult {
 	t.Helper()
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -264,8 +337,27 @@ func runInChild(t *testing.T, job string, spec *specs.Spec, bundle string, probe
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envChild+"="+job, envSpec+"="+specPath, envBundle+"="+bundle,
 		envProbe+"="+strings.Join(probes, "\n"))
+	opts, err := json.Marshal(env.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(cmd.Env, envOpts+"="+string(opts))
+	if env.idmapper {
+		cmd.Env = append(cmd.Env, envMaps+"=1")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWUTS,
+	}
+	if env.noPidNS {
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWPID
+	}
+	if env.noNetNS {
+		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET
+	}
+	if env.userns {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
 	}
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

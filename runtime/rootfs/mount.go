@@ -123,7 +123,19 @@ func (r *Root) detachedBind(m specs.Mount, o mountOptions) (int, error) {
 	if o.recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	fd, err := unix.OpenTree(unix.AT_FDCWD, source, flags)
+	dirfd, name := unix.AT_FDCWD, source
+	if rel, err := filepath.Rel(r.path, filepath.Clean(source)); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") && r.fd >= 0 {
+		// A source inside the rootfs belongs to the image: resolve it
+		// there, or a symlink of the image would bind a host file.
+		in, err := openInRoot(r.fd, rel, unix.O_PATH)
+		if err != nil {
+			return -1, fmt.Errorf("bind source: %w", err)
+		}
+		defer unix.Close(in)
+		dirfd, name = in, ""
+		flags |= unix.AT_EMPTY_PATH
+	}
+	fd, err := unix.OpenTree(dirfd, name, flags)
 	if err != nil {
 		return -1, fmt.Errorf("bind %s: %w", source, err)
 	}

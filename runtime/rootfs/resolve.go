@@ -72,7 +72,10 @@ func mkdirAllInRoot(rootfd int, path string) (int, error) {
 			}
 			created = true
 			next, err = unix.Openat(parent, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-			if err != nil {
+			if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+				err = &pathError{"mkdir", "/" + strings.Join(comps[:i+1], "/"),
+					errors.New("a symlink not resolving inside the rootfs is in the way")}
+			} else if err != nil {
 				err = &pathError{"open created directory", "/" + strings.Join(comps[:i+1], "/"), err}
 			}
 		}
@@ -100,6 +103,9 @@ func createFileInRoot(rootfd int, path string) (int, error) {
 	}
 	defer unix.Close(pfd)
 	fd, err = unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_RDONLY|unix.O_CLOEXEC, 0o644)
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ELOOP) {
+		return -1, &pathError{"create", path, errors.New("a symlink not resolving inside the rootfs is in the way")}
+	}
 	if err != nil {
 		return -1, &pathError{"create", path, err}
 	}

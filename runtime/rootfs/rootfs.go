@@ -121,9 +121,15 @@ func (r *Root) prepareRoot() error {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}
 	if prop == unix.MS_SHARED {
-		// pivot_root refuses a new root whose parent mount is shared.
+		// pivot_root refuses a new root whose parent mount is shared, and
+		// a current root that is shared; both are only the host's old
+		// tree, detached after the pivot, so making them private in this
+		// namespace costs nothing.
 		if err := makeParentPrivate(r.path); err != nil {
 			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("make old root private: %w", err)
 		}
 	}
 	// pivot_root needs the new root to be a mount point; the recursive
@@ -191,17 +197,25 @@ func (r *Root) Pivot() error {
 // new one at "/", and one lazy unmount of "." removes it, with no directory
 // needed inside the image to hold it.
 func (r *Root) pivotRoot() error {
+	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rootfs: open old root: %w", err)
+	}
+	defer unix.Close(oldRoot)
 	if err := unix.Fchdir(r.fd); err != nil {
 		return fmt.Errorf("rootfs: chdir to rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("rootfs: pivot_root: %w", err)
 	}
-	// If the old root is shared (rootfsPropagation shared), unmounting it
-	// would unmount its peers on the host: make it a slave first.
-	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+	// Unmounting a tree whose mounts are shared unmounts their peers'
+	// copies too, on the host: make the whole old tree a slave first. By
+	// descriptor, since "." would name the new root for mount(2).
+	if err := unix.MountSetattr(oldRoot, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Propagation: unix.MS_SLAVE}); err != nil {
 		return fmt.Errorf("rootfs: make old root a slave: %w", err)
 	}
+	// umount2 looks "." up as a mount point, so it takes the top of the
+	// stack: the old root.
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("rootfs: detach old root: %w", err)
 	}

@@ -26,11 +26,50 @@ type arch struct {
 	syscalls map[string]uint32
 	nrBits   uint32 // ORed into every number (x32)
 	args32   bool
+	// mux: i386 also reaches socket and SysV IPC calls through the
+	// socketcall(2) and ipc(2) multiplexers, the call in argument 0.
+	mux bool
+}
+
+// muxCall is a call reached through a multiplexer syscall.
+type muxCall struct {
+	nr   uint32 // the multiplexer's number
+	call uint32 // the call's number, its argument 0
+}
+
+// The i386 multiplexers, and the calls they multiplex: SYS_* of
+// include/uapi/linux/net.h and the ipc calls of include/uapi/linux/ipc.h.
+const (
+	i386Socketcall = 102
+	i386IPC        = 117
+)
+
+var socketcalls = map[string]uint32{"socket": 1, "bind": 2, "connect": 3, "listen": 4, "accept": 5,
+	"getsockname": 6, "getpeername": 7, "socketpair": 8, "send": 9, "recv": 10, "sendto": 11,
+	"recvfrom": 12, "shutdown": 13, "setsockopt": 14, "getsockopt": 15, "sendmsg": 16, "recvmsg": 17,
+	"accept4": 18, "recvmmsg": 19, "sendmmsg": 20}
+
+var ipcCalls = map[string]uint32{"semop": 1, "semget": 2, "semctl": 3, "semtimedop": 4,
+	"msgsnd": 11, "msgrcv": 12, "msgget": 13, "msgctl": 14,
+	"shmat": 21, "shmdt": 22, "shmget": 23, "shmctl": 24}
+
+// multiplexed says whether a reaches name through a multiplexer too.
+func (a *arch) multiplexed(name string) (muxCall, bool) {
+	if !a.mux {
+		return muxCall{}, false
+	}
+	if c, ok := socketcalls[name]; ok {
+		return muxCall{i386Socketcall, c}, true
+	}
+	if c, ok := ipcCalls[name]; ok {
+		return muxCall{i386IPC, c}, true
+	}
+	return muxCall{}, false
 }
 
 var (
 	archX86_64 = &arch{name: specs.ArchX86_64, audit: auditArchX86_64, syscalls: syscallsX86_64}
-	archX86    = &arch{name: specs.ArchX86, audit: auditArchI386, syscalls: syscallsX86, args32: true}
+	archX86    = &arch{name: specs.ArchX86, audit: auditArchI386, syscalls: syscallsX86, args32: true, mux: true}
 	// x32 passes 64-bit registers: its arguments are 64-bit.
 	archX32 = &arch{name: specs.ArchX32, audit: auditArchX86_64, syscalls: syscallsX32, nrBits: x32SyscallBit}
 )
@@ -91,6 +130,28 @@ func arches(list []specs.Arch) ([]*arch, error) {
 		if !dup {
 			out = append(out, a)
 		}
+	}
+	return out, nil
+}
+
+// SyscallTable returns a copy of the syscall numbers this package uses for
+// an architecture it has a table for (x86_64, x86, x32; x32 numbers include
+// the x32 bit, as the kernel reports them).
+func SyscallTable(name specs.Arch) (map[string]uint32, error) {
+	var a *arch
+	switch name {
+	case specs.ArchX86_64:
+		a = archX86_64
+	case specs.ArchX86:
+		a = archX86
+	case specs.ArchX32:
+		a = archX32
+	default:
+		return nil, fmt.Errorf("seccomp: no syscall table for %q", name)
+	}
+	out := make(map[string]uint32, len(a.syscalls))
+	for n, nr := range a.syscalls {
+		out[n] = nr | a.nrBits
 	}
 	return out, nil
 }

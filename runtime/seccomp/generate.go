@@ -160,34 +160,41 @@ func (g *gen) plan(a *arch) *plan {
 	pl := &plan{a: a}
 	g.plans[a] = pl
 	byNr := make(map[uint32]int, 512)
-	for _, r := range g.p.rules {
+	add := func(nr uint32, r *rule, alts [][]cond) {
+		if !pl.named || nr > pl.highest {
+			pl.highest, pl.named = nr, true
+		}
+		if r.dropped {
+			return
+		}
+		i, ok := byNr[nr]
+		if !ok {
+			i = len(pl.entries)
+			byNr[nr] = i
+			pl.entries = append(pl.entries, entry{nr: nr})
+		}
+		e := &pl.entries[i]
+		if alts == nil {
+			if !e.hasUncond {
+				e.uncond, e.hasUncond = r.act, true
+			}
+			return
+		}
+		for _, cs := range alts {
+			e.alts = append(e.alts, alt{act: r.act, conds: cs})
+		}
+	}
+	for i := range g.p.rules {
+		r := &g.p.rules[i]
 		for _, name := range r.names {
-			nr, ok := a.syscalls[name]
-			if !ok {
-				continue
+			if nr, ok := a.syscalls[name]; ok {
+				add(nr|a.nrBits, r, r.alts)
 			}
-			nr |= a.nrBits
-			if !pl.named || nr > pl.highest {
-				pl.highest, pl.named = nr, true
-			}
-			if r.dropped {
-				continue
-			}
-			i, ok := byNr[nr]
-			if !ok {
-				i = len(pl.entries)
-				byNr[nr] = i
-				pl.entries = append(pl.entries, entry{nr: nr})
-			}
-			e := &pl.entries[i]
-			if r.alts == nil {
-				if !e.hasUncond {
-					e.uncond, e.hasUncond = r.act, true
-				}
-				continue
-			}
-			for _, cs := range r.alts {
-				e.alts = append(e.alts, alt{act: r.act, conds: cs})
+			if m, ok := a.multiplexed(name); ok {
+				// Arguments behind socketcall's pointer cannot be
+				// checked: the rule keeps only the call number, as
+				// libseccomp does.
+				add(m.nr, r, [][]cond{{{arg: 0, op: specs.OpEqualTo, val: uint64(m.call)}}})
 			}
 		}
 	}
@@ -225,6 +232,11 @@ func (g *gen) entryTarget(e *entry, args32 bool) target {
 	fallback := g.p.def
 	if e.hasUncond {
 		fallback = e.uncond
+	}
+	// Trailing alternatives that decide what the fallback decides change
+	// nothing (earlier ones may: they shadow later alternatives).
+	for len(e.alts) > 0 && e.alts[len(e.alts)-1].act == fallback {
+		e.alts = e.alts[:len(e.alts)-1]
 	}
 	if len(e.alts) == 0 {
 		return target{ret: fallback}

@@ -156,7 +156,8 @@ func skipped(p *profile, list []*arch) []string {
 			known := false
 			for _, a := range list {
 				_, ok := a.syscalls[n]
-				known = known || ok
+				_, muxed := a.multiplexed(n)
+				known = known || ok || muxed
 			}
 			if !known && !seen[n] {
 				seen[n] = true

@@ -4,7 +4,8 @@
 // The filter follows runc's (libseccomp's) semantics:
 //   - seccomp_data.arch is checked first: the native architecture and the
 //     profile's x86-family architectures get their own syscall tables; any
-//     other architecture kills the process;
+//     other architecture kills the process (libseccomp kills only the
+//     thread by default: a multi-threaded process would go on without it);
 //   - syscall names the tables lack are skipped (the profile may name
 //     syscalls of a newer kernel or of another architecture);
 //   - a rule's argument conditions are ANDed, except that a rule with two
@@ -17,10 +18,15 @@
 //   - syscall numbers above the highest one the profile names get ENOSYS
 //     instead of a denying default action (runc's "-ENOSYS stub"), so that
 //     a libc probing a syscall newer than the profile (clone3, faccessat2)
-//     falls back to the old one instead of failing with EPERM.
+//     falls back to the old one instead of failing with EPERM (not under
+//     an ALLOW, LOG or TRACE default, as in runc);
+//   - on i386, a rule on a socket or SysV IPC call also covers its form
+//     through socketcall(2) or ipc(2), matching the call number in argument
+//     0 only (the other arguments are behind a pointer), as libseccomp does.
 //
 // Syscalls are dispatched by a binary search over ranges of numbers with the
-// same verdict, not a linear chain: ~8 comparisons for Docker's profile.
+// same verdict, not a linear chain: for Docker's profile, 11 instructions
+// run per x86_64 syscall on average, 17 at most (bench/seccomp.sh).
 package seccomp
 
 //go:generate go run mksyscalls.go
@@ -28,6 +34,7 @@ package seccomp
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/net/bpf"
@@ -133,4 +140,14 @@ func flags(names []specs.LinuxSeccompFlag, notify bool) (uint, error) {
 		return 0, errors.New("seccomp: flag SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV needs a SCMP_ACT_NOTIFY rule (the kernel accepts it only with a listener)")
 	}
 	return f, nil
+}
+
+// String disassembles the program, one numbered instruction a line, for
+// debugging output.
+func (p *Program) String() string {
+	var b strings.Builder
+	for i, raw := range p.Instructions {
+		fmt.Fprintf(&b, "%4d  %v\n", i, raw.Disassemble())
+	}
+	return b.String()
 }

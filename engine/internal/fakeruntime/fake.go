@@ -31,6 +31,9 @@ func (r *Runtime) spawn(p *specs.Process, stdio monitor.Stdio) (int, error) {
 	if p == nil || len(p.Args) == 0 {
 		return 0, fmt.Errorf("no process args")
 	}
+	if p.Terminal {
+		return 0, fmt.Errorf("fake runtime: terminals are not supported")
+	}
 	path := p.Args[0]
 	if !strings.Contains(path, "/") {
 		lp, err := exec.LookPath(path)
@@ -43,7 +46,7 @@ func (r *Runtime) spawn(p *specs.Process, stdio monitor.Stdio) (int, error) {
 		Dir:   p.Cwd,
 		Env:   p.Env,
 		Files: []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr},
-		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: p.Terminal, Ctty: 0},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	proc, err := os.StartProcess(path, p.Args, attr)
 	if err != nil {
@@ -56,31 +59,32 @@ func (r *Runtime) spawn(p *specs.Process, stdio monitor.Stdio) (int, error) {
 }
 
 // Create starts the process at once (the fake has no create/start split).
-func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, error) {
+func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(b, &spec); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	pid, err := r.spawn(spec.Process, stdio)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	r.mu.Lock()
 	r.pids[id] = pid
 	r.mu.Unlock()
-	return pid, nil
+	return pid, nil, nil
 }
 
 // Start is a no-op.
 func (r *Runtime) Start(ctx context.Context, id string) error { return nil }
 
 // Exec spawns p.
-func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, error) {
-	return r.spawn(p, stdio)
+func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
+	pid, err := r.spawn(p, stdio)
+	return pid, nil, err
 }
 
 func (r *Runtime) pid(id string) (int, error) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"path"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -79,6 +80,9 @@ func layer(t testing.TB, name string, size int) (tarData, gz []byte) {
 	_, _ = rand.Read(content)
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
+	if err := tw.WriteHeader(&tar.Header{Name: path.Dir(name) + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
+		t.Fatal(err)
+	}
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,14 +4,20 @@
 //	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthToken})
 //	// reg.Host is "127.0.0.1:port", plain HTTP; reg.Username/Password log in.
 //
-// Each registry listens on a free loopback port, keeps its storage and
-// config in t.TempDir(), and is stopped in t.Cleanup. Tests skip when
-// docker-registry is not installed (CI installs it).
+// Options: Auth (none, htpasswd Basic, or bearer tokens from a token server
+// run in the test), TLS (self-signed, CA in Registry.CACert) and ClientCerts
+// (mutual TLS). NewImage and NewIndex build images with real gzip tar layers
+// and matching configs. Each registry listens on a free loopback port, keeps
+// its storage and config in t.TempDir(), and is stopped in t.Cleanup (it is
+// also killed if the test binary dies). Tests skip when docker-registry is
+// not installed (CI installs it).
 package registrytest
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -47,6 +53,12 @@ const (
 // Options configure Start.
 type Options struct {
 	Auth Auth
+	// TLS serves HTTPS with a self-signed certificate for 127.0.0.1 and
+	// localhost (its PEM in Registry.CACert) instead of plain HTTP.
+	TLS bool
+	// ClientCerts (with TLS) makes the registry require a client
+	// certificate; Registry.ClientCert and ClientKey hold one it accepts.
+	ClientCerts bool
 }
 
 // Registry is a running test registry.
@@ -60,6 +72,10 @@ type Registry struct {
 	Dir string
 	// Tokens is the token server of an AuthToken registry, else nil.
 	Tokens *TokenServer
+	// CACert is the PEM certificate of a TLS registry, else nil.
+	CACert []byte
+	// ClientCert and ClientKey (PEM) are accepted by a ClientCerts registry.
+	ClientCert, ClientKey []byte
 
 	cmd  *exec.Cmd
 	done chan error
@@ -73,6 +89,13 @@ func Start(t testing.TB, opts Options) *Registry {
 	auth, err := r.authConfig(t, opts.Auth)
 	if err != nil {
 		t.Fatalf("registrytest: %v", err)
+	}
+	if opts.TLS {
+		tlsConf, err := r.tlsConfig(opts.ClientCerts)
+		if err != nil {
+			t.Fatalf("registrytest: %v", err)
+		}
+		auth = tlsConf + auth
 	}
 	var lastErr error
 	// A free port can be taken between probing and binding; try again then.
@@ -136,6 +159,10 @@ http:
   addr: %s
   secret: %s
 %s`, filepath.Join(r.Dir, "data"), r.Host, randomHex(16), auth)
+	scheme := "http"
+	if r.CACert != nil {
+		scheme = "https"
+	}
 	cfgPath := filepath.Join(r.Dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return err
@@ -154,7 +181,7 @@ http:
 	}
 	r.cmd, r.done = cmd, make(chan error, 1)
 	go func() { r.done <- cmd.Wait() }()
-	if err := r.waitReady(); err != nil {
+	if err := r.waitReady(scheme); err != nil {
 		r.stop()
 		return err
 	}
@@ -162,9 +189,23 @@ http:
 	return nil
 }
 
-func (r *Registry) waitReady() error {
+func (r *Registry) waitReady(scheme string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	if r.CACert != nil {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(r.CACert)
+		conf := &tls.Config{RootCAs: pool}
+		if r.ClientCert != nil {
+			pair, err := tls.X509KeyPair(r.ClientCert, r.ClientKey)
+			if err != nil {
+				return err
+			}
+			conf.Certificates = []tls.Certificate{pair}
+		}
+		client.Transport = &http.Transport{TLSClientConfig: conf}
+		defer client.CloseIdleConnections()
+	}
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-r.done:
@@ -172,7 +213,7 @@ func (r *Registry) waitReady() error {
 			return fmt.Errorf("%s exited: %v", Command, err)
 		default:
 		}
-		resp, err := client.Get("http://" + r.Host + "/v2/")
+		resp, err := client.Get(scheme + "://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/estiba/estiba/cli"
+	"github.com/estiba/estiba/engine"
+	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/engine/ocirt"
+	"github.com/estiba/estiba/runtime/container"
+	"github.com/spf13/pflag"
+)
+
+// daemonConfig is daemon.json; flags given on the command line win.
+type daemonConfig struct {
+	Hosts            []string          `json:"hosts"`
+	DataRoot         string            `json:"data-root"`
+	ExecRoot         string            `json:"exec-root"`
+	LogLevel         string            `json:"log-level"`
+	DefaultPidsLimit *int64            `json:"default-pids-limit"`
+	LogOpts          map[string]string `json:"log-opts"`
+}
+
+func daemonMain(args []string) int {
+	fs := pflag.NewFlagSet("estiba daemon", pflag.ContinueOnError)
+	host := fs.StringP("host", "H", cli.DefaultHost, "unix socket to listen on")
+	dataRoot := fs.String("data-root", "/var/lib/estiba", "root of persisted state")
+	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state (sockets, runtime state)")
+	logLevel := fs.StringP("log-level", "l", "info", "log level: debug, info, warn, error")
+	configFile := fs.String("config-file", "/etc/estiba/daemon.json", "daemon configuration file")
+	pids := fs.Int64("default-pids-limit", 4096, "default pids limit of containers (0: none)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var cfg daemonConfig
+	if b, err := os.ReadFile(*configFile); err == nil {
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			fmt.Fprintf(os.Stderr, "estiba daemon: %s: %v\n", *configFile, err)
+			return 1
+		}
+	} else if fs.Changed("config-file") {
+		fmt.Fprintf(os.Stderr, "estiba daemon: %v\n", err)
+		return 1
+	}
+	pick := func(flag string, val *string, conf string) {
+		if !fs.Changed(flag) && conf != "" {
+			*val = conf
+		}
+	}
+	if len(cfg.Hosts) > 0 {
+		pick("host", host, cfg.Hosts[0])
+	}
+	pick("data-root", dataRoot, cfg.DataRoot)
+	pick("exec-root", execRoot, cfg.ExecRoot)
+	pick("log-level", logLevel, cfg.LogLevel)
+	if !fs.Changed("default-pids-limit") && cfg.DefaultPidsLimit != nil {
+		*pids = *cfg.DefaultPidsLimit
+	}
+	log, err := logger(*logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba daemon:", err)
+		return 2
+	}
+	socket := strings.TrimPrefix(*host, "unix://")
+	if strings.Contains(socket, "://") {
+		fmt.Fprintf(os.Stderr, "estiba daemon: -H %s: only unix:// sockets are served\n", *host)
+		return 2
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba daemon:", err)
+		return 1
+	}
+	o := engine.Options{
+		Config: engine.Config{Root: *dataRoot, MonitorSocket: filepath.Join(*execRoot, "monitor.sock"), PidsLimit: *pids,
+			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version},
+		Socket:   socket,
+		Images:   engine.NoImages{},
+		Networks: nil, // the network layer is not wired yet: -p and --network bridge fail with 501
+		Mounter:  engine.SysMounter{},
+		Log:      log,
+	}
+	if v, ok := cfg.LogOpts["max-size"]; ok {
+		fmt.Sscanf(v, "%d", &o.LogMaxSize)
+	}
+	if v, ok := cfg.LogOpts["max-file"]; ok {
+		fmt.Sscanf(v, "%d", &o.LogMaxFiles)
+	}
+	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel) }
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := engine.Serve(ctx, o); err != nil {
+		log.Error("daemon", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// startMonitor launches `estiba monitor` in its own session, detached from
+// the daemon: it must outlive a kill -9 of the daemon. Its output goes to
+// exec-root/monitor.log.
+func startMonitor(self, execRoot, logLevel string) error {
+	if err := os.MkdirAll(execRoot, 0o711); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(execRoot, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "monitor", "--exec-root", execRoot, "--log-level", logLevel)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	// Reap it if it dies while we live; after our death init does.
+	go cmd.Wait()
+	return nil
+}
+
+func monitorMain(args []string) int {
+	fs := pflag.NewFlagSet("estiba monitor", pflag.ContinueOnError)
+	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state")
+	logLevel := fs.String("log-level", "info", "log level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := logger(*logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba monitor:", err)
+		return 2
+	}
+	if err := monitor.BecomeSubreaper(); err != nil {
+		log.Error("monitor", "err", err)
+		return 1
+	}
+	rt := &ocirt.Runtime{
+		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), ExeDir: filepath.Join(*execRoot, "exe"), Warn: func(m string) { log.Warn(m) }},
+		ConsoleDir: filepath.Join(*execRoot, "console"),
+	}
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	err = monitor.Run(ctx, rt, filepath.Join(*execRoot, "monitor"), filepath.Join(*execRoot, "monitor.sock"), log)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("monitor", "err", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,158 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/cli"
+	"github.com/estiba/estiba/engine"
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/engine/internal/fakeruntime"
+	"github.com/estiba/estiba/engine/monitor"
+	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// fakeImages knows one image, "fake", whose rootfs is the host's (the
+// fake runtime runs processes on the host).
+type fakeImages struct{ engine.NoImages }
+
+func (fakeImages) Resolve(_ context.Context, ref string) (string, imagespec.ImageConfig, error) {
+	if ref != "fake" && ref != "fake:latest" && ref != "sha256:fake" {
+		return "", imagespec.ImageConfig{}, errdefsNotFound(ref)
+	}
+	return "sha256:fake", imagespec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"FROM_IMAGE=1"}}, nil
+}
+
+func (fakeImages) PrepareRootfs(context.Context, string, string) ([]specs.Mount, error) {
+	return nil, nil
+}
+
+func (fakeImages) List(context.Context) ([]types.ImageSummary, error) {
+	return []types.ImageSummary{{ID: "sha256:fake", RepoTags: []string{"fake:latest"}}}, nil
+}
+
+func errdefsNotFound(ref string) error {
+	return &notFound{ref}
+}
+
+type notFound struct{ ref string }
+
+func (e *notFound) Error() string { return "no such image: " + e.ref }
+func (e *notFound) Unwrap() error { return errdefs.ErrNotFound }
+
+type noMounts struct{}
+
+func (noMounts) Mount([]specs.Mount, string) error { return nil }
+func (noMounts) Unmount(string) error              { return nil }
+
+// env is one daemon + monitor, in-process, on temp sockets.
+type env struct {
+	t      *testing.T
+	socket string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func shortTempDir(t *testing.T) string {
+	// unix socket paths are limited to 108 bytes: t.TempDir() can be long.
+	dir, err := os.MkdirTemp("", "estiba-engine-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	dir := shortTempDir(t)
+	log := slog.New(slog.DiscardHandler)
+	mctx, mcancel := context.WithCancel(context.Background())
+	msrv, err := monitor.NewServer(fakeruntime.New(), filepath.Join(dir, "monitor"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msock := filepath.Join(dir, "m.sock")
+	l, err := net.Listen("unix", msock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mdone := make(chan struct{})
+	go func() { msrv.Serve(mctx, l); close(mdone) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{t: t, socket: filepath.Join(dir, "api.sock"), cancel: cancel, done: make(chan error, 1)}
+	o := engine.Options{
+		Config: engine.Config{Root: filepath.Join(dir, "data"), MonitorSocket: msock, PidsLimit: 100,
+			UsernsFirstID: 1 << 20, UsernsMaxID: 1 << 30, LogMaxFiles: 1, Version: "test"},
+		Socket: e.socket, Images: fakeImages{}, Mounter: noMounts{}, Log: log,
+	}
+	go func() { e.done <- engine.Serve(ctx, o) }()
+	waitSocket(t, e.socket)
+	t.Cleanup(func() {
+		// Nothing of ours may keep running.
+		e.cli("rm", "-f", "--", "dummy")
+		out, _, _ := e.cli("ps", "-aq")
+		for _, id := range strings.Fields(out) {
+			e.cli("rm", "-f", id)
+		}
+		cancel()
+		<-e.done
+		mcancel()
+		<-mdone
+	})
+	return e
+}
+
+func waitSocket(t *testing.T, path string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("socket %s never came up", path)
+}
+
+// cli runs the estiba CLI in-process against the env.
+func (e *env) cli(args ...string) (stdout, stderr string, code int) {
+	return runCLI(e.socket, "", args...)
+}
+
+func runCLI(socket, stdin string, args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	c := &cli.CLI{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }, Version: "test"}
+	code := c.Run(append([]string{"-H", "unix://" + socket}, args...))
+	return out.String(), errb.String(), code
+}
+
+func (e *env) mustCLI(args ...string) string {
+	e.t.Helper()
+	out, errs, code := e.cli(args...)
+	if code != 0 {
+		e.t.Fatalf("estiba %s: exit %d: %s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+// eventually polls cond for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}

@@ -1,0 +1,158 @@
+// Package ocirt adapts estiba's in-process OCI runtime (runtime/container)
+// to the monitor's Runtime interface: it hands the monitor the init's pid
+// instead of waiting for it, and receives the pty master of terminal
+// containers over a console socket, as runc's callers do.
+package ocirt
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/runtime/container"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Runtime wraps a container.Runtime.
+type Runtime struct {
+	RT *container.Runtime
+	// ConsoleDir holds the short-lived console sockets.
+	ConsoleDir string
+}
+
+var _ monitor.Runtime = (*Runtime)(nil)
+
+// Create creates the container; its init is our child, reaped by the
+// monitor (the Container's own Wait is never called: Release drops the
+// pidfd the os package holds without reaping).
+func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
+	spec, err := container.LoadSpec(bundle)
+	if err != nil {
+		return 0, nil, err
+	}
+	opts := container.CreateOptions{Stdio: container.Stdio(stdio)}
+	var console *consoleSocket
+	if spec.Process != nil && spec.Process.Terminal {
+		if console, err = r.listenConsole(id); err != nil {
+			return 0, nil, err
+		}
+		defer console.close()
+		opts.ConsoleSocket = console.path
+	}
+	c, err := r.RT.Create(id, bundle, opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	pid := c.Process.Pid
+	c.Process.Release()
+	var master *os.File
+	if console != nil {
+		if master, err = console.receive(); err != nil {
+			r.RT.Kill(id, unix.SIGKILL, true)
+			return pid, nil, err
+		}
+	}
+	return pid, master, nil
+}
+
+// Start starts it.
+func (r *Runtime) Start(ctx context.Context, id string) error { return r.RT.Start(id) }
+
+// Exec runs p in it.
+func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
+	opts := container.ExecOptions{Stdio: container.Stdio(stdio)}
+	var console *consoleSocket
+	var err error
+	if p.Terminal {
+		if console, err = r.listenConsole(id + "-exec"); err != nil {
+			return 0, nil, err
+		}
+		defer console.close()
+		opts.ConsoleSocket = console.path
+	}
+	c, err := r.RT.Exec(id, p, opts)
+	if err != nil {
+		return 0, nil, err
+	}
+	pid := c.Process.Pid
+	c.Process.Release()
+	var master *os.File
+	if console != nil {
+		if master, err = console.receive(); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return pid, nil, err
+		}
+	}
+	return pid, master, nil
+}
+
+// Kill signals it.
+func (r *Runtime) Kill(ctx context.Context, id string, sig int, all bool) error {
+	return r.RT.Kill(id, unix.Signal(sig), all)
+}
+
+// Pause freezes it.
+func (r *Runtime) Pause(ctx context.Context, id string) error { return r.RT.Pause(id) }
+
+// Resume thaws it.
+func (r *Runtime) Resume(ctx context.Context, id string) error { return r.RT.Resume(id) }
+
+// Delete removes its runtime state; force, since the init is already dead
+// and reaped by the monitor.
+func (r *Runtime) Delete(ctx context.Context, id string) error { return r.RT.Delete(id, true) }
+
+// Pids lists its processes.
+func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) { return r.RT.Pids(id) }
+
+type consoleSocket struct {
+	path string
+	l    *net.UnixListener
+}
+
+func (r *Runtime) listenConsole(id string) (*consoleSocket, error) {
+	if err := os.MkdirAll(r.ConsoleDir, 0o700); err != nil {
+		return nil, fmt.Errorf("console dir: %w", err)
+	}
+	path := filepath.Join(r.ConsoleDir, id[:min(len(id), 12)]+fmt.Sprintf("-%d.sock", os.Getpid()))
+	os.Remove(path)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("console socket: %w", err)
+	}
+	return &consoleSocket{path: path, l: l}, nil
+}
+
+func (c *consoleSocket) close() {
+	c.l.Close()
+	os.Remove(c.path)
+}
+
+// receive accepts the runtime's connection and takes the pty master from
+// its SCM_RIGHTS message.
+func (c *consoleSocket) receive() (*os.File, error) {
+	conn, err := c.l.AcceptUnix()
+	if err != nil {
+		return nil, fmt.Errorf("console accept: %w", err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 256)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return nil, fmt.Errorf("console receive: %w", err)
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) == 0 {
+		return nil, fmt.Errorf("console receive: no control message")
+	}
+	fds, err := syscall.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) == 0 {
+		return nil, fmt.Errorf("console receive: no fd")
+	}
+	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
+}

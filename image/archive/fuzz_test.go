@@ -1,0 +1,76 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/estiba/estiba/image/content"
+	"github.com/estiba/estiba/image/snapshot"
+	"github.com/estiba/estiba/image/unpack"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func tarOf(t testing.TB, files map[string][]byte, order ...string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, n := range order {
+		tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg})
+		tw.Write(files[n])
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// seedArchive is a valid one-layer docker-archive.
+func seedArchive(t testing.TB) []byte {
+	layer := tarOf(t, map[string][]byte{"hello": []byte("hi")}, "hello")
+	cfg, _ := json.Marshal(ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layer)}}})
+	man, _ := json.Marshal([]dockerManifest{{Config: "c.json", RepoTags: []string{"a:b"}, Layers: []string{"l/layer.tar"}}})
+	return tarOf(t, map[string][]byte{"l/layer.tar": layer, "c.json": cfg, "manifest.json": man}, "l/layer.tar", "c.json", "manifest.json")
+}
+
+func stores(t testing.TB, root string) (*content.LocalStore, *snapshot.Snapshotter) {
+	cs, err := content.Open(filepath.Join(root, "content"), content.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := snapshot.Open(filepath.Join(root, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, sn
+}
+
+func TestLoadSeed(t *testing.T) {
+	cs, sn := stores(t, t.TempDir())
+	defer sn.Close()
+	imgs, err := Load(context.Background(), bytes.NewReader(seedArchive(t)), cs, sn, unpack.Options{})
+	if err != nil || len(imgs) != 1 || imgs[0].Names[0] != "a:b" {
+		t.Fatalf("%+v %v", imgs, err)
+	}
+}
+
+// FuzzLoad checks that no archive panics Load or writes outside its stores.
+func FuzzLoad(f *testing.F) {
+	seed := seedArchive(f)
+	f.Add(seed)
+	f.Add(seed[:1500])
+	f.Add(tarOf(f, map[string][]byte{"index.json": []byte(`{"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}`)}, "index.json"))
+	f.Add(tarOf(f, map[string][]byte{"manifest.json": []byte(`[{"Config":"../../etc/passwd","Layers":["/etc/shadow"]}]`)}, "manifest.json"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		base := t.TempDir()
+		root := filepath.Join(base, "root")
+		cs, sn := stores(t, root)
+		defer sn.Close()
+		Load(context.Background(), bytes.NewReader(data), cs, sn, unpack.Options{MaxBytes: 1 << 20, MaxEntries: 100})
+		if ents, _ := os.ReadDir(base); len(ents) != 1 {
+			t.Fatalf("entries beside the store: %v", ents)
+		}
+	})
+}
