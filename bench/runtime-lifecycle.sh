@@ -80,19 +80,24 @@ done
 python3 - "$work" "$BATCHES" "${order[@]}" <<'PY'
 import json, statistics, sys, re
 work, batches, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-med = {}
+med, cpu = {}, {}
 for n in names:
-    times = []
+    times, cpus = [], []
     for b in range(1, batches + 1):
-        times += json.load(open(f"{work}/{n}.{b}.json"))["results"][0]["times"]
+        r = json.load(open(f"{work}/{n}.{b}.json"))["results"][0]
+        times += r["times"]
+        cpus.append(r["user"] + r["system"])
     med[n] = statistics.median(times) * 1000
+    # CPU time (user+sys, mean per run) is less sensitive to a busy host
+    # than wall time.
+    cpu[n] = statistics.median(cpus) * 1000
 rss = {}
 for n in names:
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/{n}.time").read())
     rss[n] = int(m.group(1)) / 1024 if m else float("nan")
-print(f"{'runtime':10} {'median ms':>10} {'vs crun':>9} {'vs floor':>9} {'peak RSS MiB':>13}")
+print(f"{'runtime':10} {'median ms':>10} {'vs crun':>9} {'vs floor':>9} {'cpu ms':>8} {'cpu vs crun':>12} {'peak RSS MiB':>13}")
 for n in names:
-    print(f"{n:10} {med[n]:10.2f} {med[n]/med['crun']:8.2f}x {med[n]/med['floor']:8.2f}x {rss[n]:13.1f}")
+    print(f"{n:10} {med[n]:10.2f} {med[n]/med['crun']:8.2f}x {med[n]/med['floor']:8.2f}x {cpu[n]:8.2f} {cpu[n]/cpu['crun']:11.2f}x {rss[n]:13.1f}")
 PY
 [ "${PROFILE:-}" = 1 ] || exit 0
 command -v strace >/dev/null || { echo "PROFILE=1 needs strace"; exit 1; }
