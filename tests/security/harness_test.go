@@ -296,6 +296,17 @@ func (e *env) withoutMount(dest string) {
 	e.spec.Mounts = ms
 }
 
+// withoutMountExact drops only the mount at dest, keeping those below it.
+func (e *env) withoutMountExact(dest string) {
+	var ms []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if m.Destination != dest {
+			ms = append(ms, m)
+		}
+	}
+	e.spec.Mounts = ms
+}
+
 func hashFile(t testing.TB, path string) [32]byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -389,4 +400,8 @@ func knownBug(t *testing.T, what string) {
 	if os.Getenv("ESTIBA_SECQA_BUGS") != "1" {
 		t.Skip("BUG: " + what + " (ESTIBA_SECQA_BUGS=1 runs it)")
 	}
+}
+
+func specDevice(path string, major, minor int64, mode *os.FileMode) specs.LinuxDevice {
+	return specs.LinuxDevice{Path: path, Type: "c", Major: major, Minor: minor, FileMode: mode}
 }
