@@ -18,6 +18,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/internal/testutil"
 )
@@ -188,10 +189,10 @@ func i64(v int64) *int64   { return &v }
 func u64(v uint64) *uint64 { return &v }
 
 // limits is the resources under test: memory, pids, cpu, and a device
-// cgroup denying reads of /dev/mem (c 1:1) while allowing /dev/full (c
-// 1:7). c 1:1 keeps "m": the runtime creates its node after the device
-// rules apply (runc creates nodes first), so a node the rules deny "m" for
-// cannot be created — a bug reported separately.
+// cgroup denying all but the defaults and /dev/full (c 1:7, created by the
+// runtime from linux.devices). The denied node, /dev/qamem (c 1:1), is
+// made in the rootfs by the test (mknodRootfs): the runtime allows every
+// linux.devices entry, so it cannot be listed there.
 func limits(s *specs.Spec) {
 	s.Process.Args = []string{"sleep", "300"}
 	s.Linux.Resources = &specs.LinuxResources{
@@ -201,14 +202,13 @@ func limits(s *specs.Spec) {
 		Devices: []specs.LinuxDeviceCgroup{
 			{Allow: false, Access: "rwm"},
 			{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rw"},
-			{Allow: true, Type: "c", Major: i64(1), Minor: i64(1), Access: "m"},
 		},
 	}
 	mode := os.FileMode(0o666)
 	for _, d := range []struct {
 		path  string
 		minor int64
-	}{{"/dev/qamem", 1}, {"/dev/qafull", 7}} {
+	}{{"/dev/qafull", 7}} {
 		s.Linux.Devices = append(s.Linux.Devices, specs.LinuxDevice{Path: d.path, Type: "c", Major: 1, Minor: d.minor, FileMode: &mode})
 	}
 }
@@ -220,6 +220,11 @@ func TestLifecycleV2(t *testing.T) {
 	testutil.RequiresRoot(t)
 	requireV2(t)
 	r := newBundle(t, limits)
+	// A node for /dev/mem in the image: the device cgroup must deny it
+	// (EPERM; a nodev mount would give EACCES).
+	if err := unix.Mknod(filepath.Join(r.bundle, "rootfs/qamem"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 1))); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
 	r.create()
 	r.run("start", r.id)
 	r.waitStatus("running")
@@ -233,7 +238,7 @@ func TestLifecycleV2(t *testing.T) {
 	if _, err := r.try("exec", r.id, "head", "-c", "1", "/dev/qafull"); err != nil {
 		t.Errorf("allowed device c 1:7 not readable: %v", err)
 	}
-	if _, err := r.try("exec", r.id, "head", "-c", "1", "/dev/qamem"); err == nil {
+	if _, err := r.try("exec", r.id, "head", "-c", "1", "/qamem"); err == nil {
 		t.Error("denied device c 1:1 (/dev/mem) readable")
 	} else if !strings.Contains(err.Error(), "not permitted") {
 		t.Errorf("denied device: want EPERM, got %v", err)
