@@ -152,10 +152,15 @@ func TestProcWriteRedirect(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mounts []specs.Mount
+		links  map[string]string // rootfs path -> symlink target
 	}{
-		{"bind-core_pattern-over-domainname", []specs.Mount{{Destination: "/proc/sys/kernel/domainname", Type: "bind", Source: "/proc/sys/kernel/core_pattern", Options: []string{"bind", "rw"}}}},
-		{"tmpfs-over-proc-sys", []specs.Mount{{Destination: "/proc/sys", Type: "tmpfs", Source: "tmpfs"}}},
-		{"bind-core_pattern-over-oom_score_adj", []specs.Mount{{Destination: "/proc/self/oom_score_adj", Type: "bind", Source: "/proc/sys/kernel/core_pattern", Options: []string{"bind", "rw"}}}},
+		// The image's /proc is a symlink: proc lands in-root at /tmp/p,
+		// and /proc/sys/kernel/domainname must still be the real file.
+		{name: "proc-symlink", links: map[string]string{"proc": "tmp/p"}},
+		{name: "proc-symlink-to-host-proc", links: map[string]string{"proc": "../../../../../../proc"}},
+		{name: "bind-core_pattern-over-domainname", mounts: []specs.Mount{{Destination: "/proc/sys/kernel/domainname", Type: "bind", Source: "/proc/sys/kernel/core_pattern", Options: []string{"bind", "rw"}}}},
+		{name: "tmpfs-over-proc-sys", mounts: []specs.Mount{{Destination: "/proc/sys", Type: "tmpfs", Source: "tmpfs"}}},
+		{name: "bind-core_pattern-over-oom_score_adj", mounts: []specs.Mount{{Destination: "/proc/self/oom_score_adj", Type: "bind", Source: "/proc/sys/kernel/core_pattern", Options: []string{"bind", "rw"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hostProcFile(t, "/proc/sys/kernel/core_pattern")
@@ -163,6 +168,10 @@ func TestProcWriteRedirect(t *testing.T) {
 			// the container on purpose.
 			e := newEnv(t, "sh", "-c", "cat /proc/sys/kernel/domainname")
 			e.spec.Mounts = append(e.spec.Mounts, tc.mounts...)
+			for l, target := range tc.links {
+				_ = os.RemoveAll(filepath.Join(e.rootfs, l))
+				symlink(t, target, filepath.Join(e.rootfs, l))
+			}
 			e.spec.Linux.Sysctl = map[string]string{"kernel.domainname": "|/estiba-qa-sysctl"}
 			adj := 100
 			e.spec.Process.OOMScoreAdj = &adj
