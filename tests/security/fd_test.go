@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cwdProbe prints the process's cwd as the kernel sees it and tries to
@@ -209,5 +210,22 @@ func TestPreserveFds(t *testing.T) {
 	checkFds(t, "preserve-fds", r.stdout, map[string]bool{"0": true, "1": true, "2": true, "3": true})
 	if !strings.Contains(r.stdout, " 3 -> ") {
 		t.Errorf("--preserve-fds 1: fd 3 not passed:\n%s", r.stdout)
+	}
+}
+
+// TestCreatedInitFifo: a process exec'd into a created container must not
+// be able to start it behind the runtime's back by reading the exec fifo
+// through the init's fd (/proc/1/fd/N -> .../exec.fifo): start hooks and
+// the state would be bypassed.
+func TestCreatedInitFifo(t *testing.T) {
+	knownBug(t, "created init keeps an O_PATH fd of exec.fifo (host state path) reachable via /proc/1/fd; `exec <id> cat /proc/1/fd/7` starts the container without `start` (state still says created)")
+	e := newEnv(t, "sh", "-c", "echo STARTED; sleep 30")
+	e.create()
+	r, _ := e.exec("sh", "-c", `cd /proc/1/fd && for f in *; do case "$(readlink $f)" in *exec.fifo) timeout 2 cat $f >/dev/null 2>&1 && echo READ-FIFO;; esac; done; true`)
+	time.Sleep(500 * time.Millisecond)
+	out, _ := os.ReadFile(filepath.Join(filepath.Dir(e.bundle), "create.out"))
+	e.delete()
+	if strings.Contains(string(out), "STARTED") {
+		t.Errorf("the container's process ran without start (exec'd probe: %q)", r.stdout)
 	}
 }

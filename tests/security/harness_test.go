@@ -144,7 +144,7 @@ func buildRootfs(t testing.TB, rootfs string) {
 	if err := os.WriteFile(filepath.Join(rootfs, "bin/busybox"), data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{"sh", "cat", "ls", "echo", "sleep", "readlink", "grep", "true", "mkdir", "touch", "pwd", "test", "stat", "head", "sed", "sort", "wc"} {
+	for _, a := range []string{"sh", "cat", "ls", "echo", "sleep", "readlink", "grep", "true", "mkdir", "touch", "pwd", "test", "stat", "head", "sed", "sort", "wc", "timeout"} {
 		symlink(t, "busybox", filepath.Join(rootfs, "bin", a))
 	}
 }
