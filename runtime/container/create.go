@@ -77,7 +77,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	if err := Validate(spec); err != nil {
 		return nil, err
 	}
-	if spec.Process.Terminal && o.ConsoleSocket == "" {
+	if spec.Process != nil && spec.Process.Terminal && o.ConsoleSocket == "" {
 		return nil, fmt.Errorf("process.terminal is set: --console-socket is required: %w", ErrInvalid)
 	}
 	var undo undoChain
@@ -135,7 +135,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	defer parentSock.Close()
 	defer childSock.Close()
 	var console *os.File
-	if spec.Process.Terminal {
+	if spec.Process != nil && spec.Process.Terminal {
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {
 			return nil, err
 		}

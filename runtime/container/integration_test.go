@@ -601,3 +601,36 @@ func checkNoNewMounts(t *testing.T) {
 		}
 	})
 }
+
+func TestTimeNamespaceOffsets(t *testing.T) {
+	r := newRuntime(t)
+	b := bundle(t, []string{"cat", "/proc/uptime"}, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
+	})
+	code, out := run(t, r, b)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var up float64
+	fmt.Sscan(out, &up)
+	if up < 10*86400 {
+		t.Fatalf("uptime in the container %q: boottime offset not applied", out)
+	}
+}
+
+func TestJoinNetworkNamespaceByPath(t *testing.T) {
+	r := newRuntime(t)
+	self, _ := os.Readlink("/proc/self/ns/net")
+	b := bundle(t, []string{"readlink", "/proc/self/ns/net"}, func(s *specs.Spec) {
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = "/proc/self/ns/net"
+			}
+		}
+	})
+	code, out := run(t, r, b)
+	if code != 0 || strings.TrimSpace(out) != self {
+		t.Fatalf("exit %d, net ns %q, want the runtime's %q", code, out, self)
+	}
+}

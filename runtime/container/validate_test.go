@@ -18,7 +18,7 @@ func TestValidate(t *testing.T) {
 		{"default", func(*specs.Spec) {}, nil},
 		{"old version", func(s *specs.Spec) { s.Version = "0.9.0" }, ErrInvalid},
 		{"no root", func(s *specs.Spec) { s.Root = nil }, ErrInvalid},
-		{"no process", func(s *specs.Spec) { s.Process = nil }, ErrInvalid},
+		{"no process", func(s *specs.Spec) { s.Process = nil }, nil},
 		{"no args", func(s *specs.Spec) { s.Process.Args = nil }, ErrInvalid},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, ErrInvalid},
 		{"bad env", func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} }, ErrInvalid},
