@@ -183,6 +183,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 			return err
 		}
 	}
+	// Without a pid namespace of its own, processes may outlive init;
+	// the cgroup cannot go while they are in it.
+	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
+		r.killAll(rec, unix.SIGKILL)
+	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
