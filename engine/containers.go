@@ -173,21 +173,24 @@ func mergeImageDefaults(c *types.Config, img imageConfig) {
 
 // prepare makes the container's directory and rootfs snapshot.
 func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
-	if err := os.MkdirAll(d.rootfsDir(c.ID), 0o700); err != nil {
-		return fmt.Errorf("container dir: %w", err)
+	// 0711: the container's init runs as the container's root, a host id
+	// of its own with a user namespace, and must reach its rootfs mount
+	// point and /etc files here; it must not list or read the rest.
+	for _, dir := range []string{d.containerDir(c.ID), d.rootfsDir(c.ID)} {
+		if err := os.Mkdir(dir, 0o711); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("container dir: %w", err)
+		}
 	}
-	mounts, err := d.images.PrepareRootfs(ctx, c.ImageID, c.ID)
-	if err != nil {
+	if err := d.images.PrepareRootfs(ctx, c.ImageID, c.ID); err != nil {
 		return fmt.Errorf("rootfs of %s: %w", c.Image, err)
 	}
-	b, _ := json.Marshal(mounts)
-	return os.WriteFile(filepath.Join(d.containerDir(c.ID), "rootfs.json"), b, 0o600)
+	return nil
 }
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
 	var errs []error
-	if err := d.mounter.Unmount(d.rootfsDir(c.ID)); err != nil {
+	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
 		errs = append(errs, err)
 	}
 	if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
@@ -241,19 +244,27 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	defer func() {
 		d.mu.Lock()
 		delete(d.starting, c.ID)
+		st, early := d.early[c.ID]
+		delete(d.early, c.ID)
 		d.mu.Unlock()
+		if early {
+			d.applyExit(context.Background(), st)
+		}
 	}()
-	if err := d.mountRootfs(c); err != nil {
+	if err := d.mountRootfs(ctx, c); err != nil {
 		return err
 	}
 	defer func() {
 		if err != nil {
-			d.mounter.Unmount(d.rootfsDir(c.ID))
+			d.images.UnmountRootfs(d.rootfsDir(c.ID))
 			d.setError(c.ID, err)
 		}
 	}()
 	spec, err := d.generate(ctx, c)
 	if err != nil {
+		return err
+	}
+	if err := ensureMountTargets(d.rootfsDir(c.ID), spec.Mounts); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(spec, "", "\t")
@@ -309,19 +320,14 @@ func (d *Daemon) setError(id string, err error) {
 	})
 }
 
-func (d *Daemon) mountRootfs(c *store.Container) error {
-	b, err := os.ReadFile(filepath.Join(d.containerDir(c.ID), "rootfs.json"))
-	if err != nil {
-		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
-	}
-	var mounts []specMount
-	if err := json.Unmarshal(b, &mounts); err != nil {
-		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
-	}
+func (d *Daemon) mountRootfs(ctx context.Context, c *store.Container) error {
 	// A rootfs left mounted by a crash is unmounted first: mounting twice
 	// would stack overlays.
-	d.mounter.Unmount(d.rootfsDir(c.ID))
-	return d.mounter.Mount(mounts, d.rootfsDir(c.ID))
+	d.images.UnmountRootfs(d.rootfsDir(c.ID))
+	if err := d.images.MountRootfs(ctx, c.ID, d.rootfsDir(c.ID)); err != nil {
+		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
+	}
+	return nil
 }
 
 func (d *Daemon) generate(ctx context.Context, c *store.Container) (*specT, error) {

@@ -21,7 +21,6 @@ import (
 	"github.com/estiba/estiba/engine/specgen"
 	"github.com/estiba/estiba/engine/store"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Images is what the engine needs from the image layer: Docker's image
@@ -31,9 +30,13 @@ type Images interface {
 	// Resolve returns the image's id and its config defaults.
 	Resolve(ctx context.Context, ref string) (id string, cfg imagespec.ImageConfig, err error)
 	// PrepareRootfs makes a writable snapshot of the image for the
-	// container key and returns the mounts that assemble it (applied in
-	// order onto the target, like containerd's snapshotter Prepare).
-	PrepareRootfs(ctx context.Context, imageID, key string) ([]specs.Mount, error)
+	// container key.
+	PrepareRootfs(ctx context.Context, imageID, key string) error
+	// MountRootfs mounts the container's snapshot on target (at every
+	// start: the rootfs is mounted only while the container runs).
+	MountRootfs(ctx context.Context, key, target string) error
+	// UnmountRootfs undoes MountRootfs; nothing mounted is fine.
+	UnmountRootfs(target string) error
 	// RemoveRootfs drops the snapshot.
 	RemoveRootfs(ctx context.Context, key string) error
 }
@@ -68,7 +71,6 @@ type Daemon struct {
 	mon      *monitor.Client
 	images   Images
 	networks Networks // nil: networking not wired
-	mounter  Mounter
 	log      *slog.Logger
 	events   *eventBus
 
@@ -77,21 +79,25 @@ type Daemon struct {
 	execs    map[string]*execRecord
 	timers   map[string]*time.Timer // pending restarts
 	starting map[string]bool        // containers with a start in flight
+	// early holds exits that arrived while their start was in flight (a
+	// container that dies at once): start applies them once it has
+	// recorded the run.
+	early map[string]monitor.Status
 	health   map[string]context.CancelFunc
 	cancel   context.CancelFunc
 }
 
-// Mounter assembles and tears down a rootfs; the real one calls mount(2).
-type Mounter interface {
-	Mount(mounts []specs.Mount, target string) error
-	Unmount(target string) error
-}
-
 // New opens the daemon's state, connects to the monitor (starting it with
 // startMonitor if it is not running) and repairs what a crash left.
-func New(ctx context.Context, cfg Config, images Images, networks Networks, mounter Mounter, startMonitor func() error, log *slog.Logger) (*Daemon, error) {
+func New(ctx context.Context, cfg Config, images Images, networks Networks, startMonitor func() error, log *slog.Logger) (*Daemon, error) {
+	// 0711 down to each container's rootfs mount point: a container's
+	// init runs as the container's root (its own host id with a user
+	// namespace) and must traverse to its rootfs, but list nothing.
 	for _, dir := range []string{cfg.Root, filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "volumes")} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("data root: %w", err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("data root: %w", err)
 		}
 	}
@@ -100,8 +106,8 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, moun
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, store: st, mon: &monitor.Client{Socket: cfg.MonitorSocket}, images: images, networks: networks,
-		mounter: mounter, log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
-		timers: map[string]*time.Timer{}, starting: map[string]bool{}, health: map[string]context.CancelFunc{}}
+		log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
+		timers: map[string]*time.Timer{}, starting: map[string]bool{}, early: map[string]monitor.Status{}, health: map[string]context.CancelFunc{}}
 	if err := d.connectMonitor(ctx, startMonitor); err != nil {
 		st.Close()
 		return nil, err

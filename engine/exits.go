@@ -101,6 +101,14 @@ func (d *Daemon) exitLoop(ctx context.Context, exits <-chan monitor.Status) {
 // applyExit records an exit once (it is idempotent: a repeated report
 // for a pid already recorded is only forgotten again).
 func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
+	d.mu.Lock()
+	if d.starting[st.ID] {
+		// The run is not recorded yet: start applies this when it is.
+		d.early[st.ID] = st
+		d.mu.Unlock()
+		return
+	}
+	d.mu.Unlock()
 	var applied bool
 	var decision bool
 	var delay time.Duration
@@ -126,7 +134,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		return
 	}
 	d.stopHealth(c.ID)
-	d.mounter.Unmount(d.rootfsDir(c.ID))
+	d.images.UnmountRootfs(d.rootfsDir(c.ID))
 	if d.networks != nil {
 		d.networks.Teardown(ctx, c.ID)
 	}

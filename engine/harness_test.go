@@ -18,7 +18,6 @@ import (
 	"github.com/estiba/estiba/engine/internal/fakeruntime"
 	"github.com/estiba/estiba/engine/monitor"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // fakeImages knows one image, "fake", whose rootfs is the host's (the
@@ -32,9 +31,9 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, imagespec.Imag
 	return "sha256:fake", imagespec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"FROM_IMAGE=1"}}, nil
 }
 
-func (fakeImages) PrepareRootfs(context.Context, string, string) ([]specs.Mount, error) {
-	return nil, nil
-}
+func (fakeImages) PrepareRootfs(context.Context, string, string) error { return nil }
+func (fakeImages) MountRootfs(context.Context, string, string) error   { return nil }
+func (fakeImages) UnmountRootfs(string) error                          { return nil }
 
 func (fakeImages) List(context.Context) ([]types.ImageSummary, error) {
 	return []types.ImageSummary{{ID: "sha256:fake", RepoTags: []string{"fake:latest"}}}, nil
@@ -48,11 +47,6 @@ type notFound struct{ ref string }
 
 func (e *notFound) Error() string { return "no such image: " + e.ref }
 func (e *notFound) Unwrap() error { return errdefs.ErrNotFound }
-
-type noMounts struct{}
-
-func (noMounts) Mount([]specs.Mount, string) error { return nil }
-func (noMounts) Unmount(string) error              { return nil }
 
 // env is one daemon + monitor, in-process, on temp sockets.
 type env struct {
@@ -93,7 +87,7 @@ func startEnv(t *testing.T) *env {
 	o := engine.Options{
 		Config: engine.Config{Root: filepath.Join(dir, "data"), MonitorSocket: msock, PidsLimit: 100,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1 << 30, LogMaxFiles: 1, Version: "test"},
-		Socket: e.socket, Images: fakeImages{}, Mounter: noMounts{}, Log: log,
+		Socket: e.socket, Images: fakeImages{}, Log: log,
 	}
 	go func() { e.done <- engine.Serve(ctx, o) }()
 	waitSocket(t, e.socket)

@@ -19,14 +19,13 @@ type Options struct {
 	Socket       string // the API's unix socket path
 	Images       Images
 	Networks     Networks // nil: not wired
-	Mounter      Mounter
 	StartMonitor func() error
 	Log          *slog.Logger
 }
 
 // Serve runs the daemon and its API until ctx ends.
 func Serve(ctx context.Context, o Options) error {
-	d, err := New(ctx, o.Config, o.Images, o.Networks, o.Mounter, o.StartMonitor, o.Log)
+	d, err := New(ctx, o.Config, o.Images, o.Networks, o.StartMonitor, o.Log)
 	if err != nil {
 		return err
 	}

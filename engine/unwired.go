@@ -7,7 +7,6 @@ import (
 
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // NoImages stands in until the image layer is wired: every call fails with
@@ -47,9 +46,13 @@ func (NoImages) Resolve(_ context.Context, ref string) (string, imageConfig, err
 }
 
 // PrepareRootfs fails.
-func (NoImages) PrepareRootfs(context.Context, string, string) ([]specs.Mount, error) {
-	return nil, errNoImages
-}
+func (NoImages) PrepareRootfs(context.Context, string, string) error { return errNoImages }
+
+// MountRootfs fails.
+func (NoImages) MountRootfs(context.Context, string, string) error { return errNoImages }
+
+// UnmountRootfs has nothing to unmount.
+func (NoImages) UnmountRootfs(string) error { return nil }
 
 // RemoveRootfs has nothing to remove.
 func (NoImages) RemoveRootfs(context.Context, string) error { return nil }

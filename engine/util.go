@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 
 type (
 	specT       = specs.Spec
-	specMount   = specs.Mount
 	imageConfig = imagespec.ImageConfig
 )
 
@@ -67,54 +65,6 @@ func randomName(id string) string {
 	a, _ := strconv.ParseUint(id[:4], 16, 32)
 	n, _ := strconv.ParseUint(id[4:8], 16, 32)
 	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
-}
-
-// SysMounter mounts with mount(2).
-type SysMounter struct{}
-
-// Mount applies mounts in order onto target ("bind" and any filesystem
-// type; options are flags or data as mount(8) reads them).
-func (SysMounter) Mount(mounts []specs.Mount, target string) error {
-	for _, m := range mounts {
-		flags, data := mountFlags(m.Options)
-		typ := m.Type
-		if typ == "bind" {
-			typ, flags = "", flags|unix.MS_BIND
-		}
-		if err := unix.Mount(m.Source, target, typ, flags, data); err != nil {
-			return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, m.Type, target, err)
-		}
-	}
-	return nil
-}
-
-// Unmount detaches every mount stacked on target; nothing mounted is fine.
-func (SysMounter) Unmount(target string) error {
-	for i := 0; i < 16; i++ {
-		err := unix.Unmount(target, unix.MNT_DETACH)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("unmount %s: %w", target, err)
-		}
-	}
-	return nil
-}
-
-func mountFlags(opts []string) (uintptr, string) {
-	var flags uintptr
-	var data []string
-	table := map[string]uintptr{"ro": unix.MS_RDONLY, "nosuid": unix.MS_NOSUID, "nodev": unix.MS_NODEV, "noexec": unix.MS_NOEXEC,
-		"rbind": unix.MS_BIND | unix.MS_REC, "bind": unix.MS_BIND, "relatime": unix.MS_RELATIME, "noatime": unix.MS_NOATIME}
-	for _, o := range opts {
-		if f, ok := table[o]; ok {
-			flags |= f
-		} else if o != "rw" && o != "defaults" {
-			data = append(data, o)
-		}
-	}
-	return flags, strings.Join(data, ",")
 }
 
 func fileExists(p string) bool {

@@ -15,8 +15,11 @@ import (
 
 	"github.com/estiba/estiba/cli"
 	"github.com/estiba/estiba/engine"
+	"github.com/estiba/estiba/engine/imagesvc"
 	"github.com/estiba/estiba/engine/monitor"
 	"github.com/estiba/estiba/engine/ocirt"
+	"github.com/estiba/estiba/image/registry"
+	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/spf13/pflag"
 )
@@ -44,6 +47,9 @@ func daemonMain(args []string) int {
 	}
 	var cfg daemonConfig
 	if b, err := os.ReadFile(*configFile); err == nil {
+		if len(strings.TrimSpace(string(b))) == 0 {
+			b = []byte("{}")
+		}
 		if err := json.Unmarshal(b, &cfg); err != nil {
 			fmt.Fprintf(os.Stderr, "estiba daemon: %s: %v\n", *configFile, err)
 			return 1
@@ -85,9 +91,7 @@ func daemonMain(args []string) int {
 		Config: engine.Config{Root: *dataRoot, MonitorSocket: filepath.Join(*execRoot, "monitor.sock"), PidsLimit: *pids,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version},
 		Socket:   socket,
-		Images:   engine.NoImages{},
 		Networks: nil, // the network layer is not wired yet: -p and --network bridge fail with 501
-		Mounter:  engine.SysMounter{},
 		Log:      log,
 	}
 	if v, ok := cfg.LogOpts["max-size"]; ok {
@@ -97,6 +101,17 @@ func daemonMain(args []string) int {
 		fmt.Sscanf(v, "%d", &o.LogMaxFiles)
 	}
 	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel) }
+	if err := os.MkdirAll(*dataRoot, 0o711); err != nil {
+		log.Error("daemon", "err", err)
+		return 1
+	}
+	images, err := openImages(filepath.Join(*dataRoot, "images"))
+	if err != nil {
+		log.Error("daemon", "err", err)
+		return 1
+	}
+	defer images.S.Close()
+	o.Images = images
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := engine.Serve(ctx, o); err != nil {
@@ -104,6 +119,22 @@ func daemonMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// openImages opens the image store with a registry client that uses the
+// docker CLI's credentials (~/.docker/config.json) when there are some.
+func openImages(root string) (*imagesvc.Images, error) {
+	ropts := registry.Options{UserAgent: "estiba/" + version}
+	if path, err := registry.DockerConfigPath(); err == nil {
+		if dc, err := registry.LoadDockerConfig(path); err == nil {
+			ropts.Credentials = dc
+		}
+	}
+	s, err := service.Open(root, service.Options{Registry: imagesvc.Registry{C: registry.New(ropts)}})
+	if err != nil {
+		return nil, fmt.Errorf("image store %s: %w", root, err)
+	}
+	return &imagesvc.Images{S: s}, nil
 }
 
 func logger(level string) (*slog.Logger, error) {
@@ -149,6 +180,14 @@ func monitorMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "estiba monitor:", err)
 		return 2
 	}
+	// The pid file lets scripts and tests stop the monitor (SIGTERM: it
+	// exits once no container runs).
+	pidFile := filepath.Join(*execRoot, "monitor.pid")
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		log.Error("monitor", "err", err)
+		return 1
+	}
+	defer os.Remove(pidFile)
 	if err := monitor.BecomeSubreaper(); err != nil {
 		log.Error("monitor", "err", err)
 		return 1

@@ -74,3 +74,61 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadLegacySymlinkedLayers: old docker save links a repeated layer's
+// layer.tar to the first copy; both images load from the one entry.
+func TestLoadLegacySymlinkedLayers(t *testing.T) {
+	layer := tarOf(t, map[string][]byte{"hello": []byte("hi")}, "hello")
+	diff := digest.FromBytes(layer)
+	cfg1, _ := json.Marshal(ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diff}}, Author: "one"})
+	cfg2, _ := json.Marshal(ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{diff}}, Author: "two"})
+	man, _ := json.Marshal([]dockerManifest{
+		{Config: "c1.json", RepoTags: []string{"a:1"}, Layers: []string{"l1/layer.tar"}},
+		{Config: "c2.json", RepoTags: []string{"a:2"}, Layers: []string{"l2/layer.tar"}},
+	})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "l1/layer.tar", Mode: 0o644, Size: int64(len(layer)), Typeflag: tar.TypeReg})
+	tw.Write(layer)
+	tw.WriteHeader(&tar.Header{Name: "l2/layer.tar", Typeflag: tar.TypeSymlink, Linkname: "../l1/layer.tar"})
+	for name, b := range map[string][]byte{"c1.json": cfg1, "c2.json": cfg2, "manifest.json": man, "repositories": []byte(`{"a":{"1":"x"}}`)} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg})
+		tw.Write(b)
+	}
+	tw.Close()
+	cs, sn := stores(t, t.TempDir())
+	defer sn.Close()
+	imgs, err := Load(context.Background(), &buf, cs, sn, unpack.Options{})
+	if err != nil || len(imgs) != 2 || imgs[0].Config.Author != "one" || imgs[1].Config.Author != "two" {
+		t.Fatalf("%+v %v", imgs, err)
+	}
+	if !sn.Exists(context.Background(), diff.String()) {
+		t.Fatal("layer snapshot missing")
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	layer := tarOf(t, map[string][]byte{"hello": []byte("hi")}, "hello")
+	cfg, _ := json.Marshal(ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromString("other")}}})
+	man, _ := json.Marshal([]dockerManifest{{Config: "c.json", Layers: []string{"l/layer.tar"}}})
+	missing, _ := json.Marshal([]dockerManifest{{Config: "c.json", Layers: []string{"nope/layer.tar"}}})
+	tests := map[string][]byte{
+		"diffID mismatch": tarOf(t, map[string][]byte{"l/layer.tar": layer, "c.json": cfg, "manifest.json": man}, "l/layer.tar", "c.json", "manifest.json"),
+		"missing layer":   tarOf(t, map[string][]byte{"c.json": cfg, "manifest.json": missing}, "c.json", "manifest.json"),
+		"no manifest":     tarOf(t, map[string][]byte{"l/layer.tar": layer}, "l/layer.tar"),
+		"not a tar":       []byte("hello world"),
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			cs, sn := stores(t, root)
+			defer sn.Close()
+			if _, err := Load(context.Background(), bytes.NewReader(data), cs, sn, unpack.Options{}); err == nil {
+				t.Fatal("accepted")
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "snapshots")); len(ents) != 0 {
+				t.Fatalf("left %d snapshot dirs", len(ents))
+			}
+		})
+	}
+}

@@ -170,7 +170,7 @@ func (l *loader) layer(ctx context.Context, name string, size int64, r io.Reader
 	want := ocispec.Descriptor{Digest: expectedDigest(name), Size: size}
 	ref := want.Digest.String()
 	if ref == "" {
-		ref = "load-" + randHex()
+		ref = content.TemporaryRefPrefix + "load-" + randHex()
 	}
 	staging, err := l.layers.StagingDir()
 	if err != nil {

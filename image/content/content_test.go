@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -148,5 +149,45 @@ func TestFetchOnce(t *testing.T) {
 	}
 	if _, err := s.Info(ctx, desc.Digest); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestIngestLockedAcrossWriters(t *testing.T) {
+	ctx := context.Background()
+	s, _ := Open(t.TempDir(), Options{})
+	data := []byte("locked blob")
+	desc := descOf(data)
+	a, err := s.Writer(ctx, "ref", desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock is per open file: a second writer waits even in-process, as a
+	// second process would.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Writer(short, "ref", desc); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second writer: %v", err)
+	}
+	a.Write(data)
+	if _, err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Writer(ctx, "ref", desc); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("after commit: %v", err)
+	}
+}
+
+func TestTemporaryIngestCleaned(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, _ := Open(root, Options{})
+	for _, ref := range []string{TemporaryRefPrefix + "x", "resumable"} {
+		w, _ := s.Writer(ctx, ref, ocispec.Descriptor{})
+		w.Write([]byte("partial"))
+		w.Close()
+	}
+	Open(root, Options{})
+	if ents, _ := os.ReadDir(filepath.Join(root, "ingest")); len(ents) != 1 {
+		t.Fatalf("ingests after open: %d, want the resumable one", len(ents))
 	}
 }

@@ -11,12 +11,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
+
+// TemporaryRefPrefix marks refs no later writer will ask for again (their
+// digest was unknown): Open drops their partial ingests at once.
+const TemporaryRefPrefix = "tmp-"
 
 // LocalStore is a Store on a local filesystem.
 type LocalStore struct {
@@ -71,8 +76,9 @@ func (s *LocalStore) cleanIngests(maxAge time.Duration) error {
 	for _, e := range ents {
 		p := filepath.Join(dir, e.Name())
 		fi, err := os.Stat(filepath.Join(p, "data"))
-		if err == nil && time.Since(fi.ModTime()) < maxAge {
-			continue // young: kept for a resume
+		_, terr := os.Stat(filepath.Join(p, "temporary"))
+		if err == nil && time.Since(fi.ModTime()) < maxAge && terr != nil {
+			continue // young and resumable: kept for a resume
 		}
 		lk, err := tryLock(filepath.Join(p, "lock"))
 		if err != nil {
@@ -233,6 +239,9 @@ func (s *LocalStore) Writer(ctx context.Context, ref string, desc ocispec.Descri
 			lk.Close()
 			return nil, fmt.Errorf("blob %s: %w", desc.Digest, ErrAlreadyExists)
 		}
+	}
+	if strings.HasPrefix(ref, TemporaryRefPrefix) {
+		os.WriteFile(filepath.Join(dir, "temporary"), nil, 0o600)
 	}
 	w, err := s.openIngest(dir, desc)
 	if err != nil {

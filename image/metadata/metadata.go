@@ -54,6 +54,9 @@ var (
 func Open(root string) (*Store, error) {
 	db, err := bolt.Open(filepath.Join(root, "images.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("image db: locked by another process (one engine per data root): %w", err)
+		}
 		return nil, fmt.Errorf("image db: %w", err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {

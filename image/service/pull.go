@@ -35,7 +35,8 @@ const (
 // records it under its normalized name. Layers download concurrently; each
 // is unpacked into its own staging directory as soon as its blob is
 // verified, overlapping the downloads of the others; the snapshots are then
-// committed bottom up. progress may be nil; it is called from one goroutine
+// committed bottom up. A layer downloaded from its first byte is unpacked
+// while it streams in. progress may be nil; it is called from one goroutine
 // at a time. A pull killed at any point leaves no listed image, and the next
 // pull resumes partial downloads.
 func (s *Service) Pull(ctx context.Context, ref string, platform ocispec.Platform, progress func(Progress)) (digest.Digest, error) {
@@ -233,40 +234,62 @@ func (p *puller) layer(ctx context.Context, desc ocispec.Descriptor, diffID dige
 		return err
 	}
 	var done int64
-	err := p.s.fetcher.Fetch(ctx, desc, p.open(desc), func(n int64) {
+	// Fresh downloads unpack as they stream in; the blob's digest is checked
+	// at commit, so the unpacked files count only if the fetch succeeds.
+	streamed, err := p.s.fetcher.FetchStream(ctx, desc, p.open(desc), func(n int64) {
 		done += n
 		p.report(Progress{Layer: desc.Digest, Status: "downloading", Current: done, Total: desc.Size})
+	}, func(r io.Reader) error {
+		return p.unpack(ctx, r, out)
 	})
 	<-downloads
 	if err != nil {
 		return err
 	}
 	p.report(Progress{Layer: desc.Digest, Status: "downloaded", Current: desc.Size, Total: desc.Size})
-	if p.s.snaps.Exists(ctx, chain) {
-		out.ready = true
-		return nil
+	if !streamed {
+		if p.s.snaps.Exists(ctx, chain) {
+			out.ready = true
+			return nil
+		}
+		if err := p.unpackBlob(ctx, desc, out, unpacks); err != nil {
+			return err
+		}
 	}
-	if err := acquire(ctx, unpacks); err != nil {
-		return err
+	if out.res.DiffID != diffID {
+		return fmt.Errorf("layer %s: diffID %s, config says %s", desc.Digest, out.res.DiffID, diffID)
 	}
-	defer func() { <-unpacks }()
-	p.report(Progress{Layer: desc.Digest, Status: "extracting", Current: desc.Size, Total: desc.Size})
+	return nil
+}
+
+// unpack applies a layer stream into a new staging directory.
+func (p *puller) unpack(ctx context.Context, r io.Reader, out *pulledLayer) error {
 	staging, err := p.s.snaps.StagingDir()
 	if err != nil {
 		return err
 	}
 	out.staging = staging
+	out.res, err = unpack.Apply(ctx, r, staging, p.s.opts.Unpack)
+	if err == nil {
+		_, err = io.Copy(io.Discard, r) // bytes after the compressed stream
+	}
+	return err
+}
+
+// unpackBlob unpacks a layer already in the content store.
+func (p *puller) unpackBlob(ctx context.Context, desc ocispec.Descriptor, out *pulledLayer, unpacks chan struct{}) error {
+	if err := acquire(ctx, unpacks); err != nil {
+		return err
+	}
+	defer func() { <-unpacks }()
+	p.report(Progress{Layer: desc.Digest, Status: "extracting", Current: desc.Size, Total: desc.Size})
 	ra, err := p.s.content.ReaderAt(ctx, desc)
 	if err != nil {
 		return err
 	}
 	defer ra.Close()
-	out.res, err = unpack.Apply(ctx, io.NewSectionReader(ra, 0, ra.Size()), staging, p.s.opts.Unpack)
-	if err != nil {
+	if err := p.unpack(ctx, io.NewSectionReader(ra, 0, ra.Size()), out); err != nil {
 		return fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	if out.res.DiffID != diffID {
-		return fmt.Errorf("layer %s: diffID %s, config says %s", desc.Digest, out.res.DiffID, diffID)
 	}
 	return nil
 }

@@ -261,3 +261,32 @@ func waitForPartialIngest(t *testing.T, root string, d digest.Digest, size int64
 	}
 	return 0
 }
+
+// TestPullTamperedLayer: a layer whose bytes do not match its digest fails
+// the pull, even though it was unpacked while streaming, and leaves nothing.
+func TestPullTamperedLayer(t *testing.T) {
+	testutil.RequiresRoot(t)
+	ctx := context.Background()
+	ti := bigImage(t)
+	reg := newFakeRegistry(t, ti)
+	var m ocispec.Manifest
+	json.Unmarshal(reg.blobs[reg.manifest.Digest], &m)
+	evil := gz(layer(t, entry{name: "evil", body: string(make([]byte, 100))}))
+	reg.blobs[m.Layers[2].Digest] = evil
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	root := t.TempDir()
+	s := open(t, root, Options{Registry: httpRegistry{srv.URL}})
+	if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, nil); err == nil {
+		t.Fatal("tampered layer accepted")
+	}
+	if l, _ := s.List(ctx); len(l) != 0 {
+		t.Fatalf("listed: %v", l)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "snapshots")); len(ents) > 2 {
+		t.Fatalf("%d snapshot dirs left; staging leaked?", len(ents))
+	}
+	if _, err := s.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

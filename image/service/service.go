@@ -7,6 +7,20 @@
 //	content/     blobs (image/content)
 //	snapshots/   layer snapshots (image/snapshot)
 //	images.db    names and images (image/metadata)
+//
+// The engine, to run a container from an image:
+//
+//	svc, _ := service.Open(dataRoot+"/image", service.Options{Registry: c, Pusher: c})
+//	rf, def, err := svc.MountRootfs(ctx, "alpine", containerID, bundle+"/rootfs", false)
+//	// def.Env, def.Entrypoint/Cmd, def.WorkingDir, def.User{UID,GID,AdditionalGids},
+//	// def.ExposedPorts, def.Volumes, def.Labels, def.StopSignal; rf.ImageID
+//	…
+//	svc.UnmountRootfs(ctx, containerID, bundle+"/rootfs")
+//
+// or, to mount elsewhere (another mount namespace): PrepareRootfs returns
+// the mounts (snapshot.MountAll applies them) and Defaults computes the
+// defaults from the mounted rootfs; RootfsMounts gives them again after a
+// restart; RemoveRootfs deletes the container's writable layer.
 package service
 
 import (
@@ -510,4 +524,33 @@ func (s *Service) RemoveRootfs(ctx context.Context, key string) error {
 // mounted rootfs (for /etc/passwd and /etc/group).
 func Defaults(cfg ocispec.Image, mountedRootfs string) (defaults.Defaults, error) {
 	return defaults.FromImage(cfg.Config, mountedRootfs)
+}
+
+// MountRootfs is PrepareRootfs, then mounting on target and computing the
+// defaults, undone on error: the one call an engine needs before creating
+// the container's runtime spec. UnmountRootfs undoes it.
+func (s *Service) MountRootfs(ctx context.Context, image, key, target string, readOnly bool) (Rootfs, defaults.Defaults, error) {
+	rf, err := s.PrepareRootfs(ctx, image, key, readOnly)
+	if err != nil {
+		return Rootfs{}, defaults.Defaults{}, err
+	}
+	if err := snapshot.MountAll(rf.Mounts, target); err != nil {
+		s.RemoveRootfs(ctx, key)
+		return Rootfs{}, defaults.Defaults{}, err
+	}
+	d, err := Defaults(rf.Config, target)
+	if err != nil {
+		snapshot.Unmount(target)
+		s.RemoveRootfs(ctx, key)
+		return Rootfs{}, defaults.Defaults{}, err
+	}
+	return rf, d, nil
+}
+
+// UnmountRootfs unmounts target and deletes the container's snapshot.
+func (s *Service) UnmountRootfs(ctx context.Context, key, target string) error {
+	if err := snapshot.Unmount(target); err != nil {
+		return err
+	}
+	return s.RemoveRootfs(ctx, key)
 }

@@ -143,6 +143,17 @@ func TestRootfsAndDefaults(t *testing.T) {
 	if err := s.RemoveRootfs(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
+	// The one-call form.
+	_, d, err = s.MountRootfs(ctx, "app:1", "c2", target, true)
+	if err != nil || d.Cmd[0] != "sh" {
+		t.Fatalf("MountRootfs: %+v %v", d, err)
+	}
+	if err := os.WriteFile(filepath.Join(target, "x"), nil, 0o644); err == nil {
+		t.Fatal("read-only rootfs is writable")
+	}
+	if err := s.UnmountRootfs(ctx, "c2", target); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Remove(ctx, "app:1", false); err != nil {
 		t.Fatal(err)
 	}

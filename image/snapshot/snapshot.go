@@ -90,6 +90,10 @@ var (
 // Open opens the snapshotter at root, creating it, and removes directories
 // left by crashes that no record refers to.
 func Open(root string) (*Snapshotter, error) {
+	// Overlay options are comma separated and lowerdir colon separated.
+	if strings.ContainsAny(root, ",:") {
+		return nil, fmt.Errorf("snapshotter root %q: ',' and ':' cannot appear in overlay mount options", root)
+	}
 	for _, d := range []string{"snapshots", "l"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("snapshotter %s: %w", root, err)
@@ -97,6 +101,9 @@ func Open(root string) (*Snapshotter, error) {
 	}
 	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
 	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("snapshotter db: locked by another process (one engine per data root): %w", err)
+		}
 		return nil, fmt.Errorf("snapshotter db: %w", err)
 	}
 	s := &Snapshotter{root: root, db: db}

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,14 @@ import (
 // Mounts returns the mount points currently visible in this mount namespace.
 func Mounts(t testing.TB) map[string]bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	// Tests unshare mount namespaces on locked threads. When such a thread
+	// is the main thread, Go parks it instead of killing it, and
+	// /proc/self (the thread group leader) then shows the test's private
+	// namespace. Read this thread's view: a thread running test code is
+	// never one of those.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {
 		t.Fatalf("read mountinfo: %v", err)
 	}

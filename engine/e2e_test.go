@@ -1,0 +1,189 @@
+package engine_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// e2e drives the real estiba binary (daemon, monitor, in-process OCI
+// runtime, image layer) and the stock docker CLI on a temp socket and data
+// root.
+type e2e struct {
+	t    *testing.T
+	bin  string
+	work string
+	host string
+}
+
+func buildEstiba(t *testing.T, dir string) string {
+	t.Helper()
+	root, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Skipf("go toolchain needed to build estiba: %v", err)
+	}
+	bin := filepath.Join(dir, "estiba")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/estiba")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build estiba: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// busyboxTar writes a rootfs tarball made of Debian's busybox-static.
+func busyboxTar(t *testing.T, dir string) string {
+	t.Helper()
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "etc", "tmp", "root"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(rootfs, "bin/busybox"), b, 0o755)
+	for _, a := range []string{"sh", "echo", "cat", "sleep", "id", "hostname", "ps", "true", "grep", "touch"} {
+		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
+	}
+	os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, "etc/group"), []byte("root:x:0:\n"), 0o644)
+	tarball := filepath.Join(dir, "rootfs.tar")
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	return tarball
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	testutil.RequiresCommand(t, "go", "tar", "busybox")
+	work := shortTempDir(t)
+	// Only mounts under our work dir: other suites share this host.
+	t.Cleanup(func() {
+		for m := range testutil.Mounts(t) {
+			if strings.HasPrefix(m, work) {
+				t.Errorf("mount leaked: %s", m)
+			}
+		}
+	})
+	// Containers run as host ids of their own: they must traverse here.
+	os.Chmod(work, 0o711)
+	e := &e2e{t: t, bin: buildEstiba(t, work), work: work, host: "unix://" + filepath.Join(work, "sock")}
+	run := filepath.Join(work, "run")
+	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(work, "data"), "--exec-root", run, "--config-file", "/dev/null")
+	logf, _ := os.Create(filepath.Join(work, "daemon.log"))
+	d.Stderr = logf
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		out, _, _ := e.estiba("ps", "-aq")
+		for _, id := range strings.Fields(out) {
+			e.estiba("rm", "-f", id)
+		}
+		d.Process.Signal(syscall.SIGTERM)
+		d.Wait()
+		if b, err := os.ReadFile(filepath.Join(run, "monitor.pid")); err == nil {
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			syscall.Kill(pid, syscall.SIGTERM)
+			for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		// The runtime's read-only bind mount of its binary.
+		unix.Unmount(filepath.Join(run, "exe", "estiba-runtime"), unix.MNT_DETACH)
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(work, "daemon.log"))
+			t.Logf("daemon log:\n%s", b)
+		}
+	})
+	waitSocket(t, filepath.Join(work, "sock"))
+	return e
+}
+
+func (e *e2e) cmd(name string, args ...string) (string, string, int) {
+	cmd := exec.Command(name, args...)
+	cmd.Env = []string{"ESTIBA_HOST=" + e.host, "DOCKER_HOST=" + e.host, "HOME=" + e.work, "PATH=" + os.Getenv("PATH")}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func (e *e2e) estiba(args ...string) (string, string, int) { return e.cmd(e.bin, args...) }
+
+type step struct {
+	tool string // "estiba" or "docker"
+	args []string
+	want string // substring of stdout+stderr
+	code int
+}
+
+func (e *e2e) steps(steps []step) {
+	e.t.Helper()
+	for _, s := range steps {
+		bin := e.bin
+		if s.tool == "docker" {
+			bin = "docker"
+		}
+		out, errs, code := e.cmd(bin, s.args...)
+		if code != s.code || !strings.Contains(out+errs, s.want) {
+			e.t.Errorf("%s %s: exit %d (want %d), output %q (want %q)", s.tool, strings.Join(s.args, " "), code, s.code, out+errs, s.want)
+		}
+	}
+}
+
+func TestE2EBusybox(t *testing.T) {
+	e := startE2E(t)
+	tarball := busyboxTar(t, e.work)
+	e.steps([]step{
+		{"estiba", []string{"import", tarball, "e2e/bb"}, "sha256:", 0},
+		{"estiba", []string{"images"}, "e2e/bb", 0},
+		{"estiba", []string{"run", "--rm", "e2e/bb", "echo", "hello"}, "hello", 0},
+		{"estiba", []string{"run", "--rm", "e2e/bb", "sh", "-c", "exit 3"}, "", 3},
+		// Secure defaults, seen from inside.
+		{"estiba", []string{"run", "--rm", "e2e/bb", "grep", "-E", "NoNewPrivs|Seccomp:", "/proc/self/status"}, "NoNewPrivs:\t1", 0},
+		{"estiba", []string{"run", "--rm", "e2e/bb", "cat", "/proc/self/uid_map"}, "65536", 0},
+		{"estiba", []string{"run", "--rm", "--init", "e2e/bb", "ps"}, "estiba-init", 0},
+		{"estiba", []string{"run", "--rm", "--read-only", "--userns", "host", "e2e/bb", "touch", "/x"}, "Read-only file system", 1},
+		{"estiba", []string{"run", "--rm", "-p", "80:80", "e2e/bb", "true"}, "network layer", 125},
+	})
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker CLI not installed")
+	}
+	e.steps([]step{
+		{"docker", []string{"run", "--rm", "e2e/bb", "echo", "via docker"}, "via docker", 0},
+		{"docker", []string{"run", "-d", "--name", "s1", "--userns", "host", "e2e/bb", "sh", "-c", "echo up; exec sleep 60"}, "", 0},
+		{"docker", []string{"ps"}, "s1", 0},
+		{"docker", []string{"exec", "s1", "echo", "exec-ok"}, "exec-ok", 0},
+		{"docker", []string{"top", "s1"}, "sleep 60", 0},
+		{"docker", []string{"pause", "s1"}, "s1", 0},
+		{"docker", []string{"unpause", "s1"}, "s1", 0},
+		{"docker", []string{"stop", "-t", "1", "s1"}, "s1", 0},
+		{"docker", []string{"logs", "s1"}, "up", 0},
+		{"docker", []string{"inspect", "-f", "{{.State.ExitCode}}", "s1"}, fmt.Sprint(137), 0},
+		{"docker", []string{"rm", "s1"}, "s1", 0},
+		{"docker", []string{"rmi", "e2e/bb"}, "Deleted", 0},
+	})
+}

@@ -1,0 +1,238 @@
+// Package imagesvc adapts the image layer (image/service) to the engine's
+// Images interface: Docker's image operations with their wire types and
+// progress streams, and the container rootfs snapshots.
+package imagesvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/estiba/estiba/engine"
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/image/archive"
+	"github.com/estiba/estiba/image/reference"
+	"github.com/estiba/estiba/image/registry"
+	"github.com/estiba/estiba/image/service"
+	"github.com/estiba/estiba/image/snapshot"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Images serves the engine from an image service.
+type Images struct {
+	S *service.Service
+}
+
+var _ engine.Images = (*Images)(nil)
+
+// Registry adapts the registry client to the service's string references.
+type Registry struct {
+	C *registry.Client
+}
+
+// Resolve resolves ref to its manifest or index.
+func (r Registry) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	p, err := reference.Parse(ref)
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+	}
+	return r.C.Resolve(ctx, p)
+}
+
+// Fetch reads a blob or manifest.
+func (r Registry) Fetch(ctx context.Context, ref string, desc ocispec.Descriptor, offset int64) (io.ReadCloser, error) {
+	p, err := reference.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+	}
+	return r.C.Fetch(ctx, p, desc, offset)
+}
+
+// classify maps the image layer's errors to the engine's classes.
+func classify(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, service.ErrNotFound):
+		return fmt.Errorf("no such image: %s: %w", what, errdefs.ErrNotFound)
+	case errors.Is(err, service.ErrConflict):
+		return fmt.Errorf("%v: %w", err, errdefs.ErrConflict)
+	}
+	return err
+}
+
+func familiar(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, service.Familiar(n))
+	}
+	return out
+}
+
+// List is docker images.
+func (i *Images) List(ctx context.Context) ([]types.ImageSummary, error) {
+	imgs, err := i.S.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]types.ImageSummary, 0, len(imgs))
+	for _, img := range imgs {
+		created := img.Created.Unix()
+		if img.Config.Created != nil {
+			created = img.Config.Created.Unix()
+		}
+		out = append(out, types.ImageSummary{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: []string{},
+			Created: created, Size: img.Size, SharedSize: -1, Labels: img.Config.Config.Labels, Containers: -1})
+	}
+	return out, nil
+}
+
+// Inspect is docker image inspect.
+func (i *Images) Inspect(ctx context.Context, ref string) (*types.ImageInspect, error) {
+	img, err := i.S.Inspect(ctx, ref)
+	if err != nil {
+		return nil, classify(err, ref)
+	}
+	c := img.Config.Config
+	created := img.Created
+	if img.Config.Created != nil {
+		created = *img.Config.Created
+	}
+	return &types.ImageInspect{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: []string{},
+		Created: created.Format("2006-01-02T15:04:05.999999999Z07:00"), Architecture: img.Config.Architecture, Os: img.Config.OS,
+		Size: img.Size, Config: &types.Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint,
+			WorkingDir: c.WorkingDir, Labels: c.Labels, StopSignal: c.StopSignal}}, nil
+}
+
+func emit(w io.Writer, m types.JSONMessage) {
+	json.NewEncoder(w).Encode(m)
+}
+
+// Pull is docker pull, with Docker's progress lines.
+func (i *Images) Pull(ctx context.Context, ref string, w io.Writer) error {
+	name, err := service.Normalize(ref)
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+	}
+	tag := name[strings.LastIndex(name, ":")+1:]
+	emit(w, types.JSONMessage{Status: "Pulling from " + service.Familiar(strings.TrimSuffix(name, ":"+tag)), ID: tag})
+	id, err := i.S.Pull(ctx, name, ocispec.Platform{}, func(p service.Progress) {
+		short := strings.TrimPrefix(string(p.Layer), "sha256:")
+		if len(short) > 12 {
+			short = short[:12]
+		}
+		m := types.JSONMessage{ID: short, Status: progressStatus(p.Status)}
+		if p.Total > 0 && p.Status == "downloading" {
+			m.Progress = fmt.Sprintf("%d/%d", p.Current, p.Total)
+		}
+		emit(w, m)
+	})
+	if err != nil {
+		return classify(err, ref)
+	}
+	emit(w, types.JSONMessage{Status: "Digest: " + string(id)})
+	emit(w, types.JSONMessage{Status: "Status: Downloaded newer image for " + service.Familiar(name)})
+	return nil
+}
+
+func progressStatus(s string) string {
+	switch s {
+	case "exists":
+		return "Already exists"
+	case "waiting":
+		return "Waiting"
+	case "downloading":
+		return "Downloading"
+	case "downloaded":
+		return "Download complete"
+	case "extracting":
+		return "Extracting"
+	case "done":
+		return "Pull complete"
+	}
+	return s
+}
+
+// Import is docker import.
+func (i *Images) Import(ctx context.Context, r io.Reader, ref string, w io.Writer) error {
+	id, err := i.S.Import(ctx, r, ref, archive.ImportOptions{})
+	if err != nil {
+		return classify(err, ref)
+	}
+	emit(w, types.JSONMessage{Status: string(id)})
+	return nil
+}
+
+// Load is docker load.
+func (i *Images) Load(ctx context.Context, r io.Reader, w io.Writer) error {
+	loaded, err := i.S.Load(ctx, r)
+	if err != nil {
+		return err
+	}
+	for _, l := range loaded {
+		if len(l.Names) == 0 {
+			emit(w, types.JSONMessage{Stream: "Loaded image ID: " + string(l.ID) + "\n"})
+		}
+		for _, n := range l.Names {
+			emit(w, types.JSONMessage{Stream: "Loaded image: " + service.Familiar(n) + "\n"})
+		}
+	}
+	return nil
+}
+
+// Remove is docker rmi.
+func (i *Images) Remove(ctx context.Context, ref string, force bool) ([]types.ImageDeleteItem, error) {
+	rm, err := i.S.Remove(ctx, ref, force)
+	if err != nil {
+		return nil, classify(err, ref)
+	}
+	var out []types.ImageDeleteItem
+	for _, u := range rm.Untagged {
+		out = append(out, types.ImageDeleteItem{Untagged: service.Familiar(u)})
+	}
+	for _, d := range rm.Deleted {
+		out = append(out, types.ImageDeleteItem{Deleted: string(d)})
+	}
+	return out, nil
+}
+
+// Tag is docker tag.
+func (i *Images) Tag(ctx context.Context, source, target string) error {
+	return classify(i.S.Tag(ctx, source, target), source)
+}
+
+// Resolve returns the image's id and config.
+func (i *Images) Resolve(ctx context.Context, ref string) (string, ocispec.ImageConfig, error) {
+	img, err := i.S.Inspect(ctx, ref)
+	if err != nil {
+		return "", ocispec.ImageConfig{}, classify(err, ref)
+	}
+	return string(img.ID), img.Config.Config, nil
+}
+
+// PrepareRootfs makes the container's snapshot.
+func (i *Images) PrepareRootfs(ctx context.Context, imageID, key string) error {
+	_, err := i.S.PrepareRootfs(ctx, imageID, key, false)
+	return classify(err, imageID)
+}
+
+// MountRootfs mounts the container's snapshot on target.
+func (i *Images) MountRootfs(ctx context.Context, key, target string) error {
+	ms, err := i.S.RootfsMounts(ctx, key)
+	if err != nil {
+		return err
+	}
+	return snapshot.MountAll(ms, target)
+}
+
+// UnmountRootfs unmounts target.
+func (i *Images) UnmountRootfs(target string) error { return snapshot.Unmount(target) }
+
+// RemoveRootfs drops the snapshot.
+func (i *Images) RemoveRootfs(ctx context.Context, key string) error {
+	return i.S.RemoveRootfs(ctx, key)
+}

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// ensureMountTargets creates, as host root, the mount points the spec
+// needs inside the container's rootfs (as Docker does). With a user
+// namespace the container's root is an unmapped stranger to the image's
+// root-owned directories and could not create them itself. Every path is
+// resolved inside the rootfs (RESOLVE_IN_ROOT): the image is hostile and
+// its symlinks must not lead us out of it.
+func ensureMountTargets(rootfs string, mounts []specs.Mount) error {
+	root, err := os.Open(rootfs)
+	if err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	defer root.Close()
+	for _, m := range mounts {
+		dest := strings.Trim(filepath.Clean(m.Destination), "/")
+		if dest == "" || dest == "." {
+			continue
+		}
+		isFile := false
+		if m.Type == "bind" {
+			if st, err := os.Stat(m.Source); err == nil && !st.IsDir() {
+				isFile = true
+			}
+		}
+		if err := makeIn(int(root.Fd()), dest, isFile); err != nil {
+			return fmt.Errorf("mount point %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+var inRoot = &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+
+// makeIn creates rel (and its parents) under the root fd unless it exists.
+func makeIn(root int, rel string, isFile bool) error {
+	if fd, err := unix.Openat2(root, rel, inRoot); err == nil {
+		unix.Close(fd)
+		return nil
+	}
+	parts := strings.Split(rel, "/")
+	dir, err := unix.Openat2(root, ".", &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC})
+	if err != nil {
+		return err
+	}
+	defer func() { unix.Close(dir) }()
+	for i, p := range parts {
+		last := i == len(parts)-1
+		if last && isFile {
+			fd, err := unix.Openat(dir, p, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_WRONLY, 0o644)
+			if err != nil && !errors.Is(err, unix.EEXIST) {
+				return err
+			}
+			if err == nil {
+				unix.Close(fd)
+			}
+			return nil
+		}
+		if err := unix.Mkdirat(dir, p, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		// Resolve the component within the root again: it may be a
+		// symlink the image planted.
+		next, err := unix.Openat2(root, strings.Join(parts[:i+1], "/"), &unix.OpenHow{
+			Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+		if err != nil {
+			return err
+		}
+		unix.Close(dir)
+		dir = next
+	}
+	return nil
+}
