@@ -10,6 +10,14 @@
 # crun refuses hybrid cgroup hosts, so every command runs in a private mount
 # namespace where /sys/fs/cgroup/unified is unmounted (the same for
 # all, so the comparison stays fair).
+#
+# Every run gets a fresh container id: hyperfine has no iteration counter,
+# so each command (the floor too, for fairness) runs through the same tiny
+# dash wrapper that bumps a counter file with builtins only (no fork) and
+# execs the command with {N} replaced.
+#
+# PROFILE=1 also prints, for one estiba run, the syscall summary
+# (strace -c -f) and the largest wall-clock gaps of `strace -f -ttt`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-20}
@@ -44,11 +52,20 @@ PY
 # Warm the read-only init binary mount (made once per binary).
 "$EST" --root "$work/est" run warm >/dev/null
 
+# uniq CMD...: run CMD with {N} replaced by a per-run counter.
+cat > "$work/uniq" <<'SH'
+#!/bin/dash
+read n < "${0%/*}/counter"; n=$((n + 1)); echo $n > "${0%/*}/counter"
+cmd=""; for a; do cmd="$cmd ${a%%\{N\}*}"; [ "$a" != "${a%%\{N\}*}" ] && cmd="$cmd$n${a#*\{N\}}"; done
+exec $cmd
+SH
+chmod +x "$work/uniq"; echo 0 > "$work/counter"
+U=$work/uniq
 declare -A cmds=(
-	[estiba]="$EST --root $work/est run e"
-	[runc]="runc --root $work/runc run r"
-	[crun]="crun --root $work/crun run c"
-	[floor]="unshare -fpmuin true"
+	[estiba]="$U $EST --root $work/est run e{N}"
+	[runc]="$U runc --root $work/runc run r{N}"
+	[crun]="$U crun --root $work/crun run c{N}"
+	[floor]="$U unshare -fpmuin true"
 )
 order=(estiba runc crun floor)
 for b in $(seq "$BATCHES"); do
@@ -63,17 +80,38 @@ done
 python3 - "$work" "$BATCHES" "${order[@]}" <<'PY'
 import json, statistics, sys, re
 work, batches, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-med = {}
+med, cpu = {}, {}
 for n in names:
-    times = []
+    times, cpus = [], []
     for b in range(1, batches + 1):
-        times += json.load(open(f"{work}/{n}.{b}.json"))["results"][0]["times"]
+        r = json.load(open(f"{work}/{n}.{b}.json"))["results"][0]
+        times += r["times"]
+        cpus.append(r["user"] + r["system"])
     med[n] = statistics.median(times) * 1000
+    # CPU time (user+sys, mean per run) is less sensitive to a busy host
+    # than wall time.
+    cpu[n] = statistics.median(cpus) * 1000
 rss = {}
 for n in names:
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"{work}/{n}.time").read())
     rss[n] = int(m.group(1)) / 1024 if m else float("nan")
-print(f"{'runtime':10} {'median ms':>10} {'vs estiba':>10} {'vs floor':>9} {'peak RSS MiB':>13}")
+print(f"{'runtime':10} {'median ms':>10} {'vs crun':>9} {'vs floor':>9} {'cpu ms':>8} {'cpu vs crun':>12} {'peak RSS MiB':>13}")
 for n in names:
-    print(f"{n:10} {med[n]:10.2f} {med[n]/med['estiba']:9.2f}x {med[n]/med['floor']:8.2f}x {rss[n]:13.1f}")
+    print(f"{n:10} {med[n]:10.2f} {med[n]/med['crun']:8.2f}x {med[n]/med['floor']:8.2f}x {cpu[n]:8.2f} {cpu[n]/cpu['crun']:11.2f}x {rss[n]:13.1f}")
+PY
+[ "${PROFILE:-}" = 1 ] || exit 0
+command -v strace >/dev/null || { echo "PROFILE=1 needs strace"; exit 1; }
+echo; echo "== estiba run: syscalls by time (strace -c -f)"
+strace -f -c -o "$work/strace.c" $EST --root "$work/est" run prof1 >/dev/null
+sed -n '1,18p' "$work/strace.c"
+echo; echo "== estiba run: largest gaps between syscalls (strace -f -ttt)"
+strace -f -ttt -o "$work/strace.t" $EST --root "$work/est" run prof2 >/dev/null
+python3 - "$work/strace.t" <<'PY'
+import sys
+lines = [l.rstrip() for l in open(sys.argv[1]) if l.split()[1:2] and l.split()[1][0].isdigit()]
+ts = [(float(l.split()[1]), l) for l in lines]
+print(f"total {1000*(ts[-1][0]-ts[0][0]):.1f} ms over {len(ts)} syscalls")
+gaps = sorted(((b[0]-a[0], a[1]) for a, b in zip(ts, ts[1:])), reverse=True)[:12]
+for g, l in gaps:
+    print(f"{1000*g:7.2f} ms after: {l[:150]}")
 PY

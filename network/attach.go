@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Attach connects the namespace at netnsPath to a network: allocates the
@@ -42,13 +43,26 @@ func (m *Manager) plumb(ep *Endpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := setupContainerSide(ep, n); err != nil {
+	ns, h, closeNS, err := openNS(ep.NetnsPath)
+	if err != nil {
 		return err
 	}
-	if err := setupHostSide(m.nl, link, ep); err != nil {
+	defer closeNS()
+	peer, err := setupContainerSide(h, ep, n)
+	if err != nil {
 		return err
 	}
-	m.waitActive(ep.HostVeth)
+	wait, err := watchActive(ns, peer.Attrs().Index)
+	if err != nil {
+		return err
+	}
+	// The host side, up last, is activated synchronously; the container
+	// side asynchronously (see watchActive).
+	err = setupHostSide(m.nl, link, ep)
+	wait()
+	if err != nil {
+		return err
+	}
 	if err := m.fw.setPorts(ep, true); err != nil {
 		return err
 	}
@@ -58,21 +72,46 @@ func (m *Manager) plumb(ep *Endpoint) error {
 	return m.tc.apply(ep.HostVeth, ifbName(ep), ep.Bandwidth)
 }
 
-// waitActive waits (at most 2 s) until the host veth is operationally up,
-// which the kernel marks right before activating its qdisc. Carrier-on is handled asynchronously by the linkwatch
-// worker; until it runs, the device keeps the noop qdisc and drops every
-// packet, so on a loaded host the container's first packets (a DNS query,
-// a TCP SYN) would vanish. Both ends of a veth get their carrier together
-// and linkwatch activates them in the same run.
-func (m *Manager) waitActive(name string) {
-	deadline := time.Now().Add(2 * time.Second)
-	for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 20*time.Millisecond) {
-		l, err := m.nl.LinkByName(name)
-		if err != nil || l.Attrs().OperState == netlink.OperUp {
-			return
-		}
-		time.Sleep(delay)
+// watchActive subscribes to link events in the container's namespace and
+// returns a function that waits (at most 2 s) until the container side of
+// the veth has been activated. The side brought up first (the container's)
+// gets its carrier only when the host side comes up, and the kernel
+// handles that asynchronously (linkwatch): until then the device's transmit
+// queue holds the noop qdisc, which drops every packet, so on a loaded host
+// a container's first ARP request vanished and its first packet waited for
+// the 1 s ARP retry. Neither the qdisc dump nor a polled operstate shows
+// the moment; the RTM_NEWLINK linkwatch sends right after activating the
+// device, the first to report operstate UP, does.
+func watchActive(ns netns.NsHandle, index int) (wait func(), err error) {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	err = netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{Namespace: &ns})
+	if err != nil {
+		return nil, fmt.Errorf("watch links: %w", err)
 	}
+	return func() {
+		defer func() {
+			close(done)
+			go func() { // the subscriber closes updates once it sees done
+				for range updates {
+				}
+			}()
+		}()
+		timeout := time.After(2 * time.Second)
+		for {
+			select {
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				if int(u.Index) == index && u.Attrs().OperState == netlink.OperUp {
+					return
+				}
+			case <-timeout:
+				return
+			}
+		}
+	}, nil
 }
 
 func ifbName(ep *Endpoint) string {

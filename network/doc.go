@@ -38,4 +38,23 @@
 // The table is rebuilt atomically (one netlink batch) whenever networks change
 // and on Reconcile; attaching and detaching a container only adds or removes
 // its map elements.
+//
+// # Bandwidth
+//
+// See shaper: tbf on the host veth for traffic into a container; ifb +
+// mirred + tbf for traffic out of it (this kernel has no act_police).
+//
+// # Known limits
+//
+//   - A published port shadows a host process listening on the same port
+//     (DNAT happens before the socket lookup); nothing checks for one.
+//   - Ports are published on IPv4 only; an IPv6 host address is refused.
+//   - A container on several networks has one default route, from the
+//     first; detaching that network does not move it.
+//   - Containers cannot ping their gateway: the input chain admits DNS only.
+//   - An IPv6 network sets net.ipv6.conf.all.forwarding=1, after which the
+//     host ignores router advertisements on uplinks whose accept_ra is 1.
+//   - Another table of the host's (a forward policy of drop) can still drop
+//     container traffic; ours only adds restrictions to it.
+//   - FileStore does not fsync; the engine's bbolt store does.
 package network

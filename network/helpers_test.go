@@ -20,8 +20,7 @@ import (
 func newTestManager(t *testing.T) (*Manager, Config) {
 	t.Helper()
 	testutil.RequiresRoot(t)
-	testutil.CheckNoNetLeaks(t)
-	testutil.CheckNoNewMounts(t)
+	testutil.CheckNoNetLeaks(t, "est")
 	cfg := Config{
 		Store:         FileStore{Dir: filepath.Join(t.TempDir(), "state")},
 		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"),
@@ -51,7 +50,9 @@ func writeResolvConf(t *testing.T, content string) string {
 // newNetns makes a pinned namespace removed at cleanup.
 func newNetns(t *testing.T, name string) string {
 	t.Helper()
-	p, err := CreateNetns(t.TempDir(), name)
+	dir := t.TempDir()
+	testutil.CheckNoMountsUnder(t, dir) // runs after RemoveNetns below
+	p, err := CreateNetns(dir, name)
 	if err != nil {
 		t.Fatalf("CreateNetns: %v", err)
 	}

@@ -173,29 +173,25 @@ func setupHostSide(h *netlink.Handle, link netlink.Link, ep *Endpoint) error {
 // also gets the default route (the kernel refuses a second default, and a
 // container has one way out). Detaching the network of the default route
 // does not move it to another network.
-func setupContainerSide(ep *Endpoint, n Network) error {
-	h, closeNS, err := nsHandle(ep.NetnsPath)
-	if err != nil {
-		return err
-	}
-	defer closeNS()
+// h is a handle in the container's namespace; the link is returned.
+func setupContainerSide(h *netlink.Handle, ep *Endpoint, n Network) (netlink.Link, error) {
 	if err := loUp(h); err != nil {
-		return err
+		return nil, err
 	}
 	link, err := h.LinkByName(ep.Interface)
 	if err != nil {
-		return fmt.Errorf("%s in netns: %w", ep.Interface, err)
+		return nil, fmt.Errorf("%s in netns: %w", ep.Interface, err)
 	}
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipnet(netip.PrefixFrom(ep.IP, 32))}); err != nil {
-		return fmt.Errorf("address %s: %w", ep.IP, err)
+		return nil, fmt.Errorf("address %s: %w", ep.IP, err)
 	}
 	if ep.IP6.IsValid() {
 		if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipnet(netip.PrefixFrom(ep.IP6, 128)), Flags: unix.IFA_F_NODAD}); err != nil {
-			return fmt.Errorf("address %s: %w", ep.IP6, err)
+			return nil, fmt.Errorf("address %s: %w", ep.IP6, err)
 		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("%s up: %w", ep.Interface, err)
+		return nil, fmt.Errorf("%s up: %w", ep.Interface, err)
 	}
 	idx := link.Attrs().Index
 	routes := []*netlink.Route{
@@ -209,15 +205,15 @@ func setupContainerSide(ep *Endpoint, n Network) error {
 	}
 	for _, r := range routes {
 		if err := h.RouteAdd(r); err != nil {
-			return fmt.Errorf("route %v in netns: %w", r, err)
+			return nil, fmt.Errorf("route %v in netns: %w", r, err)
 		}
 	}
 	for _, r := range defaults {
 		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("default route in netns: %w", err)
+			return nil, fmt.Errorf("default route in netns: %w", err)
 		}
 	}
-	return nil
+	return link, nil
 }
 
 func ipnet(p netip.Prefix) *net.IPNet {

@@ -34,7 +34,9 @@ type Config struct {
 	Upstreams []string
 }
 
-// Manager owns the networks of one host. Safe for concurrent use.
+// Manager owns the networks of one host. Safe for concurrent use. There
+// must be one per host: the nftables table, anchors and sysctls it manages
+// are host-wide.
 type Manager struct {
 	cfg  Config
 	nl   *netlink.Handle // one netlink socket set for the host namespace, reused
@@ -435,5 +437,16 @@ func (m *Manager) Endpoints(ref string) []Endpoint {
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return cmpStr(a.ContainerID, b.ContainerID) })
+	return out
+}
+
+// ContainerEndpoints lists one container's endpoints on all networks.
+func (m *Manager) ContainerEndpoints(containerID string) []Endpoint {
+	var out []Endpoint
+	for _, e := range m.Endpoints("") {
+		if e.ContainerID == containerID {
+			out = append(out, e)
+		}
+	}
 	return out
 }

@@ -41,6 +41,13 @@ func TestCreateNetworkValidation(t *testing.T) {
 			t.Errorf("static %s: %v", ip, err)
 		}
 	}
+	// A namespace that does not exist: an error, and nothing is kept.
+	if _, err := m.Attach(ctx, "v1", "/nonexistent/netns", "taken", AttachOptions{IP: a("10.242.0.9")}); err == nil {
+		t.Error("attach to a missing netns succeeded")
+	}
+	if eps := m.ContainerEndpoints("v1"); len(eps) != 0 {
+		t.Errorf("failed attach left %v", eps)
+	}
 	mustAttach(t, m, "v1", ns, "taken", AttachOptions{IP: a("10.242.0.9")})
 	if _, err := m.Attach(ctx, "v2", newNetns(t, "v2"), "taken", AttachOptions{IP: a("10.242.0.9")}); !errors.Is(err, ErrConflict) {
 		t.Errorf("duplicate static: %v", err)

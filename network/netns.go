@@ -91,17 +91,23 @@ func loUp(h *netlink.Handle) error {
 // nsHandle opens a netlink handle whose sockets live in the namespace at
 // path; the sockets keep working in that namespace from any thread.
 func nsHandle(path string) (*netlink.Handle, func(), error) {
+	_, h, closeNS, err := openNS(path)
+	return h, closeNS, err
+}
+
+// openNS is nsHandle that also returns the namespace itself.
+func openNS(path string) (netns.NsHandle, *netlink.Handle, func(), error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open netns %s: %w", path, err)
+		return ns, nil, nil, fmt.Errorf("open netns %s: %w", path, err)
 	}
 	// Only rtnetlink: each family's socket costs two setns calls to open.
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		ns.Close()
-		return nil, nil, fmt.Errorf("netlink in %s: %w", path, err)
+		return ns, nil, nil, fmt.Errorf("netlink in %s: %w", path, err)
 	}
-	return h, func() { h.Close(); ns.Close() }, nil
+	return ns, h, func() { h.Close(); ns.Close() }, nil
 }
 
 // InNetns runs fn on a thread that has joined the namespace at path. The

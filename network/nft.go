@@ -243,9 +243,15 @@ func (f *firewall) chains(nets []*Network, any, one *nftables.Set) {
 	}
 	// Nothing else reaches a container: not another network, not the LAN.
 	f.rule(fwd, ifname(false, vethPrefix, true), drop)
+	// Internal networks: whatever was not accepted above (own subnet,
+	// established) does not leave.
 	for _, n := range nets {
-		if n.Internal {
-			f.rule(fwd, ifname(true, vethPrefix, true), drop4or6(n))
+		if !n.Internal {
+			continue
+		}
+		f.rule(fwd, ifname(true, vethPrefix, true), nfproto(unix.NFPROTO_IPV4), ipSaddrIn(n.Subnet), drop)
+		if n.Subnet6.IsValid() {
+			f.rule(fwd, ifname(true, vethPrefix, true), nfproto(unix.NFPROTO_IPV6), ip6SaddrIn(n.Subnet6), drop)
 		}
 	}
 
@@ -264,13 +270,6 @@ func (f *firewall) chains(nets []*Network, any, one *nftables.Set) {
 	}
 	// Everything else from a container to the host is dropped.
 	f.rule(in, ifname(true, vethPrefix, true), drop)
-}
-
-func drop4or6(n *Network) []expr.Any {
-	// Internal: drop what is not for its own subnet (same-network traffic
-	// was accepted above), v4 only unless a v6 subnet exists.
-	e := append(nfproto(unix.NFPROTO_IPV4), ipSaddrIn(n.Subnet)...)
-	return append(e, verdict(expr.VerdictDrop)...)
 }
 
 func verdict(k expr.VerdictKind) []expr.Any { return []expr.Any{&expr.Verdict{Kind: k}} }

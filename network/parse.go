@@ -99,10 +99,12 @@ func ParseRate(s string) (uint64, error) {
 			continue
 		}
 		f, err := strconv.ParseFloat(num, 64)
-		if err != nil || f <= 0 || f*float64(u.mult) > 1e13 {
+		bits := f * float64(u.mult)
+		// !(bits >= 1) also refuses NaN.
+		if err != nil || !(bits >= 1) || bits > 1e13 {
 			return 0, fmt.Errorf("rate %q: %w", s, ErrInvalid)
 		}
-		return uint64(f * float64(u.mult)), nil
+		return uint64(bits), nil
 	}
 	return 0, fmt.Errorf("rate %q: %w", s, ErrInvalid)
 }

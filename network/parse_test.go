@@ -96,3 +96,31 @@ func TestPool(t *testing.T) {
 		t.Fatalf("after release: %v %v", a, err)
 	}
 }
+
+func FuzzParsePorts(f *testing.F) {
+	for _, s := range []string{"80:80", "127.0.0.1:1-5:1-5/udp", "::", "1-65535:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ps, err := ParsePorts(s)
+		if err != nil {
+			return
+		}
+		for _, p := range ps {
+			if validPort(p) != nil {
+				t.Fatalf("%q gave invalid %v", s, p)
+			}
+		}
+	})
+}
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10mbit", "1.5g", "8bps", "1e3k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := ParseRate(s); err == nil && (r == 0 || r > 1e13) {
+			t.Fatalf("%q gave %d", s, r)
+		}
+	})
+}

@@ -16,8 +16,7 @@ import (
 // and leaves exactly one copy of every rule and map element.
 func TestRestartReconcile(t *testing.T) {
 	testutil.RequiresRoot(t)
-	testutil.CheckNoNetLeaks(t)
-	testutil.CheckNoNewMounts(t)
+	testutil.CheckNoNetLeaks(t, "est")
 	ctx := context.Background()
 	cfg := Config{Store: FileStore{Dir: filepath.Join(t.TempDir(), "state")},
 		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"), ResolvConf: writeResolvConf(t, "")}

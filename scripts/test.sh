@@ -30,10 +30,11 @@ gotests() {
 stage vet go vet ./...
 stage gofmt bash -c 'out=$(gofmt -l $(git ls-files "*.go")); [ -z "$out" ] || { echo "gofmt needed: $out"; exit 1; }'
 stage go-test gotests
-stage cgroup-v2-vm tests/v2vm/run-tests.sh  # real-cgroup tests again on a v2-only kernel (qemu)
+stage cgroup-v2-vm env V2VM_EXTRA=bin/estiba-runtime tests/v2vm/run-tests.sh  # real-cgroup tests again on a v2-only kernel (qemu)
 stage fuzz-image bash -c 'go test -run "^$" -fuzz "^FuzzUnpack$" -fuzztime 20s -parallel 2 ./image/unpack && go test -run "^$" -fuzz "^FuzzLoad$" -fuzztime 10s -parallel 2 ./image/archive'
 stage fuzz-seccomp go test -run=NONE -fuzz=FuzzCompile -fuzztime=20s -fuzzminimizetime=50x -parallel 2 ./runtime/seccomp
 stage fuzz-registry bash -c 'go test -run "^$" -fuzz "^FuzzParse$" -fuzztime 10s -parallel 2 ./image/reference && go test -run "^$" -fuzz "^FuzzParseManifest$" -fuzztime 10s -parallel 2 ./image/registry'
+stage oci-conformance tests/conformance/run.sh  # runtime-tools validation suite vs tests/conformance/expected-failures.txt
 
 echo "stages failed: ${#failed[@]} ${failed[*]:-}"
 grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed"

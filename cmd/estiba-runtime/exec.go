@@ -136,6 +136,9 @@ func (a *app) baseProcess(id string) (*specs.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.Process == nil {
+		return nil, fmt.Errorf("container %q has no process to base exec on: use --process", id)
+	}
 	p := *spec.Process
 	p.Args = nil
 	p.Env = append([]string(nil), p.Env...)

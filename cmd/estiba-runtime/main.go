@@ -121,6 +121,9 @@ func realMain(argv []string) int {
 	if !ok {
 		return a.fail(fmt.Errorf("unknown command %q (see --help)", args[0]))
 	}
+	if a.debug {
+		a.logLine("debug", fmt.Sprintf("%s %s (root %s)", args[0], strings.Join(args[1:], " "), *root))
+	}
 	if err := cmd.run(a, args[1:]); err != nil {
 		var ec exitCodeError
 		if errors.As(err, &ec) {
@@ -161,8 +164,12 @@ func (a *app) warn(msg string) {
 	fmt.Fprintf(os.Stderr, "estiba-runtime: warning: %s\n", msg)
 }
 
+// logLine writes to --log; debug lines go to stderr when there is none.
 func (a *app) logLine(level, msg string) {
 	if a.log == nil {
+		if level == "debug" {
+			fmt.Fprintf(os.Stderr, "estiba-runtime: debug: %s\n", msg)
+		}
 		return
 	}
 	now := time.Now().Format(time.RFC3339Nano)

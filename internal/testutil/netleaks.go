@@ -17,17 +17,23 @@ type NetState struct {
 	Links, Routes, Tables, Children map[string]bool
 }
 
-// Net captures the host namespace's links, routes, nftables tables, and the
-// test process's child processes.
-func Net(t testing.TB) NetState {
+// Net captures the host namespace's links, routes, nftables tables whose
+// names start with prefix (routes: through such links, or unreachable ones),
+// and the test process's child processes. The prefix keeps other work on a
+// shared host (another package's tests, a peer's bench) out of the check.
+func Net(t testing.TB, prefix string) NetState {
 	t.Helper()
 	s := NetState{Links: map[string]bool{}, Routes: map[string]bool{}, Tables: map[string]bool{}, Children: map[string]bool{}}
 	links, err := netlink.LinkList()
 	if err != nil {
 		t.Fatalf("list links: %v", err)
 	}
+	ours := map[int]bool{}
 	for _, l := range links {
-		s.Links[l.Attrs().Name] = true
+		if strings.HasPrefix(l.Attrs().Name, prefix) {
+			s.Links[l.Attrs().Name] = true
+			ours[l.Attrs().Index] = true
+		}
 	}
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		routes, err := netlink.RouteList(nil, fam)
@@ -35,6 +41,9 @@ func Net(t testing.TB) NetState {
 			t.Fatalf("list routes: %v", err)
 		}
 		for _, r := range routes {
+			if !ours[r.LinkIndex] && r.LinkIndex != 0 {
+				continue
+			}
 			s.Routes[fmt.Sprintf("%v dev %d type %d", r.Dst, r.LinkIndex, r.Type)] = true
 		}
 	}
@@ -47,6 +56,9 @@ func Net(t testing.TB) NetState {
 		t.Fatalf("list nft tables: %v", err)
 	}
 	for _, tb := range tables {
+		if !strings.HasPrefix(tb.Name, prefix) {
+			continue
+		}
 		s.Tables[fmt.Sprintf("%d %s", tb.Family, tb.Name)] = true
 	}
 	for _, pid := range children() {
@@ -79,13 +91,14 @@ func children() []string {
 }
 
 // CheckNoNetLeaks registers a cleanup that fails t if, when the test ends,
-// a link, route, nftables table or child process exists that did not exist
-// when it was called. Call it first in a test, so that it runs last.
-func CheckNoNetLeaks(t testing.TB) {
+// a link, route or nftables table named with prefix, or a child process,
+// exists that did not exist when it was called. Call it first in a test, so
+// that it runs last.
+func CheckNoNetLeaks(t testing.TB, prefix string) {
 	t.Helper()
-	before := Net(t)
+	before := Net(t, prefix)
 	t.Cleanup(func() {
-		after := Net(t)
+		after := Net(t, prefix)
 		diff := func(what string, b, a map[string]bool) {
 			for k := range a {
 				if !b[k] {
@@ -97,5 +110,19 @@ func CheckNoNetLeaks(t testing.TB) {
 		diff("route", before.Routes, after.Routes)
 		diff("nft table", before.Tables, after.Tables)
 		diff("child process", before.Children, after.Children)
+	})
+}
+
+// CheckNoMountsUnder registers a cleanup that fails t if a mount point
+// below dir exists when the test ends (a pinned netns file, for one).
+// Unlike CheckNoNewMounts it ignores mounts made elsewhere on the host.
+func CheckNoMountsUnder(t testing.TB, dir string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for m := range Mounts(t) {
+			if m == dir || strings.HasPrefix(m, strings.TrimSuffix(dir, "/")+"/") {
+				t.Errorf("mount leaked: %s", m)
+			}
+		}
 	})
 }

@@ -601,3 +601,71 @@ func checkNoNewMounts(t *testing.T) {
 		}
 	})
 }
+
+func TestTimeNamespaceOffsets(t *testing.T) {
+	r := newRuntime(t)
+	b := bundle(t, []string{"cat", "/proc/uptime"}, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
+	})
+	code, out := run(t, r, b)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var up float64
+	fmt.Sscan(out, &up)
+	if up < 10*86400 {
+		t.Fatalf("uptime in the container %q: boottime offset not applied", out)
+	}
+}
+
+func TestJoinNetworkNamespaceByPath(t *testing.T) {
+	r := newRuntime(t)
+	self, _ := os.Readlink("/proc/self/ns/net")
+	b := bundle(t, []string{"readlink", "/proc/self/ns/net"}, func(s *specs.Spec) {
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = "/proc/self/ns/net"
+			}
+		}
+	})
+	code, out := run(t, r, b)
+	if code != 0 || strings.TrimSpace(out) != self {
+		t.Fatalf("exit %d, net ns %q, want the runtime's %q", code, out, self)
+	}
+}
+
+// Without a pid namespace, a process left by the container after init
+// exits must not keep delete from removing the cgroup.
+func TestDeleteKillsLeftoversWithoutPidNS(t *testing.T) {
+	r := newRuntime(t)
+	id := uniqueID(t)
+	b := bundle(t, []string{"sh", "-c", "sleep 100 >/dev/null 2>&1 &"}, func(s *specs.Spec) {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.PIDNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	})
+	c, err := r.Run(id, b, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	var pids []int
+	for i := 0; i < 100 && len(pids) == 0; i++ {
+		pids, _ = r.Pids(id)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) == 0 {
+		t.Fatal("the background sleep is not in the cgroup")
+	}
+	if err := r.Delete(id, false); err != nil {
+		t.Fatal(err)
+	}
+	if cg := findCgroup(id); cg != "" {
+		t.Fatalf("cgroup left: %s", cg)
+	}
+}

@@ -25,6 +25,14 @@ func (r *Runtime) Start(id string) error {
 	if st := r.status(rec); st != string(specs.StateCreated) {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, ErrState)
 	}
+	if rec.Spec.Process == nil {
+		// Nothing to run: the container stops here.
+		if pfd, err := unix.PidfdOpen(rec.Pid, 0); err == nil {
+			unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0)
+			unix.Close(pfd)
+		}
+		return fmt.Errorf("container %q has no process to start: %w", id, ErrInvalid)
+	}
 	fifo := filepath.Join(r.dir(id), fifoFile)
 	if err := r.releaseInit(rec, fifo); err != nil {
 		return err
@@ -39,7 +47,7 @@ func (r *Runtime) Start(id string) error {
 		// the process has already exited.
 		st := r.specState(rec)
 		st.Status, st.Pid = specs.StateRunning, rec.Pid
-		if err := hooks.Run("poststart", h.Poststart, st); err != nil {
+		if err := hooks.RunAll("poststart", h.Poststart, st); err != nil {
 			r.warn(err.Error())
 		}
 	}
@@ -47,15 +55,19 @@ func (r *Runtime) Start(id string) error {
 }
 
 // releaseInit opens the fifo for reading, which unblocks init's open for
-// writing, and reads the byte init writes once released. The open is
-// non-blocking and the wait polls, so that an init that died meanwhile is
-// noticed instead of blocking start forever.
+// writing, and reads the byte init writes once released. It then reads on
+// to end of file: init's end is close-on-exec, so EOF means init has exec'd
+// the container's process (or died), and poststart hooks, which the spec
+// runs after that exec, come after it. The open is non-blocking and the
+// wait polls, so that an init that died meanwhile is noticed instead of
+// blocking start forever.
 func (r *Runtime) releaseInit(rec *Record, fifo string) error {
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer unix.Close(fd)
+	got := false
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(pfd, 100)
@@ -64,11 +76,18 @@ func (r *Runtime) releaseInit(rec *Record, fifo string) error {
 		}
 		if n > 0 {
 			var b [1]byte
-			if n, _ := unix.Read(fd, b[:]); n == 1 {
-				return nil
+			switch n, _ := unix.Read(fd, b[:]); {
+			case n == 1:
+				got = true
+				continue
+			case n == 0 && got:
+				return nil // init exec'd
 			}
 		}
 		if !rec.alive() {
+			if got {
+				return nil
+			}
 			return fmt.Errorf("container %q: init exited before start", rec.ID)
 		}
 	}
@@ -141,13 +160,8 @@ func (r *Runtime) killAll(rec *Record, sig unix.Signal) error {
 func (r *Runtime) Delete(id string, force bool) error {
 	rec, err := r.load(id)
 	if err != nil {
-		if force && errors.Is(err, ErrNotExist) {
-			return nil
-		}
 		if force && !errors.Is(err, ErrInvalid) {
-			// An unreadable record (a create killed mid-way) is removed
-			// with --force.
-			return os.RemoveAll(r.dir(id))
+			return r.deleteBroken(id)
 		}
 		return err
 	}
@@ -164,6 +178,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 			return err
 		}
 	}
+	// Without a pid namespace of its own, processes may outlive init;
+	// the cgroup cannot go while they are in it.
+	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
+		r.killAll(rec, unix.SIGKILL)
+	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
@@ -173,9 +192,30 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if h := rec.Spec.Hooks; h != nil {
 		s := r.specState(rec)
 		s.Status = specs.StateStopped
-		if err := hooks.Run("poststop", h.Poststop, s); err != nil {
+		if err := hooks.RunAll("poststop", h.Poststop, s); err != nil {
 			r.warn(err.Error())
 		}
+	}
+	return nil
+}
+
+// deleteBroken removes what a create killed mid-way may have left: a state
+// directory without a record, and the cgroup at its default path.
+func (r *Runtime) deleteBroken(id string) error {
+	if _, err := os.Stat(r.dir(id)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	rec := &Record{ID: id}
+	if cg, err := r.cgroupManager(rec); err == nil {
+		if pids, err := cg.Pids(); err == nil {
+			for _, p := range pids {
+				unix.Kill(p, unix.SIGKILL)
+			}
+		}
+		cg.Destroy()
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("delete %q: %w", id, err)
 	}
 	return nil
 }

@@ -32,11 +32,11 @@ func Validate(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
 		return fmt.Errorf("spec: root.path is required: %w", ErrInvalid)
 	}
-	if s.Process == nil {
-		return fmt.Errorf("spec: process is required to create a container: %w", ErrInvalid)
-	}
-	if err := validateProcess(s.Process); err != nil {
-		return err
+	// A spec without process can be created; start refuses it.
+	if s.Process != nil {
+		if err := validateProcess(s.Process); err != nil {
+			return err
+		}
 	}
 	if s.Linux == nil {
 		return fmt.Errorf("spec: linux section is required: %w", ErrInvalid)

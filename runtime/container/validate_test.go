@@ -18,7 +18,7 @@ func TestValidate(t *testing.T) {
 		{"default", func(*specs.Spec) {}, nil},
 		{"old version", func(s *specs.Spec) { s.Version = "0.9.0" }, ErrInvalid},
 		{"no root", func(s *specs.Spec) { s.Root = nil }, ErrInvalid},
-		{"no process", func(s *specs.Spec) { s.Process = nil }, ErrInvalid},
+		{"no process", func(s *specs.Spec) { s.Process = nil }, nil},
 		{"no args", func(s *specs.Spec) { s.Process.Args = nil }, ErrInvalid},
 		{"relative cwd", func(s *specs.Spec) { s.Process.Cwd = "tmp" }, ErrInvalid},
 		{"bad env", func(s *specs.Spec) { s.Process.Env = []string{"NOEQUALS"} }, ErrInvalid},
@@ -98,5 +98,24 @@ func TestStateRoundTrip(t *testing.T) {
 	list, err := r.List()
 	if err != nil || len(list) != 1 || list[0].ID != "c1" {
 		t.Fatalf("list = %+v, %v", list, err)
+	}
+}
+
+func TestDeleteForceRemovesBrokenState(t *testing.T) {
+	r := &Runtime{Root: t.TempDir(), CgroupRoot: t.TempDir()}
+	if err := osMkdir(r.dir("half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete("half", false); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("delete without force: %v", err)
+	}
+	if err := r.Delete("half", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := osStat(r.dir("half")); err == nil {
+		t.Fatal("state dir of a half-created container left after delete --force")
+	}
+	if err := r.Delete("never", true); err != nil {
+		t.Fatalf("delete --force of a missing container: %v", err)
 	}
 }

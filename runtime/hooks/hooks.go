@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"time"
@@ -32,6 +33,26 @@ func Run(phase string, hs []specs.Hook, state *specs.State) error {
 		}
 	}
 	return nil
+}
+
+// RunAll runs every hook even when some fail, and returns their failures
+// joined: for poststart and poststop, whose failures the spec makes warnings
+// that must not stop the remaining hooks.
+func RunAll(phase string, hs []specs.Hook, state *specs.State) error {
+	if len(hs) == 0 {
+		return nil
+	}
+	in, err := json.Marshal(state)
+	if err != nil {
+		return fmt.Errorf("%s hook: encode state: %w", phase, err)
+	}
+	var errs []error
+	for i := range hs {
+		if err := runOne(&hs[i], in); err != nil {
+			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", phase, i, hs[i].Path, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func runOne(h *specs.Hook, state []byte) error {

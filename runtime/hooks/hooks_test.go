@@ -53,3 +53,18 @@ func TestRun(t *testing.T) {
 		})
 	}
 }
+
+func TestRunAllContinues(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	hs := []specs.Hook{
+		{Path: "/bin/false"},
+		{Path: "/bin/sh", Args: []string{"sh", "-c", "echo ran > " + out}},
+	}
+	err := RunAll("poststop", hs, &specs.State{})
+	if err == nil || !strings.Contains(err.Error(), "poststop hook #0") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "ran\n" {
+		t.Fatalf("second hook did not run after the first failed")
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/runtime/hooks"
-	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
@@ -100,17 +99,9 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	proc, err := procfs.Open()
-	if err != nil {
+	if err := hostProcWrites(spec); err != nil {
 		return err
 	}
-	if err := hostProcWrites(proc, spec); err != nil {
-		proc.Close()
-		return err
-	}
-	// CVE-2024-21626: no fd of a host directory may survive into the
-	// container, where a cwd of /proc/self/fd/N would escape the root.
-	proc.Close()
 	if err := setUTS(spec); err != nil {
 		return err
 	}
@@ -148,6 +139,14 @@ func runCreate(s *syncer, cfg *Config) error {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	p := spec.Process
+	if p == nil {
+		// No process: wait to be killed by start (or delete).
+		s.done = true
+		s.enc.Encode(Msg{Type: MsgReady})
+		for {
+			unix.Pause()
+		}
+	}
 	if p.Terminal {
 		if err := setupConsole(cfg.ConsoleFD); err != nil {
 			return err
@@ -190,16 +189,19 @@ func waitStart(fifo *os.File) error {
 	if err := unix.Fstat(int(fifo.Fd()), &want); err != nil {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
+	// Left open on success: it closes on exec, which tells start the
+	// process runs (see container.releaseInit).
 	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(fifo.Fd())), unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
-	defer unix.Close(fd)
 	fifo.Close()
 	if err := unix.Fstat(fd, &got); err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
+		unix.Close(fd)
 		return fmt.Errorf("open exec fifo: /proc/self/fd led elsewhere")
 	}
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
+		unix.Close(fd)
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	return nil

@@ -18,16 +18,30 @@ import (
 	"github.com/estiba/estiba/runtime/seccomp"
 )
 
-// hostProcWrites writes the sysctls and oom_score_adj. Both are read by the
-// kernel for the writer's namespaces (sysctl) or the writer itself
-// (oom_score_adj), so the host's procfs serves, before any container mount.
-func hostProcWrites(proc *procfs.Handle, spec *specs.Spec) error {
+// hostProcWrites writes the sysctls and oom_score_adj through a procfs
+// instance of our own, before any container mount exists: the kernel applies
+// both to the writer's namespaces (sysctl) or the writer (oom_score_adj).
+func hostProcWrites(spec *specs.Spec) error {
+	var adj *int
+	if spec.Process != nil {
+		adj = spec.Process.OOMScoreAdj
+	}
+	if len(spec.Linux.Sysctl) == 0 && adj == nil {
+		return nil // no procfs instance to make
+	}
+	proc, err := procfs.Open()
+	if err != nil {
+		return err
+	}
+	// Closed before anything runs in the container: no fd of ours may
+	// lead out of its root (CVE-2024-21626).
+	defer proc.Close()
 	for k, v := range spec.Linux.Sysctl {
 		if err := proc.WriteSysctl(k, v); err != nil {
 			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
-	if adj := spec.Process.OOMScoreAdj; adj != nil {
+	if adj != nil {
 		if err := proc.WriteFile("self/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
 			return fmt.Errorf("oomScoreAdj: %w", err)
 		}

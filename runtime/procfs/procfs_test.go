@@ -97,13 +97,30 @@ func TestRefusesRedirection(t *testing.T) {
 func TestOvermount(t *testing.T) {
 	testutil.RequiresRoot(t)
 	testutil.CheckNoNewMounts(t)
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with us
-		errc <- overmountChecks()
-	}()
-	if err := <-errc; err != nil {
+	if err := onThrowawayThread(overmountChecks); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// onThrowawayThread runs fn on an OS thread that exits afterwards, with
+// whatever namespaces fn gave it. Never the main thread: Go keeps that one
+// alive, and /proc/self names it, so it must stay in the test's namespaces.
+func onThrowawayThread(fn func() error) error {
+	for {
+		errc := make(chan error, 1)
+		mainThread := errors.New("main thread")
+		go func() {
+			runtime.LockOSThread()
+			if unix.Gettid() == unix.Getpid() {
+				runtime.UnlockOSThread()
+				errc <- mainThread
+				return
+			}
+			errc <- fn() // never unlocked: the thread exits with the goroutine
+		}()
+		if err := <-errc; err != mainThread {
+			return err
+		}
 	}
 }
 

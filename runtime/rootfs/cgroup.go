@@ -56,8 +56,9 @@ func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
 	if err != nil {
 		return err
 	}
+	r.cgroups = hs
 	if len(hs) == 1 && hs[0].controllers == "" {
-		src, err := r.cgroupMount(hs[0], o)
+		src, err := r.cgroupMount(hs[0], o.attrSet|o.recSet)
 		if err != nil {
 			return err
 		}
@@ -69,8 +70,9 @@ func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
 
 func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) error {
 	// The tmpfs stays writable until the hierarchies' directories are made
-	// in it; "ro" is applied to it last.
-	tmpfs, err := newFS("tmpfs", "tmpfs", mountOptions{attrSet: (o.attrSet | o.recSet) &^ unix.MOUNT_ATTR_RDONLY, data: []string{"mode=755"}})
+	// in it; the attributes ("ro"...) are set last, on the whole tree in
+	// one call rather than one per hierarchy.
+	tmpfs, err := newFS("tmpfs", "tmpfs", mountOptions{data: []string{"mode=755"}})
 	if err != nil {
 		return fmt.Errorf("cgroup mount: %w", err)
 	}
@@ -79,13 +81,13 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 		return err
 	}
 	for _, h := range hs {
-		if err := r.mountHierarchy(tmpfs, h, o); err != nil {
+		if err := r.mountHierarchy(tmpfs, h); err != nil {
 			return fmt.Errorf("cgroup hierarchy %q: %w", h.dir(), err)
 		}
 	}
-	if (o.attrSet|o.recSet)&unix.MOUNT_ATTR_RDONLY != 0 {
-		if err := unix.MountSetattr(tmpfs, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
-			return fmt.Errorf("cgroup mount: make read-only: %w", err)
+	if attrs := o.attrSet | o.recSet; attrs != 0 {
+		if err := unix.MountSetattr(tmpfs, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs}); err != nil {
+			return fmt.Errorf("cgroup mount: set attributes: %w", err)
 		}
 	}
 	return nil
@@ -93,8 +95,8 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 
 // mountHierarchy mounts one hierarchy in a directory of the tmpfs, with
 // symlinks from each co-mounted controller ("cpu" -> "cpu,cpuacct").
-func (r *Root) mountHierarchy(tmpfs int, h hierarchy, o mountOptions) error {
-	src, err := r.cgroupMount(h, o)
+func (r *Root) mountHierarchy(tmpfs int, h hierarchy) error {
+	src, err := r.cgroupMount(h, 0)
 	if err != nil {
 		return err
 	}
@@ -122,34 +124,87 @@ func (r *Root) mountHierarchy(tmpfs int, h hierarchy, o mountOptions) error {
 }
 
 // cgroupMount returns a detached mount of the hierarchy rooted at the
-// process's cgroup: a new cgroup file system instance when allowed (a cgroup
-// namespace owned by our user namespace, or real root), else — in a user
-// namespace without its own cgroup namespace — a bind of the host's
-// directory, as runc does.
-func (r *Root) cgroupMount(h hierarchy, o mountOptions) (int, error) {
-	attrs := o.attrSet | o.recSet
+// process's cgroup.
+//
+// Without a cgroup namespace, /proc/self/cgroup names host paths, and a bind
+// of the host's mount of the hierarchy is both what runc does and far
+// cheaper than a new cgroup v1 mount (which serializes on the kernel's global
+// cgroup mutex): it is tried first, and checked to be a cgroup file system.
+// With a cgroup namespace the paths are relative to it, so only a new mount
+// (made in the namespace, rooted at it) gives the right view.
+func (r *Root) cgroupMount(h hierarchy, attrs uint64) (int, error) {
+	if !r.cgroupNS() {
+		fd, err := r.hostCgroupBind(h, attrs)
+		if err == nil {
+			return fd, nil
+		}
+		// No host mount where expected: a new mount (needs privilege
+		// over the cgroup namespace) is the last resort.
+		fd2, err2 := r.newCgroupMount(h, attrs)
+		if err2 != nil {
+			return -1, fmt.Errorf("%w; and a new mount: %w", err, err2)
+		}
+		return fd2, nil
+	}
+	return r.newCgroupMount(h, attrs)
+}
+
+// cgroupNS tells whether the container has (or joins) a cgroup namespace.
+func (r *Root) cgroupNS() bool {
+	if r.spec.Linux == nil {
+		return false
+	}
+	for _, ns := range r.spec.Linux.Namespaces {
+		if ns.Type == specs.CgroupNamespace {
+			return true
+		}
+	}
+	return false
+}
+
+// hostCgroupBind binds the host's directory of the process's cgroup in the
+// hierarchy, from the conventional mount point of that hierarchy.
+func (r *Root) hostCgroupBind(h hierarchy, attrs uint64) (int, error) {
+	base := "/sys/fs/cgroup"
+	if len(r.cgroups) != 1 || h.controllers != "" {
+		base = filepath.Join(base, h.dir())
+	}
+	src := filepath.Join(base, h.path)
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("bind host cgroup %s: %w", src, err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || (sfs.Type != unix.CGROUP_SUPER_MAGIC && sfs.Type != unix.CGROUP2_SUPER_MAGIC) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind host cgroup %s: not a cgroup file system", src)
+	}
+	if attrs != 0 {
+		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: attrs}); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("bind host cgroup %s: set attributes: %w", src, err)
+		}
+	}
+	return fd, nil
+}
+
+// newCgroupMount mounts a new instance of the hierarchy (in a cgroup
+// namespace, rooted at the namespace) and clones the process's cgroup out of
+// it when that is not the root.
+func (r *Root) newCgroupMount(h hierarchy, attrs uint64) (int, error) {
 	typ := "cgroup"
 	fso := mountOptions{attrSet: attrs}
 	if h.controllers == "" {
 		typ = "cgroup2"
 	} else {
-		for _, c := range strings.Split(h.controllers, ",") {
-			fso.data = append(fso.data, c)
-		}
-		if strings.HasPrefix(h.controllers, "name=") && !strings.Contains(h.controllers, ",") {
+		fso.data = strings.Split(h.controllers, ",")
+		if strings.HasPrefix(h.controllers, "name=") && len(fso.data) == 1 {
 			// A named hierarchy alone: without "none" cgroup v1 would
 			// bind every controller to it.
 			fso.data = append(fso.data, "none")
 		}
 	}
-	hostBind := func() (int, error) {
-		return r.detachedBind(specs.Mount{Source: filepath.Join("/sys/fs/cgroup", h.dir(), h.path)},
-			mountOptions{bind: true, attrSet: attrs})
-	}
 	full, err := newFS(typ, "cgroup", fso)
-	if errors.Is(err, unix.EPERM) {
-		return hostBind()
-	}
 	if err != nil {
 		return -1, err
 	}
@@ -159,12 +214,8 @@ func (r *Root) cgroupMount(h hierarchy, o mountOptions) (int, error) {
 	}
 	defer unix.Close(full)
 	sub, err := unix.OpenTree(full, rel, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if errors.Is(err, unix.EINVAL) {
-		// Kernels before 6.15 cannot clone from a detached mount.
-		return hostBind()
-	}
 	if err != nil {
-		return -1, fmt.Errorf("bind own cgroup %s: %w", h.path, err)
+		return -1, fmt.Errorf("bind own cgroup %s out of a new mount (kernels before 6.15 cannot): %w", h.path, err)
 	}
 	return sub, nil
 }

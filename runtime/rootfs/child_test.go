@@ -29,6 +29,7 @@ const (
 	envProbe  = "ESTIBA_ROOTFS_TEST_PROBE" // paths to probe, one per line
 	envOpts   = "ESTIBA_ROOTFS_TEST_OPTS"  // Options as JSON
 	envMaps   = "ESTIBA_ROOTFS_TEST_MAPS"  // set: give Options.UserNS a forking maker
+	envSrcs   = "ESTIBA_ROOTFS_TEST_SRCS"  // "index:fd ..." for Options.MountSources
 )
 
 func TestMain(m *testing.M) {
@@ -85,30 +86,6 @@ var preJobs = map[string]func(bundle string) error{
 	},
 }
 
-// forkingUserNS makes a user namespace with the given mappings by starting
-// a stopped child in one (the test's stand-in for the runtime's maker).
-type forkingUserNS struct{}
-
-func (forkingUserNS) UserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
-	conv := func(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
-		var out []syscall.SysProcIDMap
-		for _, m := range ms {
-			out = append(out, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
-		}
-		return out
-	}
-	cmd := exec.Command("/bin/busybox", "sleep", "60")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER, UidMappings: conv(uids), GidMappings: conv(gids)}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
-	return os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
-}
-
 func replaceWith(r *Root, path string, mk func(dir int, name string) error) error {
 	dir, base := filepath.Split(path)
 	dfd, err := openInRoot(r.fd, dir, unix.O_PATH|unix.O_DIRECTORY)
@@ -127,10 +104,11 @@ type report struct {
 	Mounts  []mountEntry
 	Probes  map[string]probe
 	Console string // error of MountConsole, if the job asked for it
+	Exec    string // output of a busybox command, if the job asked for it
 }
 
 type mountEntry struct {
-	Point, FSType, Opts, Optional, SuperOpts string
+	Point, Root, FSType, Opts, Optional, SuperOpts string
 }
 
 type probe struct {
@@ -157,7 +135,7 @@ func runChild(job string) error {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		return err
 	}
-	hostile, ok := childJobs[strings.TrimSuffix(job, "+console")]
+	hostile, ok := childJobs[strings.TrimSuffix(strings.TrimSuffix(job, "+exec"), "+console")]
 	if !ok {
 		hostile = childJobs["plain"]
 	}
@@ -168,7 +146,17 @@ func runChild(job string) error {
 		}
 	}
 	if os.Getenv(envMaps) != "" {
-		opts.UserNS = forkingUserNS{}
+		opts.UserNS = UserNSFunc(NewUserNS)
+	}
+	for _, pair := range strings.Fields(os.Getenv(envSrcs)) {
+		var idx, fd int
+		if _, err := fmt.Sscanf(pair, "%d:%d", &idx, &fd); err != nil {
+			return err
+		}
+		if opts.MountSources == nil {
+			opts.MountSources = map[int]*os.File{}
+		}
+		opts.MountSources[idx] = os.NewFile(uintptr(fd), pair)
 	}
 	if pre, ok := preJobs[job]; ok {
 		if err := pre(os.Getenv(envBundle)); err != nil {
@@ -189,6 +177,14 @@ func runChild(job string) error {
 	if strings.HasSuffix(job, "+console") {
 		if err := mountConsole(r); err != nil {
 			rep.Console = err.Error()
+		}
+	}
+	if strings.HasSuffix(job, "+exec") {
+		// The container's own busybox, from its root, sees its /dev.
+		out, err := exec.Command("/bin/sh", "-c", "ls /dev/null /dev/pts/ptmx && cat /proc/self/cgroup | wc -l").CombinedOutput()
+		rep.Exec = string(out)
+		if err != nil {
+			rep.Exec += err.Error()
 		}
 	}
 	rep.Mounts, err = readMountinfo()
@@ -234,7 +230,7 @@ func readMountinfo() ([]mountEntry, error) {
 		if len(f) < 6 || len(g) < 3 {
 			return nil, fmt.Errorf("bad mountinfo line %q", line)
 		}
-		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Opts: f[5], Optional: strings.Join(f[6:], " "),
+		out = append(out, mountEntry{Point: unescapeMountinfo(f[4]), Root: unescapeMountinfo(f[3]), Opts: f[5], Optional: strings.Join(f[6:], " "),
 			FSType: g[0], SuperOpts: g[2]})
 	}
 	return out, nil
@@ -315,8 +311,10 @@ type childEnv struct {
 	// noPidNS keeps the child in the test's pid namespace: the test's
 	// UserNSMaker forks and writes /proc/<pid>/uid_map through the host's
 	// /proc, which names the host's pids.
-	noPidNS bool
-	noNetNS bool
+	noPidNS  bool
+	noNetNS  bool
+	cgroupNS bool
+	sources  map[int]*os.File // passed to the child as Options.MountSources
 }
 
 // runInChild runs job on spec in a child in new namespaces.
@@ -345,11 +343,20 @@ func runInChildEnv(t *testing.T, job string, spec *specs.Spec, bundle string, pr
 	if env.idmapper {
 		cmd.Env = append(cmd.Env, envMaps+"=1")
 	}
+	var srcs []string
+	for idx, f := range env.sources {
+		srcs = append(srcs, fmt.Sprintf("%d:%d", idx, 3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	cmd.Env = append(cmd.Env, envSrcs+"="+strings.Join(srcs, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWUTS,
 	}
 	if env.noPidNS {
 		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWPID
+	}
+	if env.cgroupNS {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
 	}
 	if env.noNetNS {
 		cmd.SysProcAttr.Cloneflags &^= unix.CLONE_NEWNET

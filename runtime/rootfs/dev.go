@@ -103,19 +103,27 @@ func (r *Root) createDevice(dirs map[string]int, d specs.LinuxDevice) error {
 	if err != nil {
 		return err
 	}
-	// A file of the image at this path is replaced (never followed: unlink
-	// removes a symlink itself).
-	if err := unix.Unlinkat(pfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("remove what is at the node's path: %w", err)
-	}
 	if r.opts.InUserNS {
+		if err := removeAt(pfd, base); err != nil {
+			return err
+		}
 		return r.bindHostDevice(pfd, base, d)
 	}
 	mode := uint32(0o666)
 	if d.FileMode != nil {
 		mode = uint32(d.FileMode.Perm())
 	}
-	if err := unix.Mknodat(pfd, base, typ|mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+	dev := int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))
+	// On a fresh /dev the path is free; only when it is taken is the
+	// image's file removed (never followed: unlink removes a symlink
+	// itself) and the node made again.
+	err = unix.Mknodat(pfd, base, typ|mode, dev)
+	if errors.Is(err, unix.EEXIST) {
+		if err = removeAt(pfd, base); err == nil {
+			err = unix.Mknodat(pfd, base, typ|mode, dev)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("mknod: %w", err)
 	}
 	if uid, gid := idOr(d.UID), idOr(d.GID); uid != 0 || gid != 0 {
@@ -202,16 +210,29 @@ func (r *Root) devSymlinks(dirs map[string]int) error {
 	if err != nil {
 		return err
 	}
-	// The image's or a node's /dev/ptmx would be the host's multiplexer;
-	// the container's is the one of its own devpts.
-	if err := unix.Unlinkat(pfd, "ptmx", 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("remove /dev/ptmx: %w", err)
-	}
-	links = append(links, [2]string{"pts/ptmx", "/dev/ptmx"})
 	for _, l := range links {
 		if err := unix.Symlinkat(l[0], pfd, filepath.Base(l[1])); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("symlink %s: %w", l[1], err)
 		}
+	}
+	// An image's or a node's /dev/ptmx would be the host's multiplexer;
+	// the container's is the one of its own devpts: replaced if taken.
+	err = unix.Symlinkat("pts/ptmx", pfd, "ptmx")
+	if errors.Is(err, unix.EEXIST) {
+		if err = removeAt(pfd, "ptmx"); err == nil {
+			err = unix.Symlinkat("pts/ptmx", pfd, "ptmx")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("symlink /dev/ptmx: %w", err)
+	}
+	return nil
+}
+
+// removeAt removes the non-directory name in dir, if any.
+func removeAt(dir int, name string) error {
+	if err := unix.Unlinkat(dir, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ func TestFeatures(t *testing.T) {
 		name    string
 		edit    func(spec *specs.Spec, bundle string)
 		env     childEnv
+		host    func(t *testing.T, bundle string) // prepares the test's namespace
 		job     string
 		probes  []string
 		wantErr string
@@ -155,6 +156,42 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "tmpcopyup",
+			edit: func(s *specs.Spec, b string) {
+				root := filepath.Join(b, "rootfs")
+				writeFile(nil, filepath.Join(root, "var/lib/app/conf"), "image conf\n")
+				writeFile(nil, filepath.Join(root, "var/lib/app/sub/deep"), "deep\n")
+				if err := os.Symlink("/etc/passwd", filepath.Join(root, "var/lib/app/link")); err != nil {
+					panic(err)
+				}
+				if err := os.Chown(filepath.Join(root, "var/lib/app/conf"), 1000, 1001); err != nil {
+					panic(err)
+				}
+				if err := os.Chmod(filepath.Join(root, "var/lib/app/conf"), 0o640); err != nil {
+					panic(err)
+				}
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/var/lib/app", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup", "mode=755"}})
+			},
+			probes: []string{"/var/lib/app", "/var/lib/app/conf", "/var/lib/app/sub/deep", "/var/lib/app/link"},
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/var/lib/app"); m.FSType != "tmpfs" {
+					t.Errorf("/var/lib/app: %+v", m)
+				}
+				if pr := rep.Probes["/var/lib/app/conf"]; pr.Read != "image conf\n" || pr.UID != 1000 || pr.GID != 1001 || pr.Mode != unix.S_IFREG|0o640 {
+					t.Errorf("conf: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app/sub/deep"]; pr.Read != "deep\n" || pr.FSMagic != unix.TMPFS_MAGIC {
+					t.Errorf("sub/deep: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app/link"]; pr.LinkTarget != "/etc/passwd" {
+					t.Errorf("link: %+v", pr)
+				}
+				if pr := rep.Probes["/var/lib/app"]; pr.CreateErr != "" || pr.Mode != unix.S_IFDIR|0o755 {
+					t.Errorf("/var/lib/app: %+v", pr)
+				}
+			},
+		},
+		{
 			name: "bad tmpfs option gets the kernel's message",
 			edit: func(s *specs.Spec, b string) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=lots"}})
@@ -249,6 +286,26 @@ func TestFeatures(t *testing.T) {
 			},
 		},
 		{
+			name: "rootfsPropagation runbindable",
+			edit: func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "runbindable" },
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/"); !strings.Contains(m.Optional, "unbindable") {
+					t.Errorf("/ not unbindable: %+v", m)
+				}
+			},
+		},
+		{
+			name: "rootfsPropagation slave",
+			edit: func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "slave" },
+		},
+		{
+			name: "mount over the root",
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/", Type: "tmpfs"})
+			},
+			wantErr: "destination is the root itself",
+		},
+		{
 			name:    "bad rootfsPropagation",
 			edit:    func(s *specs.Spec, b string) { s.Linux.RootfsPropagation = "ro" },
 			wantErr: `linux.rootfsPropagation "ro": not a propagation type`,
@@ -264,6 +321,7 @@ func TestFeatures(t *testing.T) {
 				if pr := rep.Probes["/bin/busybox"]; !pr.Exists {
 					t.Errorf("not in the rootfs")
 				}
+				noHostMounts(t, rep)
 			},
 		},
 		{
@@ -306,6 +364,52 @@ func TestFeatures(t *testing.T) {
 				}
 				noHostMounts(t, rep)
 			},
+		},
+		{
+			name: "cgroup namespace",
+			env:  childEnv{cgroupNS: true},
+			edit: func(s *specs.Spec, b string) {
+				s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.CgroupNamespace}}
+			},
+			probes: []string{"/sys/fs/cgroup/memory", "/sys/fs/cgroup/unified"},
+			check:  func(t *testing.T, rep report) { checkCgroupMounts(t, rep, true) },
+		},
+		{
+			name:  "cgroup without namespace",
+			check: func(t *testing.T, rep report) { checkCgroupMounts(t, rep, false) },
+		},
+		{
+			// The source is a read-only mount of the test's namespace, so
+			// in the child's user namespace its ro flag is locked.
+			name: "user namespace cannot clear a locked flag",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			host: roBindVol,
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"rw"}})
+			},
+			wantErr: "locked and cannot be cleared",
+		},
+		{
+			name: "user namespace keeps a locked flag",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			host: roBindVol,
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"nosuid", "nodev"}})
+			},
+			probes: []string{"/data"},
+			check: func(t *testing.T, rep report) {
+				if m, _ := mountAt(rep, "/data"); !hasOpt(m.Opts, "ro") || !hasOpt(m.Opts, "nosuid") {
+					t.Errorf("/data: %+v", m)
+				}
+			},
+		},
+		{
+			name: "user namespace refuses a bind hiding locked submounts",
+			env:  childEnv{userns: true, opts: Options{InUserNS: true}},
+			edit: func(s *specs.Spec, b string) {
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/sys"})
+			},
+			wantErr: "use rbind",
 		},
 		{
 			name: "idmap with explicit mappings",
@@ -354,6 +458,9 @@ func TestFeatures(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(spec, bundle)
 			}
+			if tc.host != nil {
+				tc.host(t, bundle)
+			}
 			job := tc.job
 			if job == "" {
 				job = "plain"
@@ -385,5 +492,91 @@ func noHostMounts(t *testing.T, rep report) {
 		default:
 			t.Errorf("unexpected mount in the container: %+v", m)
 		}
+	}
+}
+
+// checkCgroupMounts checks each hierarchy of the test process is mounted
+// read-only at /sys/fs/cgroup/<dir>, rooted at the test process's own cgroup
+// (a child's cgroup namespace is rooted there too, so its mounts show "/").
+func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := parseCgroupFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		p := "/sys/fs/cgroup/" + h.dir()
+		m, ok := mountAt(rep, p)
+		if !ok {
+			t.Errorf("no mount at %s", p)
+			continue
+		}
+		want := h.path
+		if inNS {
+			want = "/"
+		}
+		if m.Root != want || !hasOpt(m.Opts, "ro") || !strings.HasPrefix(m.FSType, "cgroup") {
+			t.Errorf("%s: %+v, want a read-only cgroup mount of %s", p, m, want)
+		}
+	}
+}
+
+// roBindVol makes the bundle's vol a read-only mount in the test's mount
+// namespace, until the test ends.
+func roBindVol(t *testing.T, bundle string) {
+	t.Helper()
+	vol := filepath.Join(bundle, "vol")
+	if err := unix.Mount(vol, vol, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(vol, unix.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := unix.Mount("", vol, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPreparedIDMapInUserNS: a container with a user namespace gets an
+// idmapped mount the runtime prepared outside it (the init could not: the
+// file system belongs to the host's user namespace).
+func TestPreparedIDMapInUserNS(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNewMounts(t)
+	bundle := newBundle(t)
+	writeFile(t, filepath.Join(bundle, "vol/file"), "volume file\n")
+	spec := runcSpec()
+	m := specs.Mount{Destination: "/data", Type: "bind", Source: "vol", Options: []string{"rbind", "idmap"},
+		UIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}},
+		GIDMappings: []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}}
+	spec.Mounts = append(spec.Mounts, m)
+	ns, err := NewUserNS(m.UIDMappings, m.GIDMappings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	src, err := PrepareMount(m, bundle, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	env := childEnv{userns: true, opts: Options{InUserNS: true}, sources: map[int]*os.File{len(spec.Mounts) - 1: src}}
+	res := runInChildEnv(t, "plain", spec, bundle, []string{"/data/file"}, env)
+	if res.err != nil {
+		t.Fatalf("child: %v\n%s", res.err, res.stderr)
+	}
+	if m, _ := mountAt(res.rep, "/data"); !hasOpt(m.Opts, "idmapped") {
+		t.Errorf("/data not idmapped: %+v", m)
+	}
+	// On disk 0:0; the mount maps 0 to 1000, which the child's identity
+	// user namespace shows as 1000.
+	if pr := res.rep.Probes["/data/file"]; pr.UID != 1000 || pr.GID != 1000 || pr.Read != "volume file\n" {
+		t.Errorf("/data/file: %+v", pr)
 	}
 }

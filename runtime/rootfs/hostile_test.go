@@ -38,6 +38,7 @@ func TestHostileRootfs(t *testing.T) {
 				}
 				if _, err := os.Stat("/etc/x"); err == nil {
 					t.Errorf("the host's /etc/x was created")
+					os.Remove("/etc/x")
 				}
 			},
 		},
@@ -52,6 +53,7 @@ func TestHostileRootfs(t *testing.T) {
 				}
 				if _, err := os.Stat("/tmp/" + escapeMarker); err == nil {
 					t.Errorf("the host's /tmp/%s was created", escapeMarker)
+					os.Remove("/tmp/" + escapeMarker)
 				}
 			},
 		},
@@ -102,6 +104,39 @@ func TestHostileRootfs(t *testing.T) {
 			image:   func(t *testing.T, root string) { symlink(t, "/nonexistent/file", root, "etc/dangling") },
 			mounts:  []specs.Mount{{Destination: "/etc/dangling", Type: "bind", Source: "hostname"}},
 			wantErr: "create /etc/dangling (in rootfs): a symlink not resolving inside the rootfs",
+		},
+		{
+			// CVE-2019-16884: /proc of the image a symlink to a directory
+			// the container controls.
+			name: "proc destination symlink",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "proc"))
+				os.MkdirAll(filepath.Join(root, "tmp/fakeproc"), 0o755)
+				symlink(t, "/tmp/fakeproc", root, "proc")
+			},
+			wantErr: "mount /proc (proc): destination /proc goes through a symlink",
+		},
+		{
+			name: "sys destination symlink",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "sys"))
+				symlink(t, "/tmp", root, "sys")
+			},
+			wantErr: "mount /sys (sysfs): destination /sys goes through a symlink",
+		},
+		{
+			name: "missing /proc and /sys are created",
+			image: func(t *testing.T, root string) {
+				os.Remove(filepath.Join(root, "proc"))
+				os.Remove(filepath.Join(root, "sys"))
+			},
+			check: func(t *testing.T, rep report) {
+				for _, p := range []string{"/proc", "/sys"} {
+					if _, ok := mountAt(rep, p); !ok {
+						t.Errorf("no mount at %s", p)
+					}
+				}
+			},
 		},
 		{
 			// A mount redirected into procfs could hide or replace a
@@ -216,13 +251,17 @@ func symlink(t *testing.T, target, root, name string) {
 	}
 }
 
+// writeFile writes a test file; t may be nil in spec edit functions, where
+// a failure panics.
 func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
+	err := os.MkdirAll(filepath.Dir(path), 0o755)
+	if err == nil {
+		err = os.WriteFile(path, []byte(content), 0o644)
 	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+	if err != nil && t != nil {
 		t.Fatal(err)
+	} else if err != nil {
+		panic(err)
 	}
 }
 

@@ -96,7 +96,7 @@ func (m *masker) maskDir(dst int) error {
 	}
 	src, err := newFS("tmpfs", "tmpfs", mountOptions{
 		attrSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC,
-		data:    []string{"size=0", "mode=0555"},
+		data:    []string{"mode=0555"},
 	})
 	if err != nil {
 		return err

@@ -30,8 +30,11 @@ var procMountAllowed = map[string]bool{
 	"/proc/sys/kernel/ns_last_pid": true,
 }
 
-// mountSpec performs one spec mount.
-func (r *Root) mountSpec(m specs.Mount) error {
+// mountSpec performs one spec mount, spec.Mounts[idx] (-1 for our own).
+func (r *Root) mountSpec(m specs.Mount, idx int) error {
+	if relPath(m.Destination) == "." {
+		return errors.New("destination is the root itself (use root.path)")
+	}
 	o, err := parseOptions(m.Type, m.Options)
 	if err != nil {
 		return err
@@ -40,7 +43,9 @@ func (r *Root) mountSpec(m specs.Mount) error {
 		return r.mountCgroup(m, o)
 	}
 	var src int
-	if o.bind {
+	if f := r.opts.MountSources[idx]; f != nil && idx >= 0 {
+		src, err = r.preparedBind(f, m, o)
+	} else if o.bind {
 		src, err = r.detachedBind(m, o)
 	} else {
 		src, err = newFS(m.Type, m.Source, o)
@@ -55,13 +60,22 @@ func (r *Root) mountSpec(m specs.Mount) error {
 		return err
 	}
 	defer unix.Close(src)
+	if o.copyUp {
+		if err := r.copyUp(src, m.Destination); err != nil {
+			return err
+		}
+	}
+	// A symlink of the image in a procfs or sysfs destination is refused,
+	// not followed (runc's CVE-2019-16884 rule): tools and LSMs trust /proc
+	// and /sys to be where they are.
+	o.noSymlinks = m.Type == "proc" || m.Type == "sysfs"
 	return r.attach(src, m.Destination, o)
 }
 
 // attach moves the detached mount src onto dest inside the rootfs and sets
 // its propagation, which only an attached mount has.
 func (r *Root) attach(src int, dest string, o mountOptions) error {
-	dst, err := r.target(src, dest)
+	dst, err := r.target(src, dest, o.noSymlinks)
 	if err != nil {
 		return err
 	}
@@ -84,8 +98,24 @@ func (r *Root) attach(src int, dest string, o mountOptions) error {
 // target opens dest inside the rootfs as a mount point, creating it as a
 // directory or an empty file after the source's type when missing, and
 // refuses a target inside procfs that is not explicitly allowed.
-func (r *Root) target(src int, dest string) (int, error) {
-	dst, err := openInRoot(r.fd, dest, unix.O_PATH)
+func (r *Root) target(src int, dest string, noSymlinks bool) (int, error) {
+	open := func() (int, error) {
+		if !noSymlinks {
+			return openInRoot(r.fd, dest, unix.O_PATH)
+		}
+		fd, err := unix.Openat2(r.fd, relPath(dest), &unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+		})
+		if errors.Is(err, unix.ELOOP) {
+			return -1, fmt.Errorf("destination %s goes through a symlink", dest)
+		}
+		if err != nil {
+			return -1, &pathError{"open", dest, err}
+		}
+		return fd, nil
+	}
+	dst, err := open()
 	if errors.Is(err, unix.ENOENT) {
 		var st unix.Stat_t
 		if err := unix.Fstat(src, &st); err != nil {
@@ -95,6 +125,11 @@ func (r *Root) target(src int, dest string) (int, error) {
 			dst, err = mkdirAllInRoot(r.fd, dest)
 		} else {
 			dst, err = createFileInRoot(r.fd, dest)
+		}
+		if err == nil && noSymlinks {
+			// Created; now opened as the rule says.
+			unix.Close(dst)
+			dst, err = open()
 		}
 	}
 	if err != nil {
@@ -136,11 +171,17 @@ func (r *Root) detachedBind(m specs.Mount, o mountOptions) (int, error) {
 		flags |= unix.AT_EMPTY_PATH
 	}
 	fd, err := unix.OpenTree(dirfd, name, flags)
+	if errors.Is(err, unix.EINVAL) && r.opts.InUserNS && !o.recursive {
+		err = fmt.Errorf("%w (in a user namespace, a bind without its submounts would uncover what they hide: use rbind)", err)
+	}
 	if err != nil {
 		return -1, fmt.Errorf("bind %s: %w", source, err)
 	}
-	if err := r.setBindAttrs(fd, m, o); err != nil {
+	if err := r.setBindAttrs(fd, m, o, false); err != nil {
 		unix.Close(fd)
+		if errors.Is(err, unix.EPERM) && r.opts.InUserNS && o.attrClr|o.recClr != 0 {
+			err = fmt.Errorf("%w (in a user namespace, ro, nosuid, nodev, noexec and atime flags of a host mount are locked and cannot be cleared)", err)
+		}
 		return -1, fmt.Errorf("bind %s on %s: %w", source, m.Destination, err)
 	}
 	return fd, nil
@@ -151,7 +192,7 @@ func (r *Root) detachedBind(m specs.Mount, o mountOptions) (int, error) {
 // for are touched: the flags a user namespace locks on mounts inherited from
 // the host (ro, nosuid, nodev, noexec, atime) are never cleared unasked, and
 // clearing one asked for fails with EPERM instead of silently not applying.
-func (r *Root) setBindAttrs(fd int, m specs.Mount, o mountOptions) error {
+func (r *Root) setBindAttrs(fd int, m specs.Mount, o mountOptions, prepared bool) error {
 	if o.recSet|o.recClr != 0 {
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: o.recSet, Attr_clr: o.recClr}); err != nil {
 			return fmt.Errorf("set recursive attributes: %w", err)
@@ -162,10 +203,70 @@ func (r *Root) setBindAttrs(fd int, m specs.Mount, o mountOptions) error {
 			return fmt.Errorf("set attributes: %w", err)
 		}
 	}
-	if o.idmap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0 {
+	if !prepared && (o.idmap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0) {
 		return r.idmap(fd, m, o)
 	}
 	return nil
+}
+
+// preparedBind uses the detached mount the runtime made for this spec mount
+// (PrepareMount), applying the attributes; the caller keeps its descriptor.
+func (r *Root) preparedBind(f *os.File, m specs.Mount, o mountOptions) (int, error) {
+	if !o.bind {
+		return -1, fmt.Errorf("a prepared source is only for bind mounts")
+	}
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("prepared source: %w", err)
+	}
+	if err := r.setBindAttrs(fd, m, o, true); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("prepared source of %s: %w", m.Destination, err)
+	}
+	return fd, nil
+}
+
+// PrepareMount makes, outside the container's user namespace, the detached
+// bind mount for a spec mount that the container's init cannot make itself:
+// an idmapped mount of a host file system needs privilege over the file
+// system's user namespace. userns gives the mapping (NewUserNS for the
+// mount's own mappings, or the container's user namespace); the result goes
+// to Setup in Options.MountSources, under the mount's index.
+func PrepareMount(m specs.Mount, bundle string, userns *os.File) (*os.File, error) {
+	o, err := parseOptions(m.Type, m.Options)
+	if err != nil {
+		return nil, err
+	}
+	if !o.bind {
+		return nil, fmt.Errorf("prepare mount %s: only bind mounts", m.Destination)
+	}
+	source := m.Source
+	if !filepath.IsAbs(source) {
+		source = filepath.Join(bundle, source)
+	}
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	fd, err := unix.OpenTree(unix.AT_FDCWD, source, flags)
+	if err != nil {
+		return nil, fmt.Errorf("prepare mount %s: bind %s: %w", m.Destination, source, err)
+	}
+	if o.idmap {
+		if userns == nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("prepare mount %s: idmap needs a user namespace", m.Destination)
+		}
+		aflags := uint(unix.AT_EMPTY_PATH)
+		if o.recIdmap {
+			aflags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(fd, "", aflags, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(userns.Fd())}); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("prepare mount %s: idmap: %w", m.Destination, err)
+		}
+	}
+	return os.NewFile(uintptr(fd), "mount:"+m.Destination), nil
 }
 
 // idmap makes the detached mount fd idmapped. The user namespace giving the

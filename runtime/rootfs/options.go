@@ -20,6 +20,8 @@ type mountOptions struct {
 	recSet, recClr   uint64
 	propagation      uint64 // unix.MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE or 0
 	recPropagation   bool
+	copyUp           bool // "tmpcopyup": fill the tmpfs with what it covers
+	noSymlinks       bool // the destination may not go through a symlink (proc, sysfs)
 	idmap            bool // "idmap" or "ridmap"
 	recIdmap         bool // "ridmap"
 	// sbFlags are superblock flags ("ro", "sync"...) for a new file system;
@@ -73,8 +75,8 @@ var sbOptions = map[string]bool{
 }
 
 // parseOptions sorts a spec mount's options. Unknown options are file system
-// data, as mount(8) and runc treat them; for a bind mount, which has no file
-// system to take them, they are an error.
+// data, as mount(8) and runc treat them (the file system then refuses what it
+// does not know, with its own message).
 func parseOptions(typ string, opts []string) (mountOptions, error) {
 	var m mountOptions
 	m.bind = typ == "bind"
@@ -97,7 +99,11 @@ func parseOptions(typ string, opts []string) (mountOptions, error) {
 		case "remount":
 			return m, fmt.Errorf("option %q: a mount in the spec is always a new mount", o)
 		case "tmpcopyup":
-			return m, fmt.Errorf("option %q is not supported", o)
+			if typ != "tmpfs" {
+				return m, fmt.Errorf("option %q: only for tmpfs", o)
+			}
+			m.copyUp = true
+			continue
 		}
 		if a, ok := attrOptions[o]; ok {
 			m.attrSet = m.attrSet&^a.clr | a.set
@@ -132,9 +138,11 @@ func parseOptions(typ string, opts []string) (mountOptions, error) {
 	m.attrClr = m.attrClr&^m.attrSet | m.attrClr&unix.MOUNT_ATTR__ATIME
 	m.recClr = m.recClr&^m.recSet | m.recClr&unix.MOUNT_ATTR__ATIME
 	if m.bind {
-		if len(m.data) > 0 {
-			return m, fmt.Errorf("bind mount: unknown options %q", m.data)
-		}
+		// A bind mount has no file system of its own to take data
+		// options: mount(2) ignores them with MS_BIND, runc passes them
+		// along, and specs (the OCI conformance suite among them) carry
+		// "mode=" or "size=" on binds. They are dropped, as there.
+		m.data = nil
 		for _, f := range m.sbFlags {
 			if !sbOptions[f] {
 				return m, fmt.Errorf("bind mount: option %q changes the source's file system, not the mount", f)

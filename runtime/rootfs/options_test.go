@@ -56,10 +56,11 @@ func TestParseOptions(t *testing.T) {
 		{name: "default sb flags on bind are no-ops", typ: "bind", opts: []string{"async", "nomand"}, want: mountOptions{bind: true}},
 		{name: "unknown option is data", typ: "tmpfs", opts: []string{"noswap", "huge=within_size"},
 			want: mountOptions{data: []string{"noswap", "huge=within_size"}}},
-		{name: "unknown option on bind", typ: "bind", opts: []string{"mode=755"}, wantErr: "bind mount: unknown options"},
+		{name: "data options on bind are dropped", typ: "bind", opts: []string{"mode=755", "size=1k", "ro"}, want: mountOptions{bind: true, attrSet: ro}},
 		{name: "sync on bind", typ: "bind", opts: []string{"sync"}, wantErr: "changes the source's file system"},
 		{name: "remount", typ: "bind", opts: []string{"remount"}, wantErr: "always a new mount"},
-		{name: "tmpcopyup", typ: "tmpfs", opts: []string{"tmpcopyup"}, wantErr: "not supported"},
+		{name: "tmpcopyup", typ: "tmpfs", opts: []string{"tmpcopyup", "mode=755"}, want: mountOptions{copyUp: true, data: []string{"mode=755"}}},
+		{name: "tmpcopyup on bind", typ: "bind", opts: []string{"tmpcopyup"}, wantErr: "only for tmpfs"},
 		{name: "idmap on tmpfs", typ: "tmpfs", opts: []string{"idmap"}, wantErr: "only bind mounts"},
 	}
 	for _, tc := range tests {

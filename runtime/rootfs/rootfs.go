@@ -4,7 +4,26 @@
 // rootfs without following symlinks out of it, because the rootfs belongs to
 // the (hostile) container image.
 //
-// It needs Linux 5.12 or newer (openat2, the new mount API, mount_setattr).
+// The container's init calls, in its new mount namespace (and user
+// namespace, if any):
+//
+//	root, err := rootfs.Setup(spec, bundle, rootfs.Options{InUserNS: ...})
+//	// createContainer hooks run here, on the prepared tree
+//	err = root.Pivot()              // cwd is now the container's "/"
+//	err = root.MountConsole(pty)    // if process.terminal
+//
+// Guarantees: targets are opened with openat2(RESOLVE_IN_ROOT) and mounted
+// onto by descriptor (move_mount), so a symlink or a racing rename of the
+// image never places a mount outside the rootfs (CVE-2021-30465); proc and
+// sysfs destinations must not go through symlinks; nothing may be mounted
+// over a procfs file but an allowlist (lxcfs-style); masks use a /dev/null
+// checked to be char device 1:3 and never a symlink (CVE-2025-31133);
+// /dev/console must be a plain file and the pty a devpts node
+// (CVE-2025-52565); after Pivot no host mount remains in the namespace.
+//
+// It needs Linux 5.12 or newer (openat2, the new mount API, mount_setattr);
+// a cgroup v1 hierarchy mounted anew inside a cgroup namespace for a process
+// not at the namespace's root needs 6.15 (cloning from a detached mount).
 package rootfs
 
 import (
@@ -12,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,12 +39,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNotImplemented is returned by parts not built yet.
-var ErrNotImplemented = errors.New("rootfs: not implemented")
-
 // UserNSMaker gives a user namespace with the given mappings, for idmapped
 // mounts that carry their own uidMappings/gidMappings. Creating one needs a
-// new process, which this package does not fork.
+// process, and Setup forks nothing by itself: the runtime makes them (with
+// NewUserNS, in its own process) and hands them over, e.g. as a UserNSFunc.
 type UserNSMaker interface {
 	UserNS(uidMappings, gidMappings []specs.LinuxIDMapping) (*os.File, error)
 }
@@ -40,6 +58,11 @@ type Options struct {
 	// UserNS, if set, makes user namespaces for idmapped mounts with
 	// explicit mappings; without it such mounts fail with a clear error.
 	UserNS UserNSMaker
+	// MountSources are detached mounts made by the runtime outside the
+	// container's user namespace (PrepareMount), by index in spec.Mounts:
+	// how a container with a user namespace gets idmapped mounts. Setup
+	// uses them in place of the source and leaves them open.
+	MountSources map[int]*os.File `json:"-"`
 }
 
 // Root is a root filesystem prepared by Setup, not yet pivoted into.
@@ -49,6 +72,8 @@ type Root struct {
 	bundle string
 	opts   Options
 	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
+	// cgroups are the lines of /proc/self/cgroup, read for a cgroup mount.
+	cgroups []hierarchy
 }
 
 // Setup must run in the container's init process, in its new mount
@@ -78,18 +103,18 @@ func (r *Root) setup() error {
 	}
 	devMount := -1
 	for i, m := range r.spec.Mounts {
-		if filepath.Clean(m.Destination) == "/dev" {
+		if relPath(m.Destination) == "dev" {
 			devMount = i
 		}
 	}
 	if devMount < 0 {
 		// /dev first: the spec's /dev/pts, /dev/shm... go on top of it.
-		if err := r.mountSpec(devTmpfs); err != nil {
+		if err := r.mountSpec(devTmpfs, -1); err != nil {
 			return fmt.Errorf("mount /dev: %w", err)
 		}
 	}
-	for _, m := range r.spec.Mounts {
-		if err := r.mountSpec(m); err != nil {
+	for i, m := range r.spec.Mounts {
+		if err := r.mountSpec(m, i); err != nil {
 			return fmt.Errorf("mount %s (%s): %w", m.Destination, m.Type, err)
 		}
 	}
@@ -120,14 +145,18 @@ func (r *Root) prepareRoot() error {
 	if err := unix.Mount("", "/", "", flags, ""); err != nil {
 		return fmt.Errorf("set propagation of /: %w", err)
 	}
-	if prop == unix.MS_SHARED {
-		// pivot_root refuses a new root whose parent mount is shared, and
-		// a current root that is shared; both are only the host's old
-		// tree, detached after the pivot, so making them private in this
-		// namespace costs nothing.
+	if !rec || (prop != unix.MS_SLAVE && prop != unix.MS_PRIVATE) {
+		// "/" alone, or made shared or unbindable: the mount holding the
+		// rootfs may still be shared with the host (our mounts would
+		// appear there), and pivot_root refuses a new root whose parent
+		// is shared. It is only the host's old tree, detached after the
+		// pivot, so making it private here costs nothing.
 		if err := makeParentPrivate(r.path); err != nil {
 			return err
 		}
+	}
+	if prop == unix.MS_SHARED {
+		// pivot_root also refuses a current root that is shared.
 		if err := unix.Mount("", "/", "", unix.MS_PRIVATE, ""); err != nil {
 			return fmt.Errorf("make old root private: %w", err)
 		}
@@ -226,8 +255,13 @@ func (r *Root) pivotRoot() error {
 }
 
 // moveRoot is --no-pivot: the rootfs mount is moved over "/" and chrooted
-// into. The host's mounts stay in the namespace, under the rootfs.
+// into. The host's old root cannot be unmounted from under the rootfs, but
+// every other host mount is detached first, so the namespace holds no
+// reference to them.
 func (r *Root) moveRoot() error {
+	if err := detachOutside(r.path); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
 	if err := unix.Fchdir(r.fd); err != nil {
 		return fmt.Errorf("rootfs: chdir to rootfs: %w", err)
 	}
@@ -244,22 +278,11 @@ func (r *Root) moveRoot() error {
 }
 
 // finish applies, in the container's root, what must come after the pivot:
-// the root propagation (applied to "/" before the pivot it would reach the
-// host's root), readonly paths, then masked paths (a mask inside a read-only
-// tree still mounts), then root.readonly last, since it forbids nothing the
-// others need.
+// readonly paths, then masked paths (a mask inside a read-only tree still
+// mounts), root.readonly, and last the root propagation: applied to "/"
+// before the pivot it would reach the host's root, and an unbindable root
+// would forbid the binds of the paths.
 func (r *Root) finish() error {
-	if p, ok, err := r.rootPropagation(); err != nil {
-		return err
-	} else if ok {
-		flags := uint(unix.AT_EMPTY_PATH)
-		if p.recPropagation {
-			flags |= unix.AT_RECURSIVE
-		}
-		if err := unix.MountSetattr(r.fd, "", flags, &unix.MountAttr{Propagation: p.propagation}); err != nil {
-			return fmt.Errorf("set rootfs propagation: %w", err)
-		}
-	}
 	if l := r.spec.Linux; l != nil {
 		for _, p := range l.ReadonlyPaths {
 			if err := r.readonlyPath(p); err != nil {
@@ -275,24 +298,72 @@ func (r *Root) finish() error {
 			return fmt.Errorf("make / read-only: %w", err)
 		}
 	}
+	if p, ok, err := r.rootPropagation(); err != nil {
+		return err
+	} else if ok {
+		flags := uint(unix.AT_EMPTY_PATH)
+		if p.recPropagation {
+			flags |= unix.AT_RECURSIVE
+		}
+		if err := unix.MountSetattr(r.fd, "", flags, &unix.MountAttr{Propagation: p.propagation}); err != nil {
+			return fmt.Errorf("set rootfs propagation: %w", err)
+		}
+	}
 	return nil
+}
+
+// detachOutside lazily unmounts every mount that neither holds root nor is
+// below it, deepest first, each made a slave first so that the unmount does
+// not propagate to the host.
+func detachOutside(root string) error {
+	points, err := mountPoints()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
+	for _, p := range points {
+		if p == root || strings.HasPrefix(p, root+"/") || p == "/" || strings.HasPrefix(root, p+"/") {
+			continue
+		}
+		if err := unix.Mount("", p, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				continue // gone with a mount detached before, or hidden
+			}
+			return fmt.Errorf("make %s a slave: %w", p, err)
+		}
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("detach host mount %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// mountPoints lists the mount points of the calling thread's mount
+// namespace (thread-self: a thread may have unshared its own).
+func mountPoints() ([]string, error) {
+	b, err := os.ReadFile("/proc/thread-self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out = append(out, unescapeMountinfo(f[4]))
+		}
+	}
+	return out, nil
 }
 
 // makeParentPrivate makes the mount holding path private. Only needed when
 // "/" was made shared: it is found in mountinfo, the longest mount point
 // that is a prefix of path.
 func makeParentPrivate(path string) error {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	points, err := mountPoints()
 	if err != nil {
 		return fmt.Errorf("find rootfs parent mount: %w", err)
 	}
 	best := "/"
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(f[4])
+	for _, mp := range points {
 		if len(mp) > len(best) && (path == mp || strings.HasPrefix(path, mp+"/")) {
 			best = mp
 		}

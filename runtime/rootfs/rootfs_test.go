@@ -14,7 +14,7 @@ import (
 
 // newBundle makes a bundle whose rootfs holds a static busybox with a few
 // applet links and the usual top-level directories.
-func newBundle(t *testing.T) string {
+func newBundle(t testing.TB) string {
 	t.Helper()
 	bundle := t.TempDir()
 	root := filepath.Join(bundle, "rootfs")
@@ -32,7 +32,7 @@ func newBundle(t *testing.T) string {
 	return bundle
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	in, err := os.Open(from)
 	if err != nil {
@@ -98,11 +98,14 @@ func TestSetupPivotRuncSpec(t *testing.T) {
 		"/dev/ptmx", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr",
 		"/proc/kcore", "/proc/keys", "/proc/acpi", "/sys/firmware", "/proc/sys", "/proc/sys/kernel/hostname",
 		"/proc/timer_list", "/tmp", "/sys/fs/cgroup", "/sys/fs/cgroup/memory"}
-	res := runInChild(t, "plain", runcSpec(), bundle, probes)
+	res := runInChild(t, "plain+exec", runcSpec(), bundle, probes)
 	if res.err != nil {
 		t.Fatalf("child: %v\n%s", res.err, res.stderr)
 	}
 	rep := res.rep
+	if want := "/dev/null\n/dev/pts/ptmx\n"; !strings.HasPrefix(rep.Exec, want) {
+		t.Errorf("busybox in the container: %q, want %q first", rep.Exec, want)
+	}
 
 	mounts := []struct {
 		point, fstype string
