@@ -92,8 +92,8 @@ func daemonMain(args []string) int {
 	o := engine.Options{
 		Config: engine.Config{Root: *dataRoot, MonitorSocket: filepath.Join(*execRoot, "monitor.sock"), PidsLimit: *pids,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version},
-		Socket:   socket,
-		Log:      log,
+		Socket: socket,
+		Log:    log,
 	}
 	if v, ok := cfg.LogOpts["max-size"]; ok {
 		fmt.Sscanf(v, "%d", &o.LogMaxSize)
