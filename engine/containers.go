@@ -230,7 +230,12 @@ func (d *Daemon) Start(ctx context.Context, ref string) error {
 		return fmt.Errorf("container %s is still being created: %w", c.Name, errdefs.ErrConflict)
 	}
 	d.cancelRestart(c.ID)
-	return d.start(ctx, c, false)
+	err = d.start(ctx, c, false)
+	if err != nil && c.HostConfig.AutoRemove {
+		// --rm: a container that cannot start is not left behind (Docker).
+		d.remove(context.Background(), c.ID)
+	}
+	return err
 }
 
 func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) (err error) {
@@ -391,7 +396,14 @@ func (d *Daemon) stop(ctx context.Context, c *store.Container, timeout *int, sig
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpResume, ID: c.ID})
 	}
 	if err := d.signal(ctx, c.ID, sig); err != nil {
-		return err
+		// It may have died on its own an instant ago, its exit not applied
+		// yet (the runtime then no longer knows it): wait for that exit.
+		select {
+		case <-exited.ch:
+			return nil
+		case <-time.After(2 * time.Second):
+			return err
+		}
 	}
 	var grace <-chan time.Time
 	if t >= 0 {
@@ -406,7 +418,12 @@ func (d *Daemon) stop(ctx context.Context, c *store.Container, timeout *int, sig
 		return ctx.Err()
 	}
 	if err := d.signal(ctx, c.ID, unix.SIGKILL); err != nil {
-		return err
+		select {
+		case <-exited.ch:
+			return nil
+		case <-time.After(2 * time.Second):
+			return err
+		}
 	}
 	select {
 	case <-exited.ch:

@@ -82,9 +82,9 @@ type Daemon struct {
 	// early holds exits that arrived while their start was in flight (a
 	// container that dies at once): start applies them once it has
 	// recorded the run.
-	early map[string]monitor.Status
-	health   map[string]context.CancelFunc
-	cancel   context.CancelFunc
+	early  map[string]monitor.Status
+	health map[string]context.CancelFunc
+	cancel context.CancelFunc
 }
 
 // New opens the daemon's state, connects to the monitor (starting it with

@@ -80,9 +80,12 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	if spec.Process != nil && spec.Process.Terminal && o.ConsoleSocket == "" {
 		return nil, fmt.Errorf("process.terminal is set: --console-socket is required: %w", ErrInvalid)
 	}
+	// The undo chain runs unless Create gets to its end: on an error and
+	// also on a panic, where err is not set.
 	var undo undoChain
+	done := false
 	defer func() {
-		if err != nil {
+		if !done {
 			undo.run()
 		}
 	}()
@@ -110,6 +113,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	if err := r.save(rec); err != nil {
 		return nil, err
 	}
+	done = true
 	return p, nil
 }
 

@@ -65,8 +65,9 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		return nil, err
 	}
 	var undo undoChain
+	done := false
 	defer func() {
-		if err != nil {
+		if !done {
 			undo.run()
 		}
 	}()
@@ -121,6 +122,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 			return nil, err
 		}
 	}
+	done = true
 	return &Container{ID: id, Process: cmd.Process, cmd: cmd}, nil
 }
 

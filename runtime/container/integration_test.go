@@ -634,3 +634,38 @@ func TestJoinNetworkNamespaceByPath(t *testing.T) {
 		t.Fatalf("exit %d, net ns %q, want the runtime's %q", code, out, self)
 	}
 }
+
+// Without a pid namespace, a process left by the container after init
+// exits must not keep delete from removing the cgroup.
+func TestDeleteKillsLeftoversWithoutPidNS(t *testing.T) {
+	r := newRuntime(t)
+	id := uniqueID(t)
+	b := bundle(t, []string{"sh", "-c", "sleep 100 >/dev/null 2>&1 &"}, func(s *specs.Spec) {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.PIDNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	})
+	c, err := r.Run(id, b, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	var pids []int
+	for i := 0; i < 100 && len(pids) == 0; i++ {
+		pids, _ = r.Pids(id)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(pids) == 0 {
+		t.Fatal("the background sleep is not in the cgroup")
+	}
+	if err := r.Delete(id, false); err != nil {
+		t.Fatal(err)
+	}
+	if cg := findCgroup(id); cg != "" {
+		t.Fatalf("cgroup left: %s", cg)
+	}
+}

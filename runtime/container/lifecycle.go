@@ -160,13 +160,8 @@ func (r *Runtime) killAll(rec *Record, sig unix.Signal) error {
 func (r *Runtime) Delete(id string, force bool) error {
 	rec, err := r.load(id)
 	if err != nil {
-		if force && errors.Is(err, ErrNotExist) {
-			return nil
-		}
 		if force && !errors.Is(err, ErrInvalid) {
-			// An unreadable record (a create killed mid-way) is removed
-			// with --force.
-			return os.RemoveAll(r.dir(id))
+			return r.deleteBroken(id)
 		}
 		return err
 	}
@@ -183,6 +178,11 @@ func (r *Runtime) Delete(id string, force bool) error {
 			return err
 		}
 	}
+	// Without a pid namespace of its own, processes may outlive init;
+	// the cgroup cannot go while they are in it.
+	if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
+		r.killAll(rec, unix.SIGKILL)
+	}
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
@@ -195,6 +195,27 @@ func (r *Runtime) Delete(id string, force bool) error {
 		if err := hooks.RunAll("poststop", h.Poststop, s); err != nil {
 			r.warn(err.Error())
 		}
+	}
+	return nil
+}
+
+// deleteBroken removes what a create killed mid-way may have left: a state
+// directory without a record, and the cgroup at its default path.
+func (r *Runtime) deleteBroken(id string) error {
+	if _, err := os.Stat(r.dir(id)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	rec := &Record{ID: id}
+	if cg, err := r.cgroupManager(rec); err == nil {
+		if pids, err := cg.Pids(); err == nil {
+			for _, p := range pids {
+				unix.Kill(p, unix.SIGKILL)
+			}
+		}
+		cg.Destroy()
+	}
+	if err := os.RemoveAll(r.dir(id)); err != nil {
+		return fmt.Errorf("delete %q: %w", id, err)
 	}
 	return nil
 }

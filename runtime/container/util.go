@@ -16,3 +16,5 @@ type (
 )
 
 func osMkdir(p string) error { return os.Mkdir(p, 0o711) }
+
+func osStat(p string) (os.FileInfo, error) { return os.Stat(p) }

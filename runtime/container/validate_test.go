@@ -100,3 +100,22 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("list = %+v, %v", list, err)
 	}
 }
+
+func TestDeleteForceRemovesBrokenState(t *testing.T) {
+	r := &Runtime{Root: t.TempDir(), CgroupRoot: t.TempDir()}
+	if err := osMkdir(r.dir("half")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete("half", false); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("delete without force: %v", err)
+	}
+	if err := r.Delete("half", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := osStat(r.dir("half")); err == nil {
+		t.Fatal("state dir of a half-created container left after delete --force")
+	}
+	if err := r.Delete("never", true); err != nil {
+		t.Fatalf("delete --force of a missing container: %v", err)
+	}
+}

@@ -103,7 +103,7 @@ func (r *Root) setup() error {
 	}
 	devMount := -1
 	for i, m := range r.spec.Mounts {
-		if filepath.Clean(m.Destination) == "/dev" {
+		if relPath(m.Destination) == "dev" {
 			devMount = i
 		}
 	}

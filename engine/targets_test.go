@@ -1,0 +1,40 @@
+package engine
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestEnsureMountTargetsStaysInRoot(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	// The hostile image points /etc at a host directory.
+	if err := os.Symlink(outside, filepath.Join(root, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(file, nil, 0o644)
+	// Through the planted symlink: refused (it resolves inside the root,
+	// to a path that does not exist there), never created outside.
+	if err := ensureMountTargets(root, []specs.Mount{{Destination: "/etc/hosts", Type: "bind", Source: file}}); err == nil {
+		t.Error("mount point through a dangling in-root symlink was accepted")
+	}
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/data/deep/dir", Type: "bind", Source: t.TempDir()},
+	}
+	if err := ensureMountTargets(root, mounts); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("wrote outside the rootfs: %v", ents)
+	}
+	for _, p := range []string{"proc", "data/deep/dir"} {
+		if st, err := os.Stat(filepath.Join(root, p)); err != nil || !st.IsDir() {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
