@@ -367,7 +367,9 @@ func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exe
 	if console != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
 	}
-	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve)}
+	// init's own environment never reaches the container: the process
+	// gets process.env, the hooks their own env.
+	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug}
 	return cmd
 }
 

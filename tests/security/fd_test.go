@@ -177,7 +177,6 @@ true`
 // a host file for writing — a host cgroup file reached this way bypasses
 // the read-only /sys/fs/cgroup and lifts the container's own limits.
 func TestCreatedInitFds(t *testing.T) {
-	knownBug(t, "created init holds cgroup files (cpu.cfs_quota_us/period_us) open; a process exec'd before start re-opens /proc/1/fd/4 for writing and lifts its CPU quota")
 	e := newEnv(t, "sleep", "30")
 	e.create()
 	r, err := e.exec("sh", "-c", fdList("1")+"; "+createdInitProbe)
