@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/estiba/estiba/internal/openat"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
@@ -181,7 +183,7 @@ func readInRoot(rootfs, name string) ([]byte, error) {
 		return nil, fmt.Errorf("open rootfs: %w", err)
 	}
 	defer unix.Close(root)
-	fd, err := unix.Openat2(root, name, &unix.OpenHow{
+	fd, err := openat.Openat2(root, name, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/estiba/estiba/internal/openat"
 )
 
 // resolveFlags keep every lookup inside the layer root and refuse any
@@ -19,13 +21,7 @@ const resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS |
 	unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV
 
 func openBeneath(root int, p string, flags uint64) (int, error) {
-	for {
-		fd, err := unix.Openat2(root, p, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolveFlags})
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue // EAGAIN: a concurrent rename raced the lookup
-		}
-		return fd, err
-	}
+	return openat.Openat2(root, p, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: resolveFlags})
 }
 
 // parent returns an fd for directory dir (relative to the root), creating

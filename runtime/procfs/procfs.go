@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/estiba/estiba/internal/openat"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +41,7 @@ func Open() (*Handle, error) {
 		fd, err = unix.OpenTree(unix.AT_FDCWD, "/proc", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	}
 	if err != nil {
-		fd, err = unix.Openat2(unix.AT_FDCWD, "/proc", &unix.OpenHow{
+		fd, err = openat.Openat2(unix.AT_FDCWD, "/proc", &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		})
@@ -91,7 +93,7 @@ func (h *Handle) OpenFile(name string, flags int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Openat2(h.fd, rel, &unix.OpenHow{
+	fd, err := openat.Openat2(h.fd, rel, &unix.OpenHow{
 		Flags: uint64(flags) | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		// BENEATH: nothing outside procfs; NO_SYMLINKS/NO_MAGICLINKS: no
 		// redirection; NO_XDEV: no file of another mount placed over a
@@ -213,7 +215,7 @@ func CheckFS(fd int, magic int64) error {
 // that both /sys and the file are on sysfs.
 func OpenSysfs(name string, flags int) (*os.File, error) {
 	rel := strings.TrimPrefix(name, "/")
-	root, err := unix.Openat2(unix.AT_FDCWD, "/sys", &unix.OpenHow{
+	root, err := openat.Openat2(unix.AT_FDCWD, "/sys", &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})
@@ -224,7 +226,7 @@ func OpenSysfs(name string, flags int) (*os.File, error) {
 	if err := CheckFS(root, unix.SYSFS_MAGIC); err != nil {
 		return nil, fmt.Errorf("open /sys: %w", err)
 	}
-	fd, err := unix.Openat2(root, rel, &unix.OpenHow{
+	fd, err := openat.Openat2(root, rel, &unix.OpenHow{
 		Flags:   uint64(flags) | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 	})

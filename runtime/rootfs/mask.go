@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/estiba/estiba/internal/openat"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -117,7 +119,7 @@ func (m *masker) maskDir(dst int) error {
 // it points to (CVE-2025-31133): no symlink is followed and the node must be
 // character device 1:3.
 func openDevNull(rootfd int) (int, error) {
-	fd, err := unix.Openat2(rootfd, "dev/null", &unix.OpenHow{
+	fd, err := openat.Openat2(rootfd, "dev/null", &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	})

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/estiba/estiba/internal/openat"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -103,7 +105,7 @@ func (r *Root) target(src int, dest string, noSymlinks bool) (int, error) {
 		if !noSymlinks {
 			return openInRoot(r.fd, dest, unix.O_PATH)
 		}
-		fd, err := unix.Openat2(r.fd, relPath(dest), &unix.OpenHow{
+		fd, err := openat.Openat2(r.fd, relPath(dest), &unix.OpenHow{
 			Flags:   unix.O_PATH | unix.O_CLOEXEC,
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 		})

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/estiba/estiba/internal/openat"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +27,7 @@ const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 // rootfd with flags (O_PATH unless told otherwise).
 func openInRoot(rootfd int, path string, flags uint64) (int, error) {
 	rel := relPath(path)
-	fd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: inRoot})
+	fd, err := openat.Openat2(rootfd, rel, &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Resolve: inRoot})
 	if err != nil {
 		return -1, &pathError{"open", path, err}
 	}
