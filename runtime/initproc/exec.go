@@ -31,7 +31,7 @@ func runExec(s *syncer, cfg *Config) error {
 		}
 	}
 	if p.Terminal {
-		if err := setupConsole(cfg.ConsoleFD); err != nil {
+		if err := setupConsole(cfg.ConsoleFD, nil); err != nil {
 			return err
 		}
 	}

@@ -170,7 +170,7 @@ func runCreate(s *syncer, cfg *Config) error {
 		}
 	}
 	if p.Terminal {
-		if err := setupConsole(cfg.ConsoleFD); err != nil {
+		if err := setupConsole(cfg.ConsoleFD, root); err != nil {
 			return err
 		}
 	}

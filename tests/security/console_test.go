@@ -108,7 +108,6 @@ func consoleSymlinks(t *testing.T, keep string) string {
 // TestConsolePtyMounted: the runtime spec (config-linux, Devices) says
 // that with process.terminal the pty is bind-mounted at /dev/console.
 func TestConsolePtyMounted(t *testing.T) {
-	knownBug(t, "process.terminal: the pty is not bind-mounted at /dev/console (config-linux requires it; runc does it)")
 	if out := consoleSymlinks(t, "default-dev"); out != "" && !strings.Contains(out, " /dev/console ") {
 		t.Errorf("process.terminal: no pty mounted at /dev/console:\n%s", out)
 	}
