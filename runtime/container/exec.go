@@ -114,7 +114,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1
 	}
-	if err := r.converse(cmd, parentSock, cfg); err != nil {
+	if err := r.converse(cmd, parentSock, cfg, nil); err != nil {
 		return nil, err
 	}
 	if o.PidFile != "" {
