@@ -21,7 +21,6 @@ cleanup() {
 	[ -n "$DAEMON_PID" ] && { "$BIN" ps -aq | xargs -r "$BIN" rm -f >/dev/null 2>&1; kill "$DAEMON_PID"; wait "$DAEMON_PID"; }
 	[ -f "$WORK/run/monitor.pid" ] && kill "$(cat "$WORK/run/monitor.pid")" && sleep 1
 	umount "$WORK/run/exe/estiba-runtime" 2>/dev/null
-	podman_cmd ps -aq 2>/dev/null | xargs -r -n 50 sh -c 'podman_cmd() { :; }; true' >/dev/null
 	podman_cmd rm -af -t 0 >/dev/null 2>&1
 	podman_cmd system reset -f >/dev/null 2>&1
 	rm -rf "$WORK"
@@ -109,6 +108,8 @@ estiba_pids() { echo "$DAEMON_PID $(cat "$WORK/run/monitor.pid")"; }
 density estiba "$BIN run -d --network none bench/bb sleep 3600" estiba_pids
 "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
 if ((have_podman)); then
+	# conmon is podman's per-container supervisor: its PSS is the userspace
+	# share (podman itself exits after each start).
 	podman_pids() { pgrep -d ' ' -x conmon || true; }
 	density "podman+crun" "podman_cmd run -d --network none bench/bb sleep 3600" podman_pids
 	podman_cmd rm -af -t 0 >/dev/null

@@ -432,12 +432,20 @@ func cmdStats(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		return usageErr("estiba stats needs container names (listing all is not supported)")
+	ids := fs.Args()
+	if len(ids) == 0 {
+		// All running containers, as docker stats.
+		var list []types.ContainerSummary
+		if err := cl.call(ctx, "GET", "/containers/json", nil, nil, &list); err != nil {
+			return err
+		}
+		for _, s := range list {
+			ids = append(ids, s.ID)
+		}
 	}
 	q := url.Values{"stream": {strconv.FormatBool(!*noStream)}}
-	decs := make([]*json.Decoder, 0, fs.NArg())
-	for _, id := range fs.Args() {
+	decs := make([]*json.Decoder, 0, len(ids))
+	for _, id := range ids {
 		resp, err := cl.do(ctx, "GET", "/containers/"+id+"/stats", q, nil, "")
 		if err != nil {
 			return err

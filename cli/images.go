@@ -211,3 +211,55 @@ func cmdContainerPrune(ctx context.Context, c *CLI, cl *Client, args []string) e
 	}
 	return prune(ctx, c, cl)
 }
+
+func cmdVolume(ctx context.Context, c *CLI, cl *Client, args []string) error {
+	if len(args) == 0 {
+		return usageErr("estiba volume needs a subcommand: ls, create, inspect, rm")
+	}
+	switch args[0] {
+	case "ls", "list":
+		var resp struct{ Volumes []types.Volume }
+		if err := cl.call(ctx, "GET", "/volumes", nil, nil, &resp); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
+		for _, v := range resp.Volumes {
+			fmt.Fprintf(tw, "%s\t%s\n", v.Driver, v.Name)
+		}
+		return tw.Flush()
+	case "create":
+		var v types.Volume
+		name := ""
+		if len(args) > 1 {
+			name = args[1]
+		}
+		if err := cl.call(ctx, "POST", "/volumes/create", nil, map[string]string{"Name": name}, &v); err != nil {
+			return err
+		}
+		fmt.Fprintln(c.Stdout, v.Name)
+		return nil
+	case "inspect":
+		for _, n := range args[1:] {
+			var v map[string]any
+			if err := cl.call(ctx, "GET", "/volumes/"+n, nil, nil, &v); err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent([]any{v}, "", "    ")
+			fmt.Fprintln(c.Stdout, string(b))
+		}
+		return nil
+	case "rm", "remove":
+		fs := newFlags("volume rm", c)
+		force := fs.BoolP("force", "f", false, "force the removal")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		q := url.Values{}
+		if *force {
+			q.Set("force", "1")
+		}
+		return each(c, fs.Args(), func(n string) error { return cl.call(ctx, "DELETE", "/volumes/"+n, q, nil, nil) })
+	}
+	return usageErr("unknown volume subcommand %q", args[0])
+}

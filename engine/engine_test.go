@@ -143,7 +143,12 @@ func TestDockerCLI(t *testing.T) {
 		{[]string{"rm", "-f", "d1"}, "d1", 0},
 		{[]string{"images"}, "fake", 0},
 		{[]string{"run", "--rm", "-p", "8080:80", "fake", "true"}, "network layer", 125},
-		{[]string{"volume", "ls"}, "not supported", 1},
+		{[]string{"volume", "create", "vol1"}, "vol1", 0},
+		{[]string{"volume", "ls"}, "vol1", 0},
+		{[]string{"run", "--rm", "-v", "vol1:/data", "fake", "true"}, "", 0},
+		{[]string{"volume", "rm", "vol1"}, "vol1", 0},
+		{[]string{"volume", "inspect", "vol1"}, "no such volume", 1},
+		{[]string{"network", "ls"}, "not supported", 1},
 	}
 	for _, s := range steps {
 		out, err := run(s.args...)

@@ -68,7 +68,11 @@ func shortTempDir(t *testing.T) string {
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	dir := shortTempDir(t)
+	return startEnvIn(t, shortTempDir(t))
+}
+
+func startEnvIn(t *testing.T, dir string) *env {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	mctx, mcancel := context.WithCancel(context.Background())
 	msrv, err := monitor.NewServer(fakeruntime.New(), filepath.Join(dir, "monitor"), log)

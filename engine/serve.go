@@ -38,7 +38,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer os.Remove(o.Socket)
-	srv := api.New(d, d, o.Images, d, d.VersionInfo(), o.Log)
+	srv := api.New(d, d, o.Images, d, d, d.VersionInfo(), o.Log)
 	o.Log.Info("estiba daemon listening", "socket", o.Socket, "root", o.Root)
 	return srv.Serve(ctx, l)
 }

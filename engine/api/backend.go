@@ -86,3 +86,12 @@ type AttachOptions struct {
 	Stdin, Stdout, Stderr bool
 	Stream, Logs          bool
 }
+
+// Volumes is what the volume endpoints need; the values are encoded as
+// they are (Docker's volume shape).
+type Volumes interface {
+	VolumeList(ctx context.Context) ([]*types.Volume, error)
+	VolumeCreate(ctx context.Context, name string) (*types.Volume, error)
+	VolumeInspect(ctx context.Context, name string) (*types.Volume, error)
+	VolumeRemove(ctx context.Context, name string, force bool) error
+}

@@ -38,11 +38,49 @@ func (s *Server) routes() {
 		return nil
 	})
 	s.containerRoutes()
+	s.volumeRoutes()
 	s.execRoutes()
 	s.imageRoutes()
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%s %s is not supported by estiba: %w", r.Method, r.URL.Path, errdefs.ErrNotImplemented)
 	})
+}
+
+func (s *Server) volumeRoutes() {
+	if s.volumes == nil {
+		return
+	}
+	s.handle("GET /volumes", func(w http.ResponseWriter, r *http.Request) error {
+		list, err := s.volumes.VolumeList(r.Context())
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, map[string]any{"Volumes": list, "Warnings": []string{}})
+		return nil
+	})
+	s.handle("POST /volumes/create", func(w http.ResponseWriter, r *http.Request) error {
+		var req struct{ Name string }
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+		v, err := s.volumes.VolumeCreate(r.Context(), req.Name)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, v)
+		return nil
+	})
+	s.handle("GET /volumes/{name}", func(w http.ResponseWriter, r *http.Request) error {
+		v, err := s.volumes.VolumeInspect(r.Context(), r.PathValue("name"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, v)
+		return nil
+	})
+	s.handle("DELETE /volumes/{name}", s.noContent(func(r *http.Request) error {
+		return s.volumes.VolumeRemove(r.Context(), r.PathValue("name"), boolParam(r, "force"))
+	}))
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {

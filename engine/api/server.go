@@ -29,14 +29,16 @@ type Server struct {
 	execs      Execs
 	images     Images
 	system     System
+	volumes    Volumes
 	version    types.Version
 	log        *slog.Logger
 	mux        *http.ServeMux
 }
 
-// New builds the server and its routes.
-func New(c Containers, e Execs, i Images, s System, v types.Version, log *slog.Logger) *Server {
-	srv := &Server{containers: c, execs: e, images: i, system: s, version: v, log: log, mux: http.NewServeMux()}
+// New builds the server and its routes; vol may be nil (volume endpoints
+// then answer 501).
+func New(c Containers, e Execs, i Images, s System, vol Volumes, v types.Version, log *slog.Logger) *Server {
+	srv := &Server{containers: c, execs: e, images: i, system: s, volumes: vol, version: v, log: log, mux: http.NewServeMux()}
 	srv.routes()
 	return srv
 }

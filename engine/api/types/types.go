@@ -383,3 +383,14 @@ type JSONMessage struct {
 	} `json:"errorDetail,omitempty"`
 	ErrorMessage string `json:"error,omitempty"`
 }
+
+// Volume is a named volume (GET /volumes, /volumes/{name}).
+type Volume struct {
+	Name       string
+	Driver     string
+	Mountpoint string
+	CreatedAt  string
+	Scope      string
+	Labels     map[string]string
+	Options    map[string]string
+}

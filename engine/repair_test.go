@@ -1,0 +1,55 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/engine/store"
+)
+
+// State a kill -9 can leave behind is repaired at the next start: a
+// half-created container is removed, one the store believes running but
+// no monitor knows is marked exited (255), a pending restart is resumed.
+func TestRepairAtStart(t *testing.T) {
+	dir := shortTempDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(dir, "data", "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	recs := []*store.Container{
+		{ID: strings.Repeat("a", 64), Name: "half", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseCreating},
+		{ID: strings.Repeat("b", 64), Name: "lost", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
+			State: store.State{Status: store.StatusRunning, Pid: 999999, StartedAt: now}},
+		{ID: strings.Repeat("c", 64), Name: "again", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
+			Path: "/bin/sh", Args: []string{"-c", "exec sleep 30"},
+			State: store.State{Status: store.StatusRestarting}, RestartDelay: 10 * time.Millisecond},
+	}
+	recs[2].Config.Cmd = []string{"/bin/sh", "-c", "exec sleep 30"}
+	recs[2].Config.Image = "fake"
+	recs[2].HostConfig.RestartPolicy.Name = "always"
+	for _, c := range recs {
+		if err := st.Create(c, false, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(dir, "data", "containers", c.ID, "rootfs"), 0o711)
+	}
+	st.Close()
+	e := startEnvIn(t, dir)
+	if out, _, _ := e.cli("inspect", "half"); strings.Contains(out, "half") {
+		t.Errorf("half-created container survived: %s", out)
+	}
+	if out := e.mustCLI("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "lost"); out != "exited 255\n" {
+		t.Errorf("lost container: %q", out)
+	}
+	eventually(t, "pending restart resumed", func() bool {
+		out, _, _ := e.cli("inspect", "-f", "{{.State.Status}}", "again")
+		return out == "running\n"
+	})
+}
