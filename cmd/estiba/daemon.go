@@ -199,7 +199,7 @@ func monitorMain(args []string) int {
 		return 1
 	}
 	rt := &ocirt.Runtime{
-		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), ExeDir: filepath.Join(*execRoot, "exe"), Warn: func(m string) { log.Warn(m) }},
+		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), Warn: func(m string) { log.Warn(m) }},
 		ConsoleDir: filepath.Join(*execRoot, "console"),
 	}
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)

@@ -149,10 +149,11 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if err != nil {
 		return nil, err
 	}
-	exe, err := r.initExe()
+	exe, releaseExe, err := r.initExe(o.PreserveFDs)
 	if err != nil {
 		return nil, err
 	}
+	defer releaseExe()
 	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, childSock, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: plan.cloneflags,
@@ -199,14 +200,18 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1
 	}
-	if err := r.converse(cmd, parentSock, cfg); err != nil {
+	// Once init has made the nodes, the device cgroup gets the spec's
+	// own rules, before the hooks that may add to them.
+	mounted := func() error { return finalDevices(cg, spec) }
+	if err := r.converse(cmd, parentSock, cfg, mounted); err != nil {
 		return nil, err
 	}
 	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd}, nil
 }
 
-// converse runs the parent's half of the sync protocol.
-func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config) error {
+// converse runs the parent's half of the sync protocol. mounted, if not
+// nil, runs when init reports its mounts done, before the hooks.
+func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config, mounted func() error) error {
 	enc, dec := json.NewEncoder(sock), json.NewDecoder(sock)
 	if err := enc.Encode(initproc.Msg{Type: initproc.MsgConfig, Config: cfg}); err != nil {
 		return fmt.Errorf("send config to init: %w", initDied(cmd, err))
@@ -218,6 +223,11 @@ func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config) e
 		}
 		switch m.Type {
 		case initproc.MsgMounted:
+			if mounted != nil {
+				if err := mounted(); err != nil {
+					return err
+				}
+			}
 			// Prestart (deprecated) and createRuntime hooks run in the
 			// runtime's namespaces once the container's namespaces and
 			// mounts exist, before pivot_root.
@@ -271,6 +281,20 @@ func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
 	return nil
 }
 
+// finalDevices replaces the setup device rules (see withSpecDevices) with
+// the spec's own plus the defaults, as runc has them: a node listed in
+// linux.devices is usable only if linux.resources.devices allows it.
+func finalDevices(cg cgroups.Manager, spec *specs.Spec) error {
+	if !hasNodes(spec.Linux.Devices) {
+		return nil // the setup rules were already the final ones
+	}
+	devs := withDefaultDevices(spec.Linux.Resources).Devices
+	if err := cg.Set(&specs.LinuxResources{Devices: devs}); err != nil {
+		return fmt.Errorf("cgroup: device rules: %w", err)
+	}
+	return nil
+}
+
 // defaultDevices are the device nodes every container gets (runtime-spec
 // "Default Devices", plus the ptys): the device cgroup must allow them after
 // the spec's own rules, or init could not even create /dev/null.
@@ -298,21 +322,38 @@ func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 	return &out
 }
 
-// withSpecDevices also allows the devices the spec asks to create
-// (linux.devices): a container is given them to use them (runc does the
-// same).
+// withSpecDevices also allows mknod of the nodes the spec asks to create
+// (linux.devices), for the setup only: the cgroup is joined before init
+// runs, and init's mknod of them is checked against it. Reading and
+// writing them stays the spec's decision (finalDevices drops these rules
+// once the nodes exist; runc never adds them).
 func withSpecDevices(r *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
 	for _, d := range devs {
-		typ := d.Type
-		if typ == "u" {
-			typ = "c"
+		if typ, ok := nodeType(d); ok {
+			r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "m"})
 		}
-		if typ != "c" && typ != "b" {
-			continue
-		}
-		r.Devices = append(r.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: i64(d.Major), Minor: i64(d.Minor), Access: "rwm"})
 	}
 	return r
+}
+
+// nodeType is the device cgroup type of a linux.devices entry ("p" has none).
+func nodeType(d specs.LinuxDevice) (string, bool) {
+	switch d.Type {
+	case "c", "u":
+		return "c", true
+	case "b":
+		return "b", true
+	}
+	return "", false
+}
+
+func hasNodes(devs []specs.LinuxDevice) bool {
+	for _, d := range devs {
+		if _, ok := nodeType(d); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,
@@ -327,7 +368,9 @@ func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exe
 	if console != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, console)
 	}
-	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve)}
+	// init's own environment never reaches the container: the process
+	// gets process.env, the hooks their own env.
+	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug}
 	return cmd
 }
 

@@ -15,12 +15,7 @@ func runExec(s *syncer, cfg *Config) error {
 	if p == nil {
 		return fmt.Errorf("exec: no process")
 	}
-	// Not dumpable: the container's processes must not ptrace or open
-	// /proc files of this process while it holds the runtime's privileges
-	// in the host's mount namespace. execve resets it.
-	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl dumpable: %w", err)
-	}
+	// Not dumpable since Main started (see there).
 	if cfg.MountNSFD > 0 {
 		if err := joinMountNS(cfg.MountNSFD); err != nil {
 			return err
@@ -36,7 +31,7 @@ func runExec(s *syncer, cfg *Config) error {
 		}
 	}
 	if p.Terminal {
-		if err := setupConsole(cfg.ConsoleFD); err != nil {
+		if err := setupConsole(cfg.ConsoleFD, nil); err != nil {
 			return err
 		}
 	}

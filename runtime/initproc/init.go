@@ -21,6 +21,28 @@ import (
 // when os.Args[1] is Arg. It never returns: it execs the container process
 // or exits non-zero after reporting the error to the parent.
 func Main() {
+	// Not dumpable, from here until execve (which restores it for the
+	// container's process): /proc/1/fd and ptrace of init then need
+	// CAP_SYS_PTRACE over it. Between create and start, init runs with
+	// the container's credentials but holds O_PATH fds of the host's
+	// exec fifo and of the rootfs; a process exec'd into the created
+	// container could otherwise reopen the fifo through /proc/1/fd and
+	// start the container behind the runtime's back. The same holds for
+	// an exec's init, which sits in the host's mount namespace until it
+	// joins the container's.
+	//
+	// The window before this line (exec of the runtime binary, Go's
+	// runtime start) is harmless. For create, init is pid 1 of a new pid
+	// namespace from its clone, but nothing else lives there yet, and
+	// exec needs the state "created", which is saved only after init
+	// reports ready, long after this. For exec, container processes can
+	// see it, but until prepareExec drops them it holds every capability,
+	// and /proc/<pid>/fd or ptrace of a process whose capabilities are not
+	// a subset of the caller's needs CAP_SYS_PTRACE anyway.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "estiba-runtime init: prctl dumpable: %v\n", err)
+		os.Exit(2)
+	}
 	// Capabilities, the bounding set, no_new_privs, seccomp filters and
 	// (with raw syscalls) credentials are per thread, and execve keeps only
 	// the calling thread: all of init runs on this one thread.
@@ -148,7 +170,7 @@ func runCreate(s *syncer, cfg *Config) error {
 		}
 	}
 	if p.Terminal {
-		if err := setupConsole(cfg.ConsoleFD); err != nil {
+		if err := setupConsole(cfg.ConsoleFD, root); err != nil {
 			return err
 		}
 	}

@@ -75,8 +75,9 @@ func newSessionKeyring(id string) error {
 // setupConsole creates the container's pty (in its own devpts, after
 // pivot_root), sends the master to the console socket (runc's protocol: one
 // SCM_RIGHTS message whose data is the pty name) and makes the slave init's
-// controlling terminal and stdio.
-func setupConsole(sockFd int) error {
+// controlling terminal and stdio. For create, console bind-mounts the slave
+// at /dev/console (runtime-spec config-linux "Devices"); exec passes nil.
+func setupConsole(sockFd int, console consoleMounter) error {
 	if sockFd <= 0 {
 		return fmt.Errorf("terminal requested without a console socket")
 	}
@@ -98,9 +99,15 @@ func setupConsole(sockFd int) error {
 	if e != 0 {
 		return fmt.Errorf("open pty slave: %w", e)
 	}
-	slave := int(r)
-	defer unix.Close(slave)
 	name := "/dev/pts/" + strconv.Itoa(int(n))
+	slaveFile := os.NewFile(r, name)
+	defer slaveFile.Close()
+	slave := int(slaveFile.Fd())
+	if console != nil {
+		if err := console.MountConsole(slaveFile); err != nil {
+			return err
+		}
+	}
 	if err := unix.Sendmsg(sockFd, []byte(name), unix.UnixRights(master), nil, 0); err != nil {
 		return fmt.Errorf("send pty to console socket: %w", err)
 	}
@@ -114,6 +121,12 @@ func setupConsole(sockFd int) error {
 		return fmt.Errorf("set controlling terminal: %w", err)
 	}
 	return nil
+}
+
+// consoleMounter bind-mounts a pty at the container's /dev/console, checking
+// that neither end is a symlink or a file it must not cover (rootfs.Root).
+type consoleMounter interface {
+	MountConsole(pty *os.File) error
 }
 
 // prepareExec applies the process's settings up to the privilege drop.

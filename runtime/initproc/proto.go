@@ -15,6 +15,16 @@ const (
 	EnvSync = "_ESTIBA_SYNC_FD"
 )
 
+// GoDebug is the environment entry init runs with. Go (1.25+) otherwise
+// opens its cgroup's CPU limit files (cpu.max, or cpu.cfs_quota_us and
+// cpu.cfs_period_us) at startup to size GOMAXPROCS and keeps them open to
+// follow changes: a created init would hold host cgroup files that a
+// process exec'd into the container could reopen for writing through
+// /proc/1/fd and lift its own CPU limit. containermaxprocs=0 makes the Go
+// runtime close them right after its one read at startup, before main;
+// updatemaxprocs=0 stops the periodic GOMAXPROCS updates.
+const GoDebug = "GODEBUG=containermaxprocs=0,updatemaxprocs=0"
+
 // Config is everything init needs, sent by the parent over the sync socket
 // once the child is in its cgroup.
 type Config struct {

@@ -108,7 +108,6 @@ func consoleSymlinks(t *testing.T, keep string) string {
 // TestConsolePtyMounted: the runtime spec (config-linux, Devices) says
 // that with process.terminal the pty is bind-mounted at /dev/console.
 func TestConsolePtyMounted(t *testing.T) {
-	knownBug(t, "process.terminal: the pty is not bind-mounted at /dev/console (config-linux requires it; runc does it)")
 	if out := consoleSymlinks(t, "default-dev"); out != "" && !strings.Contains(out, " /dev/console ") {
 		t.Errorf("process.terminal: no pty mounted at /dev/console:\n%s", out)
 	}
@@ -118,7 +117,6 @@ func TestConsolePtyMounted(t *testing.T) {
 // cgroup (linux.resources.devices, default spec: deny all) does not allow
 // is created but cannot be opened: EPERM, as with runc 1.1.5 here.
 func TestDeniedDeviceNode(t *testing.T) {
-	knownBug(t, "linux.devices entries are allowed rwm in the device cgroup after the spec's own rules (runtime/container/create.go withSpecDevices), so a deny in linux.resources.devices is overridden; runc creates the node and denies the open with EPERM")
 	e := newEnv(t, "sh", "-c", "ls -l /dev/qamem; head -c 1 /dev/qamem")
 	mode := os.FileMode(0o666)
 	e.spec.Linux.Devices = append(e.spec.Linux.Devices, specDevice("/dev/qamem", 1, 1, &mode))

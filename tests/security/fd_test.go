@@ -177,7 +177,6 @@ true`
 // a host file for writing — a host cgroup file reached this way bypasses
 // the read-only /sys/fs/cgroup and lifts the container's own limits.
 func TestCreatedInitFds(t *testing.T) {
-	knownBug(t, "created init holds cgroup files (cpu.cfs_quota_us/period_us) open; a process exec'd before start re-opens /proc/1/fd/4 for writing and lifts its CPU quota")
 	e := newEnv(t, "sleep", "30")
 	e.create()
 	r, err := e.exec("sh", "-c", fdList("1")+"; "+createdInitProbe)
@@ -218,7 +217,6 @@ func TestPreserveFds(t *testing.T) {
 // through the init's fd (/proc/1/fd/N -> .../exec.fifo): start hooks and
 // the state would be bypassed.
 func TestCreatedInitFifo(t *testing.T) {
-	knownBug(t, "created init keeps an O_PATH fd of exec.fifo (host state path) reachable via /proc/1/fd; `exec <id> cat /proc/1/fd/7` starts the container without `start` (state still says created)")
 	e := newEnv(t, "sh", "-c", "echo STARTED; sleep 30")
 	e.create()
 	r, _ := e.exec("sh", "-c", `cd /proc/1/fd && for f in *; do case "$(readlink $f)" in *exec.fifo) timeout 2 cat $f >/dev/null 2>&1 && echo READ-FIFO;; esac; done; true`)
