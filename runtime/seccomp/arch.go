@@ -3,6 +3,8 @@ package seccomp
 import (
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -23,12 +25,31 @@ const x32SyscallBit = 0x40000000
 type arch struct {
 	name     specs.Arch
 	audit    uint32
-	syscalls map[string]uint32
+	syscalls sysTable
 	nrBits   uint32 // ORed into every number (x32)
 	args32   bool
 	// mux: i386 also reaches socket and SysV IPC calls through the
 	// socketcall(2) and ipc(2) multiplexers, the call in argument 0.
 	mux bool
+}
+
+// sysEntry is one syscall of a sysTable.
+type sysEntry struct {
+	name string
+	nr   uint32
+}
+
+// sysTable is a syscall table sorted by name (see mksyscalls.go for why it
+// is not a map).
+type sysTable []sysEntry
+
+// lookup returns name's number, by binary search.
+func (t sysTable) lookup(name string) (uint32, bool) {
+	i, ok := slices.BinarySearchFunc(t, name, func(e sysEntry, n string) int { return strings.Compare(e.name, n) })
+	if !ok {
+		return 0, false
+	}
+	return t[i].nr, true
 }
 
 // muxCall is a call reached through a multiplexer syscall.
@@ -150,8 +171,8 @@ func SyscallTable(name specs.Arch) (map[string]uint32, error) {
 		return nil, fmt.Errorf("seccomp: no syscall table for %q", name)
 	}
 	out := make(map[string]uint32, len(a.syscalls))
-	for n, nr := range a.syscalls {
-		out[n] = nr | a.nrBits
+	for _, e := range a.syscalls {
+		out[e.name] = e.nr | a.nrBits
 	}
 	return out, nil
 }

@@ -62,9 +62,9 @@ func TestDockerProfile(t *testing.T) {
 		{"socket AF_VSOCK", dockerCaps, x64(nr(t, "socket"), 40), eperm, ""},
 		{"socket AF_VSOCK, high word set", dockerCaps, x64(nr(t, "socket"), 1<<32|40), eperm, ""},
 		{"syscall newer than the profile", dockerCaps, x64(2000), RetErrno | 38, ""},
-		{"i386 read", dockerCaps, i386(syscallsX86["read"]), RetAllow, ""},
-		{"i386 mount", dockerCaps, i386(syscallsX86["mount"]), eperm, ""},
-		{"i386 socketcall", dockerCaps, i386(syscallsX86["socketcall"]), RetAllow, ""},
+		{"i386 read", dockerCaps, i386(syscallsX86.nr("read")), RetAllow, ""},
+		{"i386 mount", dockerCaps, i386(syscallsX86.nr("mount")), eperm, ""},
+		{"i386 socketcall", dockerCaps, i386(syscallsX86.nr("socketcall")), RetAllow, ""},
 		{"x32 read", dockerCaps, x64(x32SyscallBit | 0), RetAllow, ""},
 		{"x32 ioctl", dockerCaps, x64(x32SyscallBit | 514), RetAllow, ""},
 		{"aarch64", dockerCaps, call{arch: 0xc00000b7, nr: 63}, RetKillProcess, ""},
@@ -158,7 +158,7 @@ func BenchmarkCompileDocker(b *testing.B) {
 	total, worst := 0, 0
 	names := sortedNames(syscallsX86_64)
 	for _, name := range names {
-		_, steps := interpret(prog.Instructions, x64(syscallsX86_64[name]))
+		_, steps := interpret(prog.Instructions, x64(syscallsX86_64.nr(name)))
 		total += steps
 		worst = max(worst, steps)
 	}

@@ -115,7 +115,7 @@ func refVerdict(t *testing.T, p *specs.LinuxSeccomp, c call) uint32 {
 					rules = append(rules, match{act, []specs.LinuxSeccompArg{{Index: 0, Value: uint64(m.call), Op: specs.OpEqualTo}}, false})
 				}
 			}
-			n, ok := a.syscalls[name]
+			n, ok := a.syscalls.lookup(name)
 			if !ok {
 				continue
 			}

@@ -187,7 +187,7 @@ func (g *gen) plan(a *arch) *plan {
 	for i := range g.p.rules {
 		r := &g.p.rules[i]
 		for _, name := range r.names {
-			if nr, ok := a.syscalls[name]; ok {
+			if nr, ok := a.syscalls.lookup(name); ok {
 				add(nr|a.nrBits, r, r.alts)
 			}
 			if m, ok := a.multiplexed(name); ok {

@@ -98,20 +98,19 @@ func parse(path string) map[string]int {
 	return m
 }
 
+// write emits a table sorted by name: a slice literal of constants is laid
+// out by the linker, while a map literal is built by code at package init in
+// every process that links this package (the runtime and its init pay it on
+// each container start).
 func write(b *bytes.Buffer, name, what string, m map[string]int) {
 	names := make([]string, 0, len(m))
 	for n := range m {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool {
-		if m[names[i]] != m[names[j]] {
-			return m[names[i]] < m[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	fmt.Fprintf(b, "// %s maps syscall names to numbers on %s.\nvar %s = map[string]uint32{\n", name, what, name)
+	sort.Strings(names)
+	fmt.Fprintf(b, "// %s maps syscall names to numbers on %s.\nvar %s = sysTable{\n", name, what, name)
 	for _, n := range names {
-		fmt.Fprintf(b, "\t%q: %d,\n", n, m[n])
+		fmt.Fprintf(b, "\t{%q, %d},\n", n, m[n])
 	}
 	fmt.Fprintf(b, "}\n\n")
 }

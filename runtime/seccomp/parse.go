@@ -155,7 +155,7 @@ func skipped(p *profile, list []*arch) []string {
 		for _, n := range r.names {
 			known := false
 			for _, a := range list {
-				_, ok := a.syscalls[n]
+				_, ok := a.syscalls.lookup(n)
 				_, muxed := a.multiplexed(n)
 				known = known || ok || muxed
 			}

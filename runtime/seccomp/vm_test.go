@@ -73,7 +73,7 @@ func uintp(v uint) *uint { return &v }
 // nr returns the x86_64 number of a syscall.
 func nr(t testing.TB, name string) uint32 {
 	t.Helper()
-	n, ok := syscallsX86_64[name]
+	n, ok := syscallsX86_64.lookup(name)
 	if !ok {
 		t.Fatalf("no syscall %s", name)
 	}
