@@ -134,6 +134,9 @@ func (d *Daemon) checkNetwork(hc *types.HostConfig) error {
 	case strings.HasPrefix(mode, "container:"):
 		return nil
 	case d.networks != nil:
+		if hc.PublishAllPorts {
+			return fmt.Errorf("-P is not supported, publish ports with -p: %w", errdefs.ErrNotImplemented)
+		}
 		return nil
 	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
 		return fmt.Errorf("publishing ports (-p) needs the network layer, which is not wired in this build: %w", errdefs.ErrNotImplemented)
@@ -280,17 +283,28 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 		return fmt.Errorf("write spec: %w", err)
 	}
 	size, files := d.logOpts(c)
+	network := d.networkOf(c)
 	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
-		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce})
+		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
+		Hold: network != ""})
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
-	if err := d.setupNetwork(ctx, c, resp.Pid); err != nil {
-		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpKill, ID: c.ID, Signal: int(unix.SIGKILL), All: true})
-		return err
+	var net *store.NetState
+	if network != "" {
+		// The init waits (created, not started) while its namespace is
+		// plumbed: the user's process never runs without its network.
+		if net, err = d.setupNetwork(ctx, c, network, resp.Pid); err == nil {
+			_, err = d.mon.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: c.ID})
+		}
+		if err != nil {
+			d.mon.Call(ctx, &monitor.Request{Op: monitor.OpKill, ID: c.ID, Signal: int(unix.SIGKILL), All: true})
+			d.networks.Teardown(ctx, c.ID)
+			return err
+		}
 	}
 	c, err = d.store.Update(c.ID, func(c *store.Container) error {
-		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c)}
+		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c), Network: net}
 		if isRestart {
 			c.RestartCount++
 		}
@@ -304,15 +318,38 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	return nil
 }
 
-func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, pid int) error {
+// networkOf is the network a run attaches to ("" for none): an explicit
+// --network, or Docker's default bridge when ports are published. Without
+// either the container gets a private namespace with loopback only.
+func (d *Daemon) networkOf(c *store.Container) string {
 	mode := c.HostConfig.NetworkMode
-	if d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:") {
-		return nil
+	switch {
+	case d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
+		return ""
+	case mode == "" || mode == "default":
+		if len(c.HostConfig.PortBindings) > 0 {
+			return "bridge"
+		}
+		return ""
 	}
-	if err := d.networks.Setup(ctx, c.ID, pid, mode, c.HostConfig.PortBindings); err != nil {
-		return fmt.Errorf("network of %s: %w", c.Name, err)
+	return mode
+}
+
+func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, network string, pid int) (*store.NetState, error) {
+	info, err := d.networks.Setup(ctx, c.ID, c.Name, pid, network, c.HostConfig.PortBindings)
+	if err != nil {
+		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
 	}
-	return nil
+	// /etc/hosts and /etc/resolv.conf are bind-mounted files of the
+	// container directory: rewritten in place, the container sees them.
+	for name, b := range map[string][]byte{"hosts": info.Hosts, "resolv.conf": info.ResolvConf} {
+		if len(b) > 0 {
+			if err := os.WriteFile(filepath.Join(d.containerDir(c.ID), name), b, 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &store.NetState{Network: info.Network, IP: info.IP, Gateway: info.Gateway, Ports: info.Ports}, nil
 }
 
 func (d *Daemon) setError(id string, err error) {

@@ -43,11 +43,23 @@ type Images interface {
 
 // Networks is what the engine needs from the network layer.
 type Networks interface {
-	// Setup attaches the container (its init is pid, in a fresh network
-	// namespace) to the network mode's network and publishes ports.
-	Setup(ctx context.Context, id string, pid int, mode string, ports map[string][]types.PortBinding) error
+	// Setup attaches the container (its init is pid, created and not yet
+	// started, in a fresh network namespace) to network and publishes
+	// ports ("80/tcp" → bindings).
+	Setup(ctx context.Context, id, name string, pid int, network string, ports map[string][]types.PortBinding) (*NetInfo, error)
 	// Teardown undoes Setup; it is idempotent.
 	Teardown(ctx context.Context, id string) error
+}
+
+// NetInfo is what Setup gives back: the address, the published ports and
+// the container's /etc/hosts and /etc/resolv.conf.
+type NetInfo struct {
+	Network    string
+	IP         string
+	Gateway    string
+	Ports      map[string][]types.PortBinding
+	Hosts      []byte
+	ResolvConf []byte
 }
 
 // Config is the daemon's configuration (flags and daemon.json).

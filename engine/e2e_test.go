@@ -167,7 +167,10 @@ func TestE2EBusybox(t *testing.T) {
 		{"estiba", []string{"run", "--rm", "e2e/bb", "cat", "/proc/self/uid_map"}, "65536", 0},
 		{"estiba", []string{"run", "--rm", "--init", "e2e/bb", "ps"}, "estiba-init", 0},
 		{"estiba", []string{"run", "--rm", "--read-only", "--userns", "host", "e2e/bb", "touch", "/x"}, "Read-only file system", 1},
-		{"estiba", []string{"run", "--rm", "-p", "80:80", "e2e/bb", "true"}, "network layer", 125},
+		// -p works (network layer), but would leave the host's bridge and
+		// nftables table behind this test: see the manual check in the
+		// engine report. -P is refused clearly.
+		{"estiba", []string{"run", "--rm", "-P", "e2e/bb", "true"}, "not supported", 125},
 	})
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("docker CLI not installed")

@@ -188,6 +188,11 @@ func (d *Daemon) Inspect(ctx context.Context, ref string) (*types.ContainerJSON,
 	if j.Args == nil {
 		j.Args = []string{}
 	}
+	if n := st.Network; n != nil {
+		j.NetworkSettings.Ports = n.Ports
+		j.NetworkSettings.IPAddress, j.NetworkSettings.Gateway = n.IP, n.Gateway
+		j.NetworkSettings.Networks[n.Network] = map[string]string{"IPAddress": n.IP, "Gateway": n.Gateway}
+	}
 	return j, nil
 }
 

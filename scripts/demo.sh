@@ -29,8 +29,6 @@ cleanup() {
 		kill "$mpid" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
 	fi
-	# The runtime's read-only bind mount of its own binary (CVE-2019-5736).
-	umount "$RUN/exe/estiba-runtime" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT

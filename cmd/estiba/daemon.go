@@ -17,9 +17,11 @@ import (
 	"github.com/estiba/estiba/engine"
 	"github.com/estiba/estiba/engine/imagesvc"
 	"github.com/estiba/estiba/engine/monitor"
+	"github.com/estiba/estiba/engine/netsvc"
 	"github.com/estiba/estiba/engine/ocirt"
 	"github.com/estiba/estiba/image/registry"
 	"github.com/estiba/estiba/image/service"
+	"github.com/estiba/estiba/network"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/spf13/pflag"
 )
@@ -90,9 +92,8 @@ func daemonMain(args []string) int {
 	o := engine.Options{
 		Config: engine.Config{Root: *dataRoot, MonitorSocket: filepath.Join(*execRoot, "monitor.sock"), PidsLimit: *pids,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version},
-		Socket:   socket,
-		Networks: nil, // the network layer is not wired yet: -p and --network bridge fail with 501
-		Log:      log,
+		Socket: socket,
+		Log:    log,
 	}
 	if v, ok := cfg.LogOpts["max-size"]; ok {
 		fmt.Sscanf(v, "%d", &o.LogMaxSize)
@@ -112,6 +113,11 @@ func daemonMain(args []string) int {
 	}
 	defer images.S.Close()
 	o.Images = images
+	// The network layer is opened on the first container that asks for a
+	// network (--network NAME, or -p): others get a loopback-only netns.
+	networks := &netsvc.Networks{Config: network.Config{Store: network.FileStore{Dir: filepath.Join(*dataRoot, "network")}}}
+	defer networks.Close()
+	o.Networks = networks
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := engine.Serve(ctx, o); err != nil {
@@ -193,7 +199,7 @@ func monitorMain(args []string) int {
 		return 1
 	}
 	rt := &ocirt.Runtime{
-		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), ExeDir: filepath.Join(*execRoot, "exe"), Warn: func(m string) { log.Warn(m) }},
+		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), Warn: func(m string) { log.Warn(m) }},
 		ConsoleDir: filepath.Join(*execRoot, "console"),
 	}
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)

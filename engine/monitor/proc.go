@@ -132,7 +132,7 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	pid, console, err := s.rt.Create(ctx, req.ID, req.Bundle, child)
 	closeStdio(child)
 	stdout = p.setConsole(console, stdout)
-	if err == nil {
+	if err == nil && !req.Hold {
 		if err = s.rt.Start(ctx, req.ID); err != nil {
 			s.rt.Kill(ctx, req.ID, 9, true)
 		}

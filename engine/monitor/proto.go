@@ -66,6 +66,9 @@ type Request struct {
 	Tty         bool   `json:"tty,omitempty"`
 	OpenStdin   bool   `json:"openStdin,omitempty"`
 	StdinOnce   bool   `json:"stdinOnce,omitempty"`
+	// Hold: create only; the init waits until OpRelease (the daemon
+	// plumbs the network in between).
+	Hold bool `json:"hold,omitempty"`
 
 	// exec
 	Process *specs.Process `json:"process,omitempty"`
@@ -86,7 +89,8 @@ type Request struct {
 
 // Ops.
 const (
-	OpStart     = "start"     // create+start the container
+	OpStart     = "start"     // create+start the container (create only with Hold)
+	OpRelease   = "release"   // start a container created with Hold
 	OpExec      = "exec"      // run a process in it (then stream if attaching)
 	OpAttach    = "attach"    // then stream
 	OpKill      = "kill"      // signal

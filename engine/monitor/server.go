@@ -114,6 +114,10 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	case OpSubscribe:
 		s.subscribe(conn)
 		return true
+	case OpRelease:
+		if err = s.rt.Start(ctx, req.ID); err != nil {
+			s.rt.Kill(ctx, req.ID, 9, true)
+		}
 	case OpKill:
 		err = s.rt.Kill(ctx, req.ID, req.Signal, req.All)
 	case OpPause:

@@ -149,11 +149,12 @@ func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
 	}
 	name := hostname(in)
 	files := map[string]string{
-		"hostname": name + "\n",
-		"hosts":    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
+		"hostname":    name + "\n",
+		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
+		"resolv.conf": hostResolvers(),
 	}
 	var ms []specs.Mount
-	for _, f := range []string{"hostname", "hosts"} {
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		p := filepath.Join(in.ContainerDir, f)
 		if err := os.WriteFile(p, []byte(files[f]), 0o644); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f, err)
@@ -229,4 +230,23 @@ func lookup(rootfs, file string, match func([]string) bool) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// hostResolvers is the host's resolv.conf without loopback nameservers,
+// which a container's own network namespace cannot reach. The network
+// layer rewrites the file when it attaches the container.
+func hostResolvers() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
 }

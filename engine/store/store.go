@@ -79,8 +79,16 @@ type State struct {
 	FinishedAt time.Time `json:",omitempty"`
 	// StoppedByUser is set by stop/kill from the API: unless-stopped and
 	// always policies then do not restart, and on-failure does not count it.
-	StoppedByUser bool          `json:",omitempty"`
-	Health        *types.Health `json:",omitempty"`
+	StoppedByUser bool `json:",omitempty"`
+	// Network of the current run (nil without one).
+	Network *NetState     `json:",omitempty"`
+	Health  *types.Health `json:",omitempty"`
+}
+
+// NetState is a run's network attachment.
+type NetState struct {
+	Network, IP, Gateway string
+	Ports                map[string][]types.PortBinding `json:",omitempty"`
 }
 
 // Container is one container's record.

@@ -595,3 +595,30 @@ func TestRealOOMKillStats(t *testing.T) {
 		t.Errorf("OOMKills 0 after an OOM kill: %+v", st.Memory)
 	}
 }
+
+// TestRealDefaultParentRemoved: a container without a cgroupsPath lives
+// under DefaultParent, and the last one to go takes that parent with it.
+func TestRealDefaultParentRemoved(t *testing.T) {
+	testutil.RequiresRoot(t)
+	m, err := New(Config{ID: fmt.Sprintf("estiba-test-%d-default", os.Getpid()), Root: DefaultRoot})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parents := map[string]bool{} // parent dir -> existed before
+	for _, d := range m.Paths() {
+		p := filepath.Dir(d)
+		_, err := os.Stat(p)
+		parents[p] = err == nil
+	}
+	if err := m.Apply(-1); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for p, existed := range parents {
+		if _, err := os.Stat(p); err == nil && !existed {
+			t.Errorf("%s left behind", p)
+		}
+	}
+}

@@ -67,7 +67,21 @@ func (m *manager) warn(format string, args ...any) {
 
 // create makes every directory of the container's cgroup. It is idempotent:
 // Set and Apply both call it, in whichever order the runtime uses.
+//
+// Destroy of another container removes the shared DefaultParent when it
+// empties; if that happens between our mkdir of the parent and of the
+// child, the child's mkdir fails with ENOENT, and we simply go again.
 func (m *manager) create() error {
+	var err error
+	for try := 0; try < 8; try++ {
+		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return err
+}
+
+func (m *manager) createOnce() error {
 	for c, d := range m.v1 {
 		if c == "cpuset" {
 			if err := mkdirCpuset(d); err != nil {
@@ -288,7 +302,22 @@ func (m *manager) Destroy() error {
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && m.cfg.Path == "" {
+		m.removeDefaultParent()
+	}
 	return errors.Join(errs...)
+}
+
+// removeDefaultParent removes DefaultParent in each hierarchy once the last
+// container under it is gone, so that nothing of ours outlives its
+// containers. rmdir fails (EBUSY, ENOTEMPTY) while another container is
+// still there; that is the expected case, not an error.
+func (m *manager) removeDefaultParent() {
+	for _, d := range m.allDirs() {
+		if parent := filepath.Dir(d); filepath.Base(parent) == filepath.Base(DefaultParent) {
+			_ = unix.Rmdir(parent)
+		}
+	}
 }
 
 func (m *manager) allDirs() []string {

@@ -30,11 +30,9 @@ type Runtime struct {
 	// CgroupRoot is the cgroup filesystem root; empty means /sys/fs/cgroup.
 	CgroupRoot string
 	// Exe is the binary re-exec'd as the container's init. Empty means this
-	// process's own executable, exposed to containers only through a
-	// read-only bind mount (see exe.go).
+	// process's own executable. Either way init runs from a detached
+	// read-only clone of it (see exe.go).
 	Exe string
-	// ExeDir holds that read-only bind mount; empty means DefaultExeDir.
-	ExeDir string
 	// Warn receives non-fatal problems (poststart/poststop hook failures).
 	Warn func(msg string)
 }

@@ -162,10 +162,11 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if err != nil {
 		return nil, err
 	}
-	exe, err := r.initExe()
+	exe, releaseExe, err := r.initExe(o.PreserveFDs)
 	if err != nil {
 		return nil, err
 	}
+	defer releaseExe()
 	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, childSock, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: plan.cloneflags,

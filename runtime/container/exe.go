@@ -2,90 +2,53 @@ package container
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
-// DefaultExeDir holds the read-only bind mount of the runtime binary.
-const DefaultExeDir = "/run/estiba/exe"
-
-// initExe returns the binary to re-exec as init.
+// initExe returns the path to exec as the container's init, and a release
+// func to call once the child has exec'd (or failed to start).
 //
 // CVE-2019-5736: while init runs, /proc/<init>/exe is the runtime binary,
 // and a process in the container could open it through that link and, once
 // init has exec'd, write it: the next runtime run on the host would be the
-// attacker's. runc answers with a sealed memfd copy per start (a copy of
-// megabytes each time). We exec init from a read-only bind mount of the
-// binary instead, made once per binary and reused by every start: opening
-// /proc/<init>/exe for writing then fails with EROFS, since the link
-// resolves to that mount, and remounting it needs CAP_SYS_ADMIN over the
-// host's mount namespace. The cost per start is a stat and a statfs.
-func (r *Runtime) initExe() (string, error) {
-	if r.Exe != "" {
-		return r.Exe, nil
+// attacker's. runc answers with a sealed memfd copy per start (megabytes
+// copied each time). We exec init from a private, detached, read-only clone
+// of the binary's mount instead: open_tree(OPEN_TREE_CLONE) of the file and
+// mount_setattr(MOUNT_ATTR_RDONLY) on it. Opening /proc/<init>/exe for
+// writing then fails with EROFS; the mount is attached nowhere, so nothing
+// in any mount namespace can remount it, and it disappears with the last
+// reference. Three syscalls per start, no copy, no state on the host, and no
+// window where another runtime version could swap a shared mount under us.
+func (r *Runtime) initExe(preserveFDs int) (string, func(), error) {
+	src := r.Exe
+	if src == "" {
+		src = "/proc/self/exe"
 	}
-	self, err := os.Executable()
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
 	if err != nil {
-		return "", fmt.Errorf("runtime binary: %w", err)
+		return "", nil, fmt.Errorf("clone mount of runtime binary %s: %w", src, err)
 	}
-	dir := r.ExeDir
-	if dir == "" {
-		dir = DefaultExeDir
+	defer unix.Close(tree)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return "", nil, fmt.Errorf("make runtime binary read-only: %w", err)
 	}
-	target := filepath.Join(dir, "estiba-runtime")
-	if sealedCopy(self, target) {
-		return target, nil
+	// The child execs /proc/self/fd/N before its close-on-exec fds close,
+	// so N must survive the fork's fd shuffling: the child dup2s its stdio
+	// and ExtraFiles to 0..n and may park fds at n+1..2n on the way. Put N
+	// well above that.
+	low := 2*(4+preserveFDs) + 16
+	fd, err := unix.FcntlInt(uintptr(tree), unix.F_DUPFD_CLOEXEC, low)
+	if err != nil {
+		return "", nil, fmt.Errorf("runtime binary fd: %w", err)
 	}
-	if err := bindReadOnly(self, dir, target); err != nil {
-		return "", fmt.Errorf("read-only runtime binary: %w", err)
-	}
-	return target, nil
+	return fmt.Sprintf("/proc/self/fd/%d", fd), func() { unix.Close(fd) }, nil
 }
 
-// sealedCopy reports whether target is a read-only mount of self's inode.
-func sealedCopy(self, target string) bool {
-	var a, b unix.Stat_t
+// exeIsReadOnly reports whether path (an init's /proc/<pid>/exe or an
+// initExe path) resolves to a read-only mount. Tests use it.
+func exeIsReadOnly(path string) bool {
 	var fs unix.Statfs_t
-	if unix.Stat(self, &a) != nil || unix.Stat(target, &b) != nil || unix.Statfs(target, &fs) != nil {
-		return false
-	}
-	return a.Dev == b.Dev && a.Ino == b.Ino && fs.Flags&unix.ST_RDONLY != 0
-}
-
-// bindReadOnly (re)creates target as a read-only bind mount of self. A lock
-// file serializes concurrent creates; a stale mount of an older binary is
-// detached first.
-func bindReadOnly(self, dir, target string) error {
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return err
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("lock %s: %w", dir, err)
-	}
-	if sealedCopy(self, target) {
-		return nil // another runtime made it meanwhile
-	}
-	for unix.Unmount(target, unix.MNT_DETACH) == nil {
-	}
-	f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o755)
-	if err != nil {
-		return err
-	}
-	f.Close()
-	if err := unix.Mount(self, target, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s: %w", self, err)
-	}
-	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
-	if err := unix.Mount("", target, "", flags, ""); err != nil {
-		unix.Unmount(target, unix.MNT_DETACH)
-		return fmt.Errorf("remount %s read-only: %w", target, err)
-	}
-	return nil
+	return unix.Statfs(path, &fs) == nil && fs.Flags&unix.ST_RDONLY != 0
 }

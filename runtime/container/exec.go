@@ -77,10 +77,11 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	}
 	defer parentSock.Close()
 	defer childSock.Close()
-	cmd, console, err := r.execCmd(p, o, childSock)
+	cmd, console, releaseExe, err := r.execCmd(p, o, childSock)
 	if err != nil {
 		return nil, err
 	}
+	defer releaseExe()
 	if console != nil {
 		defer console.Close()
 	}
@@ -126,22 +127,22 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	return &Container{ID: id, Process: cmd.Process, cmd: cmd}, nil
 }
 
-func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execCmdT, *osFile, error) {
+func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execCmdT, *osFile, func(), error) {
 	var console *osFile
 	if p.Terminal {
 		var err error
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	exe, err := r.initExe()
+	exe, releaseExe, err := r.initExe(o.PreserveFDs)
 	if err != nil {
 		if console != nil {
 			console.Close()
 		}
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
-	return cmd, console, nil
+	return cmd, console, releaseExe, nil
 }

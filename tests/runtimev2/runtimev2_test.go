@@ -159,7 +159,7 @@ func newBundle(t *testing.T, edit func(*specs.Spec)) *rt {
 	if err := os.WriteFile(filepath.Join(r.bundle, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	checkNoNewMounts(t)
+	testutil.CheckNoNewMounts(t)
 	testutil.CheckNoCgroups(t, cgroupRoot, r.id)
 	t.Cleanup(func() {
 		if _, err := os.Stat(filepath.Join(r.root, r.id)); err == nil {
@@ -168,21 +168,6 @@ func newBundle(t *testing.T, edit func(*specs.Spec)) *rt {
 		}
 	})
 	return r
-}
-
-// checkNoNewMounts is testutil.CheckNoNewMounts except for the runtime's
-// read-only bind of its own binary (/run/estiba/exe/estiba-runtime): made
-// by the first start on a host and kept for every later one, by design
-// (runtime/container/exe.go).
-func checkNoNewMounts(t *testing.T) {
-	before := testutil.Mounts(t)
-	t.Cleanup(func() {
-		for m := range testutil.Mounts(t) {
-			if !before[m] && !strings.HasPrefix(m, "/run/estiba/exe/") {
-				t.Errorf("mount leaked: %s", m)
-			}
-		}
-	})
 }
 
 func i64(v int64) *int64   { return &v }

@@ -258,8 +258,10 @@ type ContainerJSON struct {
 
 // NetworkSettings is the network part of inspect output.
 type NetworkSettings struct {
-	Ports    map[string][]PortBinding
-	Networks map[string]any
+	IPAddress string `json:",omitempty"`
+	Gateway   string `json:",omitempty"`
+	Ports     map[string][]PortBinding
+	Networks  map[string]any
 }
 
 // WaitResponse answers POST /containers/{id}/wait.
