@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,11 @@ type manager struct {
 	v1dirs []string
 	// v2 is the cgroup2 directory ("" on v1-only hosts); v2mount its mount.
 	v2, v2mount string
+	// created: create succeeded and Destroy has not run since, so Set
+	// after Apply (create's order) skips a stat and mkdir per hierarchy.
+	// While the container's processes are in the cgroup it cannot be
+	// removed (rmdir fails EBUSY), so the directories stay.
+	created atomic.Bool
 }
 
 func newManager(cfg Config, l *layout, inner string) *manager {
@@ -72,9 +78,13 @@ func (m *manager) warn(format string, args ...any) {
 // empties; if that happens between our mkdir of the parent and of the
 // child, the child's mkdir fails with ENOENT, and we simply go again.
 func (m *manager) create() error {
+	if m.created.Load() {
+		return nil
+	}
 	var err error
 	for try := 0; try < 8; try++ {
 		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) {
+			m.created.Store(err == nil)
 			return err
 		}
 	}
@@ -288,6 +298,7 @@ func walkCgroups(dir string, fn func(string) error) error {
 const destroyTimeout = 5 * time.Second
 
 func (m *manager) Destroy() error {
+	m.created.Store(false)
 	deadline := time.Now().Add(destroyTimeout)
 	// Killed tasks in a frozen v1 cgroup cannot exit until thawed, and the
 	// cgroup cannot be removed before they do (v2 lets fatal signals through).
