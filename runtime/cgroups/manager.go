@@ -91,10 +91,22 @@ func (m *manager) create() error {
 	return err
 }
 
+// mountOf returns the mount point of controller's v1 hierarchy.
+func (m *manager) mountOf(controller string) string {
+	for _, h := range m.layout.v1 {
+		for _, c := range h.controllers {
+			if c == controller {
+				return h.mount
+			}
+		}
+	}
+	return "/"
+}
+
 func (m *manager) createOnce() error {
 	for c, d := range m.v1 {
 		if c == "cpuset" {
-			if err := mkdirCpuset(d); err != nil {
+			if err := mkdirCpuset(m.mountOf(c), d); err != nil {
 				return err
 			}
 			continue
@@ -111,16 +123,20 @@ func (m *manager) createOnce() error {
 	return nil
 }
 
-// mkdirCpuset creates a v1 cpuset directory and its missing parents. A new
-// v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the kernel
-// refuses to attach tasks to it (ENOSPC) until both are set; so each new
-// level copies its parent's values, top-down, before anything goes below.
-func mkdirCpuset(dir string) error {
+// mkdirCpuset creates a v1 cpuset directory and its parents below mount. A
+// new v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the
+// kernel refuses to attach tasks to it (ENOSPC) until both are set; so each
+// level copies its parent's values, top-down. Every level is checked, not
+// only the ones this call creates: a parent another runtime has just made
+// may not have its values yet, and copying its emptiness would fail the
+// attach.
+func mkdirCpuset(mount, dir string) error {
+	if dir == mount || len(dir) <= len(mount) {
+		return nil // the hierarchy root always has both values
+	}
 	parent := filepath.Dir(dir)
-	if _, err := os.Stat(parent); errors.Is(err, os.ErrNotExist) {
-		if err := mkdirCpuset(parent); err != nil {
-			return err
-		}
+	if err := mkdirCpuset(mount, parent); err != nil {
+		return err
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create cgroup: %w", err)
