@@ -2,8 +2,8 @@ package service
 
 import (
 	"bytes"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/estiba/estiba/internal/testutil"
