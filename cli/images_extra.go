@@ -293,7 +293,7 @@ func cmdHistory(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	switch {
 	case *quiet:
 		for _, e := range h {
-			fmt.Fprintln(c.Stdout, trunc(e.ID, !*noTrunc))
+			fmt.Fprintln(c.Stdout, historyID(e.ID, *noTrunc))
 		}
 		return nil
 	case *format == "json":
@@ -310,10 +310,7 @@ func cmdHistory(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
 	for _, e := range h {
-		id := e.ID
-		if id != "<missing>" {
-			id = trunc(id, !*noTrunc)
-		}
+		id := historyID(e.ID, *noTrunc)
 		by := strings.ReplaceAll(e.CreatedBy, "\t", " ")
 		if !*noTrunc && len(by) > 45 {
 			by = by[:44] + "…"
@@ -376,4 +373,13 @@ func confirm(c *CLI, all bool) bool {
 	fmt.Fprintf(c.Stdout, "WARNING! This will remove %s.\nAre you sure you want to continue? [y/N] ", what)
 	line, _ := bufio.NewReader(c.Stdin).ReadString('\n')
 	return strings.EqualFold(strings.TrimSpace(line), "y")
+}
+
+// historyID is docker's: the full "sha256:…" with --no-trunc, else 12 hex
+// digits; "<missing>" as it is.
+func historyID(id string, noTrunc bool) string {
+	if noTrunc || id == "<missing>" {
+		return id
+	}
+	return trunc(id, true)
 }
