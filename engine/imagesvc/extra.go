@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/estiba/estiba/engine/api"
 	"github.com/estiba/estiba/engine/api/types"
@@ -217,4 +218,25 @@ func humanSize(n int64) string {
 		f /= 1000
 	}
 	return fmt.Sprintf("%.4gTB", f)
+}
+
+// throttle limits progress ticks per layer: the fetcher reports every
+// read, and a line per 32 KiB would cost the pull more than it tells.
+type throttle struct {
+	every time.Duration
+	last  map[string]time.Time
+}
+
+func newThrottle(every time.Duration) *throttle {
+	return &throttle{every: every, last: map[string]time.Time{}}
+}
+
+// due reports whether key may tick now (and records that it did).
+func (t *throttle) due(key string) bool {
+	now := time.Now()
+	if now.Sub(t.last[key]) < t.every {
+		return false
+	}
+	t.last[key] = now
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/estiba/estiba/engine"
 	"github.com/estiba/estiba/engine/api/types"
@@ -124,8 +125,13 @@ func (i *Images) Pull(ctx context.Context, ref string, w io.Writer) error {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
 	tag := name[strings.LastIndex(name, ":")+1:]
-	emit(w, types.JSONMessage{Status: "Pulling from " + service.Familiar(strings.TrimSuffix(name, ":"+tag)), ID: tag})
+	// Familiar before cutting the tag: a name without one would get ":latest".
+	emit(w, types.JSONMessage{Status: "Pulling from " + strings.TrimSuffix(service.Familiar(name), ":"+tag), ID: tag})
+	tick := newThrottle(100 * time.Millisecond)
 	id, err := i.S.Pull(i.withClient(ctx, name), name, ocispec.Platform{}, func(p service.Progress) {
+		if p.Status == "downloading" && p.Current < p.Total && !tick.due(string(p.Layer)) {
+			return
+		}
 		short := strings.TrimPrefix(string(p.Layer), "sha256:")
 		if len(short) > 12 {
 			short = short[:12]
