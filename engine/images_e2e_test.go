@@ -27,6 +27,8 @@ func TestE2EImageCommands(t *testing.T) {
 		{"estiba", []string{"push", img}, "401 Unauthorized", 1},
 		{"estiba", []string{"login", "-u", reg.Username, "-p", "wrong", reg.Host}, "login to " + reg.Host + " failed", 1},
 		{"estiba", []string{"login", "-u", reg.Username, "-p", reg.Password, reg.Host}, "Login Succeeded", 0},
+		{"estiba", []string{"push", img}, ": Pushed", 0},
+		{"estiba", []string{"push", img}, ": Layer already exists", 0},
 		{"estiba", []string{"push", img}, "v1: digest: sha256:", 0},
 		{"estiba", []string{"rmi", img, "e2e/bb"}, "Deleted", 0},
 		{"estiba", []string{"pull", img}, "Downloaded newer image for " + img, 0},

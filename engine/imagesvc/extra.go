@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/estiba/estiba/engine/api"
@@ -35,7 +36,29 @@ func (r Registry) Push(ctx context.Context, ref string, desc ocispec.Descriptor,
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
+	if fn, ok := ctx.Value(pushTickKey{}).(func(ocispec.Descriptor, int64)); ok {
+		rd = &countingReader{r: rd, tick: func(n int64) { fn(desc, n) }}
+	}
 	return r.client(ctx).Push(ctx, p, desc, rd)
+}
+
+// pushTickKey carries Push's byte counter to Registry.Push, which the
+// service calls per blob.
+type pushTickKey struct{}
+
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	tick func(total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.n += int64(n)
+		c.tick(c.n)
+	}
+	return n, err
 }
 
 // overlay answers one host with the request's credential, the others from
@@ -105,20 +128,8 @@ func (i *Images) Push(ctx context.Context, ref string, w io.Writer) error {
 	}
 	tag := name[strings.LastIndex(name, ":")+1:]
 	emit(w, types.JSONMessage{Status: "The push refers to repository [" + strings.TrimSuffix(name, ":"+tag) + "]"})
-	layers := map[string]bool{}
-	for _, l := range img.Config.RootFS.DiffIDs {
-		layers[string(l)] = true
-	}
-	err = i.S.Push(i.withClient(ctx, name), name, func(p service.Progress) {
-		if p.Layer == img.ID || p.Layer == img.Manifest.Digest {
-			return // config and manifest: Docker reports only layers
-		}
-		m := types.JSONMessage{ID: shortID(string(p.Layer)), Status: "Pushed"}
-		if p.Status != "done" {
-			m.Status = progressStatus(p.Status)
-		}
-		emit(w, m)
-	})
+	pp := newPushProgress(w, img)
+	err = i.S.Push(context.WithValue(i.withClient(ctx, name), pushTickKey{}, pp.sent), name, pp.report)
 	if err != nil {
 		return classify(err, ref)
 	}
@@ -239,4 +250,52 @@ func (t *throttle) due(key string) bool {
 	}
 	t.last[key] = now
 	return true
+}
+
+// pushProgress turns the service's per-blob reports and the bytes the
+// registry client reads into Docker's push lines: Pushing with
+// a bar, then Pushed or Layer already exists (nothing was read: the
+// registry had the blob).
+type pushProgress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	img   service.Image
+	bytes map[string]int64
+	tick  *throttle
+}
+
+func newPushProgress(w io.Writer, img service.Image) *pushProgress {
+	return &pushProgress{w: w, img: img, bytes: map[string]int64{}, tick: newThrottle(100 * time.Millisecond)}
+}
+
+// layer reports whether d is a layer (config and manifest are not shown).
+func (p *pushProgress) layer(d string) bool {
+	return d != string(p.img.ID) && d != string(p.img.Manifest.Digest)
+}
+
+// sent is called (possibly from the HTTP transport's goroutine) as blob
+// bytes are read.
+func (p *pushProgress) sent(d ocispec.Descriptor, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bytes[string(d.Digest)] = n
+	if !p.layer(string(d.Digest)) || (n < d.Size && !p.tick.due(string(d.Digest))) {
+		return
+	}
+	emit(p.w, types.JSONMessage{ID: shortID(string(d.Digest)), Status: "Pushing",
+		Progress: ProgressBar(n, d.Size), ProgressDetail: &types.ProgressDetail{Current: n, Total: d.Size}})
+}
+
+func (p *pushProgress) report(pr service.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := string(pr.Layer)
+	if !p.layer(d) || pr.Status != "done" {
+		return
+	}
+	status := "Pushed"
+	if p.bytes[d] == 0 {
+		status = "Layer already exists"
+	}
+	emit(p.w, types.JSONMessage{ID: shortID(d), Status: status})
 }
