@@ -37,6 +37,7 @@ func TestE2EImageCommands(t *testing.T) {
 		{"estiba", []string{"history", "--no-trunc", "-q", img}, "sha256:", 0},
 		{"estiba", []string{"history", "nope:1"}, "no such image", 1},
 		// save → rmi → load → run.
+		{"estiba", []string{"save", img}, "manifest.json", 0}, // to stdout
 		{"estiba", []string{"save", "-o", archive, img}, "", 0},
 		{"estiba", []string{"save", "-o", archive + ".x", "nope:1"}, "no such image", 1},
 		{"estiba", []string{"rmi", img}, "Deleted", 0},
