@@ -39,6 +39,9 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	defer os.Remove(o.Socket)
 	srv := api.New(d, d, o.Images, d, d, d.VersionInfo(), o.Log)
+	if n := d.NetworkAPI(); n != nil {
+		srv.SetNetworks(n)
+	}
 	o.Log.Info("estiba daemon listening", "socket", o.Socket, "root", o.Root)
 	return srv.Serve(ctx, l)
 }

@@ -1,0 +1,67 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/estiba/estiba/engine/api"
+	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/engine/store"
+)
+
+// NetworkAdmin is what the network endpoints need from the network layer
+// besides Networks: user-defined networks and live attachment.
+type NetworkAdmin interface {
+	NetworkList(ctx context.Context) ([]types.NetworkResource, error)
+	NetworkInspect(ctx context.Context, ref string) (*types.NetworkResource, error)
+	NetworkCreate(ctx context.Context, req *types.NetworkCreateRequest) (*types.NetworkCreateResponse, error)
+	NetworkRemove(ctx context.Context, ref string) error
+	NetworkPrune(ctx context.Context) ([]string, error)
+	// Connect attaches a running container (its init is pid).
+	Connect(ctx context.Context, id, name string, pid int, network string, cfg *types.EndpointSettings) error
+	Disconnect(ctx context.Context, id, network string) error
+}
+
+// netAPI resolves container references for the network layer.
+type netAPI struct {
+	NetworkAdmin
+	d *Daemon
+}
+
+// NetworkAPI is the network endpoints' backend, or nil when the network
+// layer offers no administration.
+func (d *Daemon) NetworkAPI() api.Networks {
+	na, ok := d.networks.(NetworkAdmin)
+	if !ok {
+		return nil
+	}
+	return netAPI{NetworkAdmin: na, d: d}
+}
+
+func (n netAPI) NetworkConnect(ctx context.Context, ref string, req *types.NetworkConnectRequest) error {
+	c, err := n.d.get(req.Container)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != store.StatusRunning || c.State.Pid == 0 {
+		// The engine attaches at start only the network of --network;
+		// connecting a stopped container would need that list persisted.
+		return fmt.Errorf("container %s is not running (connecting stopped containers is not supported): %w", req.Container, errdefs.ErrConflict)
+	}
+	return n.Connect(ctx, c.ID, strings.TrimPrefix(c.Name, "/"), c.State.Pid, ref, req.EndpointConfig)
+}
+
+func (n netAPI) NetworkDisconnect(ctx context.Context, ref string, req *types.NetworkDisconnectRequest) error {
+	c, err := n.d.get(req.Container)
+	if err != nil {
+		if req.Force && errors.Is(err, errdefs.ErrNotFound) {
+			// Force: drop the endpoint of a container the engine forgot.
+			return n.Disconnect(ctx, req.Container, ref)
+		}
+		return err
+	}
+	return n.Disconnect(ctx, c.ID, ref)
+}
