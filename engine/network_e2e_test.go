@@ -1,0 +1,128 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/internal/testutil"
+	"github.com/estiba/estiba/network"
+)
+
+// TestE2ENetworks drives user-defined networks through the CLI: DNS by
+// name inside a network, isolation between networks, rm refused while in
+// use, connect/disconnect, prune; and nothing of ours left on the host.
+func TestE2ENetworks(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNetLeaks(t, "est")
+	e := startE2E(t)
+	t.Cleanup(func() {
+		for _, c := range []string{"a1", "a2", "b1"} {
+			e.estiba("rm", "-f", c)
+		}
+		e.estiba("network", "rm", "e2ea", "e2eb", "e2ec")
+		stopDaemon(t, e)
+		teardownNetworks(t, filepath.Join(e.work, "data", "network"))
+	})
+	tarball := busyboxTar(t, e.work)
+	e.steps([]step{
+		{"estiba", []string{"import", tarball, "e2e/bb"}, "sha256:", 0},
+		{"estiba", []string{"network", "create", "--subnet", "10.231.1.0/24", "-l", "team=a", "e2ea"}, "", 0},
+		{"estiba", []string{"network", "create", "e2eb"}, "", 0},
+		{"estiba", []string{"network", "create", "e2ea"}, "", 1},
+		{"estiba", []string{"network", "create", "--driver", "overlay", "e2ex"}, "not supported", 1},
+		{"estiba", []string{"network", "ls"}, "e2eb", 0},
+		{"estiba", []string{"network", "ls", "-q", "--filter", "label=team=a"}, "", 0},
+		{"estiba", []string{"run", "-d", "--name", "a1", "--network", "e2ea", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
+		{"estiba", []string{"run", "-d", "--name", "a2", "--network", "e2ea", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
+		{"estiba", []string{"run", "-d", "--name", "b1", "--network", "e2eb", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
+		{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "a2"}, "1 packets received", 0},
+	})
+	a2 := endpointIP(t, e, "e2ea", "a2")
+	if !strings.HasPrefix(a2, "10.231.1.") {
+		t.Fatalf("a2 has %q, want an address of --subnet", a2)
+	}
+	e.steps([]step{
+		{"estiba", []string{"exec", "b1", "busybox", "ping", "-c1", "-W1", a2}, "0 packets received", 1},
+		{"estiba", []string{"network", "rm", "e2ea"}, "", 1},
+		{"estiba", []string{"network", "connect", "--alias", "web", "e2ea", "b1"}, "", 0},
+		{"estiba", []string{"exec", "b1", "busybox", "ping", "-c1", "-W2", a2}, "1 packets received", 0},
+		{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "web"}, "1 packets received", 0},
+		{"estiba", []string{"network", "disconnect", "e2ea", "b1"}, "", 0},
+		{"estiba", []string{"exec", "b1", "busybox", "ping", "-c1", "-W1", a2}, "0 packets received", 1},
+		{"estiba", []string{"network", "create", "e2ec"}, "", 0},
+		{"estiba", []string{"rm", "-f", "b1"}, "b1", 0},
+		{"estiba", []string{"network", "prune", "-f"}, "e2ec", 0},
+		{"estiba", []string{"network", "inspect", "e2eb"}, "not found", 1},
+		{"estiba", []string{"network", "inspect", "e2ea"}, "e2ea", 0},
+		{"estiba", []string{"rm", "-f", "a1", "a2"}, "a2", 0},
+		{"estiba", []string{"network", "rm", "e2ea"}, "e2ea", 0},
+	})
+}
+
+// endpointIP is the container's address on net, from network inspect.
+func endpointIP(t *testing.T, e *e2e, net, name string) string {
+	t.Helper()
+	out, errs, code := e.estiba("network", "inspect", net)
+	var nets []struct {
+		Containers map[string]struct{ Name, IPv4Address string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &nets) != nil || len(nets) != 1 {
+		t.Fatalf("network inspect %s: %d %s %s", net, code, out, errs)
+	}
+	for _, c := range nets[0].Containers {
+		if c.Name == name {
+			ip, _, _ := strings.Cut(c.IPv4Address, "/")
+			return ip
+		}
+	}
+	t.Fatalf("%s not in network %s: %s", name, net, out)
+	return ""
+}
+
+// stopDaemon ends the test's daemon (found by its binary, which lives in
+// the test's work dir) before the network layer is torn down under it.
+func stopDaemon(t *testing.T, e *e2e) {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		args := strings.Split(string(b), "\x00")
+		if len(args) < 2 || args[0] != e.bin || args[1] != "daemon" {
+			continue
+		}
+		syscall.Kill(pid, syscall.SIGTERM)
+		for i := 0; i < 250 && syscall.Kill(pid, 0) == nil; i++ {
+			if s, _ := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); strings.Contains(string(s), ") Z ") {
+				return // exited; startE2E's cleanup reaps it
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// teardownNetworks removes the default bridge and the nftables table: the
+// network layer keeps them when the daemon stops (its containers may
+// outlive it), so a test that ends removes them itself.
+func teardownNetworks(t *testing.T, dir string) {
+	t.Helper()
+	m, err := network.New(context.Background(), network.Config{Store: network.FileStore{Dir: dir}})
+	if err != nil {
+		t.Errorf("reopen network layer: %v", err)
+		return
+	}
+	defer m.Close()
+	if err := m.Teardown(context.Background()); err != nil {
+		t.Errorf("network teardown: %v", err)
+	}
+}
