@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ func TestE2ENetworks(t *testing.T) {
 		for _, c := range []string{"a1", "a2", "b1"} {
 			e.estiba("rm", "-f", c)
 		}
-		e.estiba("network", "rm", "e2ea", "e2eb", "e2ec")
+		e.estiba("network", "rm", "e2ea", "e2eb", "e2ec", "e2ed")
 		stopDaemon(t, e)
 		teardownNetworks(t, filepath.Join(e.work, "data", "network"))
 	})
@@ -63,6 +64,18 @@ func TestE2ENetworks(t *testing.T) {
 		{"estiba", []string{"network", "inspect", "e2ea"}, "e2ea", 0},
 		{"estiba", []string{"rm", "-f", "a1", "a2"}, "a2", 0},
 		{"estiba", []string{"network", "rm", "e2ea"}, "e2ea", 0},
+	})
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker CLI not installed")
+	}
+	e.steps([]step{
+		{"docker", []string{"network", "create", "--subnet", "10.231.2.0/24", "--gateway", "10.231.2.254", "e2ed"}, "", 0},
+		{"docker", []string{"network", "ls", "--filter", "name=e2ed"}, "e2ed", 0},
+		{"docker", []string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "e2ed"}, "10.231.2.254", 0},
+		{"docker", []string{"run", "-d", "--name", "a1", "--network", "e2ed", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
+		{"docker", []string{"network", "rm", "e2ed"}, "", 1},
+		{"docker", []string{"rm", "-f", "a1"}, "a1", 0},
+		{"docker", []string{"network", "rm", "e2ed"}, "e2ed", 0},
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/estiba/estiba/engine"
 	"github.com/estiba/estiba/engine/api/types"
@@ -67,7 +68,10 @@ func (n *Networks) NetworkInspect(ctx context.Context, ref string) (*types.Netwo
 
 func resource(nw network.Network, eps []network.Endpoint) types.NetworkResource {
 	r := types.NetworkResource{
-		Name: nw.Name, ID: nw.ID, Scope: "local", Driver: "bridge", EnableIPv6: nw.Subnet6.IsValid(),
+		// The network layer records no creation time: the zero time says
+		// "unknown" in a form the docker CLI parses.
+		Created: time.Time{}.Format(time.RFC3339Nano),
+		Name:    nw.Name, ID: nw.ID, Scope: "local", Driver: "bridge", EnableIPv6: nw.Subnet6.IsValid(),
 		Internal: nw.Internal, Attachable: true, Labels: nw.Labels, Options: map[string]string{},
 		IPAM:       types.IPAM{Driver: "default", Options: map[string]string{}},
 		Containers: map[string]types.EndpointResource{},
