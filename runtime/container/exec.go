@@ -101,7 +101,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	}
 	defer tramp.close()
 	if tramp.needed() {
-		release, err := tramp.wrap(cmd, o.PreserveFDs)
+		release, err := tramp.wrap(cmd, r.Nsenter, o.PreserveFDs)
 		if err != nil {
 			return nil, err
 		}

@@ -119,24 +119,28 @@ func mappedHostID(m []specs.LinuxIDMapping, id uint32) (int, bool) {
 	return 0, false
 }
 
-// findNsenter returns the nsenter to use and whether it is busybox's,
-// which has no --time.
-func findNsenter() (string, bool, error) {
-	for _, p := range nsenterPaths {
+// findNsenter returns the first of paths that exists, resolved, and
+// whether it is busybox's, which has no --time.
+func findNsenter(paths []string) (string, bool, error) {
+	for _, p := range paths {
 		real, err := filepath.EvalSymlinks(p)
 		if err != nil {
 			continue
 		}
 		return real, filepath.Base(real) == "busybox", nil
 	}
-	return "", false, fmt.Errorf("exec into a container with its own user or time namespace needs nsenter (util-linux or busybox) in %v: %w", nsenterPaths, ErrUnsupported)
+	return "", false, fmt.Errorf("exec into a container with its own user or time namespace needs nsenter (util-linux or busybox), not found in %v: %w", paths, ErrUnsupported)
 }
 
 // wrap rewrites cmd (init's command, from initCmd) to run init through
 // nsenter. It returns a release func for the fds it opened, to call once
 // the child has exec'd.
-func (t *trampoline) wrap(cmd *execCmdT, preserveFDs int) (func(), error) {
-	path, busybox, err := findNsenter()
+func (t *trampoline) wrap(cmd *execCmdT, nsenterPath string, preserveFDs int) (func(), error) {
+	paths := nsenterPaths
+	if nsenterPath != "" {
+		paths = []string{nsenterPath}
+	}
+	path, busybox, err := findNsenter(paths)
 	if err != nil {
 		return nil, err
 	}

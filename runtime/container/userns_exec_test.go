@@ -2,6 +2,7 @@ package container
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -175,4 +176,27 @@ func acceptPty(l *net.UnixListener) *os.File {
 	}
 	fds, _ := unix.ParseUnixRights(&msgs[0])
 	return os.NewFile(uintptr(fds[0]), "pty-master")
+}
+
+// busybox's nsenter (the VM lane's) enters a user namespace too; it has no
+// --time, which exec then refuses clearly.
+func TestExecBusyboxNsenter(t *testing.T) {
+	r := newRuntime(t)
+	r.Nsenter = "/bin/busybox"
+	id := startSleeper(t, r, usernsSpec)
+	code, out := execOut(t, r, id, "sh", "-c", "id -u; cat /proc/self/uid_map")
+	if f := strings.Fields(out); code != 0 || len(f) != 4 || f[0] != "0" || f[2] != "100000" {
+		t.Fatalf("exec exit %d: %q", code, out)
+	}
+	tid := startSleeper(t, r, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+	})
+	p := &specs.Process{Args: []string{"true"}, Cwd: "/", Env: []string{"PATH=/bin"}}
+	if _, err := r.Exec(tid, p, ExecOptions{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("exec into a time namespace with busybox nsenter: %v, want ErrUnsupported", err)
+	}
+	r.Nsenter = filepath.Join(t.TempDir(), "nsenter")
+	if _, err := r.Exec(id, p, ExecOptions{}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("exec without nsenter: %v, want ErrUnsupported", err)
+	}
 }
