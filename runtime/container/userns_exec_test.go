@@ -91,13 +91,13 @@ func TestExecUserNamespaceNonRoot(t *testing.T) {
 	r := newRuntime(t)
 	id := startSleeper(t, r, usernsSpec)
 	out := outFile(t)
-	p := &specs.Process{Args: []string{"sh", "-c", "id -u; id -g"}, Cwd: "/", Env: []string{"PATH=/bin"}, User: specs.User{UID: 1000, GID: 1000}}
+	p := &specs.Process{Args: []string{"sh", "-c", "id -u; id -G"}, Cwd: "/", Env: []string{"PATH=/bin"}, User: specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{2000}}}
 	e, err := r.Exec(id, p, ExecOptions{Stdio: Stdio{Stdout: out, Stderr: out}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := e.Wait(); code != 0 || strings.Join(strings.Fields(readOut(t, out)), " ") != "1000 1000" {
-		t.Fatalf("exec exit %d: %q, want 1000 1000", code, readOut(t, out))
+	if code, _ := e.Wait(); code != 0 || strings.Join(strings.Fields(readOut(t, out)), " ") != "1000 1000 2000" {
+		t.Fatalf("exec exit %d: %q, want uid 1000, groups 1000 2000", code, readOut(t, out))
 	}
 }
 
