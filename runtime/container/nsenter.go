@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,7 +34,7 @@ import (
 //     net, ipc, uts and cgroup namespaces, forks a child that Go switches to
 //     the host ids of the container's root (uid/gid 0 mapped) keeping only
 //     CAP_SYS_ADMIN, as an ambient capability, and execs nsenter from a
-//     detached read-only clone of its mount (as for init, see initExe);
+//     sealed execute-only copy (execOnlyCopy);
 //   - nsenter joins the time namespace, then the user namespace, through
 //     fds the runtime opened (never /proc/<pid>/ns paths, which a recycled
 //     pid could redirect), sets uid/gid 0 and no groups inside it, and execs
@@ -42,20 +43,23 @@ import (
 //     full capability set there, joins the mount namespace and proceeds as
 //     for any exec.
 //
-// Security of the window: while nsenter runs it holds CAP_SYS_ADMIN over
-// the host (before its setns) as the container root's host uid, so nothing
-// in the container, whose capabilities are all in its own user namespace,
-// can ptrace it or open its /proc files (the caller's capabilities must be
-// a superset). It is never host uid 0 inside the container's namespace:
-// a ptracer there could otherwise open the host's root-owned files by
-// ownership. From its setns on, it is the container's root and has that
-// root's capabilities only; a container process with CAP_SYS_PTRACE could
-// then attach, but it gains nothing the container root lacks: the fds
-// nsenter holds are the exec's stdio and sync socket (the exec's own
-// config, which the exec'd process gets anyway) and read-only clones of two
-// binaries. Once init is exec'd, the kernel makes it non-dumpable with its
-// mm owned by the host's user namespace, as its binary's owner (host root)
-// is not mapped in the container; initproc.Main also clears dumpable.
+// Security of the window. nsenter runs in the host's mount namespace, so a
+// container process that could ptrace it (or open its /proc/<pid>/fd, mem,
+// ...) would reach the host's filesystem with its credentials. Before its
+// setns, it holds CAP_SYS_ADMIN over the host, which no container process
+// has: ptrace needs a superset of the target's capabilities. From its
+// setns(CLONE_NEWUSER) on, it is the container's root with the full set in
+// the container's user namespace, which a container process holding
+// CAP_SYS_PTRACE there would pass. What closes that window is dumpability:
+// nsenter is exec'd from a copy its uid cannot read (mode 0111), so the
+// kernel marks it non-dumpable at execve (would_dump), with its mm owned by
+// the host's user namespace; setns and setuid do not make it dumpable
+// again, so ptrace and /proc access need CAP_SYS_PTRACE over the host until
+// the next execve. That execve of init is non-dumpable for the same kind of
+// reason (its binary's owner, host root, is not mapped in the container),
+// and initproc.Main clears dumpable anyway. It is never host uid 0 inside
+// the container's namespace either: unlike the container root, that uid
+// owns the host's files.
 
 // nsenterPaths are where util-linux or busybox install nsenter. Fixed
 // paths, not $PATH: the runtime runs as root.
@@ -151,7 +155,7 @@ func (t *trampoline) wrap(cmd *execCmdT, nsenterPath string, preserveFDs int) (f
 	if err != nil {
 		return nil, fmt.Errorf("runtime binary: %w", err)
 	}
-	nsenter, release, err := readOnlyClone(path, 2*(8+preserveFDs)+16)
+	nsenter, release, err := execOnlyCopy(path, 2*(8+preserveFDs)+16)
 	if err != nil {
 		exe.Close()
 		return nil, err
@@ -190,4 +194,43 @@ func (t *trampoline) wrap(cmd *execCmdT, nsenterPath string, preserveFDs int) (f
 		cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN}
 	}
 	return func() { release(); exe.Close() }, nil
+}
+
+// execOnlyCopy copies the binary at src into a sealed memfd of mode 0111 and
+// returns /proc/self/fd/N of a close-on-exec fd N >= low, and its release
+// func. A process that execs it without CAP_DAC_OVERRIDE or
+// CAP_DAC_READ_SEARCH cannot read the file and so starts non-dumpable (see
+// above). nsenter is small (util-linux's is ~35 KB; busybox ~2 MB).
+func execOnlyCopy(src string, low int) (string, func(), error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", nil, fmt.Errorf("nsenter: %w", err)
+	}
+	defer in.Close()
+	flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("nsenter", flags|unix.MFD_EXEC)
+	if err == unix.EINVAL {
+		// Before Linux 6.3 there is no MFD_EXEC: memfds are executable.
+		fd, err = unix.MemfdCreate("nsenter", flags)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("memfd for nsenter: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "nsenter")
+	defer f.Close()
+	if _, err := io.Copy(f, in); err != nil {
+		return "", nil, fmt.Errorf("copy nsenter: %w", err)
+	}
+	if err := f.Chmod(0o111); err != nil {
+		return "", nil, fmt.Errorf("chmod nsenter copy: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		return "", nil, fmt.Errorf("seal nsenter copy: %w", err)
+	}
+	nfd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, low)
+	if err != nil {
+		return "", nil, fmt.Errorf("nsenter fd: %w", err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", nfd), func() { unix.Close(nfd) }, nil
 }

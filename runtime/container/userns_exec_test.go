@@ -47,7 +47,7 @@ func execOut(t *testing.T, r *Runtime, id string, args ...string) (int, string) 
 	p := &specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}}
 	e, err := r.Exec(id, p, ExecOptions{Stdio: Stdio{Stdout: out, Stderr: out}})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v: %s", err, readOut(t, out))
 	}
 	code, _ := e.Wait()
 	return code, readOut(t, out)
