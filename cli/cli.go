@@ -61,6 +61,12 @@ func (c *CLI) commands() map[string]command {
 		"tag":             {"Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", cmdTag},
 		"import":          {"Import the contents from a tarball to create a filesystem image", cmdImport},
 		"load":            {"Load an image from a tar archive or STDIN", cmdLoad},
+		"push":            {"Upload an image to a registry", cmdPush},
+		"login":           {"Log in to a registry", cmdLogin},
+		"logout":          {"Log out from a registry", cmdLogout},
+		"save":            {"Save one or more images to a tar archive (streamed to STDOUT by default)", cmdSave},
+		"history":         {"Show the history of an image", cmdHistory},
+		"image-prune":     {"Remove unused images", cmdImagePrune},
 		"system":          {"Manage estiba (df, prune)", cmdSystem},
 		"container-prune": {"Remove all stopped containers", cmdContainerPrune},
 		"container":       {"Manage containers (ls, prune, and the container commands)", nil},
@@ -131,7 +137,8 @@ var aliases = map[string]map[string]string{
 	"container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop", "restart": "restart",
 		"kill": "kill", "rm": "rm", "logs": "logs", "attach": "attach", "exec": "exec", "inspect": "inspect", "wait": "wait",
 		"top": "top", "stats": "stats", "pause": "pause", "unpause": "unpause", "port": "port", "prune": "container-prune"},
-	"image": {"ls": "images", "list": "images", "rm": "rmi", "pull": "pull", "tag": "tag", "inspect": "inspect", "import": "import", "load": "load"},
+	"image": {"ls": "images", "list": "images", "rm": "rmi", "pull": "pull", "tag": "tag", "inspect": "inspect", "import": "import", "load": "load",
+		"push": "push", "save": "save", "history": "history", "prune": "image-prune"},
 }
 
 func (c *CLI) usage() {

@@ -74,6 +74,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
+	addHeaders(ctx, req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to the estiba daemon at unix://%s. Is the daemon running? (%w)", c.socket, err)

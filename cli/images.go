@@ -49,33 +49,17 @@ func cmdImages(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	return tw.Flush()
 }
 
-// progress prints a JSON progress stream and returns its error, if any.
+// progress prints a JSON progress stream (see renderProgress) and returns
+// its error, if any.
 func progress(c *CLI, r io.Reader) error {
-	dec := json.NewDecoder(r)
-	for {
-		var m types.JSONMessage
-		if err := dec.Decode(&m); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
-		switch {
-		case m.Error != nil:
-			return fmt.Errorf("%s", m.Error.Message)
-		case m.ErrorMessage != "":
-			return fmt.Errorf("%s", m.ErrorMessage)
-		case m.Stream != "":
-			fmt.Fprint(c.Stdout, m.Stream)
-		case m.ID != "":
-			fmt.Fprintf(c.Stdout, "%s: %s %s\n", m.ID, m.Status, m.Progress)
-		case m.Status != "":
-			fmt.Fprintln(c.Stdout, m.Status)
-		}
-	}
+	return renderProgress(c.Stdout, r)
 }
 
 func pull(ctx context.Context, c *CLI, cl *Client, ref string) error {
+	ctx, err := authContext(ctx, c, ref)
+	if err != nil {
+		return err
+	}
 	resp, err := cl.do(ctx, "POST", "/images/create", url.Values{"fromImage": {ref}}, nil, "")
 	if err != nil {
 		return err

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/estiba/estiba/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // e2e drives the real estiba binary (daemon, monitor, in-process OCI
@@ -104,8 +103,6 @@ func startE2E(t *testing.T) *e2e {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		// The runtime's read-only bind mount of its binary.
-		unix.Unmount(filepath.Join(run, "exe", "estiba-runtime"), unix.MNT_DETACH)
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(work, "daemon.log"))
 			t.Logf("daemon log:\n%s", b)

@@ -77,7 +77,7 @@ func (a *app) runCmd(args []string) error {
 	code, err := c.Wait()
 	stop()
 	if !*keep {
-		if derr := a.rt.Delete(id, true); derr != nil && err == nil {
+		if derr := c.Delete(true); derr != nil && err == nil {
 			err = derr
 		}
 	}

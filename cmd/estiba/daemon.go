@@ -136,11 +136,12 @@ func openImages(root string) (*imagesvc.Images, error) {
 			ropts.Credentials = dc
 		}
 	}
-	s, err := service.Open(root, service.Options{Registry: imagesvc.Registry{C: registry.New(ropts)}})
+	reg := imagesvc.Registry{C: registry.New(ropts)}
+	s, err := service.Open(root, service.Options{Registry: reg, Pusher: reg})
 	if err != nil {
 		return nil, fmt.Errorf("image store %s: %w", root, err)
 	}
-	return &imagesvc.Images{S: s}, nil
+	return &imagesvc.Images{S: s, Registry: reg, RegistryOptions: ropts}, nil
 }
 
 func logger(level string) (*slog.Logger, error) {

@@ -41,6 +41,7 @@ func (s *Server) routes() {
 	s.volumeRoutes()
 	s.execRoutes()
 	s.imageRoutes()
+	s.imageExtraRoutes()
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("%s %s is not supported by estiba: %w", r.Method, r.URL.Path, errdefs.ErrNotImplemented)
 	})
@@ -429,7 +430,7 @@ func (s *Server) imageRoutes() {
 	s.handle("GET /images/{name...}", func(w http.ResponseWriter, r *http.Request) error {
 		name, ok := cutSuffix(r.PathValue("name"), "/json")
 		if !ok {
-			return fmt.Errorf("GET /images/%s: %w", r.PathValue("name"), errdefs.ErrNotImplemented)
+			return s.imageGetExtra(w, r)
 		}
 		img, err := s.images.Inspect(r.Context(), name)
 		if err != nil {
@@ -455,7 +456,7 @@ func (s *Server) imageRoutes() {
 	s.handle("POST /images/{name...}", func(w http.ResponseWriter, r *http.Request) error {
 		name, ok := cutSuffix(r.PathValue("name"), "/tag")
 		if !ok {
-			return fmt.Errorf("POST /images/%s: %w", r.PathValue("name"), errdefs.ErrNotImplemented)
+			return s.imagePostExtra(w, r)
 		}
 		target := r.URL.Query().Get("repo")
 		if tag := r.URL.Query().Get("tag"); tag != "" {
@@ -503,7 +504,7 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 			ref += ":" + tag
 		}
 	}
-	return s.streamErr(w, s.images.Pull(r.Context(), ref, fw))
+	return s.streamErr(w, s.images.Pull(authContext(r), ref, fw))
 }
 
 // streamErr reports an error inside an already-started progress stream,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/estiba/estiba/engine"
 	"github.com/estiba/estiba/engine/api/types"
@@ -25,6 +26,11 @@ import (
 // Images serves the engine from an image service.
 type Images struct {
 	S *service.Service
+	// Registry is the service's registry client (login uses it).
+	Registry Registry
+	// RegistryOptions build the per-request clients that carry a
+	// client's X-Registry-Auth credential.
+	RegistryOptions registry.Options
 }
 
 var _ engine.Images = (*Images)(nil)
@@ -40,7 +46,7 @@ func (r Registry) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, 
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
-	return r.C.Resolve(ctx, p)
+	return r.client(ctx).Resolve(ctx, p)
 }
 
 // Fetch reads a blob or manifest.
@@ -49,7 +55,7 @@ func (r Registry) Fetch(ctx context.Context, ref string, desc ocispec.Descriptor
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
-	return r.C.Fetch(ctx, p, desc, offset)
+	return r.client(ctx).Fetch(ctx, p, desc, offset)
 }
 
 // classify maps the image layer's errors to the engine's classes.
@@ -119,15 +125,21 @@ func (i *Images) Pull(ctx context.Context, ref string, w io.Writer) error {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
 	tag := name[strings.LastIndex(name, ":")+1:]
-	emit(w, types.JSONMessage{Status: "Pulling from " + service.Familiar(strings.TrimSuffix(name, ":"+tag)), ID: tag})
-	id, err := i.S.Pull(ctx, name, ocispec.Platform{}, func(p service.Progress) {
+	// Familiar before cutting the tag: a name without one would get ":latest".
+	emit(w, types.JSONMessage{Status: "Pulling from " + strings.TrimSuffix(service.Familiar(name), ":"+tag), ID: tag})
+	tick := newThrottle(100 * time.Millisecond)
+	id, err := i.S.Pull(i.withClient(ctx, name), name, ocispec.Platform{}, func(p service.Progress) {
+		if p.Status == "downloading" && p.Current < p.Total && !tick.due(string(p.Layer)) {
+			return
+		}
 		short := strings.TrimPrefix(string(p.Layer), "sha256:")
 		if len(short) > 12 {
 			short = short[:12]
 		}
 		m := types.JSONMessage{ID: short, Status: progressStatus(p.Status)}
 		if p.Total > 0 && p.Status == "downloading" {
-			m.Progress = fmt.Sprintf("%d/%d", p.Current, p.Total)
+			m.ProgressDetail = &types.ProgressDetail{Current: p.Current, Total: p.Total}
+			m.Progress = ProgressBar(p.Current, p.Total)
 		}
 		emit(w, m)
 	})

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,11 @@ type manager struct {
 	v1dirs []string
 	// v2 is the cgroup2 directory ("" on v1-only hosts); v2mount its mount.
 	v2, v2mount string
+	// created: create succeeded and Destroy has not run since, so Set
+	// after Apply (create's order) skips a stat and mkdir per hierarchy.
+	// While the container's processes are in the cgroup it cannot be
+	// removed (rmdir fails EBUSY), so the directories stay.
+	created atomic.Bool
 }
 
 func newManager(cfg Config, l *layout, inner string) *manager {
@@ -72,19 +78,35 @@ func (m *manager) warn(format string, args ...any) {
 // empties; if that happens between our mkdir of the parent and of the
 // child, the child's mkdir fails with ENOENT, and we simply go again.
 func (m *manager) create() error {
+	if m.created.Load() {
+		return nil
+	}
 	var err error
 	for try := 0; try < 8; try++ {
 		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) {
+			m.created.Store(err == nil)
 			return err
 		}
 	}
 	return err
 }
 
+// mountOf returns the mount point of controller's v1 hierarchy.
+func (m *manager) mountOf(controller string) string {
+	for _, h := range m.layout.v1 {
+		for _, c := range h.controllers {
+			if c == controller {
+				return h.mount
+			}
+		}
+	}
+	return "/"
+}
+
 func (m *manager) createOnce() error {
 	for c, d := range m.v1 {
 		if c == "cpuset" {
-			if err := mkdirCpuset(d); err != nil {
+			if err := mkdirCpuset(m.mountOf(c), d); err != nil {
 				return err
 			}
 			continue
@@ -101,16 +123,20 @@ func (m *manager) createOnce() error {
 	return nil
 }
 
-// mkdirCpuset creates a v1 cpuset directory and its missing parents. A new
-// v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the kernel
-// refuses to attach tasks to it (ENOSPC) until both are set; so each new
-// level copies its parent's values, top-down, before anything goes below.
-func mkdirCpuset(dir string) error {
+// mkdirCpuset creates a v1 cpuset directory and its parents below mount. A
+// new v1 cpuset starts with empty cpuset.cpus and cpuset.mems, and the
+// kernel refuses to attach tasks to it (ENOSPC) until both are set; so each
+// level copies its parent's values, top-down. Every level is checked, not
+// only the ones this call creates: a parent another runtime has just made
+// may not have its values yet, and copying its emptiness would fail the
+// attach.
+func mkdirCpuset(mount, dir string) error {
+	if dir == mount || len(dir) <= len(mount) {
+		return nil // the hierarchy root always has both values
+	}
 	parent := filepath.Dir(dir)
-	if _, err := os.Stat(parent); errors.Is(err, os.ErrNotExist) {
-		if err := mkdirCpuset(parent); err != nil {
-			return err
-		}
+	if err := mkdirCpuset(mount, parent); err != nil {
+		return err
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("create cgroup: %w", err)
@@ -288,6 +314,7 @@ func walkCgroups(dir string, fn func(string) error) error {
 const destroyTimeout = 5 * time.Second
 
 func (m *manager) Destroy() error {
+	m.created.Store(false)
 	deadline := time.Now().Add(destroyTimeout)
 	// Killed tasks in a frozen v1 cgroup cannot exit until thawed, and the
 	// cgroup cannot be removed before they do (v2 lets fatal signals through).

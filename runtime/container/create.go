@@ -27,6 +27,19 @@ type Container struct {
 	ID      string
 	Process *os.Process
 	cmd     *exec.Cmd
+	// rt and cg, set by Create, let Delete skip re-reading the host's
+	// cgroup layout (mountinfo) that Create already parsed.
+	rt *Runtime
+	cg cgroups.Manager
+}
+
+// Delete is Runtime.Delete for a container this process created, reusing
+// its cgroup manager. (A Container from Exec has none.)
+func (c *Container) Delete(force bool) error {
+	if c.rt == nil {
+		return fmt.Errorf("delete %q: not a container made by Create: %w", c.ID, ErrInvalid)
+	}
+	return c.rt.delete(c.ID, force, c.cg)
 }
 
 // Wait waits for the container's init to exit and returns its exit code
@@ -206,7 +219,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if err := r.converse(cmd, parentSock, cfg, mounted); err != nil {
 		return nil, err
 	}
-	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd}, nil
+	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil
 }
 
 // converse runs the parent's half of the sync protocol. mounted, if not

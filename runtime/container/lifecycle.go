@@ -158,6 +158,12 @@ func (r *Runtime) killAll(rec *Record, sig unix.Signal) error {
 // container in any other status (the spec makes deleting a created or
 // running container without it an error).
 func (r *Runtime) Delete(id string, force bool) error {
+	return r.delete(id, force, nil)
+}
+
+// delete is Delete with the container's cgroup manager when the caller
+// already has one (cg nil: make it from the state).
+func (r *Runtime) delete(id string, force bool, cg cgroups.Manager) error {
 	rec, err := r.load(id)
 	if err != nil {
 		if force && !errors.Is(err, ErrInvalid) {
@@ -169,9 +175,10 @@ func (r *Runtime) Delete(id string, force bool) error {
 	if st != string(specs.StateStopped) && !force {
 		return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrState)
 	}
-	cg, err := r.cgroupManager(rec)
-	if err != nil {
-		return fmt.Errorf("delete %q: %w", id, err)
+	if cg == nil {
+		if cg, err = r.cgroupManager(rec); err != nil {
+			return fmt.Errorf("delete %q: %w", id, err)
+		}
 	}
 	if st != string(specs.StateStopped) {
 		if err := r.killWait(rec, cg); err != nil {

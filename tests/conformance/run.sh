@@ -61,14 +61,27 @@ if [ -f "$EXPECTED" ]; then
 fi
 
 pass=0 fail=0 asserts_ok=0 asserts_bad=0
-unexpected_fail=() unexpected_pass=()
+unexpected_fail=() unexpected_pass=() retried=()
+runprog() { # runprog PROG LOG
+	RUNTIME=$RUNTIME timeout "$TIMEOUT" unshare -m --propagation private "$1" > "$2" 2>&1
+}
 for prog in "$VAL"/*; do
 	name=$(basename "$prog")
 	case $name in runtimetest|*.tar.gz) continue ;; esac
 	[ -f "$prog" ] && [ -x "$prog" ] || continue
-	RUNTIME=$RUNTIME timeout "$TIMEOUT" unshare -m --propagation private "$prog" > "$logs/$name.tap" 2>&1
+	runprog "$prog" "$logs/$name.tap"
 	rc=$?
 	read -r ok bad diag < <(tapcount "$logs/$name.tap")
+	if [ -z "${expected[$name]:-}" ] && { [ $rc -ne 0 ] || [ "$bad" -ne 0 ] || [ "$diag" -ne 0 ]; }; then
+		# One retry for a failure nobody expected: several programs of the
+		# suite race with themselves. The first run's log is kept and the
+		# retry is reported, so a flaky failure of ours stays visible.
+		mv "$logs/$name.tap" "$logs/$name.first.tap"
+		retried+=("$name")
+		runprog "$prog" "$logs/$name.tap"
+		rc=$?
+		read -r ok bad diag < <(tapcount "$logs/$name.tap")
+	fi
 	asserts_ok=$((asserts_ok + ok)) asserts_bad=$((asserts_bad + bad))
 	if [ $rc -eq 0 ] && [ "$bad" -eq 0 ] && [ "$diag" -eq 0 ]; then
 		result=PASS pass=$((pass + 1))
@@ -83,6 +96,10 @@ done
 
 echo "conformance: $(basename "$RUNTIME"): $pass/$((pass + fail)) programs pass, $asserts_ok assertions ok, $asserts_bad not ok${CONFORMANCE_LOGS:+ (logs: $logs)}"
 if [ $report_only = 1 ]; then exit 0; fi
+for n in "${retried[@]}"; do
+	echo "conformance: $n failed once and was retried; first run:"
+	grep -E '^not ok|error' "$logs/$n.first.tap" | head -15
+done
 [ ${#unexpected_pass[@]} -eq 0 ] || echo "conformance: unexpected passes (remove from $(basename "$EXPECTED")): ${unexpected_pass[*]}"
 if [ ${#unexpected_fail[@]} -ne 0 ]; then
 	echo "conformance: UNEXPECTED FAILURES: ${unexpected_fail[*]}"

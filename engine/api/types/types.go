@@ -379,8 +379,10 @@ type JSONMessage struct {
 	Status   string `json:"status,omitempty"`
 	ID       string `json:"id,omitempty"`
 	Progress string `json:"progress,omitempty"`
-	Stream   string `json:"stream,omitempty"`
-	Error    *struct {
+	// ProgressDetail is what a client renders its own progress bar from.
+	ProgressDetail *ProgressDetail `json:"progressDetail,omitempty"`
+	Stream         string          `json:"stream,omitempty"`
+	Error          *struct {
 		Message string `json:"message"`
 	} `json:"errorDetail,omitempty"`
 	ErrorMessage string `json:"error,omitempty"`
