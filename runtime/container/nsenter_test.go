@@ -2,11 +2,17 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/estiba/estiba/internal/testutil"
 )
 
 func TestMappedHostID(t *testing.T) {
@@ -67,5 +73,46 @@ func TestFindNsenter(t *testing.T) {
 				t.Fatalf("= %q, %v, %v; want %q, %v", got, busybox, err, tc.want, tc.busybox)
 			}
 		})
+	}
+}
+
+// A process exec'd from execOnlyCopy by a uid that cannot read it is not
+// dumpable: another process of the same uid cannot read its /proc files,
+// while it can those of the same binary exec'd normally.
+func TestExecOnlyCopyNotDumpable(t *testing.T) {
+	testutil.RequiresRoot(t)
+	cp, release, err := execOnlyCopy("/bin/busybox", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cred := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 100000, Gid: 100000}}
+	for _, tc := range []struct {
+		path     string
+		readable bool
+	}{
+		{"/bin/busybox", true},
+		{cp, false},
+	} {
+		sleeper := &exec.Cmd{Path: tc.path, Args: []string{"sleep", "10"}, SysProcAttr: cred}
+		if err := sleeper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Exec done once /proc/<pid>/exe no longer is this test.
+		self, _ := os.Readlink("/proc/self/exe")
+		for i := 0; i < 200; i++ {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", sleeper.Process.Pid)); exe != self {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		probe := exec.Command("/bin/busybox", "cat", fmt.Sprintf("/proc/%d/environ", sleeper.Process.Pid))
+		probe.SysProcAttr = cred
+		out, err := probe.CombinedOutput()
+		sleeper.Process.Kill()
+		sleeper.Wait()
+		if readable := err == nil; readable != tc.readable {
+			t.Errorf("%s: /proc/<pid>/environ readable by the same uid: %v (%v: %s), want %v", tc.path, readable, err, out, tc.readable)
+		}
 	}
 }
