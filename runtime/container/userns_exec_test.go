@@ -101,8 +101,18 @@ func TestExecUserNamespaceNonRoot(t *testing.T) {
 	}
 }
 
+// requireUtilLinuxNsenter skips where only busybox's nsenter (no --time)
+// exists, as in the VM lane.
+func requireUtilLinuxNsenter(t *testing.T) {
+	t.Helper()
+	if _, busybox, err := findNsenter(nsenterPaths); err != nil || busybox {
+		t.Skip("exec into a time namespace needs util-linux nsenter")
+	}
+}
+
 func TestExecTimeNamespace(t *testing.T) {
 	r := newRuntime(t)
+	requireUtilLinuxNsenter(t)
 	id := startSleeper(t, r, func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
@@ -115,6 +125,7 @@ func TestExecTimeNamespace(t *testing.T) {
 
 func TestExecUserAndTimeNamespace(t *testing.T) {
 	r := newRuntime(t)
+	requireUtilLinuxNsenter(t)
 	id := startSleeper(t, r, func(s *specs.Spec) {
 		usernsSpec(s)
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
