@@ -56,8 +56,9 @@ import (
 // the host's user namespace; setns and setuid do not make it dumpable
 // again, so ptrace and /proc access need CAP_SYS_PTRACE over the host until
 // the next execve. That execve of init is non-dumpable for the same kind of
-// reason (its binary's owner, host root, is not mapped in the container),
-// and initproc.Main clears dumpable anyway. It is never host uid 0 inside
+// reason (its binary's owner, host root, is not mapped in the container;
+// where it is, the container's root is the host's anyway), and
+// initproc.Main clears dumpable too. It is never host uid 0 inside
 // the container's namespace either: unlike the container root, that uid
 // owns the host's files.
 
