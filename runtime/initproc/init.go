@@ -38,7 +38,12 @@ func Main() {
 	// reports ready, long after this. For exec, container processes can
 	// see it, but until prepareExec drops them it holds every capability,
 	// and /proc/<pid>/fd or ptrace of a process whose capabilities are not
-	// a subset of the caller's needs CAP_SYS_PTRACE anyway.
+	// a subset of the caller's needs CAP_SYS_PTRACE anyway. An exec into a
+	// container with its own user namespace starts here as that
+	// namespace's root (through nsenter, see runtime/container/nsenter.go):
+	// the kernel already made it non-dumpable at execve, with its mm owned
+	// by the host's user namespace, because the runtime binary's owner is
+	// not mapped in the container.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "estiba-runtime init: prctl dumpable: %v\n", err)
 		os.Exit(2)
