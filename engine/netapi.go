@@ -65,3 +65,32 @@ func (n netAPI) NetworkDisconnect(ctx context.Context, ref string, req *types.Ne
 	}
 	return n.Disconnect(ctx, c.ID, ref)
 }
+
+// NetworkReconciler is implemented by a network layer that keeps state
+// across daemon restarts.
+type NetworkReconciler interface {
+	// Reconcile keeps the endpoints of the running containers and removes
+	// every other endpoint and stray rule or link.
+	Reconcile(ctx context.Context, running []string) error
+}
+
+// ReconcileNetworks is called once at daemon start: endpoints of
+// containers that stopped or vanished while the daemon was down go away,
+// so a restart leaves no duplicate or stale rule.
+func (d *Daemon) ReconcileNetworks(ctx context.Context) error {
+	r, ok := d.networks.(NetworkReconciler)
+	if !ok {
+		return nil
+	}
+	list, err := d.store.List()
+	if err != nil {
+		return err
+	}
+	var running []string
+	for _, c := range list {
+		if c.State.Pid != 0 && (c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused) {
+			running = append(running, c.ID)
+		}
+	}
+	return r.Reconcile(ctx, running)
+}

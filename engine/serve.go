@@ -30,6 +30,9 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	defer d.Close()
+	if err := d.ReconcileNetworks(ctx); err != nil {
+		o.Log.Warn("network reconcile", "err", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(o.Socket), 0o755); err != nil {
 		return fmt.Errorf("socket dir: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/estiba/estiba/engine"
@@ -245,4 +246,36 @@ func (n *Networks) Disconnect(ctx context.Context, id, net string) error {
 		return err
 	}
 	return classify(m.Detach(ctx, id, net))
+}
+
+// Reconcile keeps every endpoint of the running containers (the network
+// of --network and those added by connect) and drops the rest. A daemon
+// whose network layer was never used does not open it here.
+func (n *Networks) Reconcile(ctx context.Context, running []string) error {
+	if fs, ok := n.Config.Store.(network.FileStore); ok {
+		if _, err := os.Stat(fs.Dir); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	m, err := n.open(ctx)
+	if err != nil {
+		return err
+	}
+	var desired []network.DesiredEndpoint
+	for _, id := range running {
+		for _, ep := range m.ContainerEndpoints(id) {
+			desired = append(desired, network.DesiredEndpoint{ContainerID: id, Network: ep.Network})
+		}
+	}
+	lost, err := m.Reconcile(ctx, desired)
+	if err != nil {
+		return fmt.Errorf("reconcile networks: %w", err)
+	}
+	if len(lost) > 0 {
+		// A running container whose veth vanished: re-attaching it needs
+		// its namespace, which the engine does not track after start.
+		return fmt.Errorf("reconcile networks: %d endpoints of running containers were lost (first: %s on %s): %w",
+			len(lost), lost[0].ContainerID, lost[0].Network, errdefs.ErrNotImplemented)
+	}
+	return nil
 }
