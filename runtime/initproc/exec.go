@@ -39,18 +39,10 @@ func runExec(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
-		return err
-	}
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := s.prepareAndReport(spec, p, cfg, prog, listener)
 	if err != nil {
 		return err
 	}
-	s.done = true
-	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
-		return fmt.Errorf("write to runtime: %w", err)
-	}
-	s.sock.Close()
 	return finishExec(spec, p, cfg, prog, listener, path)
 }
 

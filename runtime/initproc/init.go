@@ -89,6 +89,26 @@ func (s *syncer) recv(want string) (*Msg, error) {
 	return &m, nil
 }
 
+// prepareAndReport does everything up to the final execve that can fail,
+// resolves the program (so that a missing binary fails create or exec, not
+// start), and only then tells the runtime it is ready: once ready is sent,
+// no error can reach the runtime any more.
+func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) (string, error) {
+	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
+		return "", err
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return "", err
+	}
+	s.done = true
+	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
+		return "", fmt.Errorf("write to runtime: %w", err)
+	}
+	s.sock.Close()
+	return path, nil
+}
+
 func run(s *syncer) error {
 	m, err := s.recv(MsgConfig)
 	if err != nil {
@@ -179,19 +199,10 @@ func runCreate(s *syncer, cfg *Config) error {
 			return err
 		}
 	}
-	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
-		return err
-	}
-	// Resolved now, so that a missing binary fails create, not start.
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := s.prepareAndReport(spec, p, cfg, prog, listener)
 	if err != nil {
 		return err
 	}
-	s.done = true
-	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
-		return fmt.Errorf("write to runtime: %w", err)
-	}
-	s.sock.Close()
 	if err := waitStart(fifo); err != nil {
 		return err
 	}
