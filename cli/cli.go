@@ -68,6 +68,7 @@ func (c *CLI) commands() map[string]command {
 		"history":         {"Show the history of an image", cmdHistory},
 		"image-prune":     {"Remove unused images", cmdImagePrune},
 		"system":          {"Manage estiba (df, prune)", cmdSystem},
+		"update":          {"Update the network rate limits of one or more containers", cmdUpdate},
 		"network":         {"Manage networks (create, ls, inspect, rm, connect, disconnect, prune)", cmdNetwork},
 		"container-prune": {"Remove all stopped containers", cmdContainerPrune},
 		"container":       {"Manage containers (ls, prune, and the container commands)", nil},

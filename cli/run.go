@@ -31,6 +31,7 @@ type createFlags struct {
 	healthInterval, healthTimeout                                        time.Duration
 	env, envFile, volumes, tmpfs, labels, ulimits, capAdd, capDrop       []string
 	securityOpt, publish, logOpts, expose                                []string
+	bandwidth                                                            types.Bandwidth
 }
 
 func (f *createFlags) register(fs *pflag.FlagSet) {
@@ -39,6 +40,7 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fs.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
+	registerBandwidth(fs, &f.bandwidth)
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
 	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
 	fs.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes")
@@ -117,6 +119,7 @@ func (f *createFlags) request(fs *pflag.FlagSet, args []string, getenv func(stri
 	hc.AutoRemove, hc.ReadonlyRootfs, hc.Privileged = f.rm, f.readOnly, f.privileged
 	hc.Binds, hc.CapAdd, hc.CapDrop, hc.SecurityOpt = f.volumes, f.capAdd, f.capDrop, f.securityOpt
 	hc.NetworkMode, hc.UsernsMode, hc.PublishAllPorts = f.network, f.userns, f.publishAll
+	hc.Bandwidth = f.bandwidth
 	if f.init {
 		hc.Init = &f.init
 	}

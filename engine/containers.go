@@ -81,6 +81,9 @@ func (d *Daemon) validate(name string, cfg *types.Config, hc *types.HostConfig) 
 	if cfg.Image == "" {
 		return fmt.Errorf("no image specified: %w", errdefs.ErrInvalid)
 	}
+	if err := d.checkBandwidth(hc); err != nil {
+		return err
+	}
 	if _, err := restart.Validate(hc.RestartPolicy.Name, hc.RestartPolicy.MaximumRetryCount); err != nil {
 		return err
 	}
@@ -327,7 +330,7 @@ func (d *Daemon) networkOf(c *store.Container) string {
 	case d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
 		return ""
 	case mode == "" || mode == "default":
-		if len(c.HostConfig.PortBindings) > 0 {
+		if len(c.HostConfig.PortBindings) > 0 || !c.HostConfig.Bandwidth.IsZero() {
 			return "bridge"
 		}
 		return ""
@@ -338,6 +341,9 @@ func (d *Daemon) networkOf(c *store.Container) string {
 func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, network string, pid int) (*store.NetState, error) {
 	info, err := d.networks.Setup(ctx, c.ID, c.Name, pid, network, c.HostConfig.PortBindings)
 	if err != nil {
+		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
+	}
+	if err := d.applyBandwidth(ctx, c.ID, c.HostConfig.Bandwidth); err != nil {
 		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
 	}
 	// /etc/hosts and /etc/resolv.conf are bind-mounted files of the

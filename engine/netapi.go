@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/estiba/estiba/engine/api"
@@ -93,4 +94,76 @@ func (d *Daemon) ReconcileNetworks(ctx context.Context) error {
 		}
 	}
 	return r.Reconcile(ctx, running)
+}
+
+// BandwidthSetter is implemented by a network layer that limits rates.
+type BandwidthSetter interface {
+	// CheckBandwidth validates limits without applying them.
+	CheckBandwidth(b types.Bandwidth) error
+	// SetBandwidth applies limits to every endpoint of the container,
+	// live (the links stay up).
+	SetBandwidth(ctx context.Context, id string, b types.Bandwidth) error
+}
+
+func (d *Daemon) checkBandwidth(hc *types.HostConfig) error {
+	if hc.Bandwidth.IsZero() {
+		return nil
+	}
+	bs, ok := d.networks.(BandwidthSetter)
+	if !ok {
+		return fmt.Errorf("bandwidth limits need the network layer: %w", errdefs.ErrNotImplemented)
+	}
+	switch mode := hc.NetworkMode; {
+	case mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
+		return fmt.Errorf("bandwidth limits need a network of the container's own (network mode %q): %w", mode, errdefs.ErrInvalid)
+	}
+	return bs.CheckBandwidth(hc.Bandwidth)
+}
+
+func (d *Daemon) applyBandwidth(ctx context.Context, id string, b types.Bandwidth) error {
+	if b.IsZero() {
+		return nil
+	}
+	bs, ok := d.networks.(BandwidthSetter)
+	if !ok {
+		return fmt.Errorf("bandwidth limits need the network layer: %w", errdefs.ErrNotImplemented)
+	}
+	return bs.SetBandwidth(ctx, id, b)
+}
+
+// Update changes a container's bandwidth limits, live when it runs, and
+// records them for its next start. Docker's other update fields (cgroup
+// resources, restart policy) are refused: not built yet.
+func (d *Daemon) Update(ctx context.Context, ref string, req *types.ContainerUpdateRequest) (*types.ContainerUpdateResponse, error) {
+	if !reflect.ValueOf(req.Resources).IsZero() || req.RestartPolicy != nil && req.RestartPolicy.Name != "" {
+		return nil, fmt.Errorf("update of resources or restart policy is not supported (only --egress-rate/--ingress-rate): %w", errdefs.ErrNotImplemented)
+	}
+	c, err := d.get(ref)
+	if err != nil {
+		return nil, err
+	}
+	hc := c.HostConfig
+	hc.Bandwidth = req.Bandwidth
+	if err := d.checkBandwidth(&hc); err != nil {
+		return nil, err
+	}
+	if _, ok := d.networks.(BandwidthSetter); !ok {
+		return nil, fmt.Errorf("bandwidth limits need the network layer: %w", errdefs.ErrNotImplemented)
+	}
+	if c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused {
+		if c.State.Network == nil {
+			return nil, fmt.Errorf("container %s runs without a network of its own: %w", c.Name, errdefs.ErrConflict)
+		}
+		// Not applyBandwidth: zero limits here lift the old ones.
+		if err := d.networks.(BandwidthSetter).SetBandwidth(ctx, c.ID, req.Bandwidth); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := d.store.Update(c.ID, func(c *store.Container) error {
+		c.HostConfig.Bandwidth = req.Bandwidth
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return &types.ContainerUpdateResponse{Warnings: []string{}}, nil
 }

@@ -38,14 +38,19 @@ func TestE2ENetworks(t *testing.T) {
 		{"estiba", []string{"network", "create", "e2eb"}, "", 0},
 		{"estiba", []string{"network", "create", "e2ea"}, "", 1},
 		{"estiba", []string{"network", "create", "--driver", "overlay", "e2ex"}, "not supported", 1},
+		{"estiba", []string{"create", "--egress-rate", "fast", "e2e/bb"}, "rate", 1},
+		{"estiba", []string{"create", "--network", "none", "--egress-rate", "1mbit", "e2e/bb"}, "network", 1},
 		{"estiba", []string{"network", "ls"}, "e2eb", 0},
 		{"estiba", []string{"network", "ls", "-q", "--filter", "label=team=a"}, "", 0},
 		{"estiba", []string{"run", "-d", "--name", "a1", "--network", "e2ea", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
-		{"estiba", []string{"run", "-d", "--name", "a2", "--network", "e2ea", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
+		{"estiba", []string{"run", "-d", "--name", "a2", "--network", "e2ea", "--ingress-rate", "10mbit", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
 		{"estiba", []string{"run", "-d", "--name", "b1", "--network", "e2eb", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
 		{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "a2"}, "1 packets received", 0},
 	})
-	a2 := endpointIP(t, e, "e2ea", "a2")
+	a2, veth := endpoint(t, e, "e2ea", "a2")
+	checkRate(t, veth, "rate 10Mbit")
+	e.steps([]step{{"estiba", []string{"update", "--ingress-rate", "20mbit", "a2"}, "a2", 0}})
+	checkRate(t, veth, "rate 20Mbit")
 	if !strings.HasPrefix(a2, "10.231.1.") {
 		t.Fatalf("a2 has %q, want an address of --subnet", a2)
 	}
@@ -79,12 +84,22 @@ func TestE2ENetworks(t *testing.T) {
 	})
 }
 
-// endpointIP is the container's address on net, from network inspect.
-func endpointIP(t *testing.T, e *e2e, net, name string) string {
+// checkRate looks for the tbf of an ingress limit on the host veth.
+func checkRate(t *testing.T, veth, want string) {
+	t.Helper()
+	out, err := exec.Command("tc", "qdisc", "show", "dev", veth).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "tbf") || !strings.Contains(string(out), want) {
+		t.Errorf("tc qdisc show dev %s: %v %s, want tbf %s", veth, err, out, want)
+	}
+}
+
+// endpoint is the container's address on net and its host veth, from
+// network inspect.
+func endpoint(t *testing.T, e *e2e, net, name string) (string, string) {
 	t.Helper()
 	out, errs, code := e.estiba("network", "inspect", net)
 	var nets []struct {
-		Containers map[string]struct{ Name, IPv4Address string }
+		Containers map[string]struct{ Name, IPv4Address, EndpointID string }
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &nets) != nil || len(nets) != 1 {
 		t.Fatalf("network inspect %s: %d %s %s", net, code, out, errs)
@@ -92,11 +107,11 @@ func endpointIP(t *testing.T, e *e2e, net, name string) string {
 	for _, c := range nets[0].Containers {
 		if c.Name == name {
 			ip, _, _ := strings.Cut(c.IPv4Address, "/")
-			return ip
+			return ip, c.EndpointID
 		}
 	}
 	t.Fatalf("%s not in network %s: %s", name, net, out)
-	return ""
+	return "", ""
 }
 
 // stopDaemon ends the test's daemon (found by its binary, which lives in

@@ -45,6 +45,7 @@ func Serve(ctx context.Context, o Options) error {
 	if n := d.NetworkAPI(); n != nil {
 		srv.SetNetworks(n)
 	}
+	srv.SetUpdater(d)
 	o.Log.Info("estiba daemon listening", "socket", o.Socket, "root", o.Root)
 	return srv.Serve(ctx, l)
 }

@@ -162,3 +162,25 @@ func filterMatch(nr types.NetworkResource, key, v string) bool {
 	}
 	return false
 }
+
+// Updater changes a running container's settings (estiba: the Bandwidth
+// extension only).
+type Updater interface {
+	Update(ctx context.Context, ref string, req *types.ContainerUpdateRequest) (*types.ContainerUpdateResponse, error)
+}
+
+// SetUpdater serves POST /containers/{id}/update through u.
+func (s *Server) SetUpdater(u Updater) {
+	s.handle("POST /containers/{id}/update", func(w http.ResponseWriter, r *http.Request) error {
+		var req types.ContainerUpdateRequest
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+		resp, err := u.Update(r.Context(), r.PathValue("id"), &req)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, 200, resp)
+		return nil
+	})
+}

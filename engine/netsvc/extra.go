@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/estiba/estiba/engine"
@@ -17,20 +18,30 @@ import (
 var _ engine.NetworkAdmin = (*Networks)(nil)
 
 // classify gives the network layer's errors the engine's classes, which
-// the API turns into statuses.
+// the API turns into statuses; the message stays the layer's own.
 func classify(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, network.ErrNotFound):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+		// Docker's wording ("network x not found"): the API drops a
+		// trailing class name from messages.
+		return classed{err, errdefs.ErrNotFound, strings.TrimSuffix(err.Error(), ": "+network.ErrNotFound.Error()) + " not found"}
 	case errors.Is(err, network.ErrConflict), errors.Is(err, network.ErrInUse):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrConflict)
+		return classed{err, errdefs.ErrConflict, err.Error()}
 	case errors.Is(err, network.ErrInvalid):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalid)
+		return classed{err, errdefs.ErrInvalid, err.Error()}
 	}
 	return err
 }
+
+type classed struct {
+	err, class error
+	msg        string
+}
+
+func (c classed) Error() string   { return c.msg }
+func (c classed) Unwrap() []error { return []error{c.err, c.class} }
 
 func (n *Networks) open(ctx context.Context) (*network.Manager, error) {
 	m, err := n.manager(ctx)
@@ -276,6 +287,64 @@ func (n *Networks) Reconcile(ctx context.Context, running []string) error {
 		// its namespace, which the engine does not track after start.
 		return fmt.Errorf("reconcile networks: %d endpoints of running containers were lost (first: %s on %s): %w",
 			len(lost), lost[0].ContainerID, lost[0].Network, errdefs.ErrNotImplemented)
+	}
+	return nil
+}
+
+// parseBandwidth reads the API extension's strings.
+func parseBandwidth(b types.Bandwidth) (network.Bandwidth, error) {
+	var bw network.Bandwidth
+	for _, f := range []struct {
+		s    string
+		dst  *uint64
+		rate bool
+	}{
+		{b.EstibaEgressRate, &bw.EgressRate, true}, {b.EstibaIngressRate, &bw.IngressRate, true},
+		{b.EstibaEgressBurst, &bw.EgressBurst, false}, {b.EstibaIngressBurst, &bw.IngressBurst, false},
+	} {
+		if f.s == "" {
+			continue
+		}
+		var err error
+		if f.rate {
+			*f.dst, err = network.ParseRate(f.s)
+		} else {
+			*f.dst, err = network.ParseSize(f.s)
+		}
+		if err != nil {
+			return bw, classify(err)
+		}
+	}
+	if bw.EgressBurst > 0 && bw.EgressRate == 0 || bw.IngressBurst > 0 && bw.IngressRate == 0 {
+		return bw, fmt.Errorf("a burst needs the rate of its direction: %w", errdefs.ErrInvalid)
+	}
+	return bw, nil
+}
+
+// CheckBandwidth validates limits.
+func (n *Networks) CheckBandwidth(b types.Bandwidth) error {
+	_, err := parseBandwidth(b)
+	return err
+}
+
+// SetBandwidth applies limits to every endpoint of the container.
+func (n *Networks) SetBandwidth(ctx context.Context, id string, b types.Bandwidth) error {
+	bw, err := parseBandwidth(b)
+	if err != nil {
+		return err
+	}
+	m, err := n.open(ctx)
+	if err != nil {
+		return err
+	}
+	eps := m.ContainerEndpoints(id)
+	if len(eps) == 0 {
+		return fmt.Errorf("container %s has no network endpoint: %w", id, errdefs.ErrConflict)
+	}
+	for _, ep := range eps {
+		if err := m.SetBandwidth(ctx, id, ep.Network, bw); err != nil {
+			return classify(err)
+		}
 	}
 	return nil
 }

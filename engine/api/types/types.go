@@ -144,6 +144,7 @@ type HostConfig struct {
 	Mounts          []Mount                  `json:",omitempty"`
 	PublishAllPorts bool                     `json:",omitempty"`
 	Resources
+	Bandwidth // estiba's extension
 }
 
 // Resources are the cgroup limits of a container.
