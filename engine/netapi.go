@@ -167,3 +167,18 @@ func (d *Daemon) Update(ctx context.Context, ref string, req *types.ContainerUpd
 	}
 	return &types.ContainerUpdateResponse{Warnings: []string{}}, nil
 }
+
+// NetworkStats is implemented by a network layer that counts traffic.
+type NetworkStats interface {
+	// NetStats gives the container's counters by interface name (eth0…)
+	// in Docker's shape: rx_bytes, tx_bytes, rx_packets, tx_packets…
+	NetStats(id string) map[string]any
+}
+
+func (d *Daemon) netStats(id string) map[string]any {
+	ns, ok := d.networks.(NetworkStats)
+	if !ok {
+		return nil
+	}
+	return ns.NetStats(id)
+}

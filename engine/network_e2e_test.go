@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +53,7 @@ func TestE2ENetworks(t *testing.T) {
 	checkRate(t, veth, "rate 10Mbit")
 	e.steps([]step{{"estiba", []string{"update", "--ingress-rate", "20mbit", "a2"}, "a2", 0}})
 	checkRate(t, veth, "rate 20Mbit")
+	checkNetStats(t, e, "a1")
 	if !strings.HasPrefix(a2, "10.231.1.") {
 		t.Fatalf("a2 has %q, want an address of --subnet", a2)
 	}
@@ -152,5 +155,31 @@ func teardownNetworks(t *testing.T, dir string) {
 	defer m.Close()
 	if err := m.Teardown(context.Background()); err != nil {
 		t.Errorf("network teardown: %v", err)
+	}
+}
+
+// checkNetStats reads Docker's per-interface counters of stats: the
+// container pinged, so eth0 moved packets both ways.
+func checkNetStats(t *testing.T, e *e2e, name string) {
+	t.Helper()
+	cl := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", strings.TrimPrefix(e.host, "unix://"))
+	}}}
+	resp, err := cl.Get("http://estiba/containers/" + name + "/stats?stream=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		Networks map[string]struct {
+			RxBytes   uint64 `json:"rx_bytes"`
+			TxPackets uint64 `json:"tx_packets"`
+		} `json:"networks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	if eth0 := s.Networks["eth0"]; eth0.RxBytes == 0 || eth0.TxPackets == 0 {
+		t.Errorf("stats networks of %s: %+v, want traffic on eth0", name, s.Networks)
 	}
 }

@@ -254,6 +254,7 @@ func (d *Daemon) Stats(ctx context.Context, ref string, stream bool, w io.Writer
 	var prev *statsJSON
 	for {
 		s := readStats(c)
+		s.Networks = d.netStats(c.ID)
 		if prev != nil {
 			s.PreCPUStats = prev.CPUStats
 			s.PreRead = prev.Read

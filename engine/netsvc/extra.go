@@ -348,3 +348,39 @@ func (n *Networks) SetBandwidth(ctx context.Context, id string, b types.Bandwidt
 	}
 	return nil
 }
+
+// netStats is one interface's counters as Docker's stats show them.
+type netStats struct {
+	RxBytes   uint64 `json:"rx_bytes"`
+	RxPackets uint64 `json:"rx_packets"`
+	RxErrors  uint64 `json:"rx_errors"`
+	RxDropped uint64 `json:"rx_dropped"`
+	TxBytes   uint64 `json:"tx_bytes"`
+	TxPackets uint64 `json:"tx_packets"`
+	TxErrors  uint64 `json:"tx_errors"`
+	TxDropped uint64 `json:"tx_dropped"`
+}
+
+// NetStats reads the counters of the container's endpoints; a daemon that
+// never opened the network layer has none (nil, so stats omit the key).
+func (n *Networks) NetStats(id string) map[string]any {
+	n.mu.Lock()
+	m := n.m
+	n.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for _, ep := range m.ContainerEndpoints(id) {
+		s, err := m.Stats(id, ep.Network)
+		if err != nil {
+			continue // the endpoint went away meanwhile
+		}
+		out[ep.Interface] = netStats{RxBytes: s.RxBytes, RxPackets: s.RxPackets, RxDropped: s.RxDropped,
+			TxBytes: s.TxBytes, TxPackets: s.TxPackets, TxDropped: s.TxDropped}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

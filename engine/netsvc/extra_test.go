@@ -42,3 +42,32 @@ func TestNetworkConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestParseBandwidth(t *testing.T) {
+	for _, tc := range []struct {
+		in      types.Bandwidth
+		egress  uint64
+		ingress uint64
+		burst   uint64 // egress burst
+		ok      bool
+	}{
+		{types.Bandwidth{}, 0, 0, 0, true},
+		{types.Bandwidth{EstibaEgressRate: "10mbit", EstibaIngressRate: "500k"}, 10e6, 500e3, 0, true},
+		{types.Bandwidth{EstibaEgressRate: "1mbps", EstibaEgressBurst: "32k"}, 8e6, 0, 32 << 10, true},
+		{types.Bandwidth{EstibaEgressRate: "fast"}, 0, 0, 0, false},
+		{types.Bandwidth{EstibaIngressRate: "-1mbit"}, 0, 0, 0, false},
+		{types.Bandwidth{EstibaEgressBurst: "32k"}, 0, 0, 0, false},
+		{types.Bandwidth{EstibaEgressRate: "1mbit", EstibaEgressBurst: "lots"}, 0, 0, 0, false},
+	} {
+		bw, err := parseBandwidth(tc.in)
+		if !tc.ok {
+			if !errors.Is(err, errdefs.ErrInvalid) {
+				t.Errorf("%+v: err %v, want invalid", tc.in, err)
+			}
+			continue
+		}
+		if err != nil || bw.EgressRate != tc.egress || bw.IngressRate != tc.ingress || bw.EgressBurst != tc.burst {
+			t.Errorf("%+v: %+v %v", tc.in, bw, err)
+		}
+	}
+}
