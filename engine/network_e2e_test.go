@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -25,12 +26,16 @@ func TestE2ENetworks(t *testing.T) {
 	testutil.RequiresRoot(t)
 	testutil.CheckNoNetLeaks(t, "est")
 	e := startE2E(t)
+	var restarted *exec.Cmd
 	t.Cleanup(func() {
 		for _, c := range []string{"a1", "a2", "b1"} {
 			e.estiba("rm", "-f", c)
 		}
 		e.estiba("network", "rm", "e2ea", "e2eb", "e2ec", "e2ed")
 		stopDaemon(t, e)
+		if restarted != nil {
+			restarted.Wait()
+		}
 		teardownNetworks(t, filepath.Join(e.work, "data", "network"))
 	})
 	tarball := busyboxTar(t, e.work)
@@ -54,6 +59,15 @@ func TestE2ENetworks(t *testing.T) {
 	e.steps([]step{{"estiba", []string{"update", "--ingress-rate", "20mbit", "a2"}, "a2", 0}})
 	checkRate(t, veth, "rate 20Mbit")
 	checkNetStats(t, e, "a1")
+	// A daemon restart reconciles: the same rules, once each, and the
+	// containers keep their network.
+	rules := nftTable(t)
+	stopDaemon(t, e)
+	restarted = restartDaemon(t, e)
+	if after := nftTable(t); after != rules {
+		t.Errorf("nft table changed across a daemon restart:\nbefore:\n%s\nafter:\n%s", rules, after)
+	}
+	e.steps([]step{{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "a2"}, "1 packets received", 0}})
 	if !strings.HasPrefix(a2, "10.231.1.") {
 		t.Fatalf("a2 has %q, want an address of --subnet", a2)
 	}
@@ -182,4 +196,41 @@ func checkNetStats(t *testing.T, e *e2e, name string) {
 	if eth0 := s.Networks["eth0"]; eth0.RxBytes == 0 || eth0.TxPackets == 0 {
 		t.Errorf("stats networks of %s: %+v, want traffic on eth0", name, s.Networks)
 	}
+}
+
+// nftTable lists the network layer's table without handles.
+func nftTable(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("nft", "list", "table", "inet", "estiba").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list table inet estiba: %v %s", err, out)
+	}
+	return string(out)
+}
+
+// restartDaemon starts the test's daemon again on the same roots (the
+// containers kept running under the monitor) and waits for its socket.
+func restartDaemon(t *testing.T, e *e2e) *exec.Cmd {
+	t.Helper()
+	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(e.work, "data"),
+		"--exec-root", filepath.Join(e.work, "run"), "--config-file", "/dev/null")
+	logf, err := os.OpenFile(filepath.Join(e.work, "daemon.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.Stderr = logf
+	// The old daemon removes its socket on exit: wait for that first, so
+	// the new one's is the one found.
+	for i := 0; i < 250; i++ {
+		if _, err := os.Stat(filepath.Join(e.work, "sock")); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitSocket(t, filepath.Join(e.work, "sock"))
+	return d
 }
