@@ -53,7 +53,9 @@ func humanSize(n int64) string {
 	f := float64(n)
 	for _, u := range []string{"B", "KiB", "MiB", "GiB", "TiB"} {
 		if f < 1024 {
-			return strconv.FormatFloat(f, 'f', -1, 64)[:min(len(strconv.FormatFloat(f, 'f', 2, 64)), 6)] + u
+			// At most two decimals, trailing zeros dropped (docker's
+			// "1.5MiB"); the point stops the trim of "100.00".
+			return strings.TrimSuffix(strings.TrimRight(strconv.FormatFloat(f, 'f', 2, 64), "0"), ".") + u
 		}
 		f /= 1024
 	}
@@ -402,6 +404,10 @@ func cmdTop(ctx context.Context, c *CLI, cl *Client, args []string) error {
 }
 
 type statsLine struct {
+	Networks map[string]struct {
+		RxBytes uint64 `json:"rx_bytes"`
+		TxBytes uint64 `json:"tx_bytes"`
+	} `json:"networks"`
 	Name     string `json:"name"`
 	ID       string `json:"id"`
 	CPUStats struct {
@@ -455,7 +461,7 @@ func cmdStats(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	}
 	for {
 		tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
-		fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tPIDS")
+		fmt.Fprintln(tw, "CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tPIDS")
 		for _, dec := range decs {
 			var s statsLine
 			if err := dec.Decode(&s); err != nil {
@@ -473,8 +479,12 @@ func cmdStats(ctx context.Context, c *CLI, cl *Client, args []string) error {
 			if s.MemoryStats.Limit > 0 {
 				mem = float64(s.MemoryStats.Usage) / float64(s.MemoryStats.Limit) * 100
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%.2f%%\t%d\n", trunc(s.ID, true), strings.TrimPrefix(s.Name, "/"), cpu,
-				humanSize(int64(s.MemoryStats.Usage)), humanSize(int64(s.MemoryStats.Limit)), mem, s.PidsStats.Current)
+			var rx, tx uint64
+			for _, n := range s.Networks {
+				rx, tx = rx+n.RxBytes, tx+n.TxBytes
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%.2f%%\t%s / %s\t%d\n", trunc(s.ID, true), strings.TrimPrefix(s.Name, "/"), cpu,
+				humanSize(int64(s.MemoryStats.Usage)), humanSize(int64(s.MemoryStats.Limit)), mem, decSize(int64(rx)), decSize(int64(tx)), s.PidsStats.Current)
 		}
 		tw.Flush()
 		if *noStream {

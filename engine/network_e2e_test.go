@@ -59,6 +59,7 @@ func TestE2ENetworks(t *testing.T) {
 	e.steps([]step{{"estiba", []string{"update", "--ingress-rate", "20mbit", "a2"}, "a2", 0}})
 	checkRate(t, veth, "rate 20Mbit")
 	checkNetStats(t, e, "a1")
+	e.steps([]step{{"estiba", []string{"stats", "--no-stream", "a1"}, "NET I/O", 0}})
 	// A daemon restart reconciles: the same rules, once each, and the
 	// containers keep their network.
 	rules := nftTable(t)
