@@ -97,6 +97,10 @@ func TestE2ENetworks(t *testing.T) {
 		{"docker", []string{"network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "e2ed"}, "10.231.2.254", 0},
 		{"docker", []string{"run", "-d", "--name", "a1", "--network", "e2ed", "--userns", "host", "e2e/bb", "sleep", "300"}, "", 0},
 		{"docker", []string{"network", "rm", "e2ed"}, "", 1},
+		{"docker", []string{"network", "disconnect", "e2ed", "a1"}, "", 0},
+		{"docker", []string{"network", "inspect", "-f", "{{len .Containers}}", "e2ed"}, "0", 0},
+		{"docker", []string{"network", "connect", "--alias", "web", "e2ed", "a1"}, "", 0},
+		{"docker", []string{"network", "inspect", "-f", "{{range .Containers}}{{.Name}}{{end}}", "e2ed"}, "a1", 0},
 		{"docker", []string{"rm", "-f", "a1"}, "a1", 0},
 		{"docker", []string{"network", "rm", "e2ed"}, "e2ed", 0},
 	})
