@@ -182,3 +182,23 @@ func (d *Daemon) netStats(id string) map[string]any {
 	}
 	return ns.NetStats(id)
 }
+
+// ContainerNetworks is implemented by a network layer that can list a
+// container's endpoints (those added by connect included).
+type ContainerNetworks interface {
+	// ContainerNetworks maps network names to Docker's endpoint settings
+	// (NetworkID, EndpointID, IPAddress, Gateway, MacAddress, …).
+	ContainerNetworks(id string) map[string]map[string]any
+}
+
+// addNetworks completes inspect's NetworkSettings.Networks with every
+// endpoint of the container.
+func (d *Daemon) addNetworks(nets map[string]any, id string) {
+	cn, ok := d.networks.(ContainerNetworks)
+	if !ok {
+		return
+	}
+	for name, ep := range cn.ContainerNetworks(id) {
+		nets[name] = ep
+	}
+}

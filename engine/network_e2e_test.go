@@ -76,6 +76,7 @@ func TestE2ENetworks(t *testing.T) {
 		{"estiba", []string{"exec", "b1", "busybox", "ping", "-c1", "-W1", a2}, "0 packets received", 1},
 		{"estiba", []string{"network", "rm", "e2ea"}, "", 1},
 		{"estiba", []string{"network", "connect", "--alias", "web", "e2ea", "b1"}, "", 0},
+		{"estiba", []string{"inspect", "-f", "{{.NetworkSettings.Networks.e2ea.Aliases}}", "b1"}, "web", 0},
 		{"estiba", []string{"exec", "b1", "busybox", "ping", "-c1", "-W2", a2}, "1 packets received", 0},
 		{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "web"}, "1 packets received", 0},
 		{"estiba", []string{"network", "disconnect", "e2ea", "b1"}, "", 0},

@@ -192,6 +192,7 @@ func (d *Daemon) Inspect(ctx context.Context, ref string) (*types.ContainerJSON,
 		j.NetworkSettings.Ports = n.Ports
 		j.NetworkSettings.IPAddress, j.NetworkSettings.Gateway = n.IP, n.Gateway
 		j.NetworkSettings.Networks[n.Network] = map[string]string{"IPAddress": n.IP, "Gateway": n.Gateway}
+		d.addNetworks(j.NetworkSettings.Networks, c.ID)
 	}
 	return j, nil
 }

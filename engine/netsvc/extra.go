@@ -384,3 +384,23 @@ func (n *Networks) NetStats(id string) map[string]any {
 	}
 	return out
 }
+
+// ContainerNetworks lists the container's endpoints by network name.
+func (n *Networks) ContainerNetworks(id string) map[string]map[string]any {
+	n.mu.Lock()
+	m := n.m
+	n.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	out := map[string]map[string]any{}
+	for _, ep := range m.ContainerEndpoints(id) {
+		nw, err := m.Inspect(ep.Network)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out[nw.Name] = map[string]any{"NetworkID": nw.ID, "EndpointID": ep.HostVeth, "IPAddress": ep.IP.String(),
+			"IPPrefixLen": nw.Subnet.Bits(), "Gateway": ep.Gateway.String(), "MacAddress": ep.MAC, "Aliases": ep.Aliases}
+	}
+	return out
+}
