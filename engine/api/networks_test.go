@@ -158,3 +158,39 @@ func TestNetworkFilters(t *testing.T) {
 		}
 	}
 }
+
+type fakeUpdater struct{ got types.ContainerUpdateRequest }
+
+func (f *fakeUpdater) Update(_ context.Context, ref string, req *types.ContainerUpdateRequest) (*types.ContainerUpdateResponse, error) {
+	if ref != "c1" {
+		return nil, fmt.Errorf("no such container %s: %w", ref, errdefs.ErrNotFound)
+	}
+	if req.Memory != 0 {
+		return nil, fmt.Errorf("memory: %w", errdefs.ErrNotImplemented)
+	}
+	f.got = *req
+	return &types.ContainerUpdateResponse{Warnings: []string{}}, nil
+}
+
+func TestContainerUpdate(t *testing.T) {
+	f := &fakeUpdater{}
+	srv := New(nil, nil, nil, nil, nil, types.Version{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv.SetUpdater(f)
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{"/containers/c1/update", `{"EstibaEgressRate":"10mbit","EstibaIngressBurst":"32k"}`, 200},
+		{"/containers/c2/update", `{}`, 404},
+		{"/containers/c1/update", `{"Memory":1000000}`, 501},
+	} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest("POST", tc.path, strings.NewReader(tc.body)))
+		if rec.Code != tc.code {
+			t.Errorf("%s %s: %d %s, want %d", tc.path, tc.body, rec.Code, rec.Body, tc.code)
+		}
+	}
+	if f.got.EstibaEgressRate != "10mbit" || f.got.EstibaIngressBurst != "32k" {
+		t.Fatalf("extension fields not decoded: %+v", f.got.Bandwidth)
+	}
+}
