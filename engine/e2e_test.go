@@ -163,6 +163,16 @@ func TestE2EBusybox(t *testing.T) {
 		{"estiba", []string{"run", "--rm", "e2e/bb", "grep", "-E", "NoNewPrivs|Seccomp:", "/proc/self/status"}, "NoNewPrivs:\t1", 0},
 		{"estiba", []string{"run", "--rm", "e2e/bb", "cat", "/proc/self/uid_map"}, "65536", 0},
 		{"estiba", []string{"run", "--rm", "--init", "e2e/bb", "ps"}, "estiba-init", 0},
+		// exec into a default (--userns=auto) container.
+		{"estiba", []string{"run", "-d", "--name", "u1", "e2e/bb", "sleep", "60"}, "", 0},
+		{"estiba", []string{"exec", "u1", "id", "-u"}, "0", 0},
+		{"estiba", []string{"exec", "u1", "cat", "/proc/self/uid_map"}, "65536", 0},
+		{"estiba", []string{"rm", "-f", "u1"}, "u1", 0},
+		// Health checks exec into it too.
+		{"estiba", []string{"run", "-d", "--name", "h1", "--health-cmd", "true", "--health-interval", "100ms", "e2e/bb", "sleep", "60"}, "", 0},
+		{"estiba", []string{"exec", "h1", "sleep", "1"}, "", 0},
+		{"estiba", []string{"inspect", "h1"}, `"Status": "healthy"`, 0},
+		{"estiba", []string{"rm", "-f", "h1"}, "h1", 0},
 		{"estiba", []string{"run", "--rm", "--read-only", "--userns", "host", "e2e/bb", "touch", "/x"}, "Read-only file system", 1},
 		// -p works (network layer), but would leave the host's bridge and
 		// nftables table behind this test: see the manual check in the
@@ -184,6 +194,9 @@ func TestE2EBusybox(t *testing.T) {
 		{"docker", []string{"logs", "s1"}, "up", 0},
 		{"docker", []string{"inspect", "-f", "{{.State.ExitCode}}", "s1"}, fmt.Sprint(137), 0},
 		{"docker", []string{"rm", "s1"}, "s1", 0},
+		{"docker", []string{"run", "-d", "--name", "s2", "e2e/bb", "sleep", "60"}, "", 0},
+		{"docker", []string{"exec", "s2", "cat", "/proc/self/uid_map"}, "65536", 0},
+		{"docker", []string{"rm", "-f", "s2"}, "s2", 0},
 		{"docker", []string{"rmi", "e2e/bb"}, "Deleted", 0},
 	})
 }

@@ -373,7 +373,19 @@ func hasNodes(devs []specs.LinuxDevice) bool {
 // 3..3+n-1 the preserved fds, then the sync socket, then the console socket.
 func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{Path: exe, Args: []string{"estiba-runtime", initproc.Arg}}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	// A nil *os.File in the io.Reader/Writer fields would make os/exec
+	// close the child's fd instead of giving it /dev/null; init's Go
+	// runtime would then open /dev/null itself, racing the parent's
+	// devices cgroup setup (EPERM, exit 2).
+	if stdio.Stdin != nil {
+		cmd.Stdin = stdio.Stdin
+	}
+	if stdio.Stdout != nil {
+		cmd.Stdout = stdio.Stdout
+	}
+	if stdio.Stderr != nil {
+		cmd.Stderr = stdio.Stderr
+	}
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}

@@ -25,23 +25,29 @@ func (r *Runtime) initExe(preserveFDs int) (string, func(), error) {
 	if src == "" {
 		src = "/proc/self/exe"
 	}
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
-	if err != nil {
-		return "", nil, fmt.Errorf("clone mount of runtime binary %s: %w", src, err)
-	}
-	defer unix.Close(tree)
-	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
-		return "", nil, fmt.Errorf("make runtime binary read-only: %w", err)
-	}
 	// The child execs /proc/self/fd/N before its close-on-exec fds close,
 	// so N must survive the fork's fd shuffling: the child dup2s its stdio
 	// and ExtraFiles to 0..n and may park fds at n+1..2n on the way. Put N
 	// well above that.
-	low := 2*(4+preserveFDs) + 16
+	return readOnlyClone(src, 2*(4+preserveFDs)+16)
+}
+
+// readOnlyClone returns /proc/self/fd/N of a close-on-exec fd, at least
+// low, of a detached read-only clone of src's mount (see initExe), and its
+// release func.
+func readOnlyClone(src string, low int) (string, func(), error) {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return "", nil, fmt.Errorf("clone mount of %s: %w", src, err)
+	}
+	defer unix.Close(tree)
+	attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, attr); err != nil {
+		return "", nil, fmt.Errorf("make %s read-only: %w", src, err)
+	}
 	fd, err := unix.FcntlInt(uintptr(tree), unix.F_DUPFD_CLOEXEC, low)
 	if err != nil {
-		return "", nil, fmt.Errorf("runtime binary fd: %w", err)
+		return "", nil, fmt.Errorf("%s fd: %w", src, err)
 	}
 	return fmt.Sprintf("/proc/self/fd/%d", fd), func() { unix.Close(fd) }, nil
 }

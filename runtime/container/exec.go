@@ -47,8 +47,8 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	mntNS := ""
 	for _, ns := range rec.Spec.Linux.Namespaces {
 		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
-			// setns into these needs a single-threaded process.
-			return nil, fmt.Errorf("exec into a container with its own %s namespace is not supported: %w", ns.Type, ErrUnsupported)
+			// Entered by a single-threaded trampoline (nsenter.go).
+			continue
 		}
 		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
 		if ns.Type == specs.MountNamespace {
@@ -94,6 +94,18 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		defer f.Close()
 		mntFD = 3 + len(cmd.ExtraFiles)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	tramp, err := openTrampoline(rec.Spec, rec.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	defer tramp.close()
+	if tramp.needed() {
+		release, err := tramp.wrap(cmd, r.Nsenter, o.PreserveFDs)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
 	if !rec.alive() {
 		return nil, fmt.Errorf("container %q exited: %w", id, ErrState)

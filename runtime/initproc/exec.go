@@ -7,9 +7,9 @@ import (
 )
 
 // runExec runs a process in an existing container. The parent started us
-// inside the container's namespaces (and cgroup), so the root is already
-// the container's: setns into its mount namespace put us at that
-// namespace's root.
+// inside the container's namespaces (and cgroup), its user and time
+// namespaces through nsenter, as root of that user namespace; we join the
+// mount namespace last, which puts us at that namespace's root.
 func runExec(s *syncer, cfg *Config) error {
 	spec, p := cfg.Spec, cfg.Process
 	if p == nil {
@@ -39,18 +39,10 @@ func runExec(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
-		return err
-	}
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := s.prepareAndReport(spec, p, cfg, prog, listener)
 	if err != nil {
 		return err
 	}
-	s.done = true
-	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
-		return fmt.Errorf("write to runtime: %w", err)
-	}
-	s.sock.Close()
 	return finishExec(spec, p, cfg, prog, listener, path)
 }
 

@@ -38,7 +38,12 @@ func Main() {
 	// reports ready, long after this. For exec, container processes can
 	// see it, but until prepareExec drops them it holds every capability,
 	// and /proc/<pid>/fd or ptrace of a process whose capabilities are not
-	// a subset of the caller's needs CAP_SYS_PTRACE anyway.
+	// a subset of the caller's needs CAP_SYS_PTRACE anyway. An exec into a
+	// container with its own user namespace starts here as that
+	// namespace's root (through nsenter, see runtime/container/nsenter.go):
+	// the kernel already made it non-dumpable at execve, with its mm owned
+	// by the host's user namespace, because the runtime binary's owner is
+	// not mapped in the container.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "estiba-runtime init: prctl dumpable: %v\n", err)
 		os.Exit(2)
@@ -82,6 +87,26 @@ func (s *syncer) recv(want string) (*Msg, error) {
 		return nil, fmt.Errorf("expected %q from runtime, got %q", want, m.Type)
 	}
 	return &m, nil
+}
+
+// prepareAndReport does everything up to the final execve that can fail,
+// resolves the program (so that a missing binary fails create or exec, not
+// start), and only then tells the runtime it is ready: once ready is sent,
+// no error can reach the runtime any more.
+func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) (string, error) {
+	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
+		return "", err
+	}
+	path, err := lookPath(p.Args[0], p.Env)
+	if err != nil {
+		return "", err
+	}
+	s.done = true
+	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
+		return "", fmt.Errorf("write to runtime: %w", err)
+	}
+	s.sock.Close()
+	return path, nil
 }
 
 func run(s *syncer) error {
@@ -174,19 +199,10 @@ func runCreate(s *syncer, cfg *Config) error {
 			return err
 		}
 	}
-	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
-		return err
-	}
-	// Resolved now, so that a missing binary fails create, not start.
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := s.prepareAndReport(spec, p, cfg, prog, listener)
 	if err != nil {
 		return err
 	}
-	s.done = true
-	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
-		return fmt.Errorf("write to runtime: %w", err)
-	}
-	s.sock.Close()
 	if err := waitStart(fifo); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -276,8 +277,10 @@ func TestPidsLimitV2(t *testing.T) {
 		ev, _ := os.ReadFile(filepath.Join(cgs[0], "pids.events"))
 		cur, _ := os.ReadFile(filepath.Join(cgs[0], "pids.current"))
 		if !strings.Contains(string(ev), "max 0") {
-			if strings.TrimSpace(string(cur)) != "32" {
-				t.Errorf("pids limit hit but pids.current = %q", cur)
+			// The loop's subshells exit right after forking their sleep, so
+			// the count hovers just below the limit; it must never pass it.
+			if n, err := strconv.Atoi(strings.TrimSpace(string(cur))); err != nil || n > 32 || n < 28 {
+				t.Errorf("pids limit hit but pids.current = %q (limit 32)", cur)
 			}
 			break
 		}
