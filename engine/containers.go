@@ -278,7 +278,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	if err := ensureMountTargets(d.rootfsDir(c.ID), spec.Mounts); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(spec, "", "\t")
+	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}

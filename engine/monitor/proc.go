@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/estiba/estiba/engine/logs"
@@ -257,18 +258,66 @@ func (p *proc) pump(stream byte, f *os.File) {
 		}
 		return nil
 	}}
-	buf := make([]byte, 32*1024)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		split.Flush()
+		return
+	}
 	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			split.Write(buf[:n])
-			p.broadcast(stream, buf[:n])
-		}
+		err := readPooled(rc, func(b []byte) {
+			split.Write(b)
+			p.broadcast(stream, b)
+		})
 		if err != nil {
 			split.Flush()
 			return
 		}
 	}
+}
+
+// pumpBufs are the read buffers of every pump. Most containers sit silent
+// for their whole life: a buffer of their own (two per container) was the
+// largest share of the monitor's memory per container, and a bigger heap
+// also makes each later fork of the monitor slower.
+var pumpBufs = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+// readPooled waits until rc is readable holding no buffer, then reads into
+// a pooled one and hands the bytes to use before the buffer goes back. It
+// returns io.EOF at the end of the stream.
+func readPooled(rc syscall.RawConn, use func([]byte)) error {
+	var n int
+	var rerr error
+	var bp *[]byte
+	err := rc.Read(func(fd uintptr) bool {
+		bp = pumpBufs.Get().(*[]byte)
+		for {
+			n, rerr = unix.Read(int(fd), *bp)
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			pumpBufs.Put(bp)
+			bp = nil
+			return false
+		}
+		return true
+	})
+	if bp != nil {
+		if n > 0 {
+			use((*bp)[:n])
+		}
+		pumpBufs.Put(bp)
+	}
+	switch {
+	case err != nil:
+		return err
+	case rerr != nil:
+		return rerr
+	case n == 0:
+		return io.EOF
+	}
+	return nil
 }
 
 func (p *proc) broadcast(stream byte, b []byte) {

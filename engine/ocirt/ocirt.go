@@ -6,6 +6,7 @@ package ocirt
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -31,13 +32,13 @@ var _ monitor.Runtime = (*Runtime)(nil)
 // monitor (the Container's own Wait is never called: Release drops the
 // pidfd the os package holds without reaping).
 func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
-	spec, err := container.LoadSpec(bundle)
+	terminal, err := wantsTerminal(bundle)
 	if err != nil {
 		return 0, nil, err
 	}
 	opts := container.CreateOptions{Stdio: container.Stdio(stdio)}
 	var console *consoleSocket
-	if spec.Process != nil && spec.Process.Terminal {
+	if terminal {
 		if console, err = r.listenConsole(id); err != nil {
 			return 0, nil, err
 		}
@@ -61,6 +62,26 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.S
 }
 
 // Start starts it.
+// wantsTerminal reads only process.terminal from the bundle's config.json:
+// the runtime's Create decodes the whole spec itself, and a full decode here
+// too (the seccomp profile makes it the monitor's costliest step after the
+// fork) was paid twice per start.
+func wantsTerminal(bundle string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return false, fmt.Errorf("read bundle config: %w", err)
+	}
+	var s struct {
+		Process *struct {
+			Terminal bool `json:"terminal"`
+		} `json:"process"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return false, fmt.Errorf("decode %s/config.json: %w", bundle, err)
+	}
+	return s.Process != nil && s.Process.Terminal, nil
+}
+
 func (r *Runtime) Start(ctx context.Context, id string) error { return r.RT.Start(id) }
 
 // Exec runs p in it.
