@@ -392,16 +392,6 @@ func hostProcFile(t *testing.T, path string) {
 	})
 }
 
-// knownBug skips t with a BUG line unless ESTIBA_SECQA_BUGS=1: the test
-// finds an open runtime bug (see the message) and would fail the suite for
-// everyone until it is fixed. Run with ESTIBA_SECQA_BUGS=1 to reproduce.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("ESTIBA_SECQA_BUGS") != "1" {
-		t.Skip("BUG: " + what + " (ESTIBA_SECQA_BUGS=1 runs it)")
-	}
-}
-
 func specDevice(path string, major, minor int64, mode *os.FileMode) specs.LinuxDevice {
 	return specs.LinuxDevice{Path: path, Type: "c", Major: major, Minor: minor, FileMode: mode}
 }
