@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,11 @@ func TestPodman(t *testing.T) {
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		return string(out), err
+	}
+	// podman's default network creates the cni-podman0 bridge on first
+	// use and keeps it: remove it again if this test was that first use.
+	if _, err := net.InterfaceByName("cni-podman0"); err != nil {
+		t.Cleanup(func() { exec.Command("ip", "link", "del", "cni-podman0").Run() })
 	}
 	tarball := busyboxTar(t, dir)
 	if out, err := podman("import", tarball, image); err != nil {
