@@ -31,6 +31,20 @@ type Container struct {
 	// cgroup layout (mountinfo) that Create already parsed.
 	rt *Runtime
 	cg cgroups.Manager
+	// rec is the record Create saved: Start uses it instead of reading
+	// and decoding state.json (with the whole spec inside) again.
+	rec *Record
+}
+
+// Start is Runtime.Start for a container this process created, without
+// re-reading its state from disk. What another process may have changed
+// since (a kill, a delete, a start) shows in the status, which Start
+// derives from the live process and the exec fifo, not from the record.
+func (c *Container) Start() error {
+	if c.rt == nil || c.rec == nil {
+		return fmt.Errorf("start %q: not a container made by Create: %w", c.ID, ErrInvalid)
+	}
+	return c.rt.start(c.rec)
 }
 
 // Delete is Runtime.Delete for a container this process created, reusing
@@ -127,6 +141,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 		return nil, err
 	}
 	done = true
+	p.rec = rec
 	return p, nil
 }
 

@@ -22,6 +22,11 @@ func (r *Runtime) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	return r.start(rec)
+}
+
+func (r *Runtime) start(rec *Record) error {
+	id := rec.ID
 	if st := r.status(rec); st != string(specs.StateCreated) {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, ErrState)
 	}
@@ -99,7 +104,7 @@ func (r *Runtime) Run(id, bundle string, o CreateOptions) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Start(id); err != nil {
+	if err := c.Start(); err != nil {
 		r.Delete(id, true)
 		c.cmd.Wait()
 		return nil, err
