@@ -28,7 +28,7 @@ type Runtime struct {
 
 	// created holds the containers Create made until Start or Delete:
 	// Start then uses the record Create already holds instead of reading
-	// and decoding state.json, whole spec included, again.
+	// and decoding state.json again.
 	mu      sync.Mutex
 	created map[string]*container.Container
 }
