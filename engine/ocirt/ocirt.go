@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/estiba/estiba/engine/monitor"
@@ -24,6 +25,30 @@ type Runtime struct {
 	RT *container.Runtime
 	// ConsoleDir holds the short-lived console sockets.
 	ConsoleDir string
+
+	// created holds the containers Create made until Start or Delete:
+	// Start then uses the record Create already holds instead of reading
+	// and decoding state.json again.
+	mu      sync.Mutex
+	created map[string]*container.Container
+}
+
+func (r *Runtime) keep(c *container.Container) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.created == nil {
+		r.created = make(map[string]*container.Container)
+	}
+	r.created[c.ID] = c
+}
+
+// take removes and returns the container Create made under id, if any.
+func (r *Runtime) take(id string) *container.Container {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.created[id]
+	delete(r.created, id)
+	return c
 }
 
 var _ monitor.Runtime = (*Runtime)(nil)
@@ -58,10 +83,10 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.S
 			return pid, nil, err
 		}
 	}
+	r.keep(c)
 	return pid, master, nil
 }
 
-// Start starts it.
 // wantsTerminal reads only process.terminal from the bundle's config.json:
 // the runtime's Create decodes the whole spec itself, and a full decode here
 // too (the seccomp profile makes it the monitor's costliest step after the
@@ -82,7 +107,13 @@ func wantsTerminal(bundle string) (bool, error) {
 	return s.Process != nil && s.Process.Terminal, nil
 }
 
-func (r *Runtime) Start(ctx context.Context, id string) error { return r.RT.Start(id) }
+// Start starts it.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	if c := r.take(id); c != nil {
+		return c.Start()
+	}
+	return r.RT.Start(id)
+}
 
 // Exec runs p in it.
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
@@ -125,7 +156,10 @@ func (r *Runtime) Resume(ctx context.Context, id string) error { return r.RT.Res
 
 // Delete removes its runtime state; force, since the init is already dead
 // and reaped by the monitor.
-func (r *Runtime) Delete(ctx context.Context, id string) error { return r.RT.Delete(id, true) }
+func (r *Runtime) Delete(ctx context.Context, id string) error {
+	r.take(id)
+	return r.RT.Delete(id, true)
+}
 
 // Pids lists its processes.
 func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) { return r.RT.Pids(id) }

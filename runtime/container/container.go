@@ -67,10 +67,7 @@ func (r *Runtime) warn(format string) {
 }
 
 func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
-	path := ""
-	if rec.Spec != nil && rec.Spec.Linux != nil {
-		path = rec.Spec.Linux.CgroupsPath
-	}
+	path := rec.CgroupsPath
 	root := r.CgroupRoot
 	if root == "" {
 		root = "/sys/fs/cgroup"

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -31,6 +30,20 @@ type Container struct {
 	// cgroup layout (mountinfo) that Create already parsed.
 	rt *Runtime
 	cg cgroups.Manager
+	// rec is the record Create saved: Start uses it instead of reading
+	// and decoding state.json again.
+	rec *Record
+}
+
+// Start is Runtime.Start for a container this process created, without
+// re-reading its state from disk. What another process may have changed
+// since (a kill, a delete, a start) shows in the status, which Start
+// derives from the live process and the exec fifo, not from the record.
+func (c *Container) Start() error {
+	if c.rt == nil || c.rec == nil {
+		return fmt.Errorf("start %q: not a container made by Create: %w", c.ID, ErrInvalid)
+	}
+	return c.rt.start(c.rec)
 }
 
 // Delete is Runtime.Delete for a container this process created, reusing
@@ -62,15 +75,22 @@ func exitCode(ps *os.ProcessState, err error) (int, error) {
 
 // LoadSpec reads <bundle>/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
+	s, _, err := readSpec(bundle)
+	return s, err
+}
+
+// readSpec reads and decodes <bundle>/config.json, returning its bytes
+// too: create keeps them as spec.json as they are, without encoding.
+func readSpec(bundle string) (*specs.Spec, []byte, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("read bundle config: %w", err)
+		return nil, nil, fmt.Errorf("read bundle config: %w", err)
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("decode %s/config.json: %w: %w", bundle, err, ErrInvalid)
+		return nil, nil, fmt.Errorf("decode %s/config.json: %w: %w", bundle, err, ErrInvalid)
 	}
-	return &s, nil
+	return &s, b, nil
 }
 
 // Create creates container id from the bundle: its state directory, cgroup,
@@ -83,7 +103,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
-	spec, err := LoadSpec(bundle)
+	spec, raw, err := readSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +133,10 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 		return nil, fmt.Errorf("create state dir: %w", err)
 	}
 	undo.add(func() { os.RemoveAll(dir) })
-	rec := &Record{ID: id, Bundle: bundle, Spec: spec, Created: time.Now().UTC()}
+	if err := r.writeAtomic(id, specFile, raw); err != nil {
+		return nil, err
+	}
+	rec := newRecord(id, bundle, spec)
 	p, err := r.spawn(rec, o, &undo)
 	if err != nil {
 		return nil, err
@@ -127,6 +150,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 		return nil, err
 	}
 	done = true
+	p.rec = rec
 	return p, nil
 }
 

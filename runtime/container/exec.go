@@ -43,9 +43,13 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	if p.Terminal && o.ConsoleSocket == "" {
 		return nil, fmt.Errorf("terminal is set: --console-socket is required: %w", ErrInvalid)
 	}
+	spec, err := r.fullSpec(rec)
+	if err != nil {
+		return nil, err
+	}
 	plan := &nsPlan{}
 	mntNS := ""
-	for _, ns := range rec.Spec.Linux.Namespaces {
+	for _, ns := range spec.Linux.Namespaces {
 		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
 			// Entered by a single-threaded trampoline (nsenter.go).
 			continue
@@ -95,7 +99,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		mntFD = 3 + len(cmd.ExtraFiles)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
-	tramp, err := openTrampoline(rec.Spec, rec.Pid)
+	tramp, err := openTrampoline(spec, rec.Pid)
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", id, err)
 	}
@@ -119,7 +123,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	cfg := &initproc.Config{
-		ID: id, Bundle: rec.Bundle, Spec: rec.Spec, Exec: true, Process: p,
+		ID: id, Bundle: rec.Bundle, Spec: spec, Exec: true, Process: p,
 		State:       *r.specState(rec),
 		PreserveFDs: o.PreserveFDs,
 		MountNSFD:   mntFD,

@@ -22,10 +22,15 @@ func (r *Runtime) Start(id string) error {
 	if err != nil {
 		return err
 	}
+	return r.start(rec)
+}
+
+func (r *Runtime) start(rec *Record) error {
+	id := rec.ID
 	if st := r.status(rec); st != string(specs.StateCreated) {
 		return fmt.Errorf("container %q is %s, not created: %w", id, st, ErrState)
 	}
-	if rec.Spec.Process == nil {
+	if !rec.HasProcess {
 		// Nothing to run: the container stops here.
 		if pfd, err := unix.PidfdOpen(rec.Pid, 0); err == nil {
 			unix.PidfdSendSignal(pfd, unix.SIGKILL, nil, 0)
@@ -42,7 +47,7 @@ func (r *Runtime) Start(id string) error {
 		return err
 	}
 	os.Remove(fifo)
-	if h := rec.Spec.Hooks; h != nil {
+	if h := rec.Hooks; h != nil {
 		// The state the hooks see is the one start just made, even if
 		// the process has already exited.
 		st := r.specState(rec)
@@ -99,7 +104,7 @@ func (r *Runtime) Run(id, bundle string, o CreateOptions) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Start(id); err != nil {
+	if err := c.Start(); err != nil {
 		r.Delete(id, true)
 		c.cmd.Wait()
 		return nil, err
@@ -196,7 +201,7 @@ func (r *Runtime) delete(id string, force bool, cg cgroups.Manager) error {
 	if err := os.RemoveAll(r.dir(id)); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
-	if h := rec.Spec.Hooks; h != nil {
+	if h := rec.Hooks; h != nil {
 		s := r.specState(rec)
 		s.Status = specs.StateStopped
 		if err := hooks.RunAll("poststop", h.Poststop, s); err != nil {
@@ -310,8 +315,15 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if err := cg.Set(res); err != nil {
 		return fmt.Errorf("update %q: %w", id, err)
 	}
-	rec.Spec.Linux.Resources = mergeResources(rec.Spec.Linux.Resources, res)
-	return r.save(rec)
+	spec, err := r.fullSpec(rec)
+	if err != nil {
+		return err
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	spec.Linux.Resources = mergeResources(spec.Linux.Resources, res)
+	return r.saveSpec(rec)
 }
 
 // mergeResources records the new limits over the old ones.

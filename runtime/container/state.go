@@ -17,6 +17,8 @@ import (
 // The state directory of one container, <root>/<id>/:
 //
 //	state.json   Record, replaced atomically (write to a temp file, rename)
+//	spec.json    the spec as create read it from config.json (the bundle
+//	             may change after create); update replaces it atomically
 //	exec.fifo    exists from create until start: init blocks opening it for
 //	             writing; start opens it for reading, which releases init
 //
@@ -24,6 +26,7 @@ import (
 // needs (cgroup manager, status) from the record and /proc.
 const (
 	stateFile = "state.json"
+	specFile  = "spec.json"
 	fifoFile  = "exec.fifo"
 )
 
@@ -38,9 +41,71 @@ type Record struct {
 	StartTime uint64    `json:"startTime"`
 	Created   time.Time `json:"created"`
 	// Started is set by start; Paused by pause, cleared by resume.
-	Started bool        `json:"started,omitempty"`
-	Paused  bool        `json:"paused,omitempty"`
-	Spec    *specs.Spec `json:"spec"`
+	Started bool `json:"started,omitempty"`
+	Paused  bool `json:"paused,omitempty"`
+	// The few parts of the spec that start, kill, pause, delete and state
+	// need, so that they decode a small record instead of the whole spec
+	// (whose seccomp profile alone can be tens of KiB). The hooks are the
+	// create-time ones, whatever the bundle holds now.
+	HasProcess  bool              `json:"hasProcess,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	CgroupsPath string            `json:"cgroupsPath,omitempty"`
+	// Spec is the whole spec: set by create, otherwise read from
+	// spec.json on demand (fullSpec) by the commands that need it.
+	Spec *specs.Spec `json:"-"`
+	// LegacySpec is where state.json held the whole spec before
+	// spec.json existed; load takes it over, so that containers created
+	// by an older binary can still be managed.
+	LegacySpec *specs.Spec `json:"spec,omitempty"`
+}
+
+// newRecord makes the record of a container being created from spec.
+func newRecord(id, bundle string, spec *specs.Spec) *Record {
+	rec := &Record{ID: id, Bundle: bundle, Created: time.Now().UTC()}
+	rec.setSpec(spec)
+	return rec
+}
+
+func (rec *Record) setSpec(spec *specs.Spec) {
+	rec.Spec = spec
+	rec.HasProcess = spec.Process != nil
+	rec.Hooks = spec.Hooks
+	rec.Annotations = spec.Annotations
+	if spec.Linux != nil {
+		rec.CgroupsPath = spec.Linux.CgroupsPath
+	}
+}
+
+// fullSpec returns the container's whole spec, reading spec.json if the
+// record does not hold it yet.
+func (r *Runtime) fullSpec(rec *Record) (*specs.Spec, error) {
+	if rec.Spec != nil {
+		return rec.Spec, nil
+	}
+	b, err := os.ReadFile(filepath.Join(r.dir(rec.ID), specFile))
+	if err != nil {
+		return nil, fmt.Errorf("container %q: read spec: %w", rec.ID, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("container %q: decode spec: %w", rec.ID, err)
+	}
+	rec.Spec = &s
+	return &s, nil
+}
+
+// saveSpec replaces spec.json with the record's spec (update).
+func (r *Runtime) saveSpec(rec *Record) error {
+	if rec.LegacySpec != nil {
+		// The same spec, kept where the older binary put it.
+		return r.save(rec)
+	}
+	b, err := json.Marshal(rec.Spec)
+	if err != nil {
+		return fmt.Errorf("container %q: encode spec: %w", rec.ID, err)
+	}
+	return r.writeAtomic(rec.ID, specFile, b)
 }
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
@@ -68,6 +133,9 @@ func (r *Runtime) load(id string) (*Record, error) {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, fmt.Errorf("container %q: decode state: %w", id, err)
 	}
+	if rec.LegacySpec != nil {
+		rec.setSpec(rec.LegacySpec)
+	}
 	return &rec, nil
 }
 
@@ -76,13 +144,19 @@ func (r *Runtime) save(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("container %q: encode state: %w", rec.ID, err)
 	}
-	dir := r.dir(rec.ID)
-	tmp := filepath.Join(dir, "."+stateFile)
+	return r.writeAtomic(rec.ID, stateFile, b)
+}
+
+// writeAtomic replaces file name in the container's state directory: a
+// reader sees the old content or the new, never a part.
+func (r *Runtime) writeAtomic(id, name string, b []byte) error {
+	dir := r.dir(id)
+	tmp := filepath.Join(dir, "."+name)
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("container %q: write state: %w", rec.ID, err)
+		return fmt.Errorf("container %q: write %s: %w", id, name, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("container %q: write state: %w", rec.ID, err)
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("container %q: write %s: %w", id, name, err)
 	}
 	return nil
 }
@@ -154,9 +228,7 @@ func (r *Runtime) specState(rec *Record) *specs.State {
 		Status:  specs.ContainerState(r.status(rec)),
 		Bundle:  rec.Bundle,
 	}
-	if rec.Spec != nil {
-		st.Annotations = rec.Spec.Annotations
-	}
+	st.Annotations = rec.Annotations
 	if st.Status != specs.StateStopped {
 		st.Pid = rec.Pid
 	}
@@ -204,5 +276,5 @@ func (r *Runtime) Spec(id string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rec.Spec, nil
+	return r.fullSpec(rec)
 }

@@ -84,7 +84,8 @@ func TestStateRoundTrip(t *testing.T) {
 	if _, err := r.State("nope"); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("state of missing: %v", err)
 	}
-	rec := &Record{ID: "c1", Bundle: "/b", Pid: 999999, StartTime: 1, Spec: specgen.Default(false)}
+	rec := newRecord("c1", "/b", specgen.Default(false))
+	rec.Pid, rec.StartTime = 999999, 1
 	if err := osMkdir(r.dir("c1")); err != nil {
 		t.Fatal(err)
 	}
