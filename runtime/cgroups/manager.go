@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +28,8 @@ type manager struct {
 	v1dirs []string
 	// v2 is the cgroup2 directory ("" on v1-only hosts); v2mount its mount.
 	v2, v2mount string
+	// inner is the cgroup path inside each hierarchy ("/estiba/<id>").
+	inner string
 	// created: create succeeded and Destroy has not run since, so Set
 	// after Apply (create's order) skips a stat and mkdir per hierarchy.
 	// While the container's processes are in the cgroup it cannot be
@@ -35,7 +38,7 @@ type manager struct {
 }
 
 func newManager(cfg Config, l *layout, inner string) *manager {
-	m := &manager{cfg: cfg, layout: l, v1: map[string]string{}}
+	m := &manager{cfg: cfg, layout: l, v1: map[string]string{}, inner: inner}
 	for _, h := range l.v1 {
 		d := dirIn(h, inner)
 		m.v1dirs = append(m.v1dirs, d)
@@ -329,7 +332,7 @@ func (m *manager) Destroy() error {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) == 0 && m.cfg.Path == "" {
+	if len(errs) == 0 && path.Dir(m.inner) == DefaultParent {
 		m.removeDefaultParent()
 	}
 	return errors.Join(errs...)
@@ -341,9 +344,7 @@ func (m *manager) Destroy() error {
 // still there; that is the expected case, not an error.
 func (m *manager) removeDefaultParent() {
 	for _, d := range m.allDirs() {
-		if parent := filepath.Dir(d); filepath.Base(parent) == filepath.Base(DefaultParent) {
-			_ = unix.Rmdir(parent)
-		}
+		_ = unix.Rmdir(filepath.Dir(d))
 	}
 }
 
