@@ -61,27 +61,14 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.S
 	if err != nil {
 		return 0, nil, err
 	}
-	opts := container.CreateOptions{Stdio: container.Stdio(stdio)}
-	var console *consoleSocket
-	if terminal {
-		if console, err = r.listenConsole(id); err != nil {
-			return 0, nil, err
-		}
-		defer console.close()
-		opts.ConsoleSocket = console.path
-	}
-	c, err := r.RT.Create(id, bundle, opts)
+	var c *container.Container
+	pid, master, err := r.withConsole(id, terminal, func(sock string) (*container.Container, error) {
+		var cerr error
+		c, cerr = r.RT.Create(id, bundle, container.CreateOptions{Stdio: container.Stdio(stdio), ConsoleSocket: sock})
+		return c, cerr
+	}, func(int) { r.RT.Kill(id, unix.SIGKILL, true) })
 	if err != nil {
-		return 0, nil, err
-	}
-	pid := c.Process.Pid
-	c.Process.Release()
-	var master *os.File
-	if console != nil {
-		if master, err = console.receive(); err != nil {
-			r.RT.Kill(id, unix.SIGKILL, true)
-			return pid, nil, err
-		}
+		return pid, nil, err
 	}
 	r.keep(c)
 	return pid, master, nil
@@ -117,28 +104,40 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 
 // Exec runs p in it.
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
-	opts := container.ExecOptions{Stdio: container.Stdio(stdio)}
+	return r.withConsole(id+"-exec", p.Terminal, func(sock string) (*container.Container, error) {
+		return r.RT.Exec(id, p, container.ExecOptions{Stdio: container.Stdio(stdio), ConsoleSocket: sock})
+	}, func(pid int) { unix.Kill(pid, unix.SIGKILL) })
+}
+
+// withConsole runs start (a create or an exec), first listening on a
+// console socket named after name when terminal is set, and returns the
+// process's pid and, with a terminal, the pty master the runtime sent. If
+// the master never arrives, kill ends the process: without its terminal it
+// would hang.
+func (r *Runtime) withConsole(name string, terminal bool, start func(sock string) (*container.Container, error), kill func(pid int)) (int, *os.File, error) {
 	var console *consoleSocket
-	var err error
-	if p.Terminal {
-		if console, err = r.listenConsole(id + "-exec"); err != nil {
+	var sock string
+	if terminal {
+		var err error
+		if console, err = r.listenConsole(name); err != nil {
 			return 0, nil, err
 		}
 		defer console.close()
-		opts.ConsoleSocket = console.path
+		sock = console.path
 	}
-	c, err := r.RT.Exec(id, p, opts)
+	c, err := start(sock)
 	if err != nil {
 		return 0, nil, err
 	}
 	pid := c.Process.Pid
 	c.Process.Release()
-	var master *os.File
-	if console != nil {
-		if master, err = console.receive(); err != nil {
-			unix.Kill(pid, unix.SIGKILL)
-			return pid, nil, err
-		}
+	if console == nil {
+		return pid, nil, nil
+	}
+	master, err := console.receive()
+	if err != nil {
+		kill(pid)
+		return pid, nil, err
 	}
 	return pid, master, nil
 }
