@@ -15,6 +15,7 @@ PKGS=(
 	qemu-system-x86 xz-utils # cgroup v2 VM lane (tests/v2vm)
 	nftables iproute2 iperf3 socat # network tests: inspect rules, measure bandwidth
 	hyperfine         # benchmarks
+	docker.io         # dockerd as a benchmark peer (bench/lib/dockerd.sh), and a docker CLI
 	python3-seccomp   # bench/seccomp.sh: libseccomp's filters, as runc builds them
 	git make gcc ca-certificates
 )
