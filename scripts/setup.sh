@@ -30,9 +30,13 @@ if ((${#missing[@]})); then
 fi
 # Debian's docker-registry package starts a registry on :5000 at install time;
 # tests start their own on random loopback ports, so stop the packaged one.
-if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
-	systemctl stop docker-registry || true
-fi
+# Likewise docker.io's dockerd: the benches start a private one with
+# --iptables=false; the packaged one would rewrite the host firewall.
+for unit in docker-registry docker.socket docker containerd; do
+	if command -v systemctl >/dev/null && systemctl is-active -q "$unit" 2>/dev/null; then
+		systemctl stop "$unit" || true
+	fi
+done
 
 # Go tools. Versions are pinned: the OCI runtime-tools release v0.9.0 does not
 # build, this commit does. Its validation programs have generic names (create,
