@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vishvananda/netlink"
 )
 
@@ -66,7 +68,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 			cfg.Pool = append(cfg.Pool, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(i), 0, 0}), 16))
 		}
 	}
-	h, err := netlink.NewHandle()
+	// Only rtnetlink: with no family given the library also opens xfrm and
+	// netfilter sockets, which fail with EPROTONOSUPPORT on kernels where
+	// xfrm_user is a module that nobody loaded (Debian's, for one).
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}

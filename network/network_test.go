@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // TestIsolationAndEgress: two containers on net A reach each other, one on
@@ -161,7 +162,7 @@ func addOutside(t *testing.T, ext string) string {
 		t.Fatal(err)
 	}
 	defer closeNS()
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=tests/v2vm
-DEFAULT_PACKAGES="runtime/cgroups tests/runtimev2"
+DEFAULT_PACKAGES="runtime/cgroups tests/runtimev2 tests/enginev2"
 read -r -a pkgs <<< "${*:-${V2VM_PACKAGES:-$DEFAULT_PACKAGES}}"
 FLAGS=${V2VM_TESTFLAGS:--test.v -test.count=1}
 

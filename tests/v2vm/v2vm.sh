@@ -54,6 +54,24 @@ if [ ! -f "$INITRD" ] || [ "$INIT" -nt "$INITRD" ] || [ "$0" -nt "$INITRD" ]; th
            net/9p/{9pnet,9pnet_virtio} fs/netfs/netfs fs/fscache/fscache fs/9p/9p fs/overlayfs/overlay; do
     cp "$M/$m.ko" "$R/lib/modules/"
   done
+  # The engine's network layer: nftables NAT, veth, ifb and tc shaping, and
+  # the anchor bridge (libcrc32c asks the crypto API for "crc32c", so its
+  # generic implementation goes first). Listed in dependency order (no kmod in the VM): the
+  # init loads the file's lines one by one with busybox insmod.
+  : > "$R/lib/modules/net.order"
+  for m in crypto/crc32c_generic net/netfilter/nfnetlink lib/libcrc32c net/netfilter/nf_tables \
+           net/ipv4/netfilter/nf_defrag_ipv4 net/ipv6/netfilter/nf_defrag_ipv6 \
+           net/netfilter/nf_conntrack net/netfilter/nf_nat net/netfilter/nft_chain_nat \
+           net/netfilter/nft_masq net/netfilter/nft_nat net/netfilter/nft_ct net/netfilter/nft_fib \
+           net/ipv6/netfilter/nft_fib_ipv6 net/ipv4/netfilter/nft_fib_ipv4 net/netfilter/nft_fib_inet \
+           net/ipv4/netfilter/nf_reject_ipv4 net/ipv6/netfilter/nf_reject_ipv6 net/netfilter/nft_reject \
+           net/netfilter/nft_reject_inet drivers/net/veth drivers/net/ifb net/sched/sch_tbf \
+           net/sched/sch_htb net/sched/sch_ingress net/sched/act_mirred net/sched/cls_matchall \
+           net/sched/cls_u32 net/sched/cls_fw net/llc/llc net/802/stp net/bridge/bridge; do
+    if [ -f "$M/$m.ko" ]; then
+      cp "$M/$m.ko" "$R/lib/modules/"; echo "${m##*/}" >> "$R/lib/modules/net.order"
+    fi
+  done
   (cd "$R" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$INITRD.tmp") && mv "$INITRD.tmp" "$INITRD"
   rm -rf "$R"
 fi
