@@ -324,18 +324,16 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 }
 
 // networkOf is the network a run attaches to ("" for none): an explicit
-// --network, or Docker's default bridge when ports are published. Without
-// either the container gets a private namespace with loopback only.
+// --network, or else Docker's default bridge, as `docker run` users expect
+// (egress through NAT, published ports). --network none gives a private
+// namespace with loopback only.
 func (d *Daemon) networkOf(c *store.Container) string {
 	mode := c.HostConfig.NetworkMode
 	switch {
 	case d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
 		return ""
 	case mode == "" || mode == "default":
-		if len(c.HostConfig.PortBindings) > 0 || !c.HostConfig.Bandwidth.IsZero() {
-			return "bridge"
-		}
-		return ""
+		return "bridge"
 	}
 	return mode
 }
