@@ -33,10 +33,6 @@ type Runtime struct {
 	// process's own executable. Either way init runs from a detached
 	// read-only clone of it (see exe.go).
 	Exe string
-	// Nsenter is the nsenter (util-linux or busybox) that exec uses to
-	// enter a container's user and time namespaces (see nsenter.go).
-	// Empty means the first of /usr/bin, /bin, /usr/sbin, /sbin that has one.
-	Nsenter string
 	// Warn receives non-fatal problems (poststart/poststop hook failures).
 	Warn func(msg string)
 }

@@ -50,10 +50,6 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	plan := &nsPlan{}
 	mntNS := ""
 	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
-			// Entered by a single-threaded trampoline (nsenter.go).
-			continue
-		}
 		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
 		if ns.Type == specs.MountNamespace {
 			// Joined by the child after its exec: the runtime binary
@@ -62,6 +58,9 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 			mntNS = path
 			continue
 		}
+		// User and time namespaces make plan.start go through the
+		// raw-fork trampoline (trampoline.go), which joins the user
+		// namespace after the others and becomes its root.
 		plan.join = append(plan.join, nsJoin{ns.Type, path, int(nsFlags[ns.Type])})
 	}
 	cg, err := r.cgroupManager(rec)
@@ -98,18 +97,6 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		defer f.Close()
 		mntFD = 3 + len(cmd.ExtraFiles)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-	}
-	tramp, err := openTrampoline(spec, rec.Pid)
-	if err != nil {
-		return nil, fmt.Errorf("container %q: %w", id, err)
-	}
-	defer tramp.close()
-	if tramp.needed() {
-		release, err := tramp.wrap(cmd, r.Nsenter, o.PreserveFDs)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
 	}
 	if !rec.alive() {
 		return nil, fmt.Errorf("container %q exited: %w", id, ErrState)
