@@ -1,11 +1,13 @@
 package container
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/runtime/initproc"
 )
@@ -53,8 +55,9 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
 		if ns.Type == specs.MountNamespace {
 			// Joined by the child after its exec: the runtime binary
-			// must be found in the host's mount namespace, never by a
-			// path the container controls.
+			// (and, if dynamic, its ELF interpreter) must be found in
+			// the host's mount namespace, never by a path the
+			// container controls.
 			mntNS = path
 			continue
 		}
@@ -87,6 +90,15 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	defer releaseExe()
 	if console != nil {
 		defer console.Close()
+	}
+	if mntNS != "" && plan.needsTrampoline() && staticELF(cmd.Path) {
+		// The trampoline execs init by fd: a static runtime binary (as
+		// `make build` makes it) needs nothing from the host's mount
+		// namespace, so the trampoline joins the container's too, and
+		// init, dumpable as the container's root until initproc.Main
+		// clears it, never runs in the host's mount namespace.
+		plan.join = append(plan.join, nsJoin{specs.MountNamespace, mntNS, unix.CLONE_NEWNS})
+		mntNS = ""
 	}
 	mntFD := 0
 	if mntNS != "" {
@@ -148,4 +160,21 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
 	return cmd, console, releaseExe, nil
+}
+
+// staticELF reports whether the binary at path has no ELF interpreter
+// (PT_INTERP), which would be looked up in the mount namespace of its
+// execve.
+func staticELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }

@@ -226,3 +226,23 @@ func TestCreateJoinsUserAndTimeNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// exec into a container that joined a user namespace lands in that
+// namespace, as its root, with the container's other namespaces.
+func TestExecIntoJoinedUserNamespace(t *testing.T) {
+	r := newRuntime(t)
+	h := startHolder(t, holderOpts{user: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 200000, Size: 65536}}, time: true})
+	id := startSleeper(t, r, func(s *specs.Spec) {
+		setNSPath(s, specs.UserNamespace, h.user)
+		setNSPath(s, specs.TimeNamespace, h.time)
+	})
+	code, out := execOut(t, r, id, "sh", "-c", "id -u; for n in user time pid; do readlink /proc/self/ns/$n; done")
+	st, err := r.State(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"0", nsLink(t, h.user), nsLink(t, h.time), nsLink(t, fmt.Sprintf("/proc/%d/ns/pid", st.Pid))}
+	if got := strings.Fields(out); code != 0 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("exec exit %d: %q, want %q", code, out, want)
+	}
+}

@@ -90,7 +90,7 @@ type trampoline struct {
 	offBuf   uintptr
 	offLen   uintptr
 	offFD    uintptr // the first child's, opened by it
-	fds      []int // fds[i] becomes fd i in init; all are >= len(fds)
+	fds      []int   // fds[i] becomes fd i in init; all are >= len(fds)
 	exeFD    int
 	argv     uintptr // **byte
 	envv     uintptr // **byte
@@ -266,7 +266,11 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	}
 	t.sigmask = [2]uint32{^uint32(0), ^uint32(0)}
 
+	// ForkLock, as os/exec takes it: no fd another goroutine is creating
+	// without close-on-exec yet leaks into the children.
+	syscall.ForkLock.Lock()
 	pid, errno := t.fork()
+	syscall.ForkLock.Unlock()
 	unix.Close(t.report)
 	runtime.KeepAlive(t)
 	if errno != 0 {
@@ -378,8 +382,9 @@ func addr2(p []*byte) uintptr { return uintptr(unsafe.Pointer(&p[0])) }
 //go:nosplit
 //go:norace
 func (t *trampoline) fork() (uintptr, syscall.Errno) {
-	// Locked to the thread across the three system calls: nothing here
-	// lets the scheduler move us (nosplit, and signals are blocked).
+	// The three system calls run on one thread: nothing here lets the
+	// scheduler move us (nosplit, no calls into the runtime, and no
+	// preemption signal once the first has blocked them).
 	_, _, e := syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&t.sigmask)), uintptr(unsafe.Pointer(&t.oldmask)), 8, 0, 0)
 	if e != 0 {
 		return 0, e
