@@ -33,6 +33,10 @@ type Runtime struct {
 	// process's own executable. Either way init runs from a detached
 	// read-only clone of it (see exe.go).
 	Exe string
+	// Rootless is runc's --rootless: cgroups that the (unprivileged)
+	// caller may not create are skipped unless the spec sets limits (see
+	// rootless.go).
+	Rootless bool
 	// Warn receives non-fatal problems (poststart/poststop hook failures).
 	Warn func(msg string)
 }
@@ -68,5 +72,9 @@ func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
 	if root == "" {
 		root = "/sys/fs/cgroup"
 	}
-	return cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+	m, err := cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+	if err != nil || !r.Rootless {
+		return m, err
+	}
+	return &rootlessCgroups{Manager: m}, nil
 }
