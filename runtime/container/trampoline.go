@@ -49,14 +49,20 @@ import (
 //  1. setgroups(0): the supplementary groups of the runtime (host root's)
 //     are dropped while we still hold CAP_SETGID over the host: a joined
 //     user namespace may deny setgroups (/proc/<pid>/setgroups "deny"),
-//     and they must not follow init in;
-//  2. every namespace but the user namespace (mount last): setns needs
-//     CAP_SYS_ADMIN over the namespace's owner *and* in the caller's own
-//     user namespace; as host root we have both, whoever owns it, which a
-//     namespace owned by the host (the host's network, say) needs;
+//     and they must not follow init in. (An unprivileged runtime cannot,
+//     and keeps its own, as runc's rootless mode does.) The offsets file
+//     of a new time namespace is opened here too, as host root: the kernel
+//     checks the opener's CAP_SYS_TIME, and a non-dumpable process's
+//     /proc files belong to host root, which the joined root is not;
+//  2. every namespace but the user namespace (time included, mount last):
+//     setns needs CAP_SYS_ADMIN over the namespace's owner *and* in the
+//     caller's own user namespace; as host root we have both, whoever owns
+//     it, which a namespace owned by the host (the host's network, say)
+//     needs;
 //  3. the user namespace: the kernel gives the full capability set in it;
-//     then gid and uid 0 inside it (setresgid before setresuid, which would
-//     drop CAP_SETGID), so that the execve of init keeps those capabilities;
+//     then gid and uid 0 inside it (gid first, the usual order: a uid
+//     change can cost capabilities), so that init execs as that root and
+//     keeps them (host uid 0 is not root there);
 //  4. the joins that failed with EPERM in 2, again: an unprivileged runtime
 //     (rootless) has no capability over the host and can only join
 //     namespaces owned by the user namespace once it is in it (runc retries
@@ -67,6 +73,10 @@ import (
 //     process. A new time namespace also applies to children only, and its
 //     offsets can be written only before any process is in it: unshare,
 //     write /proc/self/timens_offsets, then fork.
+//
+// exec takes the same path with joins only (the container's namespaces);
+// it leaves the mount namespace to init when the runtime binary is dynamic,
+// whose ELF interpreter must come from the host (see Runtime.Exec).
 //
 // While it works, the first child is host root with capabilities in the
 // container's user namespace, in the host's mount namespace. It makes
