@@ -22,27 +22,8 @@ import (
 func TestRootless(t *testing.T) {
 	testutil.RequiresRoot(t)
 	const nobody = 65534
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755)
-	bin := filepath.Join(dir, "estiba-runtime")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skip("needs /bin/busybox (busybox-static)")
-	}
-	bundle, xdg := filepath.Join(dir, "bundle"), filepath.Join(dir, "xdg")
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		os.MkdirAll(filepath.Join(bundle, "rootfs", d), 0o755)
-	}
-	os.WriteFile(filepath.Join(bundle, "rootfs/bin/busybox"), bb, 0o755)
-	for _, a := range []string{"sh", "cat", "id", "sleep"} {
-		os.Symlink("busybox", filepath.Join(bundle, "rootfs/bin", a))
-	}
+	dir, bin := buildRuntime(t)
+	bundle, xdg := busyboxBundle(t, dir), filepath.Join(dir, "xdg")
 	os.Mkdir(xdg, 0o700)
 	for _, p := range []string{bundle, xdg} {
 		filepath.Walk(p, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, nobody, nobody) })
@@ -161,4 +142,38 @@ func checkNothingLeft(t *testing.T, xdg string) {
 			}
 		}
 	}
+}
+
+// buildRuntime builds the runtime binary (static, as make build does) into
+// a temp dir that other users may enter, and returns both.
+func buildRuntime(t *testing.T) (dir, bin string) {
+	t.Helper()
+	dir = t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	bin = filepath.Join(dir, "estiba-runtime")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return dir, bin
+}
+
+// busyboxBundle makes dir/bundle with a busybox rootfs (no config.json).
+func busyboxBundle(t *testing.T, dir string) string {
+	t.Helper()
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("needs /bin/busybox (busybox-static)")
+	}
+	bundle := filepath.Join(dir, "bundle")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
+		os.MkdirAll(filepath.Join(bundle, "rootfs", d), 0o755)
+	}
+	os.WriteFile(filepath.Join(bundle, "rootfs/bin/busybox"), bb, 0o755)
+	for _, a := range []string{"sh", "cat", "id", "sleep", "readlink"} {
+		os.Symlink("busybox", filepath.Join(bundle, "rootfs/bin", a))
+	}
+	return bundle
 }
