@@ -19,7 +19,7 @@ import (
 // inherits those of the thread that forked it. Joining an existing user or
 // time namespace needs a single-threaded process: then init is started
 // through the raw-fork trampoline instead (trampoline.go), which also
-// creates the new namespaces, inside the joined user namespace.
+// creates the new namespaces, inside the (joined or new) user namespace.
 type nsPlan struct {
 	cloneflags  uintptr
 	join        []nsJoin
@@ -29,6 +29,8 @@ type nsPlan struct {
 	// into the container's cgroup: a cgroup namespace is rooted at the
 	// cgroup its creator is in at that moment.
 	newCgroupNS bool
+	// uidMaps and gidMaps are the spec's, for a new user namespace.
+	uidMaps, gidMaps []specs.LinuxIDMapping
 }
 
 type nsJoin struct {
@@ -65,11 +67,9 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 		}
 	}
 	p.sortMountLast()
-	if p.needsTrampoline() && p.cloneflags&unix.CLONE_NEWUSER != 0 {
-		// The new user namespace would be made by the trampoline, whose
-		// mappings the parent would then have to write mid-way.
-		return nil, fmt.Errorf("joining an existing time namespace with a new user namespace is not supported: %w", ErrUnsupported)
-	}
+	// For the trampoline, which makes a new user namespace itself after
+	// joining a time namespace.
+	p.uidMaps, p.gidMaps = s.Linux.UIDMappings, s.Linux.GIDMappings
 	return p, nil
 }
 

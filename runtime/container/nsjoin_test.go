@@ -114,6 +114,7 @@ func TestCreateJoinsUserAndTimeNamespaces(t *testing.T) {
 		holder   holderOpts
 		joinNet  bool
 		offsets  map[string]specs.LinuxTimeOffset // a new time namespace
+		newUser  bool                             // a new user namespace
 		wantErr  string
 		wantUID  string // uid_map line
 		wantTime []string
@@ -126,6 +127,8 @@ func TestCreateJoinsUserAndTimeNamespaces(t *testing.T) {
 		{name: "user+new time", holder: holderOpts{user: mapped}, wantUID: "0 200000 65536",
 			offsets:  map[string]specs.LinuxTimeOffset{"boottime": {Secs: 2 * 86400}, "monotonic": {Secs: 60}},
 			wantTime: []string{"monotonic 60 0", "boottime 172800 0"}},
+		{name: "new user+time", holder: holderOpts{time: true}, newUser: true, wantUID: "0 100000 65536",
+			wantTime: []string{"monotonic 7200 0", "boottime 86400 0"}},
 		{name: "user+net", holder: holderOpts{user: mapped, newNet: true}, joinNet: true, wantUID: "0 200000 65536"},
 		{name: "uid 0 unmapped", holder: holderOpts{user: []syscall.SysProcIDMap{{ContainerID: 1000, HostID: 300000, Size: 1}}},
 			wantErr: "must map uid and gid 0"},
@@ -143,6 +146,9 @@ func TestCreateJoinsUserAndTimeNamespaces(t *testing.T) {
 				}
 				if tc.joinNet {
 					setNSPath(s, specs.NetworkNamespace, h.net)
+				}
+				if tc.newUser {
+					usernsSpec(s)
 				}
 				if tc.offsets != nil {
 					s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})

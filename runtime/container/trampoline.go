@@ -17,7 +17,8 @@ import (
 )
 
 // Entering an existing user or time namespace (create with
-// linux.namespaces[].path, or exec into a container that has its own).
+// linux.namespaces[].path, or exec into a container that has its own), and
+// a new user namespace together with a joined time namespace.
 //
 // setns(CLONE_NEWUSER) and setns(CLONE_NEWTIME) require a single-threaded
 // caller (the kernel's userns_install and timens_install), which no Go
@@ -59,7 +60,10 @@ import (
 //     caller's own user namespace; as host root we have both, whoever owns
 //     it, which a namespace owned by the host (the host's network, say)
 //     needs;
-//  3. the user namespace: the kernel gives the full capability set in it;
+//  3. the user namespace: the kernel gives the full capability set in it
+//     (a new one is unshared here, after the joins that need the host's
+//     privileges, and the child waits while the parent writes its id maps,
+//     as for Go's SysProcAttr.UidMappings);
 //     then gid and uid 0 inside it (gid first, the usual order: a uid
 //     change can cost capabilities), so that init execs as that root and
 //     keeps them (host uid 0 is not root there);
@@ -110,6 +114,9 @@ type trampoline struct {
 	oldmask  [2]uint32
 	msg      [3]int64 // {kind, step, value}: the report being written
 	retry    []bool
+	newUser  bool    // unshare a user namespace after the joins (step 3)
+	resume   int     // read end: the parent has written its id maps
+	resBuf   [8]byte // what resume delivers
 }
 
 type rawJoin struct {
@@ -121,6 +128,9 @@ type rawJoin struct {
 const (
 	msgPid = 1
 	msgErr = 2
+	// msgMaps: the first child has unshared its user namespace and
+	// waits on resume for the parent to write the id maps.
+	msgMaps = 3
 
 	stepDumpable = -1
 	stepGroups   = -2
@@ -133,6 +143,8 @@ const (
 	stepSetsid   = -9
 	stepDup      = -10
 	stepExec     = -11
+	stepNewUser  = -12
+	stepMaps     = -13
 	// steps >= 0 are joins[step]
 )
 
@@ -142,6 +154,7 @@ var stepNames = map[int64]string{
 	stepUid: "setresuid(0) in the user namespace", stepUnshare: "unshare new namespaces",
 	stepOffsets: "write time namespace offsets", stepFork: "fork init", stepSetsid: "setsid",
 	stepDup: "dup3", stepExec: "execveat init",
+	stepNewUser: "unshare user namespace", stepMaps: "wait for the id maps",
 }
 
 // needsTrampoline reports whether p joins a user or time namespace.
@@ -166,7 +179,8 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 		}
 	}()
 	keep := func(f *os.File) { closers = append(closers, func() { f.Close() }) }
-	t := &trampoline{userFD: -1, procFD: -1, unshare: p.cloneflags}
+	t := &trampoline{userFD: -1, procFD: -1, resume: -1, unshare: p.cloneflags &^ unix.CLONE_NEWUSER}
+	t.newUser = p.cloneflags&unix.CLONE_NEWUSER != 0
 	if cmd.SysProcAttr != nil {
 		t.setsid = cmd.SysProcAttr.Setsid
 	}
@@ -274,6 +288,22 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	if err != nil {
 		return fmt.Errorf("trampoline pipe: %w", err)
 	}
+	var resumeW *os.File
+	if t.newUser {
+		var rp [2]int
+		if err := unix.Pipe2(rp[:], unix.O_CLOEXEC); err != nil {
+			return fmt.Errorf("trampoline pipe: %w", err)
+		}
+		resumeW = os.NewFile(uintptr(rp[1]), "trampoline-resume")
+		defer resumeW.Close()
+		// Not among the closers either: the parent's copy is closed
+		// right after the fork.
+		t.resume, err = unix.FcntlInt(uintptr(rp[0]), unix.F_DUPFD_CLOEXEC, n)
+		unix.Close(rp[0])
+		if err != nil {
+			return fmt.Errorf("trampoline pipe: %w", err)
+		}
+	}
 	t.sigmask = [2]uint32{^uint32(0), ^uint32(0)}
 
 	// ForkLock, as os/exec takes it: no fd another goroutine is creating
@@ -286,7 +316,20 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	if errno != 0 {
 		return fmt.Errorf("fork: %w", errno)
 	}
-	initPid, cerr := readReports(rd, p)
+	if t.resume >= 0 {
+		unix.Close(t.resume) // the children's copies remain
+	}
+	initPid, cerr := readReports(rd, p, func() error {
+		// Written, as for Go's SysProcAttr.UidMappings, by the parent:
+		// only a process privileged over the parent user namespace may
+		// map more than its own id.
+		err := p.writeIDMaps(int(pid))
+		if err == nil {
+			_, err = resumeW.Write([]byte{1})
+		}
+		resumeW.Close() // on error, EOF fails the child
+		return err
+	})
 	// The first child exits right after its report (or failure); reap it.
 	var ws unix.WaitStatus
 	for {
@@ -315,7 +358,7 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 
 // readReports reads the children's reports until the pipe's last write end
 // closes: the first child's at its exit, the second's at its execve.
-func readReports(rd *os.File, p *nsPlan) (int, error) {
+func readReports(rd *os.File, p *nsPlan, onMaps func() error) (int, error) {
 	initPid := 0
 	var firstErr error
 	var buf [24]byte
@@ -328,6 +371,10 @@ func readReports(rd *os.File, p *nsPlan) (int, error) {
 		}
 		m := *(*[3]int64)(unsafe.Pointer(&buf))
 		switch m[0] {
+		case msgMaps:
+			if err := onMaps(); err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("user namespace id maps: %w", err)
+			}
 		case msgPid:
 			initPid = int(m[2])
 		case msgErr:
@@ -435,7 +482,7 @@ func (t *trampoline) stage1() {
 		}
 		t.offFD = fd
 	}
-	if t.userFD >= 0 {
+	if t.userFD >= 0 || t.newUser {
 		if _, _, e := syscall.RawSyscall6(unix.SYS_SETGROUPS, 0, 0, 0, 0, 0, 0); e != 0 && e != unix.EPERM {
 			t.fail(stepGroups, e)
 		}
@@ -465,6 +512,29 @@ func (t *trampoline) stage1() {
 			if _, _, e := syscall.RawSyscall6(unix.SYS_SETNS, uintptr(t.joins[i].fd), t.joins[i].flag, 0, 0, 0, 0); e != 0 {
 				t.fail(int64(i), e)
 			}
+		}
+	}
+	if t.newUser {
+		// After the joins, which need the host's privileges (a time
+		// namespace the host owns, say); the other new namespaces come
+		// after it, which then owns them.
+		if _, _, e := syscall.RawSyscall6(unix.SYS_UNSHARE, unix.CLONE_NEWUSER, 0, 0, 0, 0, 0); e != 0 {
+			t.fail(stepNewUser, e)
+		}
+		t.msg[0], t.msg[1], t.msg[2] = msgMaps, 0, 0
+		syscall.RawSyscall6(unix.SYS_WRITE, uintptr(t.report), uintptr(unsafe.Pointer(&t.msg)), 24, 0, 0, 0)
+		n, _, e := syscall.RawSyscall6(unix.SYS_READ, uintptr(t.resume), uintptr(unsafe.Pointer(&t.resBuf)), 1, 0, 0, 0)
+		if n != 1 {
+			if e == 0 {
+				e = unix.EIO
+			}
+			t.fail(stepMaps, e)
+		}
+		if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESGID, 0, 0, 0, 0, 0, 0); e != 0 {
+			t.fail(stepGid, e)
+		}
+		if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESUID, 0, 0, 0, 0, 0, 0); e != 0 {
+			t.fail(stepUid, e)
 		}
 	}
 	flags := t.unshare
@@ -516,4 +586,27 @@ func (t *trampoline) stage2() {
 	// Blocked again: the failure report must not race a signal handler.
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&t.sigmask)), 0, 8, 0, 0)
 	t.fail(stepExec, e)
+}
+
+// writeIDMaps writes the spec's id maps for the user namespace of pid. An
+// unprivileged runtime may map only its own ids, and gids only once
+// setgroups is denied.
+func (p *nsPlan) writeIDMaps(pid int) error {
+	dir := fmt.Sprintf("/proc/%d/", pid)
+	if os.Geteuid() != 0 {
+		if err := os.WriteFile(dir+"setgroups", []byte("deny"), 0); err != nil {
+			return err
+		}
+	}
+	format := func(m []specs.LinuxIDMapping) []byte {
+		var b []byte
+		for _, e := range m {
+			b = fmt.Appendf(b, "%d %d %d\n", e.ContainerID, e.HostID, e.Size)
+		}
+		return b
+	}
+	if err := os.WriteFile(dir+"uid_map", format(p.uidMaps), 0); err != nil {
+		return err
+	}
+	return os.WriteFile(dir+"gid_map", format(p.gidMaps), 0)
 }
