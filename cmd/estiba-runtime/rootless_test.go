@@ -108,6 +108,12 @@ func TestRootless(t *testing.T) {
 			if f := strings.Fields(out); err != nil || len(f) != 4 || f[0] != "0" || f[1] != "0" || f[2] != "65534" || f[3] != "1" {
 				t.Errorf("exec: %v: %q, want uid 0 mapped to 65534", err, out)
 			}
+			// No cgroup here: what needs one says so.
+			for _, args := range [][]string{{"pause", id}, {"kill", "--all", id, "KILL"}} {
+				if out, err := as(args...); err == nil || !strings.Contains(out, "no cgroup") {
+					t.Errorf("%v without a cgroup: %v: %s, want a clear error", args, err, out)
+				}
+			}
 			if out, err := as("kill", id, "KILL"); err != nil {
 				t.Fatalf("kill: %v: %s", err, out)
 			}

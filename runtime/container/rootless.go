@@ -48,6 +48,48 @@ func (c *rootlessCgroups) Set(r *specs.LinuxResources) error {
 	return err
 }
 
+// Pause, resume, ps, kill --all and stats need the cgroup: without one they
+// fail, saying why, rather than act on nothing.
+func (c *rootlessCgroups) Pids() ([]int, error) {
+	if err := c.none(); err != nil {
+		return nil, err
+	}
+	return c.Manager.Pids()
+}
+
+func (c *rootlessCgroups) Freeze() error {
+	if err := c.none(); err != nil {
+		return err
+	}
+	return c.Manager.Freeze()
+}
+
+func (c *rootlessCgroups) Thaw() error {
+	if err := c.none(); err != nil {
+		return err
+	}
+	return c.Manager.Thaw()
+}
+
+func (c *rootlessCgroups) Stats() (*cgroups.Stats, error) {
+	if err := c.none(); err != nil {
+		return nil, err
+	}
+	return c.Manager.Stats()
+}
+
+// none returns an error if the container has no cgroup.
+func (c *rootlessCgroups) none() error {
+	if !c.off {
+		for _, p := range c.Manager.Paths() {
+			if _, err := os.Stat(p); err == nil {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("rootless: the container has no cgroup (none is delegated to uid %d): %w", os.Geteuid(), ErrUnsupported)
+}
+
 func (c *rootlessCgroups) Destroy() error {
 	err := c.Manager.Destroy()
 	if denied(err) || errors.Is(err, fs.ErrNotExist) {
