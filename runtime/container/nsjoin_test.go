@@ -32,6 +32,9 @@ func startHolder(t *testing.T, o holderOpts) *nsHolder {
 	t.Helper()
 	args := []string{"sleep", "1000"}
 	if o.time {
+		if out, _ := exec.Command("unshare", "--help").CombinedOutput(); !strings.Contains(string(out), "--boottime") {
+			t.Skip("needs util-linux unshare (--time with offsets)")
+		}
 		// --fork: the time namespace is its children's; --kill-child:
 		// the sleep dies with unshare.
 		args = append([]string{"unshare", "--time", "--boottime", "86400", "--monotonic", "7200", "--fork", "--kill-child"}, args...)
