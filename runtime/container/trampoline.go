@@ -181,8 +181,15 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	keep := func(f *os.File) { closers = append(closers, func() { f.Close() }) }
 	t := &trampoline{userFD: -1, procFD: -1, resume: -1, unshare: p.cloneflags &^ unix.CLONE_NEWUSER}
 	t.newUser = p.cloneflags&unix.CLONE_NEWUSER != 0
-	if cmd.SysProcAttr != nil {
-		t.setsid = cmd.SysProcAttr.Setsid
+	if a := cmd.SysProcAttr; a != nil {
+		// Honoured here: Setsid; Cloneflags and the id maps come from p;
+		// the credentials are the user namespace's root. Anything else
+		// would be dropped silently: refuse it.
+		if a.Setpgid || a.Setctty || a.Foreground || a.Noctty || a.Pdeathsig != 0 ||
+			a.UseCgroupFD || a.PidFD != nil || a.Chroot != "" || len(a.AmbientCaps) > 0 || a.Unshareflags != 0 {
+			return fmt.Errorf("trampoline: unsupported SysProcAttr %+v: %w", *a, ErrUnsupported)
+		}
+		t.setsid = a.Setsid
 	}
 	// Step 2 order: p.join has the mount namespace last.
 	for _, j := range p.join {
