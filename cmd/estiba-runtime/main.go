@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -109,13 +110,18 @@ func realMain(argv []string) int {
 		return a.fail(errors.New("--systemd-cgroup is not supported: use the cgroupfs cgroup manager"))
 	}
 	switch *rootless {
-	case "auto", "false":
-	case "true":
-		if os.Geteuid() != 0 {
-			return a.fail(errors.New("rootless mode is not supported: run as root"))
-		}
+	case "auto":
+		// runc's auto: rootless when not root.
+		a.rt.Rootless = os.Geteuid() != 0
+	case "true", "false":
+		a.rt.Rootless = *rootless == "true"
 	default:
 		return a.fail(fmt.Errorf("--rootless %q: must be true, false or auto", *rootless))
+	}
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" && !rootSet(fs) && os.Geteuid() != 0 {
+		// An unprivileged caller cannot write /run: as runc, keep state
+		// under $XDG_RUNTIME_DIR.
+		a.rt.Root = filepath.Join(dir, "estiba-runtime")
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
@@ -132,6 +138,13 @@ func realMain(argv []string) int {
 		return a.fail(fmt.Errorf("%s: %w", args[0], err))
 	}
 	return 0
+}
+
+// rootSet reports whether --root was given.
+func rootSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "root" })
+	return set
 }
 
 // exitCodeError carries a container's exit code out of run and exec.

@@ -33,10 +33,10 @@ type Runtime struct {
 	// process's own executable. Either way init runs from a detached
 	// read-only clone of it (see exe.go).
 	Exe string
-	// Nsenter is the nsenter (util-linux or busybox) that exec uses to
-	// enter a container's user and time namespaces (see nsenter.go).
-	// Empty means the first of /usr/bin, /bin, /usr/sbin, /sbin that has one.
-	Nsenter string
+	// Rootless is runc's --rootless: cgroups that the (unprivileged)
+	// caller may not create are skipped unless the spec sets limits (see
+	// rootless.go).
+	Rootless bool
 	// Warn receives non-fatal problems (poststart/poststop hook failures).
 	Warn func(msg string)
 }
@@ -72,5 +72,9 @@ func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
 	if root == "" {
 		root = "/sys/fs/cgroup"
 	}
-	return cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+	m, err := cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+	if err != nil || !r.Rootless {
+		return m, err
+	}
+	return &rootlessCgroups{Manager: m}, nil
 }

@@ -201,14 +201,16 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if plan.cloneflags&unix.CLONE_NEWUSER != 0 {
 		cmd.SysProcAttr.UidMappings = idMaps(spec.Linux.UIDMappings)
 		cmd.SysProcAttr.GidMappings = idMaps(spec.Linux.GIDMappings)
-		// Setgroups stays allowed: we are root on the host, and the
-		// container's additionalGids need it.
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
-		// The child keeps the runtime's host uid 0, which the new
-		// namespace does not map: it must become the namespace's root
+		// Setgroups stays allowed when we are root on the host: the
+		// container's additionalGids need it. An unprivileged (rootless)
+		// runtime may write a gid_map only with setgroups denied.
+		privileged := os.Geteuid() == 0
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = privileged
+		// The child keeps the runtime's host uid, which the new
+		// namespace may not map: it must become the namespace's root
 		// (setuid(0) inside it, right after the maps are written) to
 		// hold capabilities there.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !privileged}
 	}
 	if err := plan.start(cmd); err != nil {
 		return nil, fmt.Errorf("start init: %w", err)

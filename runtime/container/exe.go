@@ -1,7 +1,10 @@
 package container
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +32,51 @@ func (r *Runtime) initExe(preserveFDs int) (string, func(), error) {
 	// so N must survive the fork's fd shuffling: the child dup2s its stdio
 	// and ExtraFiles to 0..n and may park fds at n+1..2n on the way. Put N
 	// well above that.
-	return readOnlyClone(src, 2*(4+preserveFDs)+16)
+	low := 2*(4+preserveFDs) + 16
+	path, release, err := readOnlyClone(src, low)
+	if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
+		// Rootless: open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over
+		// the mount namespace, which an unprivileged runtime lacks. Fall
+		// back to runc's answer, a sealed memfd copy.
+		return sealedCopy(src, low)
+	}
+	return path, release, err
+}
+
+// sealedCopy returns /proc/self/fd/N of a close-on-exec fd, at least low,
+// of a sealed, read-only memfd copy of src, and its release func.
+func sealedCopy(src string, low int) (string, func(), error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", nil, fmt.Errorf("runtime binary: %w", err)
+	}
+	defer in.Close()
+	flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("estiba-runtime", flags|unix.MFD_EXEC)
+	if err == unix.EINVAL {
+		// Before Linux 6.3 there is no MFD_EXEC: memfds are executable.
+		fd, err = unix.MemfdCreate("estiba-runtime", flags)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("memfd for the runtime binary: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "estiba-runtime")
+	defer f.Close()
+	if _, err := io.Copy(f, in); err != nil {
+		return "", nil, fmt.Errorf("copy the runtime binary: %w", err)
+	}
+	if err := f.Chmod(0o555); err != nil {
+		return "", nil, fmt.Errorf("chmod the runtime binary copy: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		return "", nil, fmt.Errorf("seal the runtime binary copy: %w", err)
+	}
+	nfd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, low)
+	if err != nil {
+		return "", nil, fmt.Errorf("runtime binary fd: %w", err)
+	}
+	return fmt.Sprintf("/proc/self/fd/%d", nfd), func() { unix.Close(nfd) }, nil
 }
 
 // readOnlyClone returns /proc/self/fd/N of a close-on-exec fd, at least

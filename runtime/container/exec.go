@@ -1,11 +1,13 @@
 package container
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/runtime/initproc"
 )
@@ -50,18 +52,18 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	plan := &nsPlan{}
 	mntNS := ""
 	for _, ns := range spec.Linux.Namespaces {
-		if ns.Type == specs.UserNamespace || ns.Type == specs.TimeNamespace {
-			// Entered by a single-threaded trampoline (nsenter.go).
-			continue
-		}
 		path := fmt.Sprintf("/proc/%d/ns/%s", rec.Pid, procNS[ns.Type])
 		if ns.Type == specs.MountNamespace {
 			// Joined by the child after its exec: the runtime binary
-			// must be found in the host's mount namespace, never by a
-			// path the container controls.
+			// (and, if dynamic, its ELF interpreter) must be found in
+			// the host's mount namespace, never by a path the
+			// container controls.
 			mntNS = path
 			continue
 		}
+		// User and time namespaces make plan.start go through the
+		// raw-fork trampoline (trampoline.go), which joins the user
+		// namespace after the others and becomes its root.
 		plan.join = append(plan.join, nsJoin{ns.Type, path, int(nsFlags[ns.Type])})
 	}
 	cg, err := r.cgroupManager(rec)
@@ -89,6 +91,15 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 	if console != nil {
 		defer console.Close()
 	}
+	if mntNS != "" && plan.needsTrampoline() && staticELF(cmd.Path) {
+		// The trampoline execs init by fd: a static runtime binary (as
+		// `make build` makes it) needs nothing from the host's mount
+		// namespace, so the trampoline joins the container's too, and
+		// init, dumpable as the container's root until initproc.Main
+		// clears it, never runs in the host's mount namespace.
+		plan.join = append(plan.join, nsJoin{specs.MountNamespace, mntNS, unix.CLONE_NEWNS})
+		mntNS = ""
+	}
 	mntFD := 0
 	if mntNS != "" {
 		f, err := os.Open(mntNS)
@@ -98,18 +109,6 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		defer f.Close()
 		mntFD = 3 + len(cmd.ExtraFiles)
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
-	}
-	tramp, err := openTrampoline(spec, rec.Pid)
-	if err != nil {
-		return nil, fmt.Errorf("container %q: %w", id, err)
-	}
-	defer tramp.close()
-	if tramp.needed() {
-		release, err := tramp.wrap(cmd, r.Nsenter, o.PreserveFDs)
-		if err != nil {
-			return nil, err
-		}
-		defer release()
 	}
 	if !rec.alive() {
 		return nil, fmt.Errorf("container %q exited: %w", id, ErrState)
@@ -161,4 +160,21 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
 	return cmd, console, releaseExe, nil
+}
+
+// staticELF reports whether the binary at path has no ELF interpreter
+// (PT_INTERP), which would be looked up in the mount namespace of its
+// execve.
+func staticELF(path string) bool {
+	f, err := elf.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }

@@ -16,7 +16,10 @@ import (
 // (Go's SysProcAttr, no cgo). Existing ones (linux.namespaces[].path) and a
 // new time namespace are entered on a dedicated, locked OS thread right
 // before that thread forks init: namespaces are per thread, and a child
-// inherits those of the thread that forked it.
+// inherits those of the thread that forked it. Joining an existing user or
+// time namespace needs a single-threaded process: then init is started
+// through the raw-fork trampoline instead (trampoline.go), which also
+// creates the new namespaces, inside the (joined or new) user namespace.
 type nsPlan struct {
 	cloneflags  uintptr
 	join        []nsJoin
@@ -26,6 +29,8 @@ type nsPlan struct {
 	// into the container's cgroup: a cgroup namespace is rooted at the
 	// cgroup its creator is in at that moment.
 	newCgroupNS bool
+	// uidMaps and gidMaps are the spec's, for a new user namespace.
+	uidMaps, gidMaps []specs.LinuxIDMapping
 }
 
 type nsJoin struct {
@@ -40,12 +45,17 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 		flag := nsFlags[ns.Type]
 		switch {
 		case ns.Path != "" && ns.Type == specs.UserNamespace:
-			// setns(CLONE_NEWUSER) requires a single-threaded caller,
-			// which a Go process never is.
-			return nil, fmt.Errorf("joining an existing user namespace (%s) is not supported: %w", ns.Path, ErrUnsupported)
-		case ns.Path != "" && ns.Type == specs.TimeNamespace:
-			// setns into a time namespace also requires a single thread.
-			return nil, fmt.Errorf("joining an existing time namespace (%s) is not supported: %w", ns.Path, ErrUnsupported)
+			same, err := sameNS(ns.Path, "/proc/self/ns/user")
+			if err != nil {
+				return nil, fmt.Errorf("user namespace %s: %w", ns.Path, err)
+			}
+			if same {
+				// The kernel refuses to re-enter one's own user
+				// namespace (it would regain capabilities); being in
+				// it already is what the spec asks.
+				continue
+			}
+			p.join = append(p.join, nsJoin{ns.Type, ns.Path, int(flag)})
 		case ns.Path != "":
 			p.join = append(p.join, nsJoin{ns.Type, ns.Path, int(flag)})
 		case ns.Type == specs.CgroupNamespace:
@@ -57,13 +67,31 @@ func planNamespaces(s *specs.Spec) (*nsPlan, error) {
 		}
 	}
 	p.sortMountLast()
+	// For the trampoline, which makes a new user namespace itself after
+	// joining a time namespace.
+	p.uidMaps, p.gidMaps = s.Linux.UIDMappings, s.Linux.GIDMappings
 	return p, nil
+}
+
+// sameNS reports whether the namespace files a and b are the same namespace.
+func sameNS(a, b string) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return false, err
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return false, err
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
 }
 
 // start starts cmd, on a prepared thread if the plan needs one.
 func (p *nsPlan) start(cmd *exec.Cmd) error {
 	if len(p.join) == 0 && !p.newTime {
 		return cmd.Start()
+	}
+	if p.needsTrampoline() {
+		return p.startTrampoline(cmd)
 	}
 	// Open every path first: after a mount namespace switch they would
 	// resolve elsewhere.
@@ -108,19 +136,24 @@ func (p *nsPlan) unshareTime() error {
 	if len(p.timeOffsets) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	for clock, off := range p.timeOffsets {
-		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
-	}
 	h, err := procfs.Open()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	if err := h.WriteFile(fmt.Sprintf("%d/timens_offsets", unix.Gettid()), []byte(b.String())); err != nil {
+	if err := h.WriteFile(fmt.Sprintf("%d/timens_offsets", unix.Gettid()), []byte(formatOffsets(p.timeOffsets))); err != nil {
 		return fmt.Errorf("time offsets: %w", err)
 	}
 	return nil
+}
+
+// formatOffsets is offs as /proc/<pid>/timens_offsets takes them.
+func formatOffsets(offs map[string]specs.LinuxTimeOffset) string {
+	var b strings.Builder
+	for clock, off := range offs {
+		fmt.Fprintf(&b, "%s %d %d\n", clock, off.Secs, off.Nanosecs)
+	}
+	return b.String()
 }
 
 func closeAll(fs []*os.File) {

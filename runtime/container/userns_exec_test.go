@@ -2,7 +2,6 @@ package container
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -67,7 +66,7 @@ func TestExecUserNamespace(t *testing.T) {
 	if f[8] == "1" {
 		t.Fatalf("exec'd process is pid 1: not in the container's pid namespace")
 	}
-	// Stdio and the fd ls opens: no runtime or nsenter fd leaks.
+	// Stdio and the fd ls opens: no runtime or trampoline fd leaks.
 	if fds := f[9:]; len(fds) > 4 {
 		t.Fatalf("exec'd process has fds %v: runtime fds leaked", fds)
 	}
@@ -101,18 +100,8 @@ func TestExecUserNamespaceNonRoot(t *testing.T) {
 	}
 }
 
-// requireUtilLinuxNsenter skips where only busybox's nsenter (no --time)
-// exists, as in the VM lane.
-func requireUtilLinuxNsenter(t *testing.T) {
-	t.Helper()
-	if _, busybox, err := findNsenter(nsenterPaths); err != nil || busybox {
-		t.Skip("exec into a time namespace needs util-linux nsenter")
-	}
-}
-
 func TestExecTimeNamespace(t *testing.T) {
 	r := newRuntime(t)
-	requireUtilLinuxNsenter(t)
 	id := startSleeper(t, r, func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
 		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 86400}}
@@ -125,7 +114,6 @@ func TestExecTimeNamespace(t *testing.T) {
 
 func TestExecUserAndTimeNamespace(t *testing.T) {
 	r := newRuntime(t)
-	requireUtilLinuxNsenter(t)
 	id := startSleeper(t, r, func(s *specs.Spec) {
 		usernsSpec(s)
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
@@ -187,27 +175,4 @@ func acceptPty(l *net.UnixListener) *os.File {
 	}
 	fds, _ := unix.ParseUnixRights(&msgs[0])
 	return os.NewFile(uintptr(fds[0]), "pty-master")
-}
-
-// busybox's nsenter (the VM lane's) enters a user namespace too; it has no
-// --time, which exec then refuses clearly.
-func TestExecBusyboxNsenter(t *testing.T) {
-	r := newRuntime(t)
-	r.Nsenter = "/bin/busybox"
-	id := startSleeper(t, r, usernsSpec)
-	code, out := execOut(t, r, id, "sh", "-c", "id -u; cat /proc/self/uid_map")
-	if f := strings.Fields(out); code != 0 || len(f) != 4 || f[0] != "0" || f[2] != "100000" {
-		t.Fatalf("exec exit %d: %q", code, out)
-	}
-	tid := startSleeper(t, r, func(s *specs.Spec) {
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
-	})
-	p := &specs.Process{Args: []string{"true"}, Cwd: "/", Env: []string{"PATH=/bin"}}
-	if _, err := r.Exec(tid, p, ExecOptions{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("exec into a time namespace with busybox nsenter: %v, want ErrUnsupported", err)
-	}
-	r.Nsenter = filepath.Join(t.TempDir(), "nsenter")
-	if _, err := r.Exec(id, p, ExecOptions{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("exec without nsenter: %v, want ErrUnsupported", err)
-	}
 }

@@ -7,9 +7,9 @@ import (
 )
 
 // runExec runs a process in an existing container. The parent started us
-// inside the container's namespaces (and cgroup), its user and time
-// namespaces through nsenter, as root of that user namespace; we join the
-// mount namespace last, which puts us at that namespace's root.
+// inside the container's namespaces (and cgroup); we join the mount
+// namespace last, which puts us at that namespace's root, unless the
+// parent's trampoline (user or time namespace) has joined it already.
 func runExec(s *syncer, cfg *Config) error {
 	spec, p := cfg.Spec, cfg.Process
 	if p == nil {

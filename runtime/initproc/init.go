@@ -40,10 +40,12 @@ func Main() {
 	// and /proc/<pid>/fd or ptrace of a process whose capabilities are not
 	// a subset of the caller's needs CAP_SYS_PTRACE anyway. An exec into a
 	// container with its own user namespace starts here as that
-	// namespace's root (through nsenter, see runtime/container/nsenter.go):
-	// the kernel already made it non-dumpable at execve, with its mm owned
-	// by the host's user namespace, because the runtime binary's owner is
-	// not mapped in the container.
+	// namespace's root (through the trampoline, see
+	// runtime/container/trampoline.go), dumpable until the line below; a
+	// static runtime binary has been exec'd in the container's mount
+	// namespace already, so that in this window it reaches nothing the
+	// container's root cannot (a dynamic one, as in tests, joins it in
+	// runExec).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "estiba-runtime init: prctl dumpable: %v\n", err)
 		os.Exit(2)

@@ -199,7 +199,11 @@ func setUser(u specs.User) error {
 		gp = uintptrOf(&groups[0])
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, uintptr(len(groups)), gp, 0); e != 0 {
-		return fmt.Errorf("setgroups %v: %w", groups, e)
+		// A user namespace made by an unprivileged (rootless) runtime
+		// denies setgroups; with no groups asked for, runc goes on too.
+		if !(e == unix.EPERM && len(groups) == 0 && setgroupsDenied()) {
+			return fmt.Errorf("setgroups %v: %w", groups, e)
+		}
 	}
 	if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(u.GID), uintptr(u.GID), uintptr(u.GID)); e != 0 {
 		return fmt.Errorf("setgid %d: %w", u.GID, e)
@@ -208,6 +212,12 @@ func setUser(u specs.User) error {
 		return fmt.Errorf("setuid %d: %w", u.UID, e)
 	}
 	return nil
+}
+
+// setgroupsDenied reports whether this user namespace denies setgroups.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }
 
 // chdirInRoot enters cwd and checks that it lies inside the root:

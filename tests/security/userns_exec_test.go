@@ -27,9 +27,9 @@ func (e *env) withUserns() {
 }
 
 // TestExeOverwriteDuringExecUserns is TestExeOverwriteDuringExec for a
-// container with its own user namespace, where exec goes through nsenter:
-// neither nsenter's nor init's binary may be opened for writing by the
-// container's root while the exec chain runs.
+// container with its own user namespace, where exec goes through the
+// runtime's raw-fork trampoline: init's binary may not be opened for
+// writing by the container's root while the exec chain runs.
 func TestExeOverwriteDuringExecUserns(t *testing.T) {
 	e := newEnv(t, "sh", "-c", hunter)
 	e.withUserns()
@@ -64,7 +64,7 @@ func TestExeOverwriteDuringExecUserns(t *testing.T) {
 
 // TestNoLeakedFdsExecUserns: a process exec'd into a container with its
 // own user namespace holds only its stdio (no namespace, binary or sync fd
-// of the runtime or nsenter).
+// of the runtime or its trampoline).
 func TestNoLeakedFdsExecUserns(t *testing.T) {
 	e := newEnv(t, "sleep", "30")
 	e.withUserns()
