@@ -108,4 +108,3 @@ func TestRepoDigestsRemove(t *testing.T) {
 		})
 	}
 }
-
