@@ -44,7 +44,7 @@ func TestE2EImageCommands(t *testing.T) {
 		{"estiba", []string{"images", "--digests"}, repoDigest, 0},
 		{"estiba", []string{"run", "--rm", byDigest, "echo", "by-digest"}, "by-digest", 0},
 		{"estiba", []string{"rmi", byDigest}, "Untagged: " + byDigest, 0},
-		{"estiba", []string{"image", "inspect", byDigest}, "such image", 1},
+		{"estiba", []string{"image", "inspect", byDigest}, "No such", 1},
 		{"estiba", []string{"rmi", img, "e2e/bb"}, "Deleted", 0},
 		// Registry errors as Docker words them: an unknown manifest.
 		{"estiba", []string{"pull", reg.Host + "/e2e/nope:1"}, "manifest for " + reg.Host + "/e2e/nope:1 not found: manifest unknown", 1},
