@@ -290,6 +290,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, name string, opts arc
 		if err != nil {
 			return "", err
 		}
+		if isDigestRef(n) {
+			return "", fmt.Errorf("import as %s: a digest reference is not a tag: %w", name, ErrInvalid)
+		}
 		names = append(names, n)
 	}
 	s.gc.RLock()
