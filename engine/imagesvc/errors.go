@@ -49,17 +49,16 @@ func pullError(err error, ref string) error {
 	re, code, msg := registryCode(err)
 	switch {
 	case code == "DENIED":
-		return fmt.Errorf("pull access denied for %s, repository does not exist or may require 'docker login': %s: %w",
-			r.FamiliarName(), codeText(code, msg), errdefs.ErrNotFound)
+		return worded(errdefs.ErrNotFound, err, "pull access denied for %s, repository does not exist or may require 'docker login': %s", r.FamiliarName(), codeText(code, msg))
 	case code == "MANIFEST_UNKNOWN":
-		return fmt.Errorf("manifest for %s not found: %s: %w", r.Familiar(), codeText(code, msg), errdefs.ErrNotFound)
+		return worded(errdefs.ErrNotFound, err, "manifest for %s not found: %s", r.Familiar(), codeText(code, msg))
 	case code == "NAME_UNKNOWN":
-		return fmt.Errorf("repository %s not found: %s: %w", r.FamiliarName(), codeText(code, msg), errdefs.ErrNotFound)
+		return worded(errdefs.ErrNotFound, err, "repository %s not found: %s", r.FamiliarName(), codeText(code, msg))
 	case re != nil && code == "" && re.Status == http.StatusNotFound && strings.Contains(re.URL, "/manifests/"):
 		// A HEAD's 404 carries no body: the registry's code would be this.
-		return fmt.Errorf("manifest for %s not found: manifest unknown: manifest unknown: %w", r.Familiar(), errdefs.ErrNotFound)
+		return worded(errdefs.ErrNotFound, err, "manifest for %s not found: manifest unknown: manifest unknown", r.Familiar())
 	case re != nil && code == "" && re.Status == http.StatusNotFound:
-		return fmt.Errorf("%v: %w", err, errdefs.ErrNotFound)
+		return worded(errdefs.ErrNotFound, err, "%v", err)
 	}
 	return classify(err, ref)
 }
@@ -75,18 +74,17 @@ func loginError(err error, host string) error {
 	re, code, msg := registryCode(err)
 	switch {
 	case re == nil:
-		return fmt.Errorf("login to %s: unauthorized: %v: %w", host, err, errdefs.ErrUnauthorized)
+		return worded(errdefs.ErrUnauthorized, err, "login to %s: unauthorized: %v", host, err)
 	case errors.Is(err, registry.ErrDenied):
 		// Known but refused (a token server's 403).
-		return fmt.Errorf("%s %q: %s: %w", methodName(re.Method), re.URL, codeText(or(code, "DENIED"), msg), errdefs.ErrForbidden)
+		return worded(errdefs.ErrForbidden, err, "%s %q: %s", methodName(re.Method), re.URL, codeText(or(code, "DENIED"), msg))
 	case strings.HasSuffix(re.URL, "/v2/") && (code == "" || code == "UNAUTHORIZED"):
 		// Basic authentication: the registry's /v2/ refused it.
-		return fmt.Errorf("login attempt to %s failed with status: %d %s: %w",
-			re.URL, re.Status, http.StatusText(re.Status), errdefs.ErrUnauthorized)
+		return worded(errdefs.ErrUnauthorized, err, "login attempt to %s failed with status: %d %s", re.URL, re.Status, http.StatusText(re.Status))
 	case code != "":
-		return fmt.Errorf("%s %q: %s: %w", methodName(re.Method), re.URL, codeText(code, msg), errdefs.ErrUnauthorized)
+		return worded(errdefs.ErrUnauthorized, err, "%s %q: %s", methodName(re.Method), re.URL, codeText(code, msg))
 	}
-	return fmt.Errorf("%s %q: unauthorized: %d %s: %w", methodName(re.Method), re.URL, re.Status, http.StatusText(re.Status), errdefs.ErrUnauthorized)
+	return worded(errdefs.ErrUnauthorized, err, "%s %q: unauthorized: %d %s", methodName(re.Method), re.URL, re.Status, http.StatusText(re.Status))
 }
 
 // methodName is Go's url.Error spelling of a method ("Get"), as Docker's
@@ -103,4 +101,18 @@ func or(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// wordedError says what Docker's daemon says and still wraps both the
+// cause and the class (errors.Is sees them; the text does not repeat them).
+type wordedError struct {
+	msg  string
+	errs []error
+}
+
+func (e *wordedError) Error() string   { return e.msg }
+func (e *wordedError) Unwrap() []error { return e.errs }
+
+func worded(class, cause error, format string, args ...any) error {
+	return &wordedError{msg: fmt.Sprintf(format, args...), errs: []error{class, cause}}
 }

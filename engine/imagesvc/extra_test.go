@@ -81,6 +81,9 @@ func TestRegistryErrors(t *testing.T) {
 			if tc.class != nil && !errors.Is(got, tc.class) || tc.class == nil && classOf(got) != nil {
 				t.Errorf("class of %v: want %v", got, tc.class)
 			}
+			if re := new(registry.Error); errors.As(tc.err, &re) && !errors.As(got, &re) {
+				t.Errorf("%v: the registry's answer is no longer wrapped", got)
+			}
 			if !strings.Contains(got.Error(), tc.msg) {
 				t.Errorf("message %q, want %q", got, tc.msg)
 			}
@@ -107,6 +110,9 @@ func TestRegistryErrors(t *testing.T) {
 			got := loginError(tc.err, "localhost:5000")
 			if tc.class != nil && !errors.Is(got, tc.class) || tc.class == nil && classOf(got) != nil {
 				t.Errorf("class of %v: want %v", got, tc.class)
+			}
+			if re := new(registry.Error); errors.As(tc.err, &re) && !errors.As(got, &re) {
+				t.Errorf("%v: the registry's answer is no longer wrapped", got)
 			}
 			if !strings.Contains(got.Error(), tc.msg) {
 				t.Errorf("message %q, want %q", got, tc.msg)
