@@ -304,7 +304,10 @@ func cmdInspect(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	for _, ref := range fs.Args() {
 		var v map[string]any
 		err := fmt.Errorf("Error: No such object: %s", ref)
-		if *typ == "" || *typ == "container" {
+		// A container name or ID has no '/', ':' or '@'; an image
+		// reference with them ("reg:5000/x:1", "x@sha256:…") goes to
+		// the images.
+		if (*typ == "" && !strings.ContainsAny(ref, "/:@")) || *typ == "container" {
 			if e := cl.call(ctx, "GET", "/containers/"+ref+"/json", nil, nil, &v); e == nil {
 				err = nil
 			} else if !isNotFound(e) {

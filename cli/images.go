@@ -16,6 +16,7 @@ func cmdImages(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	fs := newFlags("images", c)
 	quiet := fs.BoolP("quiet", "q", false, "only show image IDs")
 	noTrunc := fs.Bool("no-trunc", false, "don't truncate output")
+	digests := fs.Bool("digests", false, "show digests")
 	fs.BoolP("all", "a", false, "show all images")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -31,22 +32,85 @@ func cmdImages(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	if *digests {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+	} else {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	}
 	for _, i := range list {
-		tags := i.RepoTags
-		if len(tags) == 0 {
-			tags = []string{"<none>:<none>"}
-		}
-		for _, t := range tags {
-			k := strings.LastIndex(t, ":")
-			repo, tag := t, "<none>"
-			if k > strings.LastIndex(t, "/") {
-				repo, tag = t[:k], t[k+1:]
+		for _, r := range imageRows(i, *digests) {
+			if *digests {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t", r.repo, r.tag, r.digest)
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t", r.repo, r.tag)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", repo, tag, trunc(i.ID, !*noTrunc), ago(i.Created), decSize(i.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", trunc(i.ID, !*noTrunc), ago(i.Created), decSize(i.Size))
 		}
 	}
 	return tw.Flush()
+}
+
+type imageRow struct{ repo, tag, digest string }
+
+// imageRows are an image's lines in docker images, as the docker CLI makes
+// them: one per tag (per tag and digest of its repository with digests),
+// then one per repository that has only digests, or one <none> line.
+func imageRows(i types.ImageSummary, withDigests bool) []imageRow {
+	var repos []string
+	tags := map[string][]string{}
+	for _, t := range i.RepoTags {
+		repo, tag := splitRef(t)
+		if tag == "" || strings.Contains(t, "@") {
+			continue
+		}
+		if tags[repo] == nil {
+			repos = append(repos, repo)
+		}
+		tags[repo] = append(tags[repo], tag)
+	}
+	var digestRepos []string
+	digests := map[string][]string{}
+	for _, d := range i.RepoDigests {
+		repo, dg, ok := strings.Cut(d, "@")
+		if !ok {
+			continue
+		}
+		if digests[repo] == nil {
+			digestRepos = append(digestRepos, repo)
+		}
+		digests[repo] = append(digests[repo], dg)
+	}
+	var rows []imageRow
+	for _, repo := range repos {
+		ds := digests[repo]
+		delete(digests, repo) // shown with the tags, not on their own
+		for _, tag := range tags[repo] {
+			if !withDigests || len(ds) == 0 {
+				rows = append(rows, imageRow{repo, tag, "<none>"})
+				continue
+			}
+			for _, d := range ds {
+				rows = append(rows, imageRow{repo, tag, d})
+			}
+		}
+	}
+	for _, repo := range digestRepos {
+		ds, ok := digests[repo]
+		if !ok {
+			continue
+		}
+		if !withDigests {
+			rows = append(rows, imageRow{repo, "<none>", ""})
+			continue
+		}
+		for _, d := range ds {
+			rows = append(rows, imageRow{repo, "<none>", d})
+		}
+	}
+	if len(rows) == 0 {
+		rows = append(rows, imageRow{"<none>", "<none>", "<none>"})
+	}
+	return rows
 }
 
 // progress prints a JSON progress stream (see renderProgress) and returns

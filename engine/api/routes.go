@@ -487,10 +487,10 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 	if q.Get("fromSrc") != "" && q.Get("fromSrc") != "-" {
 		return fmt.Errorf("import from a URL is not supported, only fromSrc=-: %w", errdefs.ErrNotImplemented)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(200)
-	fw := newFlushWriter(w)
 	if q.Get("fromSrc") == "-" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		fw := newFlushWriter(w)
 		target := q.Get("repo")
 		if tag := q.Get("tag"); tag != "" {
 			target += ":" + tag
@@ -504,7 +504,32 @@ func (s *Server) imageCreate(w http.ResponseWriter, r *http.Request) error {
 			ref += ":" + tag
 		}
 	}
-	return s.streamErr(w, s.images.Pull(authContext(r), ref, fw))
+	// The status line waits for the first progress message: a pull that
+	// fails before any (unknown repository or manifest, refused
+	// credential) is answered with its own status, as Docker does.
+	lw := &lazyStream{w: w}
+	err := s.images.Pull(authContext(r), ref, lw)
+	if !lw.started {
+		return err
+	}
+	return s.streamErr(w, err)
+}
+
+// lazyStream starts a 200 JSON stream on its first write.
+type lazyStream struct {
+	w       http.ResponseWriter
+	fw      io.Writer
+	started bool
+}
+
+func (l *lazyStream) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", "application/json")
+		l.w.WriteHeader(200)
+		l.fw = newFlushWriter(l.w)
+	}
+	return l.fw.Write(p)
 }
 
 // streamErr reports an error inside an already-started progress stream,

@@ -130,6 +130,10 @@ func statusOf(err error) int {
 		return http.StatusNotImplemented
 	case errors.Is(err, errdefs.ErrNotModified):
 		return http.StatusNotModified
+	case errors.Is(err, errdefs.ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, errdefs.ErrForbidden):
+		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
 }
@@ -147,7 +151,8 @@ func writeError(w http.ResponseWriter, err error) {
 // found"), so the CLI prints what Docker would.
 func errMessage(err error) string {
 	msg := err.Error()
-	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrNotModified, errdefs.ErrNotImplemented} {
+	for _, c := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalid, errdefs.ErrNotModified, errdefs.ErrNotImplemented,
+		errdefs.ErrUnauthorized, errdefs.ErrForbidden} {
 		msg = strings.TrimSuffix(msg, ": "+c.Error())
 	}
 	return msg

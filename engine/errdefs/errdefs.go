@@ -16,4 +16,8 @@ var (
 	ErrNotImplemented = errors.New("not implemented")
 	// ErrNotModified: the object is already in the asked state (304).
 	ErrNotModified = errors.New("not modified")
+	// ErrUnauthorized: a registry refused the credential (401).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrForbidden: a registry denied access with a valid credential (403).
+	ErrForbidden = errors.New("forbidden")
 )

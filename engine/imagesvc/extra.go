@@ -201,7 +201,7 @@ func (i *Images) Login(ctx context.Context, a types.AuthConfig) (*types.AuthResp
 		c = registry.New(i.RegistryOptions)
 	}
 	if err := c.Login(ctx, host, credentialOf(a)); err != nil {
-		return nil, fmt.Errorf("login to %s failed: %w", host, err)
+		return nil, loginError(err, host)
 	}
 	return &types.AuthResponse{Status: "Login Succeeded"}, nil
 }

@@ -67,6 +67,8 @@ func classify(err error, what string) error {
 		return fmt.Errorf("no such image: %s: %w", what, errdefs.ErrNotFound)
 	case errors.Is(err, service.ErrConflict):
 		return fmt.Errorf("%v: %w", err, errdefs.ErrConflict)
+	case errors.Is(err, service.ErrInvalid):
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
 	return err
 }
@@ -91,7 +93,7 @@ func (i *Images) List(ctx context.Context) ([]types.ImageSummary, error) {
 		if img.Config.Created != nil {
 			created = img.Config.Created.Unix()
 		}
-		out = append(out, types.ImageSummary{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: []string{},
+		out = append(out, types.ImageSummary{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: familiar(img.RepoDigests),
 			Created: created, Size: img.Size, SharedSize: -1, Labels: img.Config.Config.Labels, Containers: -1})
 	}
 	return out, nil
@@ -108,7 +110,7 @@ func (i *Images) Inspect(ctx context.Context, ref string) (*types.ImageInspect, 
 	if img.Config.Created != nil {
 		created = *img.Config.Created
 	}
-	return &types.ImageInspect{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: []string{},
+	return &types.ImageInspect{ID: string(img.ID), RepoTags: familiar(img.Names), RepoDigests: familiar(img.RepoDigests),
 		Created: created.Format("2006-01-02T15:04:05.999999999Z07:00"), Architecture: img.Config.Architecture, Os: img.Config.OS,
 		Size: img.Size, Config: &types.Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint,
 			WorkingDir: c.WorkingDir, Labels: c.Labels, StopSignal: c.StopSignal}}, nil
@@ -124,11 +126,19 @@ func (i *Images) Pull(ctx context.Context, ref string, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 	}
-	tag := name[strings.LastIndex(name, ":")+1:]
-	// Familiar before cutting the tag: a name without one would get ":latest".
-	emit(w, types.JSONMessage{Status: "Pulling from " + strings.TrimSuffix(service.Familiar(name), ":"+tag), ID: tag})
+	pr, _ := reference.Parse(name)
+	tag := pr.Tag
+	if tag == "" {
+		tag = pr.Digest.String()
+	}
 	tick := newThrottle(100 * time.Millisecond)
-	id, err := i.S.Pull(i.withClient(ctx, name), name, ocispec.Platform{}, func(p service.Progress) {
+	pulled, err := i.S.PullImage(i.withClient(ctx, name), name, ocispec.Platform{}, func(p service.Progress) {
+		if p.Status == "resolved" {
+			// Only now, as Docker: a pull that fails to resolve has
+			// written nothing and is answered with its own status.
+			emit(w, types.JSONMessage{Status: "Pulling from " + pr.FamiliarName(), ID: tag})
+			return
+		}
 		if p.Status == "downloading" && p.Current < p.Total && !tick.due(string(p.Layer)) {
 			return
 		}
@@ -144,9 +154,10 @@ func (i *Images) Pull(ctx context.Context, ref string, w io.Writer) error {
 		emit(w, m)
 	})
 	if err != nil {
-		return classify(err, ref)
+		return pullError(err, name)
 	}
-	emit(w, types.JSONMessage{Status: "Digest: " + string(id)})
+	_, repoDigest, _ := strings.Cut(pulled.RepoDigest, "@")
+	emit(w, types.JSONMessage{Status: "Digest: " + repoDigest})
 	emit(w, types.JSONMessage{Status: "Status: Downloaded newer image for " + service.Familiar(name)})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -128,6 +129,53 @@ func TestLoadRejects(t *testing.T) {
 			}
 			if ents, _ := os.ReadDir(filepath.Join(root, "snapshots", "snapshots")); len(ents) != 0 {
 				t.Fatalf("left %d snapshot dirs", len(ents))
+			}
+		})
+	}
+}
+
+// TestLoadParallelLayers: layers unpack in the background; a bad layer
+// among good ones fails the load with its own error (not a cancellation),
+// and no staging directory or ingest is left behind.
+func TestLoadParallelLayers(t *testing.T) {
+	good := func(n string) []byte { return tarOf(t, map[string][]byte{n: []byte(n)}, n) }
+	bad := tarOf(t, map[string][]byte{"../escape": []byte("x")}, "../escape")
+	for _, tc := range []struct {
+		name   string
+		layers [][]byte
+		err    error
+	}{
+		{"good", [][]byte{good("a"), good("b"), good("c"), good("d"), good("e")}, nil},
+		{"bad in the middle", [][]byte{good("a"), good("b"), bad, good("d"), good("e")}, unpack.ErrUnsafe},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string][]byte{}
+			var order, paths []string
+			var diffIDs []digest.Digest
+			for _, l := range tc.layers {
+				p := "blobs/sha256/" + digest.FromBytes(l).Encoded()
+				files[p] = l
+				order, paths = append(order, p), append(paths, p)
+				diffIDs = append(diffIDs, digest.FromBytes(l))
+			}
+			cfg, _ := json.Marshal(ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}})
+			man, _ := json.Marshal([]dockerManifest{{Config: "c.json", RepoTags: []string{"p:1"}, Layers: paths}})
+			files["c.json"], files["manifest.json"] = cfg, man
+			root := t.TempDir()
+			cs, sn := stores(t, root)
+			defer sn.Close()
+			imgs, err := Load(context.Background(), bytes.NewReader(tarOf(t, files, append(order, "c.json", "manifest.json")...)), cs, sn, unpack.Options{})
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("Load: %v, want %v", err, tc.err)
+				}
+			} else if err != nil || len(imgs) != 1 {
+				t.Fatalf("Load: %+v, %v", imgs, err)
+			}
+			staging, _ := filepath.Glob(filepath.Join(root, "snapshots", "snapshots", "staging-*"))
+			ingest, _ := os.ReadDir(filepath.Join(root, "content", "ingest"))
+			if len(staging) != 0 || len(ingest) != 0 {
+				t.Errorf("left behind: staging %v, ingest %d", staging, len(ingest))
 			}
 		})
 	}

@@ -4,8 +4,11 @@
 // layouts, and imports plain rootfs tarballs.
 //
 // Load reads the archive once, front to back: each layer entry is hashed
-// into the content store and unpacked into a staging directory at the same
-// time, before the manifest (usually last) says which image it belongs to.
+// into the content store, then unpacked from there into a staging
+// directory by a goroutine of its own while the next entries are read
+// (layers unpack in parallel, each inflated by its own core), before the
+// manifest (usually last) says which image it belongs to. Import, with its
+// single layer, unpacks while it stores instead.
 package archive
 
 import (
@@ -19,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -26,6 +30,7 @@ import (
 	"github.com/estiba/estiba/image/unpack"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // Blobs is the content store as Load and Save use it.
@@ -68,6 +73,11 @@ type loader struct {
 	opts   unpack.Options
 	files  map[string][]byte // small metadata entries by archive path
 	loaded map[string]*layerEntry
+
+	// unpacks run layer unpacks in the background (Load); nil unpacks
+	// inline (Import). Entries' res and desc are read only after Wait.
+	unpacks *errgroup.Group
+	slots   chan struct{}
 }
 
 // Load reads an archive from r, storing blobs and layer snapshots, and
@@ -75,7 +85,7 @@ type loader struct {
 func Load(ctx context.Context, r io.Reader, blobs Blobs, layers Layers, opts unpack.Options) ([]Image, error) {
 	l := &loader{blobs: blobs, layers: layers, opts: opts, files: map[string][]byte{}, loaded: map[string]*layerEntry{}}
 	defer l.cleanup()
-	if err := l.read(ctx, r); err != nil {
+	if err := l.readParallel(ctx, r); err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	var imgs []Image
@@ -102,6 +112,19 @@ func (l *loader) cleanup() {
 	}
 }
 
+// readParallel is read with layers unpacked in the background; it returns
+// once every unpack has finished (so cleanup never races one).
+func (l *loader) readParallel(ctx context.Context, r io.Reader) error {
+	g, gctx := errgroup.WithContext(ctx)
+	l.unpacks = g
+	l.slots = make(chan struct{}, max(2, min(runtime.NumCPU(), 4)))
+	err := l.read(gctx, r)
+	if werr := g.Wait(); err == nil || errors.Is(err, context.Canceled) && werr != nil {
+		err = werr
+	}
+	return err
+}
+
 func (l *loader) read(ctx context.Context, r io.Reader) error {
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<20))
 	for {
@@ -121,6 +144,9 @@ func (l *loader) read(ctx context.Context, r io.Reader) error {
 			continue
 		}
 		name := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if err := ctx.Err(); err != nil {
+			return err // an unpack failed
+		}
 		if err := l.entry(ctx, name, hdr.Size, tr); err != nil {
 			return fmt.Errorf("archive entry %s: %w", name, err)
 		}
@@ -131,6 +157,9 @@ func (l *loader) entry(ctx context.Context, name string, size int64, r io.Reader
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(512)
 	if isLayer(head) {
+		if l.unpacks != nil {
+			return l.layerBackground(ctx, name, size, br)
+		}
 		return l.layer(ctx, name, size, br)
 	}
 	if size > maxJSON {
@@ -214,6 +243,90 @@ func (l *loader) layer(ctx context.Context, name string, size int64, r io.Reader
 	}
 	e.desc.Digest = d
 	return err
+}
+
+// layerBackground stores the entry as a blob, then unpacks the stored blob
+// into a staging dir in the background (bounded by l.slots). The unpack
+// reads the verified blob, not the archive: a layer whose blob was already
+// stored is not written again.
+func (l *loader) layerBackground(ctx context.Context, name string, size int64, r io.Reader) error {
+	want := ocispec.Descriptor{Digest: expectedDigest(name), Size: size}
+	staging, err := l.layers.StagingDir()
+	if err != nil {
+		return err
+	}
+	e := &layerEntry{staging: staging}
+	l.loaded[name] = e
+	d, err := storeBlob(ctx, l.blobs, want, r)
+	if err != nil {
+		return err
+	}
+	e.desc = ocispec.Descriptor{Size: size, Digest: d}
+	l.unpacks.Go(func() error {
+		if err := acquire(ctx, l.slots); err != nil {
+			return err
+		}
+		defer func() { <-l.slots }()
+		ra, err := l.blobs.ReaderAt(ctx, e.desc)
+		if err != nil {
+			return err
+		}
+		defer ra.Close()
+		e.res, err = unpack.Apply(ctx, io.NewSectionReader(ra, 0, ra.Size()), staging, l.opts)
+		if err != nil {
+			return fmt.Errorf("archive entry %s: %w", name, err)
+		}
+		e.desc.MediaType = layerMediaType(e.res.Compression)
+		return nil
+	})
+	return nil
+}
+
+// storeBlob writes r as a blob (verified against want's digest and size
+// when set) and returns its digest; an already stored blob is not written
+// again (r is drained).
+func storeBlob(ctx context.Context, blobs Blobs, want ocispec.Descriptor, r io.Reader) (digest.Digest, error) {
+	ref := want.Digest.String()
+	if ref == "" {
+		ref = content.TemporaryRefPrefix + "load-" + randHex()
+	}
+	w, err := blobs.Writer(ctx, ref, want)
+	if errors.Is(err, content.ErrAlreadyExists) {
+		_, err = io.Copy(io.Discard, r)
+		return want.Digest, err
+	}
+	if err != nil {
+		return "", err
+	}
+	if w.Offset() != 0 {
+		// A partial ingest of an earlier load: this archive has all of it.
+		w.Abort()
+		if w, err = blobs.Writer(ctx, ref, want); err != nil {
+			return "", err
+		}
+	}
+	if _, err := io.CopyBuffer(w, r, make([]byte, 1<<20)); err != nil {
+		w.Abort()
+		return "", err
+	}
+	d, err := w.Commit(ctx)
+	if errors.Is(err, content.ErrAlreadyExists) {
+		err = nil
+	}
+	if err != nil {
+		w.Abort()
+		return "", err
+	}
+	return d, nil
+}
+
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func layerMediaType(c unpack.Compression) string {

@@ -3,12 +3,21 @@
 // The bbolt schema (root/images.db), version in v1/version:
 //
 //	v1/
-//	├── version                 "1"
+//	├── version                 "2"
 //	├── images/
 //	│   └── <image id>          JSON Record: manifest descriptor, created
 //	│                           (image id = config digest, as Docker's)
 //	└── names/
-//	    └── <normalized ref>    image id
+//	    └── <normalized ref>    image id; a ref is a tag (name:tag) or a
+//	                            repository digest (name@sha256:…, the
+//	                            manifest or index digest a registry serves
+//	                            the image under, as Docker's RepoDigests)
+//
+// Schema versions: "1" recorded digest references only for pulls by digest;
+// "2" records one on every pull and push. A version-1 store is valid as
+// version 2 (its digest references were already repository digests) and is
+// upgraded in place by writing the new version; a store of a newer version
+// is refused, so an older binary never misreads it.
 //
 // An image record is written only after all its blobs and snapshots are
 // committed and synced, so a listed image is always complete.
@@ -50,6 +59,9 @@ var (
 	kVersion = []byte("version")
 )
 
+// schemaVersion is the version Open writes; see the package comment.
+const schemaVersion = "2"
+
 // Open opens root/images.db, creating it.
 func Open(root string) (*Store, error) {
 	db, err := bolt.Open(filepath.Join(root, "images.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
@@ -64,10 +76,14 @@ func Open(root string) (*Store, error) {
 		if err != nil {
 			return err
 		}
-		if v := v1.Get(kVersion); v != nil && string(v) != "1" {
-			return fmt.Errorf("unknown schema version %q", v)
+		switch v := v1.Get(kVersion); string(v) {
+		case "", "1", schemaVersion:
+		default:
+			return fmt.Errorf("unknown schema version %q (this binary knows up to %s)", v, schemaVersion)
 		}
-		v1.Put(kVersion, []byte("1"))
+		if err := v1.Put(kVersion, []byte(schemaVersion)); err != nil {
+			return err
+		}
 		if _, err := v1.CreateBucketIfNotExists(bImages); err != nil {
 			return err
 		}

@@ -30,11 +30,12 @@ func DockerConfigPath() (string, error) {
 	return filepath.Join(home, ".docker", "config.json"), nil
 }
 
-// DockerConfig is a Docker CLI config file seen as a CredentialStore. It
-// reads inline credentials ("auths" entries with base64 "auth", or
-// username/password, or identitytoken); credential helpers (credsStore,
-// credHelpers) are not supported and say so. Store and Remove rewrite the
-// file atomically with mode 0600, keeping every other setting in it.
+// DockerConfig is a Docker CLI config file seen as a CredentialStore. As the
+// docker CLI, it asks a credential helper when one is configured for the
+// host (credHelpers, else credsStore; see credHelper), else reads inline
+// credentials ("auths" entries with base64 "auth", or username/password, or
+// identitytoken). Store and Remove go through the same helper, or rewrite
+// the file atomically with mode 0600, keeping every other setting in it.
 type DockerConfig struct {
 	path string
 
@@ -86,8 +87,12 @@ func LoadDockerConfig(path string) (*DockerConfig, error) {
 func (c *DockerConfig) Credential(host string) (Credential, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if h, ok := c.credHelpers[host]; ok {
-		return Credential{}, fmt.Errorf("credential helper %q (credHelpers in %s): %w; log in with estiba login instead", h, c.path, ErrUnsupported)
+	if h, ok := c.helper(host); ok {
+		cred, err := h.get(configKey(host))
+		if err != nil {
+			return Credential{}, fmt.Errorf("credentials for %s (%s): %w", host, c.path, err)
+		}
+		return cred, nil
 	}
 	key, e, ok := c.lookup(host)
 	if ok {
@@ -99,10 +104,23 @@ func (c *DockerConfig) Credential(host string) (Credential, error) {
 			return cred, nil
 		}
 	}
-	if c.credsStore != "" {
-		return Credential{}, fmt.Errorf("credential store %q (credsStore in %s): %w; log in with estiba login instead", c.credsStore, c.path, ErrUnsupported)
-	}
 	return Credential{}, nil
+}
+
+// helper is the credential helper for host: credHelpers names one per
+// registry (keyed by host name; Docker Hub's is "index.docker.io"), else
+// credsStore one for all.
+func (c *DockerConfig) helper(host string) (credHelper, bool) {
+	want := normaliseKey(configKey(host))
+	for k, name := range c.credHelpers {
+		if name != "" && normaliseKey(k) == want {
+			return credHelper{name: name}, true
+		}
+	}
+	if c.credsStore != "" {
+		return credHelper{name: c.credsStore}, true
+	}
+	return credHelper{}, false
 }
 
 func (e authEntry) credential() (Credential, error) {
@@ -157,14 +175,20 @@ func normaliseKey(k string) string {
 }
 
 // Store saves cred for host, for `estiba login`.
+// With a credential helper the secret goes to the helper, and the file
+// keeps an empty "auths" entry for host, as the docker CLI writes.
 func (c *DockerConfig) Store(host string, cred Credential) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.credsStore != "" || c.credHelpers[host] != "" {
-		return fmt.Errorf("store credentials for %s: %s configures a credential helper: %w", host, c.path, ErrUnsupported)
-	}
 	if key, _, ok := c.lookup(host); ok {
 		delete(c.auths, key)
+	}
+	if h, ok := c.helper(host); ok {
+		if err := h.store(configKey(host), cred); err != nil {
+			return fmt.Errorf("store credentials for %s: %w", host, err)
+		}
+		c.auths[configKey(host)] = authEntry{}
+		return c.save()
 	}
 	e := authEntry{IdentityToken: cred.IdentityToken}
 	if cred.Username != "" || cred.Password != "" {
@@ -179,8 +203,19 @@ func (c *DockerConfig) Store(host string, cred Credential) error {
 func (c *DockerConfig) Remove(host string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var herr error
+	h, helped := c.helper(host)
+	if helped {
+		herr = h.erase(configKey(host))
+		if herr != nil && !errors.Is(herr, ErrNotFound) {
+			return fmt.Errorf("remove credentials for %s: %w", host, herr)
+		}
+	}
 	key, _, ok := c.lookup(host)
 	if !ok {
+		if helped && herr == nil {
+			return nil
+		}
 		return fmt.Errorf("credentials for %s: %w", host, ErrNotFound)
 	}
 	delete(c.auths, key)

@@ -4,9 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/estiba/estiba/image/registry/registrytest"
 )
 
 func writeConfig(t *testing.T, content string) string {
@@ -25,7 +30,7 @@ func TestDockerConfigCredential(t *testing.T) {
 		"https://old.example:5000/v1/":{"username":"u2","password":"p2"},
 		"tok.example":{"identitytoken":"refresh"},
 		"bad.example":{"auth":"!!!"}
-	},"credHelpers":{"ecr.example":"ecr-login"},"psFormat":"table"}`)
+	},"credHelpers":{"ecr.example":"estiba-missing-helper"},"psFormat":"table"}`)
 	cfg, err := LoadDockerConfig(p)
 	if err != nil {
 		t.Fatal(err)
@@ -39,13 +44,13 @@ func TestDockerConfigCredential(t *testing.T) {
 		{"old.example:5000", Credential{Username: "u2", Password: "p2"}, nil},
 		{"tok.example", Credential{IdentityToken: "refresh"}, nil},
 		{"other.example", Credential{}, nil},
-		{"ecr.example", Credential{}, ErrUnsupported},
+		{"ecr.example", Credential{}, exec.ErrNotFound}, // its helper is not installed
 		{"bad.example", Credential{}, errors.New("any")},
 	}
 	for _, tt := range tests {
 		got, err := cfg.Credential(tt.host)
 		if tt.err != nil {
-			if err == nil || (tt.err == ErrUnsupported && !errors.Is(err, ErrUnsupported)) {
+			if err == nil || (tt.err == exec.ErrNotFound && !errors.Is(err, exec.ErrNotFound)) {
 				t.Errorf("Credential(%s) = %v, want error %v", tt.host, err, tt.err)
 			}
 			continue
@@ -56,16 +61,73 @@ func TestDockerConfigCredential(t *testing.T) {
 	}
 }
 
-func TestDockerConfigCredsStore(t *testing.T) {
-	cfg, err := LoadDockerConfig(writeConfig(t, `{"auths":{"a.example":{}},"credsStore":"desktop"}`))
+// TestDockerConfigHelpers drives a real helper program (a script speaking
+// the docker-credential-helpers protocol): credsStore for every registry,
+// credHelpers overriding it per registry, inline auths ignored for a host
+// a helper serves (as the docker CLI does).
+func TestDockerConfigHelpers(t *testing.T) {
+	h := registrytest.NewCredHelper(t)
+	p := writeConfig(t, `{"auths":{"a.example":{"auth":"`+base64.StdEncoding.EncodeToString([]byte("inline:pw"))+`"}},
+		"credsStore":"`+h.Name+`","credHelpers":{"b.example":"estiba-missing-helper","index.docker.io":"`+h.Name+`"}}`)
+	cfg, err := LoadDockerConfig(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cfg.Credential("a.example"); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("credsStore lookup: %v, want ErrUnsupported", err)
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		{"store a", func() error { return cfg.Store("a.example", Credential{Username: "u", Password: "p"}) }},
+		{"store hub token", func() error { return cfg.Store("docker.io", Credential{Username: "me", IdentityToken: "idt"}) }},
+		{"store b: helper missing", func() error {
+			if err := cfg.Store("b.example", Credential{Username: "x", Password: "y"}); !errors.Is(err, exec.ErrNotFound) {
+				return fmt.Errorf("store through a missing helper: %v", err)
+			}
+			return nil
+		}},
 	}
-	if err := cfg.Store("a.example", Credential{Username: "u", Password: "p"}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Store with credsStore: %v, want ErrUnsupported", err)
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+	}
+	if got := h.Stored(t, "a.example"); got != `{"ServerURL":"a.example","Username":"u","Secret":"p"}` {
+		t.Errorf("helper holds %q for a.example", got)
+	}
+	if got := h.Stored(t, "https://index.docker.io/v1/"); !strings.Contains(got, `"Username":"<token>","Secret":"idt"`) {
+		t.Errorf("helper holds %q for docker hub", got)
+	}
+	data, _ := os.ReadFile(p)
+	if strings.Contains(string(data), "inline") || strings.Contains(string(data), "idt") {
+		t.Errorf("secrets left in the file: %s", data)
+	}
+	again, err := LoadDockerConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host string
+		want Credential
+	}{
+		{"a.example", Credential{Username: "u", Password: "p"}},
+		{"docker.io", Credential{IdentityToken: "idt"}},
+		{"c.example", Credential{}}, // the helper has none: anonymous, no error
+	} {
+		if got, err := again.Credential(tc.host); err != nil || got != tc.want {
+			t.Errorf("Credential(%s) = %+v, %v; want %+v", tc.host, got, err, tc.want)
+		}
+	}
+	if err := again.Remove("a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Stored(t, "a.example") != "" {
+		t.Error("erase left the credential in the helper")
+	}
+	if err := again.Remove("a.example"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Remove: %v, want ErrNotFound", err)
+	}
+	if got := strings.Join(h.Calls(t), " "); got != "store store get get get erase erase" {
+		t.Errorf("helper calls %q", got)
 	}
 }
 

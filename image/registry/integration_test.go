@@ -329,3 +329,45 @@ func TestRegistryClientCertificate(t *testing.T) {
 	pushImage(t, ctx, c, ref, im)
 	pullAndCheck(t, ctx, c, ref, im, amd64)
 }
+
+// TestRegistryCredHelper: login stores through a credential helper
+// (credsStore), push and pull against a real htpasswd registry take the
+// credential from it, logout erases it and the next push is refused.
+func TestRegistryCredHelper(t *testing.T) {
+	h := registrytest.NewCredHelper(t)
+	reg := registrytest.Start(t, registrytest.Options{Auth: registrytest.AuthBasic})
+	ctx := testContext(t)
+	ref := mustRef(t, reg.Host+"/helped/app:v1")
+	im := registrytest.NewImage(t, amd64, 2, 4096)
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(`{"credsStore":"`+h.Name+`"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := registry.LoadDockerConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := registry.Credential{Username: reg.Username, Password: reg.Password}
+	if err := registry.New(registry.Options{}).Login(ctx, reg.Host, cred); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if err := cfg.Store(reg.Host, cred); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(path); strings.Contains(string(data), reg.Password) {
+		t.Fatalf("password written to the config file: %s", data)
+	}
+	c := registry.New(registry.Options{Credentials: cfg})
+	pushImage(t, ctx, c, ref, im)
+	pullAndCheck(t, ctx, c, ref, im, amd64)
+	if err := cfg.Remove(reg.Host); err != nil {
+		t.Fatal(err)
+	}
+	if h.Stored(t, reg.Host) != "" {
+		t.Fatal("logout left the credential in the helper")
+	}
+	c = registry.New(registry.Options{Credentials: cfg})
+	if err := c.PushBlob(ctx, ref, im.Config.Desc, bytes.NewReader(im.Config.Data)); !errors.Is(err, registry.ErrUnauthorized) {
+		t.Fatalf("push after logout: %v, want ErrUnauthorized", err)
+	}
+}

@@ -61,7 +61,8 @@ func (s *Service) History(ctx context.Context, ref string) ([]HistoryEntry, erro
 		out[i], out[j] = out[j], out[i]
 	}
 	if len(out) > 0 {
-		out[0].ID, out[0].Names = r.ID, r.Names
+		out[0].ID = r.ID
+		out[0].Names, _ = splitNames(r.Names)
 	}
 	return out, nil
 }
@@ -80,7 +81,8 @@ func (s *Service) PruneImages(ctx context.Context, all bool) ([]Removed, int64, 
 	}
 	var out []Removed
 	for _, r := range recs {
-		if (len(r.Names) > 0 && !all) || len(s.users(ctx, r)) > 0 {
+		// Dangling, as for docker image prune: no tag (digests don't count).
+		if tags, _ := splitNames(r.Names); (len(tags) > 0 && !all) || len(s.users(ctx, r)) > 0 {
 			continue
 		}
 		if err := s.meta.Delete(r.ID); err != nil {

@@ -21,7 +21,7 @@ import (
 // Progress is one event of a pull or push, for the CLI/API to render.
 type Progress struct {
 	Layer   digest.Digest
-	Status  string // "exists", "waiting", "downloading", "downloaded", "extracting", "done"
+	Status  string // "resolved" (once, no Layer: manifest served), then per layer "exists", "waiting", "downloading", "downloaded", "extracting", "done"
 	Current int64  // bytes so far (downloading)
 	Total   int64
 }
@@ -38,14 +38,28 @@ const (
 // committed bottom up. A layer downloaded from its first byte is unpacked
 // while it streams in. progress may be nil; it is called from one goroutine
 // at a time. A pull killed at any point leaves no listed image, and the next
-// pull resumes partial downloads.
+// pull resumes partial downloads. It returns the image ID.
 func (s *Service) Pull(ctx context.Context, ref string, platform ocispec.Platform, progress func(Progress)) (digest.Digest, error) {
+	p, err := s.PullImage(ctx, ref, platform, progress)
+	return p.ID, err
+}
+
+// Pulled is what PullImage stored.
+type Pulled struct {
+	ID digest.Digest
+	// RepoDigest is the repository digest recorded for the image
+	// (name@sha256:…, the digest of the manifest or index ref resolved to).
+	RepoDigest string
+}
+
+// PullImage is Pull, also returning the repository digest it recorded.
+func (s *Service) PullImage(ctx context.Context, ref string, platform ocispec.Platform, progress func(Progress)) (Pulled, error) {
 	if s.opts.Registry == nil {
-		return "", errors.New("pull: no registry client configured")
+		return Pulled{}, errors.New("pull: no registry client configured")
 	}
 	name, err := Normalize(ref)
 	if err != nil {
-		return "", err
+		return Pulled{}, fmt.Errorf("pull %s: %w: %w", ref, ErrInvalid, err)
 	}
 	if platform.OS == "" {
 		platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
@@ -53,14 +67,22 @@ func (s *Service) Pull(ctx context.Context, ref string, platform ocispec.Platfor
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	p := &puller{s: s, ref: name, reg: s.opts.Registry, report: serialize(progress)}
-	img, err := p.pull(ctx, platform)
+	img, top, err := p.pull(ctx, platform)
 	if err != nil {
-		return "", fmt.Errorf("pull %s: %w", ref, err)
+		return Pulled{}, fmt.Errorf("pull %s: %w", ref, err)
 	}
-	if err := s.record([]archive.Image{img}, name); err != nil {
-		return "", err
+	// Docker records name@<digest resolved> beside the tag: for a
+	// multi-platform image that is the index's digest, which pulls the same
+	// image again on this platform.
+	repoDigest := digestRef(name, top)
+	names := []string{repoDigest}
+	if !isDigestRef(name) {
+		names = append(names, name)
 	}
-	return img.ConfigDesc.Digest, nil
+	if err := s.record([]archive.Image{img}, names...); err != nil {
+		return Pulled{}, err
+	}
+	return Pulled{ID: img.ConfigDesc.Digest, RepoDigest: repoDigest}, nil
 }
 
 func serialize(fn func(Progress)) func(Progress) {
@@ -76,6 +98,7 @@ type puller struct {
 	ref    string
 	reg    Registry
 	report func(Progress)
+	top    digest.Digest // what ref resolved to
 }
 
 func (p *puller) open(desc ocispec.Descriptor) content.OpenFunc {
@@ -92,15 +115,23 @@ func (p *puller) small(ctx context.Context, desc ocispec.Descriptor) ([]byte, er
 	return archive.ReadBlob(ctx, p.s.content, desc)
 }
 
-func (p *puller) pull(ctx context.Context, platform ocispec.Platform) (archive.Image, error) {
+// pull fetches the image and returns it with the digest p.ref resolved to.
+func (p *puller) pull(ctx context.Context, platform ocispec.Platform) (archive.Image, digest.Digest, error) {
+	img, err := p.pullDesc(ctx, platform)
+	return img, p.top, err
+}
+
+func (p *puller) pullDesc(ctx context.Context, platform ocispec.Platform) (archive.Image, error) {
 	desc, err := p.reg.Resolve(ctx, p.ref)
 	if err != nil {
 		return archive.Image{}, err
 	}
+	p.top = desc.Digest
 	b, err := p.small(ctx, desc)
 	if err != nil {
 		return archive.Image{}, err
 	}
+	p.report(Progress{Status: "resolved"})
 	if desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == mediaDockerList {
 		if desc, err = choose(b, platform); err != nil {
 			return archive.Image{}, err

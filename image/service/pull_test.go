@@ -180,7 +180,7 @@ func TestPull(t *testing.T) {
 	if _, err := s.Pull(ctx, "example.com/big:1", ocispec.Platform{}, func(p Progress) { events = append(events, p) }); err != nil {
 		t.Fatal(err)
 	}
-	if events[0].Status != "exists" {
+	if events[0].Status != "resolved" || events[1].Status != "exists" {
 		t.Fatalf("repull events %+v", events)
 	}
 	if _, err := s.Remove(ctx, "example.com/big:1", false); err != nil {

@@ -19,6 +19,9 @@ func (s *Service) Push(ctx context.Context, ref string, progress func(Progress))
 	if err != nil {
 		return err
 	}
+	if isDigestRef(name) {
+		return fmt.Errorf("push %s: cannot push a digest reference: %w", ref, ErrInvalid)
+	}
 	r, err := s.resolve(name)
 	if err != nil {
 		return err
@@ -33,6 +36,11 @@ func (s *Service) Push(ctx context.Context, ref string, progress func(Progress))
 			return fmt.Errorf("push %s: %w", ref, err)
 		}
 		report(Progress{Layer: d.Digest, Status: "done", Current: d.Size, Total: d.Size})
+	}
+	// The registry now serves the manifest under its digest: record the
+	// repository digest, as docker push does.
+	if err := s.meta.Tag(r.ID, digestRef(name, r.Manifest.Digest)); err != nil {
+		return fmt.Errorf("push %s: record repository digest: %w", ref, err)
 	}
 	return nil
 }

@@ -35,6 +35,22 @@ func TestRegistryRoundTrip(t *testing.T) {
 	if id != ti.id() {
 		t.Fatalf("pulled %s, pushed %s", id, ti.id())
 	}
+	// Push and pull both record the manifest's digest as the repository
+	// digest, and it names the image.
+	pushed, err := src.Inspect(ctx, reg.Host+"/estiba/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := reg.Host + "/estiba/app@" + pushed.Manifest.Digest.String()
+	pulled, err := dst.Inspect(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []Image{pushed, pulled} {
+		if len(img.RepoDigests) != 1 || img.RepoDigests[0] != want || len(img.Names) != 1 {
+			t.Fatalf("names %v, repo digests %v; want [%s]", img.Names, img.RepoDigests, want)
+		}
+	}
 
 	// A multi-platform index: Pull picks the requested platform.
 	arm := ocispec.Platform{OS: "linux", Architecture: "arm64"}
@@ -60,5 +76,20 @@ func TestRegistryRoundTrip(t *testing.T) {
 	}
 	if id != imArm.Config.Desc.Digest {
 		t.Fatalf("pulled %s, want the arm64 config %s", id, imArm.Config.Desc.Digest)
+	}
+	// From an index, the repository digest is the index's (as Docker's),
+	// and pulling by it gives the same image without adding a tag.
+	byIndex := ref.Name() + "@" + idx.Desc.Digest.String()
+	img, err := dst.Inspect(ctx, ref.String())
+	if err != nil || len(img.RepoDigests) != 1 || img.RepoDigests[0] != byIndex {
+		t.Fatalf("repo digests %v, %v; want [%s]", img.RepoDigests, err, byIndex)
+	}
+	fresh := open(t, t.TempDir(), Options{Registry: c})
+	p, err := fresh.PullImage(ctx, byIndex, arm, nil)
+	if err != nil || p.ID != imArm.Config.Desc.Digest || p.RepoDigest != byIndex {
+		t.Fatalf("pull by digest: %+v, %v", p, err)
+	}
+	if img, err := fresh.Inspect(ctx, byIndex); err != nil || len(img.Names) != 0 {
+		t.Fatalf("pulled by digest: names %v, %v; want none", img.Names, err)
 	}
 }

@@ -49,6 +49,7 @@ import (
 var (
 	ErrNotFound = metadata.ErrNotFound
 	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid argument")
 )
 
 // Registry is the part of the registry client Pull uses.
@@ -116,11 +117,16 @@ func (s *Service) Close() error {
 // Image is an image as List and Inspect report it.
 type Image struct {
 	ID       digest.Digest // config digest
-	Names    []string      // normalized references
+	Names    []string      // normalized tags (name:tag)
 	Manifest ocispec.Descriptor
 	Config   ocispec.Image // includes History
 	Size     int64         // sum of layer blob sizes
 	Created  time.Time     // when stored here
+
+	// RepoDigests are the normalized repository digests (name@sha256:…):
+	// the manifest or index digest a registry served the image under on
+	// pull, or took it under on push.
+	RepoDigests []string
 }
 
 func (s *Service) image(ctx context.Context, r metadata.Record) (Image, error) {
@@ -136,7 +142,8 @@ func (s *Service) image(ctx context.Context, r metadata.Record) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	img := Image{ID: r.ID, Names: r.Names, Manifest: r.Manifest, Created: r.Created}
+	img := Image{ID: r.ID, Manifest: r.Manifest, Created: r.Created}
+	img.Names, img.RepoDigests = splitNames(r.Names)
 	if err := json.Unmarshal(cb, &img.Config); err != nil {
 		return Image{}, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
@@ -211,6 +218,9 @@ func (s *Service) Tag(ctx context.Context, src, target string) error {
 	if err != nil {
 		return err
 	}
+	if isDigestRef(n) {
+		return fmt.Errorf("tag %s: refusing to create a tag with a digest reference: %w", target, ErrInvalid)
+	}
 	return s.meta.Tag(r.ID, n)
 }
 
@@ -280,6 +290,9 @@ func (s *Service) Import(ctx context.Context, r io.Reader, name string, opts arc
 		if err != nil {
 			return "", err
 		}
+		if isDigestRef(n) {
+			return "", fmt.Errorf("import as %s: a digest reference is not a tag: %w", name, ErrInvalid)
+		}
 		names = append(names, n)
 	}
 	s.gc.RLock()
@@ -303,10 +316,13 @@ func (s *Service) Save(ctx context.Context, w io.Writer, refs []string) error {
 			return err
 		}
 		si := archive.SaveImage{Manifest: r.Manifest}
+		tags, _ := splitNames(r.Names)
 		if n, err := Normalize(ref); err == nil && contains(r.Names, n) {
-			si.Names = []string{Familiar(n)} // the name asked for, as docker does
+			if !isDigestRef(n) { // a digest is no RepoTag, as docker save
+				si.Names = []string{Familiar(n)} // the name asked for, as docker does
+			}
 		} else {
-			for _, n := range r.Names {
+			for _, n := range tags {
 				si.Names = append(si.Names, Familiar(n))
 			}
 		}
@@ -331,9 +347,11 @@ type Removed struct {
 }
 
 // Remove untags ref; an image left without names is deleted with the blobs
-// and snapshots nothing else uses. An image ID deletes the image and all its
-// names (with force when it has several). An image a container uses is not
-// deleted.
+// and snapshots nothing else uses. Removing a tag also drops the digest
+// references of its repository when no other tag of that repository
+// remains (as Docker does). An image ID deletes the image and all its names
+// when they are one repository's with at most one tag, else only with force.
+// An image a container uses is not deleted.
 func (s *Service) Remove(ctx context.Context, ref string, force bool) (Removed, error) {
 	r, err := s.resolve(ref)
 	if err != nil {
@@ -341,15 +359,25 @@ func (s *Service) Remove(ctx context.Context, ref string, force bool) (Removed, 
 	}
 	var out Removed
 	n, nerr := Normalize(ref)
-	byName := nerr == nil && contains(r.Names, n)
-	if byName && len(r.Names) > 1 {
-		if _, err := s.meta.Untag(n); err != nil {
-			return out, err
+	if nerr == nil && contains(r.Names, n) {
+		untag := []string{n}
+		if !isDigestRef(n) && !hasTagOf(r.Names, n) {
+			for _, d := range r.Names {
+				if isDigestRef(d) && repoOf(d) == repoOf(n) {
+					untag = append(untag, d)
+				}
+			}
 		}
-		out.Untagged = []string{n}
-		return out, nil
-	}
-	if !byName && len(r.Names) > 1 && !force {
+		if len(untag) < len(r.Names) {
+			for _, u := range untag {
+				if _, err := s.meta.Untag(u); err != nil {
+					return out, err
+				}
+			}
+			out.Untagged = untag
+			return out, nil
+		}
+	} else if !singleReference(r.Names) && !force {
 		return out, fmt.Errorf("image %s has several names %v (use force): %w", r.ID, r.Names, ErrConflict)
 	}
 	if users := s.users(ctx, r); len(users) > 0 && !force {
@@ -360,6 +388,31 @@ func (s *Service) Remove(ctx context.Context, ref string, force bool) (Removed, 
 	}
 	out.Untagged, out.Deleted = r.Names, []digest.Digest{r.ID}
 	return out, s.collect(ctx)
+}
+
+// hasTagOf reports whether names hold a tag of n's repository other than n.
+func hasTagOf(names []string, n string) bool {
+	for _, o := range names {
+		if o != n && !isDigestRef(o) && repoOf(o) == repoOf(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// singleReference is Docker's test for removing an image by ID without
+// force: all names of one repository, at most one of them a tag.
+func singleReference(names []string) bool {
+	tags := 0
+	for _, n := range names {
+		if repoOf(n) != repoOf(names[0]) {
+			return false
+		}
+		if !isDigestRef(n) {
+			tags++
+		}
+	}
+	return tags <= 1
 }
 
 // users lists container snapshots made from image r.
@@ -386,7 +439,7 @@ func (s *Service) Prune(ctx context.Context) ([]digest.Digest, error) {
 	}
 	var deleted []digest.Digest
 	for _, r := range recs {
-		if len(r.Names) == 0 && len(s.users(ctx, r)) == 0 {
+		if tags, _ := splitNames(r.Names); len(tags) == 0 && len(s.users(ctx, r)) == 0 {
 			if err := s.meta.Delete(r.ID); err != nil {
 				return deleted, err
 			}
