@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/estiba/estiba/engine"
@@ -20,7 +22,9 @@ import (
 	"github.com/estiba/estiba/image/registry"
 	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/image/snapshot"
+	"github.com/estiba/estiba/runtime/rootfs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Images serves the engine from an image service.
@@ -31,6 +35,11 @@ type Images struct {
 	// RegistryOptions build the per-request clients that carry a
 	// client's X-Registry-Auth credential.
 	RegistryOptions registry.Options
+	// Log receives the warning that idmapped layers are unsupported
+	// (slog.Default when nil).
+	Log *slog.Logger
+
+	noIDMap atomic.Bool // set once idmapped layers failed here
 }
 
 var _ engine.Images = (*Images)(nil)
@@ -232,13 +241,47 @@ func (i *Images) PrepareRootfs(ctx context.Context, imageID, key string) error {
 	return classify(err, imageID)
 }
 
-// MountRootfs mounts the container's snapshot on target.
-func (i *Images) MountRootfs(ctx context.Context, key, target string) error {
+// MountRootfs mounts the container's snapshot on target. With ids, the
+// image's layers are idmapped into the container's range (the layers are
+// shared and never chowned); where the kernel or the file system cannot,
+// it warns once and mounts them as they are: the image's files then show
+// as nobody (65534) in the container, which owns only its / and what it
+// writes.
+func (i *Images) MountRootfs(ctx context.Context, key, target string, ids *engine.IDRange) error {
 	ms, err := i.S.RootfsMounts(ctx, key)
 	if err != nil {
 		return err
 	}
-	return snapshot.MountAll(ms, target)
+	if ids == nil {
+		return snapshot.MountAll(ms, target)
+	}
+	if !i.noIDMap.Load() {
+		err := i.mountIDMapped(ms, target, ids)
+		if !errors.Is(err, snapshot.ErrIDMapUnsupported) {
+			return err
+		}
+		if !i.noIDMap.Swap(true) {
+			log := i.Log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("user namespace containers see image files as nobody: their layers cannot be idmapped here", "err", err)
+		}
+	}
+	// Still, the container's root owns its / (the upper's root).
+	return snapshot.MountIDMapped(ms, target, snapshot.IDMap{UID: int(ids.HostID), GID: int(ids.HostID)})
+}
+
+func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.IDRange) error {
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
+	// The namespace only lends its mapping: the idmapped mounts keep
+	// what they need of it, the rest goes when it is closed.
+	ns, err := rootfs.NewUserNS(m, m)
+	if err != nil {
+		return fmt.Errorf("idmapped rootfs: %w", err)
+	}
+	defer ns.Close()
+	return snapshot.MountIDMapped(ms, target, snapshot.IDMap{UserNS: ns, UID: int(ids.HostID), GID: int(ids.HostID)})
 }
 
 // UnmountRootfs unmounts target.
