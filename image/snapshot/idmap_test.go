@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,6 +46,10 @@ func TestMountIDMapped(t *testing.T) {
 			target := filepath.Join(t.TempDir(), "rootfs")
 			os.Mkdir(target, 0o755)
 			err = mountIDMapped(ms, target, IDMap{UserNS: ns, UID: base, GID: base + 1}, tc.byFD)
+			if errors.Is(err, ErrIDMapUnsupported) {
+				// The v2 VM lane: 6.1, layers on tmpfs (idmapped from 6.3).
+				t.Skipf("here: %v", err)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,5 +96,25 @@ func TestMountIDMapped(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A file system that refuses idmapped mounts is reported as such, with
+// nothing left mounted: the engine then falls back to plain layers.
+func TestMountIDMappedUnsupported(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNewMounts(t)
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1 << 24, Size: 65536}}
+	ns, err := rootfs.NewUserNS(m, m)
+	if err != nil {
+		t.Skipf("no user namespace: %v", err)
+	}
+	defer ns.Close()
+	target := t.TempDir()
+	// sysfs allows no idmapped mount.
+	ms := []Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=/sys/kernel:/sys/fs"}}}
+	err = MountIDMapped(ms, target, IDMap{UserNS: ns, UID: 1 << 24, GID: 1 << 24})
+	if !errors.Is(err, ErrIDMapUnsupported) {
+		t.Fatalf("err %v, want ErrIDMapUnsupported", err)
 	}
 }
