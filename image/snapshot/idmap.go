@@ -78,10 +78,11 @@ func mountIDMapped(ms []Mount, target string, m IDMap, byFD bool) error {
 	if byFD {
 		err = overlayByFD(o, lowers, target)
 	}
-	if errors.Is(err, unix.EINVAL) {
-		// Before 6.13 overlayfs took no layer by descriptor, and before
-		// 6.15 it refused layers on detached mounts: attach them in a
-		// private mount namespace and name them by path instead.
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		// Before 6.13 overlayfs took no layer by descriptor (6.1: its
+		// legacy option parser answers EOPNOTSUPP), and before 6.15 it
+		// refused layers on detached mounts: attach them in a private
+		// mount namespace and name them by path instead.
 		err = overlayInPrivateNS(o, lowers, target)
 		if errors.Is(err, unix.EINVAL) {
 			// Before 5.19 overlayfs refused idmapped layers.
