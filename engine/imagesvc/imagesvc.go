@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/estiba/estiba/runtime/rootfs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Images serves the engine from an image service.
@@ -40,6 +43,7 @@ type Images struct {
 	Log *slog.Logger
 
 	noIDMap atomic.Bool // set once idmapped layers failed here
+	userns  usernsCache
 }
 
 var _ engine.Images = (*Images)(nil)
@@ -273,15 +277,60 @@ func (i *Images) MountRootfs(ctx context.Context, key, target string, ids *engin
 }
 
 func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.IDRange) error {
-	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
-	// The namespace only lends its mapping: the idmapped mounts keep
-	// what they need of it, the rest goes when it is closed.
-	ns, err := rootfs.NewUserNS(m, m)
+	ns, err := i.userns.get(*ids)
 	if err != nil {
 		return fmt.Errorf("idmapped rootfs: %w", err)
 	}
 	defer ns.Close()
 	return snapshot.MountIDMapped(ms, target, snapshot.IDMap{UserNS: ns, UID: int(ids.HostID), GID: int(ids.HostID)})
+}
+
+// usernsCache keeps the last user namespaces made for idmapping. Making one
+// costs a fork of the daemon (a few ms), and ranges come back: the store
+// hands out the lowest free one, so run --rm loops and restarts reuse it.
+// The namespace only lends its mapping to mount_setattr; a bounded number
+// stay open, not one per container.
+type usernsCache struct {
+	mu    sync.Mutex
+	fds   map[engine.IDRange]*os.File
+	order []engine.IDRange // oldest first
+}
+
+const usernsCacheSize = 32
+
+// get returns a descriptor of its own (the caller closes it): the cache may
+// close its copy meanwhile, and a closed number reused by another range's
+// namespace would idmap with the wrong mapping.
+func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.fds[ids]; ok {
+		return dup(f)
+	}
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
+	f, err := rootfs.NewUserNS(m, m)
+	if err != nil {
+		return nil, err
+	}
+	if c.fds == nil {
+		c.fds = make(map[engine.IDRange]*os.File)
+	}
+	if len(c.order) == usernsCacheSize {
+		c.fds[c.order[0]].Close()
+		delete(c.fds, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.fds[ids] = f
+	c.order = append(c.order, ids)
+	return dup(f)
+}
+
+func dup(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup user namespace: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // UnmountRootfs unmounts target.
