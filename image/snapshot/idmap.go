@@ -36,7 +36,7 @@ type IDMap struct {
 // mounts (detached, held only by the overlay: nothing to clean up but
 // target), and the writable layer's root belongs to m.UID:m.GID. Errors
 // wrapping ErrIDMapUnsupported leave nothing mounted; the caller may fall
-// back to MountAll.
+// back to plain layers (m without UserNS).
 func MountIDMapped(ms []Mount, target string, m IDMap) error {
 	return mountIDMapped(ms, target, m, true)
 }
@@ -66,7 +66,8 @@ func mountIDMapped(ms []Mount, target string, m IDMap, byFD bool) error {
 		}
 	}
 	if ms[0].Type != "overlay" || m.UserNS == nil {
-		// No lower layer (an image without layers): the upper is all.
+		// No lower layer (an image without layers: the upper is all), or
+		// plain layers asked for.
 		return MountAll(ms, target)
 	}
 	lowers, err := idmapLowers(o.lowers, m.UserNS)
