@@ -277,7 +277,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	if err != nil {
 		return err
 	}
-	if err := ensureMountTargets(d.rootfsDir(c.ID), spec.Mounts); err != nil {
+	if err := ensureMountTargets(d.rootfsDir(c.ID), spec.Mounts, c.UsernsBase); err != nil {
 		return err
 	}
 	b, err := json.Marshal(spec)
@@ -372,7 +372,11 @@ func (d *Daemon) mountRootfs(ctx context.Context, c *store.Container) error {
 	// A rootfs left mounted by a crash is unmounted first: mounting twice
 	// would stack overlays.
 	d.images.UnmountRootfs(d.rootfsDir(c.ID))
-	if err := d.images.MountRootfs(ctx, c.ID, d.rootfsDir(c.ID)); err != nil {
+	var ids *IDRange
+	if c.UsernsBase != 0 {
+		ids = &IDRange{HostID: c.UsernsBase, Size: store.UsernsSize}
+	}
+	if err := d.images.MountRootfs(ctx, c.ID, d.rootfsDir(c.ID), ids); err != nil {
 		return fmt.Errorf("rootfs of %s: %w", c.Name, err)
 	}
 	return nil

@@ -33,13 +33,19 @@ type Images interface {
 	// container key.
 	PrepareRootfs(ctx context.Context, imageID, key string) error
 	// MountRootfs mounts the container's snapshot on target (at every
-	// start: the rootfs is mounted only while the container runs).
-	MountRootfs(ctx context.Context, key, target string) error
+	// start: the rootfs is mounted only while the container runs). With
+	// ids (a user namespace container) the image's files show with the
+	// container's ids (root's as its root) and its writes land as them.
+	MountRootfs(ctx context.Context, key, target string, ids *IDRange) error
 	// UnmountRootfs undoes MountRootfs; nothing mounted is fine.
 	UnmountRootfs(target string) error
 	// RemoveRootfs drops the snapshot.
 	RemoveRootfs(ctx context.Context, key string) error
 }
+
+// IDRange is a container's user namespace: its ids 0..Size-1 are the host's
+// HostID..HostID+Size-1.
+type IDRange struct{ HostID, Size uint32 }
 
 // Networks is what the engine needs from the network layer.
 type Networks interface {

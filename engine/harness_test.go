@@ -32,8 +32,10 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, imagespec.Imag
 }
 
 func (fakeImages) PrepareRootfs(context.Context, string, string) error { return nil }
-func (fakeImages) MountRootfs(context.Context, string, string) error   { return nil }
-func (fakeImages) UnmountRootfs(string) error                          { return nil }
+func (fakeImages) MountRootfs(context.Context, string, string, *engine.IDRange) error {
+	return nil
+}
+func (fakeImages) UnmountRootfs(string) error { return nil }
 
 func (fakeImages) List(context.Context) ([]types.ImageSummary, error) {
 	return []types.ImageSummary{{ID: "sha256:fake", RepoTags: []string{"fake:latest"}}}, nil

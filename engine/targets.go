@@ -16,8 +16,10 @@ import (
 // namespace the container's root is an unmapped stranger to the image's
 // root-owned directories and could not create them itself. Every path is
 // resolved inside the rootfs (RESOLVE_IN_ROOT): the image is hostile and
-// its symlinks must not lead us out of it.
-func ensureMountTargets(rootfs string, mounts []specs.Mount) error {
+// its symlinks must not lead us out of it. What it creates belongs to
+// owner (the container's root as a host id; 0 without a user namespace),
+// as the image's own files do in its eyes.
+func ensureMountTargets(rootfs string, mounts []specs.Mount, owner uint32) error {
 	root, err := os.Open(rootfs)
 	if err != nil {
 		return fmt.Errorf("rootfs: %w", err)
@@ -34,7 +36,7 @@ func ensureMountTargets(rootfs string, mounts []specs.Mount) error {
 				isFile = true
 			}
 		}
-		if err := makeIn(int(root.Fd()), dest, isFile); err != nil {
+		if err := makeIn(int(root.Fd()), dest, isFile, int(owner)); err != nil {
 			return fmt.Errorf("mount point %s: %w", m.Destination, err)
 		}
 	}
@@ -43,8 +45,9 @@ func ensureMountTargets(rootfs string, mounts []specs.Mount) error {
 
 var inRoot = &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 
-// makeIn creates rel (and its parents) under the root fd unless it exists.
-func makeIn(root int, rel string, isFile bool) error {
+// makeIn creates rel (and its parents) under the root fd unless it exists,
+// owned by owner.
+func makeIn(root int, rel string, isFile bool, owner int) error {
 	if fd, err := unix.Openat2(root, rel, inRoot); err == nil {
 		unix.Close(fd)
 		return nil
@@ -63,11 +66,16 @@ func makeIn(root int, rel string, isFile bool) error {
 				return err
 			}
 			if err == nil {
-				unix.Close(fd)
+				defer unix.Close(fd)
+				return chownNew(fd, "", owner)
 			}
 			return nil
 		}
-		if err := unix.Mkdirat(dir, p, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		err := unix.Mkdirat(dir, p, 0o755)
+		if err == nil {
+			err = chownNew(dir, p, owner)
+		}
+		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return err
 		}
 		// Resolve the component within the root again: it may be a
@@ -81,4 +89,17 @@ func makeIn(root int, rel string, isFile bool) error {
 		dir = next
 	}
 	return nil
+}
+
+// chownNew gives what makeIn just created (name in dir, or dir itself with
+// name "") to owner, unless owner is root, who created it.
+func chownNew(dir int, name string, owner int) error {
+	if owner == 0 {
+		return nil
+	}
+	flags := unix.AT_SYMLINK_NOFOLLOW
+	if name == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	return unix.Fchownat(dir, name, owner, owner, flags)
 }

@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/estiba/estiba/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestEnsureMountTargetsStaysInRoot(t *testing.T) {
@@ -19,14 +21,14 @@ func TestEnsureMountTargetsStaysInRoot(t *testing.T) {
 	os.WriteFile(file, nil, 0o644)
 	// Through the planted symlink: refused (it resolves inside the root,
 	// to a path that does not exist there), never created outside.
-	if err := ensureMountTargets(root, []specs.Mount{{Destination: "/etc/hosts", Type: "bind", Source: file}}); err == nil {
+	if err := ensureMountTargets(root, []specs.Mount{{Destination: "/etc/hosts", Type: "bind", Source: file}}, 0); err == nil {
 		t.Error("mount point through a dangling in-root symlink was accepted")
 	}
 	mounts := []specs.Mount{
 		{Destination: "/proc", Type: "proc"},
 		{Destination: "/data/deep/dir", Type: "bind", Source: t.TempDir()},
 	}
-	if err := ensureMountTargets(root, mounts); err != nil {
+	if err := ensureMountTargets(root, mounts, 0); err != nil {
 		t.Fatal(err)
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
@@ -36,5 +38,37 @@ func TestEnsureMountTargetsStaysInRoot(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(root, p)); err != nil || !st.IsDir() {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+func TestEnsureMountTargetsOwner(t *testing.T) {
+	testutil.RequiresRoot(t)
+	const owner = 1 << 20
+	file := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(file, nil, 0o644)
+	for _, tc := range []struct {
+		name  string
+		owner uint32
+	}{{"host root", 0}, {"user namespace root", owner}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			os.Mkdir(filepath.Join(root, "etc"), 0o755) // the image's: kept as it is
+			mounts := []specs.Mount{
+				{Destination: "/data/deep", Type: "bind", Source: t.TempDir()},
+				{Destination: "/etc/hosts", Type: "bind", Source: file},
+			}
+			if err := ensureMountTargets(root, mounts, tc.owner); err != nil {
+				t.Fatal(err)
+			}
+			for p, want := range map[string]uint32{"data": tc.owner, "data/deep": tc.owner, "etc/hosts": tc.owner, "etc": 0} {
+				var st unix.Stat_t
+				if err := unix.Lstat(filepath.Join(root, p), &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Uid != want || st.Gid != want {
+					t.Errorf("%s: owner %d:%d, want %d", p, st.Uid, st.Gid, want)
+				}
+			}
+		})
 	}
 }

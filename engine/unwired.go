@@ -49,7 +49,7 @@ func (NoImages) Resolve(_ context.Context, ref string) (string, imageConfig, err
 func (NoImages) PrepareRootfs(context.Context, string, string) error { return errNoImages }
 
 // MountRootfs fails.
-func (NoImages) MountRootfs(context.Context, string, string) error { return errNoImages }
+func (NoImages) MountRootfs(context.Context, string, string, *IDRange) error { return errNoImages }
 
 // UnmountRootfs has nothing to unmount.
 func (NoImages) UnmountRootfs(string) error { return nil }

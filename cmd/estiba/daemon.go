@@ -112,6 +112,7 @@ func daemonMain(args []string) int {
 		return 1
 	}
 	defer images.S.Close()
+	images.Log = log
 	o.Images = images
 	// The network layer is opened on the first container that asks for a
 	// network (--network NAME, or -p): others get a loopback-only netns.

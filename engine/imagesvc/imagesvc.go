@@ -9,7 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/estiba/estiba/engine"
@@ -20,7 +24,10 @@ import (
 	"github.com/estiba/estiba/image/registry"
 	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/image/snapshot"
+	"github.com/estiba/estiba/runtime/rootfs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Images serves the engine from an image service.
@@ -31,6 +38,12 @@ type Images struct {
 	// RegistryOptions build the per-request clients that carry a
 	// client's X-Registry-Auth credential.
 	RegistryOptions registry.Options
+	// Log receives the warning that idmapped layers are unsupported
+	// (slog.Default when nil).
+	Log *slog.Logger
+
+	noIDMap atomic.Bool // set once idmapped layers failed here
+	userns  usernsCache
 }
 
 var _ engine.Images = (*Images)(nil)
@@ -243,13 +256,92 @@ func (i *Images) PrepareRootfs(ctx context.Context, imageID, key string) error {
 	return classify(err, imageID)
 }
 
-// MountRootfs mounts the container's snapshot on target.
-func (i *Images) MountRootfs(ctx context.Context, key, target string) error {
+// MountRootfs mounts the container's snapshot on target. With ids, the
+// image's layers are idmapped into the container's range (the layers are
+// shared and never chowned); where the kernel or the file system cannot,
+// it warns once and mounts them as they are: the image's files then show
+// as nobody (65534) in the container, which owns only its / and what it
+// writes.
+func (i *Images) MountRootfs(ctx context.Context, key, target string, ids *engine.IDRange) error {
 	ms, err := i.S.RootfsMounts(ctx, key)
 	if err != nil {
 		return err
 	}
-	return snapshot.MountAll(ms, target)
+	if ids == nil {
+		return snapshot.MountAll(ms, target)
+	}
+	if !i.noIDMap.Load() {
+		err := i.mountIDMapped(ms, target, ids)
+		if !errors.Is(err, snapshot.ErrIDMapUnsupported) {
+			return err
+		}
+		if !i.noIDMap.Swap(true) {
+			log := i.Log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Warn("user namespace containers see image files as nobody: their layers cannot be idmapped here", "err", err)
+		}
+	}
+	// Still, the container's root owns its / (the upper's root).
+	return snapshot.MountIDMapped(ms, target, snapshot.IDMap{UID: int(ids.HostID), GID: int(ids.HostID)})
+}
+
+func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.IDRange) error {
+	ns, err := i.userns.get(*ids)
+	if err != nil {
+		return fmt.Errorf("idmapped rootfs: %w", err)
+	}
+	defer ns.Close()
+	return snapshot.MountIDMapped(ms, target, snapshot.IDMap{UserNS: ns, UID: int(ids.HostID), GID: int(ids.HostID)})
+}
+
+// usernsCache keeps the last user namespaces made for idmapping. Making one
+// costs a fork of the daemon (a few ms), and ranges come back: the store
+// hands out the lowest free one, so run --rm loops and restarts reuse it.
+// The namespace only lends its mapping to mount_setattr; a bounded number
+// stay open, not one per container.
+type usernsCache struct {
+	mu    sync.Mutex
+	fds   map[engine.IDRange]*os.File
+	order []engine.IDRange // oldest first
+}
+
+const usernsCacheSize = 32
+
+// get returns a descriptor of its own (the caller closes it): the cache may
+// close its copy meanwhile, and a closed number reused by another range's
+// namespace would idmap with the wrong mapping.
+func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.fds[ids]; ok {
+		return dup(f)
+	}
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
+	f, err := rootfs.NewUserNS(m, m)
+	if err != nil {
+		return nil, err
+	}
+	if c.fds == nil {
+		c.fds = make(map[engine.IDRange]*os.File)
+	}
+	if len(c.order) == usernsCacheSize {
+		c.fds[c.order[0]].Close()
+		delete(c.fds, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.fds[ids] = f
+	c.order = append(c.order, ids)
+	return dup(f)
+}
+
+func dup(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup user namespace: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // UnmountRootfs unmounts target.

@@ -159,6 +159,14 @@ func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
 		if err := os.WriteFile(p, []byte(files[f]), 0o644); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f, err)
 		}
+		// The container's root owns them, as with Docker's userns-remap:
+		// it may edit its /etc/hosts. (Only root gives files away; a
+		// daemon not run as root has no id ranges to hand out.)
+		if in.UsernsBase != 0 && os.Geteuid() == 0 {
+			if err := os.Chown(p, int(in.UsernsBase), int(in.UsernsBase)); err != nil {
+				return nil, fmt.Errorf("chown %s: %w", f, err)
+			}
+		}
 		ms = append(ms, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
 	}
 	return ms, nil

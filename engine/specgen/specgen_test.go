@@ -9,8 +9,10 @@ import (
 
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/internal/testutil"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -152,4 +154,24 @@ func hasNS(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
 		}
 	}
 	return false
+}
+
+func TestEtcFilesOwner(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, base := range []uint32{0, 200000} {
+		dir := t.TempDir()
+		in := &Input{ID: "0123456789abcdef", Config: &types.Config{}, HostConfig: &types.HostConfig{}, ContainerDir: dir, UsernsBase: base}
+		if _, err := etcFiles(in, in.HostConfig); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+			var st unix.Stat_t
+			if err := unix.Stat(filepath.Join(dir, f), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != base || st.Gid != base {
+				t.Errorf("userns base %d: %s owned by %d:%d", base, f, st.Uid, st.Gid)
+			}
+		}
+	}
 }
