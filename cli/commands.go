@@ -189,6 +189,7 @@ func cmdStart(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	fs := newFlags("start", c)
 	attach := fs.BoolP("attach", "a", false, "attach STDOUT/STDERR and forward signals")
 	interactive := fs.BoolP("interactive", "i", false, "attach container's STDIN")
+	keys := fs.String("detach-keys", "", "override the key sequence for detaching a container")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,7 +197,7 @@ func cmdStart(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		if fs.NArg() != 1 {
 			return usageErr("you cannot start and attach multiple containers at once")
 		}
-		return startAttached(ctx, c, cl, fs.Arg(0), *interactive)
+		return startAttached(ctx, c, cl, fs.Arg(0), *interactive, *keys)
 	}
 	return each(c, fs.Args(), func(id string) error {
 		return cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil)
