@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -134,9 +135,13 @@ func TestE2ECommands(t *testing.T) {
 				{args: []string{"run", "-d", "--name", "f1" + s, "e2e/bb", "sleep", "60"}},
 				{args: []string{"rm", "f1" + s}, want: "stop the container before removing", code: 1},
 				{args: []string{"rm", "-f", "f1" + s}, want: "f1" + s},
-				{args: []string{"events", "--since", t0, "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "container=a1" + s, "--filter", "event=die"},
-					want: "die", not: "start"},
-				{args: []string{"events", "--since", t0, "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "event=create"}, want: "c1" + s, not: "destroy"},
+			} {
+				e.check(bin, c)
+			}
+			until := strconv.FormatInt(time.Now().Unix()+1, 10)
+			for _, c := range []cliCase{
+				{args: []string{"events", "--since", t0, "--until", until, "--filter", "container=a1" + s, "--filter", "event=die"}, want: "die", not: "start"},
+				{args: []string{"events", "--since", t0, "--until", until, "--filter", "event=create"}, want: "c1" + s, not: "destroy"},
 				{args: []string{"system", "df"}, want: "Images"},
 				{args: []string{"system", "prune", "-f"}, want: "Total reclaimed space"},
 				{args: []string{"ps", "-a", "--filter", "name=a1" + s}, not: "a1" + s},
@@ -275,12 +280,12 @@ func TestE2ERunFlags(t *testing.T) {
 	cases := []flagCase{
 		{flag: "-e", args: []string{"-e", "X=y", "-e", "HOSTVAR"}, cmd: []string{"env"}, want: "X=y\nHOSTVAR=from-client"},
 		{flag: "--env-file", args: []string{"--env-file", envFile}, cmd: []string{"env"}, want: "FROM_FILE=1\nSPACED=a b"},
-		{flag: "-v bind", args: []string{"-v", bind + ":/mnt:ro"}, cmd: []string{"sh", "-c", "cat /mnt/f; touch /mnt/g"}, want: "bound\ntouch: /mnt/g: Read-only file system", code: 1},
+		{flag: "-v bind", args: []string{"-v", bind + ":/mnt:ro"}, cmd: []string{"sh", "-c", "cat /mnt/f; touch /mnt/g 2>&1"}, want: "bound\ntouch: /mnt/g: Read-only file system", code: 1},
 		{flag: "-v named", args: []string{"--userns", "host", "-v", "vol1:/data"}, cmd: []string{"sh", "-c", "echo kept > /data/x"}},
 		{flag: "-v named", args: []string{"--userns", "host", "-v", "vol1:/data:ro"}, cmd: []string{"cat", "/data/x"}, want: "kept"},
 		{flag: "--tmpfs", args: []string{"--tmpfs", "/scratch:size=1m"}, cmd: []string{"grep", " /scratch ", "/proc/mounts"}, want: "tmpfs /scratch tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k"},
 		{flag: "-w", args: []string{"-w", "/tmp"}, cmd: []string{"pwd"}, want: "/tmp"},
-		{flag: "-u", args: []string{"-u", "65534:65534"}, cmd: []string{"id"}, want: "uid=65534(nobody) gid=65534(nobody)"},
+		{flag: "-u", args: []string{"-u", "65534:65534"}, cmd: []string{"id"}, want: "uid=65534 gid=65534"},
 		{flag: "--entrypoint", args: []string{"--entrypoint", "echo"}, cmd: []string{"from-entrypoint"}, want: "from-entrypoint"},
 		{flag: "--hostname", args: []string{"--hostname", "hh1"}, cmd: []string{"hostname"}, want: "hh1"},
 		{flag: "-l", args: []string{"-l", "k1=v1", "-l", "k2"}, format: `{{index .Config.Labels "k1"}}/{{index .Config.Labels "k2"}}`, want: "v1/"},
@@ -699,4 +704,82 @@ func TestE2EUnsupported(t *testing.T) {
 		}
 	}
 	e.steps([]step{{"estiba", []string{"version"}, "API version", 0}})
+}
+
+// hijackAttach opens POST /containers/{name}/attach?query as the docker
+// CLI does (an upgraded, raw connection).
+func (e *e2e) hijackAttach(name, query string) (net.Conn, *bufio.Reader) {
+	e.t.Helper()
+	conn, err := net.Dial("unix", strings.TrimPrefix(e.host, "unix://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /v1.47/containers/%s/attach?%s HTTP/1.1\r\nHost: estiba\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n", name, query)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		e.t.Fatalf("attach %s?%s: %v %v", name, query, resp, err)
+	}
+	return conn, br
+}
+
+// readUntil reads the stream until it holds want (or ends, or 10s pass).
+func readUntil(conn net.Conn, br *bufio.Reader, want string) (string, error) {
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []byte
+	buf := make([]byte, 512)
+	for !strings.Contains(string(got), want) {
+		n, err := br.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return string(got), err
+		}
+	}
+	return string(got), nil
+}
+
+// TestE2EAttachAPI: the daemon's side of attach: logs=1 replays what the
+// container wrote, and detachKeys end the attachment (not the container,
+// nor its stdin) for any client.
+func TestE2EAttachAPI(t *testing.T) {
+	e := startE2E(t)
+	tarball := busyboxTar(t, e.work)
+	e.mustOut(e.bin, "import", tarball, "e2e/bb")
+	e.mustOut(e.bin, "run", "-d", "-i", "--name", "ai", "e2e/bb", "sh", "-c", "echo before; exec cat")
+	eventually(t, "first line", func() bool { out, _, _ := e.estiba("logs", "ai"); return out == "before\n" })
+	// logs=1 without stream: the log so far, then the end.
+	conn, br := e.hijackAttach("ai", "logs=1&stdout=1&stderr=1")
+	if got, err := readUntil(conn, br, "zzz"); err != io.EOF || !strings.Contains(got, "\x01\x00\x00\x00\x00\x00\x00\x07before\n") {
+		t.Errorf("attach logs=1: %q, %v", got, err)
+	}
+	// stream with stdin and detach keys ctrl-a,x.
+	conn, br = e.hijackAttach("ai", "stream=1&stdin=1&stdout=1&detachKeys=ctrl-a,x")
+	conn.Write([]byte("ping\n"))
+	if got, err := readUntil(conn, br, "ping"); err != nil {
+		t.Fatalf("echo through attach: %q, %v", got, err)
+	}
+	conn.Write([]byte("\x01x"))
+	if got, err := readUntil(conn, br, "zzz"); err != io.EOF {
+		t.Errorf("after the detach keys: %q, %v (want EOF)", got, err)
+	}
+	if got := e.inspect("ai", "{{.State.Status}}"); got != "running" {
+		t.Errorf("after detach: %s", got)
+	}
+	// Stdin is still the container's: a new attachment echoes again.
+	conn, br = e.hijackAttach("ai", "stream=1&stdin=1&stdout=1")
+	conn.Write([]byte("pong\n"))
+	if got, err := readUntil(conn, br, "pong"); err != nil {
+		t.Errorf("echo after detach: %q, %v", got, err)
+	}
+	e.check(e.bin, cliCase{args: []string{"events", "--since", "1m", "--until", strconv.FormatInt(time.Now().Unix()+1, 10), "--filter", "event=detach"}, want: "detach"})
+	// A bad key list is refused before anything is attached.
+	req, _ := http.NewRequest("POST", "http://estiba/v1.47/containers/ai/attach?stream=1&detachKeys=ctrl-1", nil)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", strings.TrimPrefix(e.host, "unix://"))
+	}}}
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad detachKeys: %v %v", resp, err)
+	}
+	e.mustOut(e.bin, "rm", "-f", "ai")
 }
