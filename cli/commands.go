@@ -110,6 +110,7 @@ func cmdPs(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	last := fs.IntP("last", "n", -1, "show n last created containers")
 	latest := fs.BoolP("latest", "l", false, "show the latest created container")
 	filters := fs.StringArrayP("filter", "f", nil, "filter output based on conditions provided")
+	format := fs.String("format", "", "format output: a Go template, \"table TEMPLATE\" or \"json\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,6 +140,9 @@ func cmdPs(ctx context.Context, c *CLI, cl *Client, args []string) error {
 			fmt.Fprintln(c.Stdout, trunc(s.ID, !*noTrunc))
 		}
 		return nil
+	}
+	if *format != "" {
+		return formatPs(c.Stdout, *format, list, *noTrunc)
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")

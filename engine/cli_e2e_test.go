@@ -107,6 +107,8 @@ func TestE2ECommands(t *testing.T) {
 				{args: []string{"ps", "--filter", "ancestor=nope"}, not: "c1" + s},
 				{args: []string{"ps", "--filter", "health=none", "--filter", "name=c1" + s}, want: "c1" + s},
 				{args: []string{"ps", "--filter", "status=bogus"}, want: "invalid filter", code: 1},
+				{args: []string{"ps", "--filter", "name=c1" + s, "--format", "{{.Names}} {{.State}} {{.Label \"team\"}}"}, want: "c1" + s + " running a" + s},
+				{args: []string{"ps", "--filter", "name=c1" + s, "--format", "table {{.Image}}\t{{.Names}}"}, want: "IMAGE"},
 				{args: []string{"top", "c1" + s}, want: "sleep 60"},
 				{args: []string{"stats", "--no-stream", "c1" + s}, want: "c1" + s},
 				{args: []string{"port", "c1" + s}},
