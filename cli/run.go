@@ -423,11 +423,15 @@ type attachOpts struct {
 // runAttached is docker run without -d: attach, wait, start, stream, and
 // exit with the container's status.
 func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
+	// Signals are caught before anything is attached: none is lost.
+	sig := handleSignals(cl, id, o)
+	defer sig.stop()
 	conn, br, err := attach(ctx, cl, id, o)
 	if err != nil {
 		return exitWith(c, err, 125)
 	}
 	defer conn.Close()
+	sig.attached(conn)
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
@@ -442,8 +446,6 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return exitWith(c, err, 125)
 	}
-	sig := handleSignals(cl, id, conn, o)
-	defer sig.stop()
 	if detached := stream(ctx, c, cl, conn, br, id, "/containers/", o); detached {
 		return nil
 	}
@@ -461,13 +463,14 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 type signals struct {
 	ch   chan os.Signal
 	mu   sync.Mutex
-	code int // 128+signal once one ended the attachment
+	conn net.Conn // the attachment, once made
+	code int      // 128+signal once one ended the attachment
 }
 
 // handleSignals forwards signals to the container (sig-proxy) or, without
 // the proxy, ends the attachment on SIGINT/SIGTERM (the container runs on),
 // as docker does.
-func handleSignals(cl *Client, id string, conn net.Conn, o attachOpts) *signals {
+func handleSignals(cl *Client, id string, o attachOpts) *signals {
 	s := &signals{ch: make(chan os.Signal, 8)}
 	proxy := o.sigProxy && !o.tty
 	if proxy {
@@ -485,11 +488,23 @@ func handleSignals(cl *Client, id string, conn net.Conn, o attachOpts) *signals 
 			}
 			s.mu.Lock()
 			s.code = 128 + n
+			if s.conn != nil {
+				s.conn.Close()
+			}
 			s.mu.Unlock()
-			conn.Close()
 		}
 	}()
 	return s
+}
+
+// attached gives the attachment a signal (without the proxy) ends.
+func (s *signals) attached(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = conn
+	if s.code != 0 {
+		conn.Close()
+	}
 }
 
 func (s *signals) stop() {
@@ -628,13 +643,14 @@ func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return fmt.Errorf("You cannot attach to a paused container, unpause it first")
 	}
 	o := attachOpts{stdin: j.Config.OpenStdin && !*noStdin, tty: j.Config.Tty, detachKeys: *keys, sigProxy: *sigProxy}
+	sig := handleSignals(cl, j.ID, o)
+	defer sig.stop()
 	conn, br, err := attach(ctx, cl, j.ID, o)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	sig := handleSignals(cl, j.ID, conn, o)
-	defer sig.stop()
+	sig.attached(conn)
 	if stream(ctx, c, cl, conn, br, j.ID, "/containers/", o) {
 		// docker attach reports a detach as an error (exit 1).
 		return detachkeys.ErrDetached

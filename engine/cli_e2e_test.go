@@ -27,6 +27,13 @@ import (
 // run/create flag with an effect seen from inside the container or through
 // inspect.
 
+// sub is e for a subtest: failures go to t.
+func (e *e2e) sub(t *testing.T) *e2e {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // tools are the two CLIs under test; the suffix keeps their containers apart.
 func (e *e2e) tools(t *testing.T) []struct{ name, bin, sfx string } {
 	tools := []struct{ name, bin, sfx string }{{"estiba", e.bin, "-e"}}
@@ -82,6 +89,7 @@ func TestE2ECommands(t *testing.T) {
 	e.mustOut(e.bin, "rmi", remote)
 	for _, tool := range e.tools(t) {
 		t.Run(tool.name, func(t *testing.T) {
+			e := e.sub(t)
 			bin, s := tool.bin, tool.sfx
 			t0 := strconv.FormatInt(time.Now().Unix()-1, 10)
 			for _, c := range []cliCase{
@@ -320,6 +328,7 @@ func TestE2ERunFlags(t *testing.T) {
 	}
 	for _, tool := range e.tools(t) {
 		t.Run(tool.name, func(t *testing.T) {
+			e := e.sub(t)
 			for i, c := range cases {
 				name := fmt.Sprintf("fl%d%s", i, tool.sfx)
 				if c.format != "" {
@@ -557,6 +566,7 @@ func TestE2ETerminal(t *testing.T) {
 	e.mustOut(e.bin, "import", tarball, "e2e/bb")
 	for _, tool := range e.tools(t) {
 		t.Run(tool.name, func(t *testing.T) {
+			e := e.sub(t)
 			bin, n := tool.bin, "tt"+tool.sfx
 			// run -it, then ctrl-p ctrl-q: the CLI exits 0, the shell runs on.
 			p, cmd := e.startPty(bin, "run", "-it", "--name", n, "e2e/bb", "sh")
@@ -625,6 +635,7 @@ func TestE2EAttach(t *testing.T) {
 	trap := `trap "echo got-term; exit 9" TERM; echo ready; while :; do sleep 0.1; done`
 	for _, tool := range e.tools(t) {
 		t.Run(tool.name, func(t *testing.T) {
+			e := e.sub(t)
 			bin, n := tool.bin, "at"+tool.sfx
 			// run (attached) forwards SIGTERM to the container.
 			r := e.start(bin, "run", "--name", n, "e2e/bb", "sh", "-c", trap)
@@ -635,9 +646,9 @@ func TestE2EAttach(t *testing.T) {
 			}
 			e.mustOut(bin, "rm", n)
 			// attach --no-stdin to an -i container: stdin stays the container's.
-			e.mustOut(bin, "run", "-d", "-i", "--name", n, "e2e/bb", "sh", "-c", trap)
+			id := e.mustOut(bin, "run", "-d", "-i", "--name", n, "e2e/bb", "sh", "-c", trap)
 			a := e.start(bin, "attach", "--no-stdin", n)
-			time.Sleep(300 * time.Millisecond)
+			e.waitAttached(id)
 			a.cmd.Process.Signal(unix.SIGTERM)
 			if code, err := a.wait(t, 10*time.Second); err != nil || code != 9 || !strings.Contains(a.String(), "got-term") {
 				t.Errorf("attach sig-proxy: exit %d, %v, %q", code, err, a.String())
@@ -647,9 +658,9 @@ func TestE2EAttach(t *testing.T) {
 				return
 			}
 			// --sig-proxy=false: the signal ends the CLI, not the container.
-			e.mustOut(bin, "run", "-d", "--name", n, "e2e/bb", "sh", "-c", trap)
+			id = e.mustOut(bin, "run", "-d", "--name", n, "e2e/bb", "sh", "-c", trap)
 			a = e.start(bin, "attach", "--sig-proxy=false", n)
-			time.Sleep(300 * time.Millisecond)
+			e.waitAttached(id)
 			a.cmd.Process.Signal(unix.SIGTERM)
 			if code, err := a.wait(t, 10*time.Second); err != nil || code != 128+15 {
 				t.Errorf("attach --sig-proxy=false: exit %d, %v", code, err)
@@ -660,6 +671,16 @@ func TestE2EAttach(t *testing.T) {
 			e.mustOut(bin, "rm", "-f", n)
 		})
 	}
+}
+
+// waitAttached waits for the daemon's attach event for name: the CLI
+// catches signals before it attaches, so it then proxies them.
+func (e *e2e) waitAttached(id string) {
+	eventually(e.t, "attach event of "+id, func() bool {
+		out, _, _ := e.estiba("events", "--since", "1m", "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+			"--filter", "container="+id, "--filter", "event=attach")
+		return strings.Contains(out, " attach ")
+	})
 }
 
 // TestE2EUnsupported: endpoints estiba does not serve answer a JSON error
