@@ -110,6 +110,7 @@ func cmdPs(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	last := fs.IntP("last", "n", -1, "show n last created containers")
 	latest := fs.BoolP("latest", "l", false, "show the latest created container")
 	filters := fs.StringArrayP("filter", "f", nil, "filter output based on conditions provided")
+	format := fs.String("format", "", "format output: a Go template, \"table TEMPLATE\" or \"json\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -139,6 +140,9 @@ func cmdPs(ctx context.Context, c *CLI, cl *Client, args []string) error {
 			fmt.Fprintln(c.Stdout, trunc(s.ID, !*noTrunc))
 		}
 		return nil
+	}
+	if *format != "" {
+		return formatPs(c.Stdout, *format, list, *noTrunc)
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
@@ -189,6 +193,7 @@ func cmdStart(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	fs := newFlags("start", c)
 	attach := fs.BoolP("attach", "a", false, "attach STDOUT/STDERR and forward signals")
 	interactive := fs.BoolP("interactive", "i", false, "attach container's STDIN")
+	keys := fs.String("detach-keys", "", "override the key sequence for detaching a container")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,7 +201,7 @@ func cmdStart(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		if fs.NArg() != 1 {
 			return usageErr("you cannot start and attach multiple containers at once")
 		}
-		return startAttached(ctx, c, cl, fs.Arg(0), *interactive)
+		return startAttached(ctx, c, cl, fs.Arg(0), *interactive, *keys)
 	}
 	return each(c, fs.Args(), func(id string) error {
 		return cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil)

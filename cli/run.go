@@ -2,8 +2,11 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,8 +15,11 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	detachkeys "github.com/estiba/estiba/engine/api/detach"
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -23,6 +29,8 @@ import (
 // createFlags are docker create/run's flags that estiba supports.
 type createFlags struct {
 	detach, interactive, tty, rm, readOnly, privileged, init, publishAll bool
+	sigProxy                                                             bool
+	detachKeys                                                           string
 	name, workdir, user, entrypoint, hostname, memory, memorySwap, cpus  string
 	cpusetCpus, restart, stopSignal, network, healthCmd, userns          string
 	logDriver                                                            string
@@ -40,6 +48,8 @@ func (f *createFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open even if not attached")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fs.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
+	fs.BoolVar(&f.sigProxy, "sig-proxy", true, "proxy received signals to the process (without a tty)")
+	fs.StringVar(&f.detachKeys, "detach-keys", "", "override the key sequence for detaching a container (default "+detachkeys.Default+")")
 	registerBandwidth(fs, &f.bandwidth)
 	fs.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
 	fs.BoolVar(&f.privileged, "privileged", false, "give extended privileges to this container")
@@ -117,7 +127,10 @@ func (f *createFlags) request(fs *pflag.FlagSet, args []string, getenv func(stri
 			Timeout: f.healthTimeout, Retries: f.healthRetries}
 	}
 	hc.AutoRemove, hc.ReadonlyRootfs, hc.Privileged = f.rm, f.readOnly, f.privileged
-	hc.Binds, hc.CapAdd, hc.CapDrop, hc.SecurityOpt = f.volumes, f.capAdd, f.capDrop, f.securityOpt
+	hc.Binds, hc.CapAdd, hc.CapDrop = f.volumes, f.capAdd, f.capDrop
+	if hc.SecurityOpt, err = securityOpts(f.securityOpt); err != nil {
+		return nil, err
+	}
 	hc.NetworkMode, hc.UsernsMode, hc.PublishAllPorts = f.network, f.userns, f.publishAll
 	hc.Bandwidth = f.bandwidth
 	if f.init {
@@ -127,6 +140,31 @@ func (f *createFlags) request(fs *pflag.FlagSet, args []string, getenv func(stri
 		return nil, err
 	}
 	return r, f.portsAndLogs(c, hc)
+}
+
+// securityOpts inlines a seccomp=<file> profile, as the docker CLI does:
+// the daemon may not see the client's files.
+func securityOpts(opts []string) ([]string, error) {
+	out := make([]string, 0, len(opts))
+	for _, o := range opts {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			k, v, ok = strings.Cut(o, ":")
+		}
+		if ok && k == "seccomp" && v != "unconfined" && !strings.HasPrefix(strings.TrimSpace(v), "{") {
+			b, err := os.ReadFile(v)
+			if err != nil {
+				return nil, fmt.Errorf("opening seccomp profile (%s) failed: %w", v, err)
+			}
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, b); err != nil {
+				return nil, fmt.Errorf("seccomp profile %s: %w", v, err)
+			}
+			o = "seccomp=" + buf.String()
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 func (f *createFlags) hostResources(fs *pflag.FlagSet, hc *types.HostConfig) error {
@@ -351,6 +389,9 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if f.detach && f.rm && req.HostConfig.RestartPolicy.Name != "no" && req.HostConfig.RestartPolicy.Name != "" {
 		return usageErr("conflicting options: cannot specify both --restart and --rm")
 	}
+	if _, err := detachkeys.Parse(f.detachKeys); err != nil {
+		return usageErr("%v", err)
+	}
 	id, err := create(ctx, c, cl, req, f.name)
 	if err != nil {
 		return exitWith(c, err, 125)
@@ -362,7 +403,7 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		fmt.Fprintln(c.Stdout, id)
 		return nil
 	}
-	return runAttached(ctx, c, cl, id, f.interactive, f.tty, f.rm)
+	return runAttached(ctx, c, cl, id, attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}, f.rm)
 }
 
 func exitWith(c *CLI, err error, code int) error {
@@ -370,14 +411,27 @@ func exitWith(c *CLI, err error, code int) error {
 	return exitCode(code)
 }
 
+// attachOpts are what run (attached), start -a, attach and exec share.
+type attachOpts struct {
+	stdin, tty bool
+	detachKeys string // "": docker's ctrl-p,ctrl-q
+	// sigProxy forwards the CLI's signals to the container (only without
+	// a tty, as docker: with one, ^C is a byte for the container).
+	sigProxy bool
+}
+
 // runAttached is docker run without -d: attach, wait, start, stream, and
 // exit with the container's status.
-func runAttached(ctx context.Context, c *CLI, cl *Client, id string, stdin, tty, autoRemove bool) error {
-	conn, br, err := attach(ctx, cl, id, stdin)
+func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
+	// Signals are caught before anything is attached: none is lost.
+	sig := handleSignals(cl, id, o)
+	defer sig.stop()
+	conn, br, err := attach(ctx, cl, id, o)
 	if err != nil {
 		return exitWith(c, err, 125)
 	}
 	defer conn.Close()
+	sig.attached(conn)
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
@@ -392,12 +446,76 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, stdin, tty,
 	if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return exitWith(c, err, 125)
 	}
-	stream(ctx, c, cl, conn, br, id, "/containers/", stdin, tty)
+	if detached := stream(ctx, c, cl, conn, br, id, "/containers/", o); detached {
+		return nil
+	}
+	if code := sig.interrupted(); code != 0 {
+		return exitCode(code)
+	}
 	var r types.WaitResponse
 	if err := jsonDecode(waitResp.Body, &r); err != nil {
 		return exitWith(c, fmt.Errorf("wait: %w", err), 125)
 	}
 	return exitIf(int(r.StatusCode))
+}
+
+// signals is the CLI's handling of its own signals while attached.
+type signals struct {
+	ch   chan os.Signal
+	mu   sync.Mutex
+	conn net.Conn // the attachment, once made
+	code int      // 128+signal once one ended the attachment
+}
+
+// handleSignals forwards signals to the container (sig-proxy) or, without
+// the proxy, ends the attachment on SIGINT/SIGTERM (the container runs on),
+// as docker does.
+func handleSignals(cl *Client, id string, o attachOpts) *signals {
+	s := &signals{ch: make(chan os.Signal, 8)}
+	proxy := o.sigProxy && !o.tty
+	if proxy {
+		signal.Notify(s.ch, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	} else {
+		signal.Notify(s.ch, unix.SIGINT, unix.SIGTERM)
+	}
+	go func() {
+		for sg := range s.ch {
+			n := int(sg.(unix.Signal))
+			if proxy {
+				// Not the command's context: SIGINT and SIGTERM cancel it.
+				cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
+				continue
+			}
+			s.mu.Lock()
+			s.code = 128 + n
+			if s.conn != nil {
+				s.conn.Close()
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// attached gives the attachment a signal (without the proxy) ends.
+func (s *signals) attached(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conn = conn
+	if s.code != 0 {
+		conn.Close()
+	}
+}
+
+func (s *signals) stop() {
+	signal.Stop(s.ch)
+	close(s.ch)
+}
+
+func (s *signals) interrupted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.code
 }
 
 func exitIf(code int) error {
@@ -407,26 +525,31 @@ func exitIf(code int) error {
 	return exitCode(code)
 }
 
-func attach(ctx context.Context, cl *Client, id string, stdin bool) (net.Conn, *bufio.Reader, error) {
+func attach(ctx context.Context, cl *Client, id string, o attachOpts) (net.Conn, *bufio.Reader, error) {
 	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
-	if stdin {
+	if o.stdin {
 		q.Set("stdin", "1")
+	}
+	if o.detachKeys != "" {
+		q.Set("detachKeys", o.detachKeys)
 	}
 	return cl.hijack(ctx, "/containers/"+id+"/attach", q, nil)
 }
 
-func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bool) error {
+func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bool, detachKeys string) error {
 	var j types.ContainerJSON
 	if err := cl.call(ctx, "GET", "/containers/"+ref+"/json", nil, nil, &j); err != nil {
 		return err
 	}
-	return runAttached(ctx, c, cl, j.ID, stdin && j.Config.OpenStdin, j.Config.Tty, false)
+	return runAttached(ctx, c, cl, j.ID, attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}, false)
 }
 
 // stream proxies the terminal or pipes to a hijacked connection: raw mode
-// and resize with a tty, Docker's multiplexed frames without.
-func stream(ctx context.Context, c *CLI, cl *Client, conn net.Conn, br *bufio.Reader, id, kind string, stdin, tty bool) {
-	if tty {
+// and resize with a tty, Docker's multiplexed frames without. With a tty
+// it watches stdin for the detach keys, as docker does, and reports
+// whether the user detached (the container runs on).
+func stream(ctx context.Context, c *CLI, cl *Client, conn net.Conn, br *bufio.Reader, id, kind string, o attachOpts) (detached bool) {
+	if o.tty {
 		if f, ok := c.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 				defer term.Restore(int(f.Fd()), old)
@@ -447,19 +570,31 @@ func stream(ctx context.Context, c *CLI, cl *Client, conn net.Conn, br *bufio.Re
 			}()
 		}
 	}
-	if stdin {
+	var userDetached atomic.Bool
+	if o.stdin {
+		in := c.Stdin
+		if o.tty {
+			keys, _ := detachkeys.Parse(o.detachKeys) // validated by the caller
+			in = detachkeys.NewReader(in, keys)
+		}
 		go func() {
-			io.Copy(conn, c.Stdin)
+			_, err := io.Copy(conn, in)
+			if errors.Is(err, detachkeys.ErrDetached) {
+				userDetached.Store(true)
+				conn.Close()
+				return
+			}
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
 		}()
 	}
-	if tty {
+	if o.tty {
 		io.Copy(c.Stdout, br)
-		return
+	} else {
+		demux(br, c.Stdout, c.Stderr)
 	}
-	demux(br, c.Stdout, c.Stderr)
+	return userDetached.Load()
 }
 
 // demux splits Docker's multiplexed stream: 8-byte headers (stream, 0, 0,
@@ -486,11 +621,16 @@ func demux(r io.Reader, stdout, stderr io.Writer) error {
 func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	fs := newFlags("attach", c)
 	noStdin := fs.Bool("no-stdin", false, "do not attach STDIN")
+	sigProxy := fs.Bool("sig-proxy", true, "proxy all received signals to the process (without a tty)")
+	keys := fs.String("detach-keys", "", "override the key sequence for detaching a container (default "+detachkeys.Default+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return usageErr("requires exactly 1 argument")
+	}
+	if _, err := detachkeys.Parse(*keys); err != nil {
+		return usageErr("%v", err)
 	}
 	var j types.ContainerJSON
 	if err := cl.call(ctx, "GET", "/containers/"+fs.Arg(0)+"/json", nil, nil, &j); err != nil {
@@ -499,15 +639,28 @@ func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if !j.State.Running {
 		return fmt.Errorf("You cannot attach to a stopped container, start it first")
 	}
-	stdin := j.Config.OpenStdin && !*noStdin
-	conn, br, err := attach(ctx, cl, j.ID, stdin)
+	if j.State.Paused {
+		return fmt.Errorf("You cannot attach to a paused container, unpause it first")
+	}
+	o := attachOpts{stdin: j.Config.OpenStdin && !*noStdin, tty: j.Config.Tty, detachKeys: *keys, sigProxy: *sigProxy}
+	sig := handleSignals(cl, j.ID, o)
+	defer sig.stop()
+	conn, br, err := attach(ctx, cl, j.ID, o)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	stream(ctx, c, cl, conn, br, j.ID, "/containers/", stdin, j.Config.Tty)
+	sig.attached(conn)
+	if stream(ctx, c, cl, conn, br, j.ID, "/containers/", o) {
+		// docker attach reports a detach as an error (exit 1).
+		return detachkeys.ErrDetached
+	}
+	if code := sig.interrupted(); code != 0 {
+		return exitCode(code)
+	}
+	// Not ctx: a proxied SIGTERM cancelled it, and the status is wanted.
 	var r types.WaitResponse
-	if err := cl.call(ctx, "POST", "/containers/"+j.ID+"/wait", nil, nil, &r); err == nil {
+	if err := cl.call(context.Background(), "POST", "/containers/"+j.ID+"/wait", nil, nil, &r); err == nil {
 		return exitIf(int(r.StatusCode))
 	}
 	return nil
@@ -524,18 +677,22 @@ func cmdExec(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	env := fs.StringArrayP("env", "e", nil, "set environment variables")
 	envFile := fs.StringArray("env-file", nil, "read in a file of environment variables")
 	privileged := fs.Bool("privileged", false, "give extended privileges to the command")
+	keys := fs.String("detach-keys", "", "override the key sequence for detaching a container (default "+detachkeys.Default+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 {
 		return usageErr("requires at least 2 arguments: CONTAINER COMMAND [ARG...]")
 	}
+	if _, err := detachkeys.Parse(*keys); err != nil {
+		return usageErr("%v", err)
+	}
 	envs, err := envList(*envFile, *env, c.Getenv)
 	if err != nil {
 		return err
 	}
 	cfg := types.ExecConfig{User: *user, WorkingDir: *workdir, Env: envs, Cmd: fs.Args()[1:], Tty: *tty, Privileged: *privileged,
-		AttachStdin: *interactive && !*detach, AttachStdout: !*detach, AttachStderr: !*detach, Detach: *detach}
+		AttachStdin: *interactive && !*detach, AttachStdout: !*detach, AttachStderr: !*detach, Detach: *detach, DetachKeys: *keys}
 	var idr types.IDResponse
 	if err := cl.call(ctx, "POST", "/containers/"+fs.Arg(0)+"/exec", nil, cfg, &idr); err != nil {
 		return err
@@ -548,7 +705,10 @@ func cmdExec(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return err
 	}
 	defer conn.Close()
-	stream(ctx, c, cl, conn, br, idr.ID, "/exec/", *interactive, *tty)
+	if stream(ctx, c, cl, conn, br, idr.ID, "/exec/", attachOpts{stdin: *interactive, tty: *tty, detachKeys: *keys}) {
+		// As docker exec: a detach is reported (exit 1), the process runs on.
+		return detachkeys.ErrDetached
+	}
 	var ei types.ExecInspect
 	if err := cl.call(ctx, "GET", "/exec/"+idr.ID+"/json", nil, nil, &ei); err != nil {
 		return err

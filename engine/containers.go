@@ -254,6 +254,15 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	}
 	d.starting[c.ID] = true
 	d.mu.Unlock()
+	if isRestart {
+		// A stop may have come between the restart timer and here.
+		if cur, err := d.store.Get(c.ID); err != nil || cur.State.Status != store.StatusRestarting {
+			d.mu.Lock()
+			delete(d.starting, c.ID)
+			d.mu.Unlock()
+			return nil
+		}
+	}
 	defer func() {
 		d.mu.Lock()
 		delete(d.starting, c.ID)
@@ -408,15 +417,43 @@ func (d *Daemon) Stop(ctx context.Context, ref string, timeout *int, signal stri
 		return err
 	}
 	d.cancelRestart(c.ID)
+	if c, err = d.settle(ctx, c.ID); err != nil {
+		return err
+	}
 	if c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused {
-		d.store.Update(c.ID, func(c *store.Container) error { c.State.StoppedByUser = true; return nil })
 		if c.State.Status == store.StatusRestarting {
-			d.store.Update(c.ID, func(c *store.Container) error { c.State.Status = store.StatusExited; return nil })
 			return nil
 		}
 		return fmt.Errorf("container %s is not running: %w", c.Name, errdefs.ErrNotModified)
 	}
 	return d.stop(ctx, c, timeout, signal)
+}
+
+// settle marks the container stopped by the user once no start is in
+// flight, so a restart its policy already began either finishes first (and
+// is then stopped as a running container) or sees the mark and gives up
+// (see start). A container waiting to restart is exited from here on.
+func (d *Daemon) settle(ctx context.Context, id string) (*store.Container, error) {
+	for {
+		d.mu.Lock()
+		if !d.starting[id] {
+			c, err := d.store.Update(id, func(c *store.Container) error {
+				c.State.StoppedByUser = true
+				if c.State.Status == store.StatusRestarting {
+					c.State.Status = store.StatusExited
+				}
+				return nil
+			})
+			d.mu.Unlock()
+			return c, err
+		}
+		d.mu.Unlock()
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func (d *Daemon) stop(ctx context.Context, c *store.Container, timeout *int, signal string) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/estiba/estiba/engine/monitor"
 	"github.com/estiba/estiba/engine/specgen"
 	"github.com/estiba/estiba/engine/store"
+	"github.com/estiba/estiba/runtime/caps"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -103,6 +104,9 @@ type Daemon struct {
 	early  map[string]monitor.Status
 	health map[string]context.CancelFunc
 	cancel context.CancelFunc
+	// hostCaps is the daemon's bounding set, read once: what --privileged
+	// can grant (the monitor, which starts containers, has the same).
+	hostCaps []string
 }
 
 // New opens the daemon's state, connects to the monitor (starting it with
@@ -126,6 +130,9 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 	d := &Daemon{cfg: cfg, store: st, mon: &monitor.Client{Socket: cfg.MonitorSocket}, images: images, networks: networks,
 		log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
 		timers: map[string]*time.Timer{}, starting: map[string]bool{}, early: map[string]monitor.Status{}, health: map[string]context.CancelFunc{}}
+	if cur, err := caps.Current(); err == nil {
+		d.hostCaps = cur.Bounding.Names()
+	}
 	if err := d.connectMonitor(ctx, startMonitor); err != nil {
 		st.Close()
 		return nil, err
@@ -201,7 +208,8 @@ func (d *Daemon) logOpts(c *store.Container) (int64, int) {
 }
 
 func (d *Daemon) specDefaults() *specgen.Defaults {
-	return &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes")}
+	return &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes"),
+		HostCaps: d.hostCaps}
 }
 
 // nopCloser hides Close from a writer.

@@ -54,7 +54,8 @@ func busyboxTar(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(rootfs, "bin/busybox"), b, 0o755)
-	for _, a := range []string{"sh", "echo", "cat", "sleep", "id", "hostname", "ps", "true", "grep", "touch"} {
+	for _, a := range []string{"sh", "echo", "cat", "sleep", "id", "hostname", "ps", "true", "grep", "touch",
+		"env", "pwd", "mkdir", "nproc", "tty", "test"} {
 		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
 	}
 	os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)

@@ -3,13 +3,16 @@ package engine
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/estiba/estiba/engine/api"
+	detachkeys "github.com/estiba/estiba/engine/api/detach"
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
 	"github.com/estiba/estiba/engine/logs"
@@ -85,29 +88,59 @@ func (d *Daemon) Attach(ctx context.Context, ref string, opts api.AttachOptions,
 	if opts.Stdin && !c.Config.OpenStdin {
 		opts.Stdin = false
 	}
+	if opts.Logs {
+		// Docker's logs=1: what the container wrote so far, then (with
+		// stream=1) what it writes from now on.
+		lo := api.LogOptions{Stdout: opts.Stdout, Stderr: opts.Stderr, Tail: -1}
+		if err := d.Logs(ctx, c.ID, lo, conn); err != nil {
+			return fmt.Errorf("attach %s: logs: %w", c.Name, err)
+		}
+	}
+	if !opts.Stream {
+		return nil
+	}
 	mc, _, err := d.mon.Dial(context.Background(), &monitor.Request{Op: monitor.OpAttach, ID: c.ID, Tty: c.Config.Tty,
 		Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", c.Name, err)
 	}
 	d.events.container("attach", c)
-	proxy(conn, mc)
+	var keys []byte
+	if opts.Stdin {
+		keys = opts.DetachKeys
+	}
+	if proxy(conn, mc, keys) {
+		d.events.container("detach", c)
+	}
 	return nil
 }
 
 // proxy copies client↔monitor until the monitor's side ends (the process
-// exited); the client's EOF on stdin is passed on as a half-close. The
-// caller closes the client connection: for an exec, only once the exit
-// code is recorded, since the CLI asks for it as soon as it sees EOF.
-func proxy(client io.ReadWriteCloser, mon net.Conn) {
+// exited) or the client sends the detach keys (then it reports true); the
+// client's EOF on stdin is passed on as a half-close. The caller closes
+// the client connection: for an exec, only once the exit code is
+// recorded, since the CLI asks for it as soon as it sees EOF.
+func proxy(client io.ReadWriteCloser, mon net.Conn, keys []byte) bool {
 	defer mon.Close()
+	var detached atomic.Bool
 	go func() {
-		io.Copy(mon, client)
+		var in io.Reader = client
+		if len(keys) > 0 {
+			in = detachkeys.NewReader(client, keys)
+		}
+		_, err := io.Copy(mon, in)
+		if errors.Is(err, detachkeys.ErrDetached) {
+			// The process keeps its stdin: only this attachment ends.
+			detached.Store(true)
+			mon.Close()
+			return
+		}
 		if cw, ok := mon.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	}()
 	io.Copy(client, mon)
+	return detached.Load()
 }
 
 // Resize sets the container's terminal size.
@@ -202,7 +235,14 @@ func (d *Daemon) ExecStart(ctx context.Context, execID string, detach bool, conn
 		mc.Close()
 		return nil
 	}
-	proxy(conn, mc)
+	var keys []byte
+	if req.Stdin {
+		// Validated at exec create.
+		keys, _ = detachkeys.Parse(e.cfg.DetachKeys)
+	}
+	if proxy(conn, mc, keys) {
+		return nil
+	}
 	// The CLI inspects the exec for its exit code as soon as the stream
 	// ends: hold the stream until the exit is recorded.
 	select {

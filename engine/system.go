@@ -55,6 +55,12 @@ func (d *Daemon) List(ctx context.Context, opts api.ListOptions) ([]types.Contai
 		if err != nil {
 			return nil, err
 		}
+		if ok {
+			ok, err = d.createdBetween(c, opts.Filters)
+			if err != nil {
+				return nil, err
+			}
+		}
 		if !ok || (!opts.All && !running && opts.Filters["status"] == nil) {
 			continue
 		}
@@ -66,18 +72,64 @@ func (d *Daemon) List(ctx context.Context, opts api.ListOptions) ([]types.Contai
 	return out, nil
 }
 
+// createdBetween applies docker ps's before and since filters: created
+// before (after) the named container.
+func (d *Daemon) createdBetween(c *store.Container, f map[string][]string) (bool, error) {
+	for _, key := range []string{"before", "since"} {
+		for _, v := range f[key] {
+			ref, err := d.get(v)
+			if err != nil {
+				return false, err
+			}
+			if (key == "before" && !c.Created.Before(ref.Created)) || (key == "since" && !c.Created.After(ref.Created)) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
 // matches applies docker ps filters: id, name, label, status, exited,
-// ancestor.
+// ancestor, health, volume, network, is-task (before and since: see
+// createdBetween).
 func matches(c *store.Container, f map[string][]string) (bool, error) {
 	for key, vals := range f {
 		ok := false
 		for _, v := range vals {
 			switch key {
+			case "before", "since":
+				ok = true
+			case "health":
+				h := "none"
+				if c.State.Health != nil {
+					h = c.State.Health.Status
+				}
+				switch v {
+				case "starting", "healthy", "unhealthy", "none":
+				default:
+					return false, fmt.Errorf("invalid filter 'health=%s': %w", v, errdefs.ErrInvalid)
+				}
+				ok = ok || h == v
+			case "volume":
+				for _, b := range c.HostConfig.Binds {
+					src, rest, _ := strings.Cut(b, ":")
+					dst, _, _ := strings.Cut(rest, ":")
+					ok = ok || src == v || dst == v
+				}
+			case "network":
+				ok = ok || c.HostConfig.NetworkMode == v
+			case "is-task":
+				ok = ok || v == "false"
 			case "id":
 				ok = ok || strings.HasPrefix(c.ID, v)
 			case "name":
 				ok = ok || strings.Contains(c.Name, strings.TrimPrefix(v, "/"))
 			case "status":
+				switch v {
+				case "created", "restarting", "running", "removing", "paused", "exited", "dead":
+				default:
+					return false, fmt.Errorf("invalid filter 'status=%s': %w", v, errdefs.ErrInvalid)
+				}
 				ok = ok || string(c.State.Status) == v
 			case "exited":
 				n, err := strconv.Atoi(v)

@@ -85,6 +85,9 @@ type LogOptions struct {
 type AttachOptions struct {
 	Stdin, Stdout, Stderr bool
 	Stream, Logs          bool
+	// DetachKeys end the attachment, not the container, when read on
+	// stdin (validated here; "" is Docker's default).
+	DetachKeys []byte
 }
 
 // Volumes is what the volume endpoints need; the values are encoded as

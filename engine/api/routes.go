@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/estiba/estiba/engine/api/detach"
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
 )
@@ -35,6 +36,12 @@ func (s *Server) routes() {
 			return err
 		}
 		writeJSON(w, 200, du)
+		return nil
+	})
+	// estiba has no builder (POST /build answers 501), so there is never a
+	// build cache: docker system prune asks for this and gets nothing.
+	s.handle("POST /build/prune", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, 200, map[string]any{"CachesDeleted": []string{}, "SpaceReclaimed": 0})
 		return nil
 	})
 	s.containerRoutes()
@@ -312,8 +319,12 @@ func (s *Server) containerAttach(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A body would otherwise reach the container as stdin.
 	io.Copy(io.Discard, r.Body)
+	keys, err := detach.Parse(r.URL.Query().Get("detachKeys"))
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
+	}
 	opts := AttachOptions{Stdin: boolParam(r, "stdin"), Stdout: boolParam(r, "stdout"), Stderr: boolParam(r, "stderr"),
-		Stream: boolParam(r, "stream"), Logs: boolParam(r, "logs")}
+		Stream: boolParam(r, "stream"), Logs: boolParam(r, "logs"), DetachKeys: keys}
 	conn, rw, err := hijack(w, r, c.Config.Tty)
 	if err != nil {
 		return err
@@ -365,6 +376,9 @@ func (s *Server) execRoutes() {
 		}
 		if len(cfg.Cmd) == 0 {
 			return fmt.Errorf("no exec command specified: %w", errdefs.ErrInvalid)
+		}
+		if _, err := detach.Parse(cfg.DetachKeys); err != nil {
+			return fmt.Errorf("%v: %w", err, errdefs.ErrInvalid)
 		}
 		id, err := s.execs.ExecCreate(r.Context(), r.PathValue("id"), &cfg)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -110,6 +111,17 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 
 func (s *Server) handle(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			// A bug in one handler answers that request with a 500 and
+			// its message, never a dropped connection.
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.Error("api panic", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				writeError(w, fmt.Errorf("internal error in %s %s: %v", r.Method, r.URL.Path, p))
+			}
+		}()
 		if err := h(w, r); err != nil {
 			s.log.Debug("api error", "path", r.URL.Path, "err", err)
 			writeError(w, err)

@@ -27,6 +27,11 @@ type Defaults struct {
 	InitPath string
 	// VolumesDir holds named volumes (<dir>/<name>/_data).
 	VolumesDir string
+	// HostCaps are the capabilities the daemon itself can grant (its
+	// bounding set); nil means all. --privileged and --cap-add ALL grant
+	// these, as Docker does: a host whose root lacks one (CAP_SYS_RESOURCE
+	// on some VMs) still runs privileged containers.
+	HostCaps []string
 }
 
 // Input is one container's request.
@@ -129,7 +134,10 @@ func hostname(in *Input) string {
 }
 
 type securityOpts struct {
-	seccompFile string // "" default, "unconfined", or a path
+	// seccompFile is "" (default), "unconfined", the profile's JSON (as
+	// the docker CLI sends it: it reads the file itself) or a path on the
+	// daemon's host.
+	seccompFile string
 	noNewPrivs  *bool
 }
 
@@ -180,6 +188,9 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 	caps, err := Capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop)
 	if err != nil {
 		return nil, err
+	}
+	if d.HostCaps != nil && (hc.Privileged || hasAll(hc.CapAdd)) {
+		caps = intersect(caps, d.HostCaps)
 	}
 	nnp := !hc.Privileged
 	if sec.noNewPrivs != nil {
@@ -361,6 +372,29 @@ func Capabilities(privileged bool, add, drop []string) ([]string, error) {
 	return out, nil
 }
 
+func hasAll(list []string) bool {
+	for _, c := range list {
+		if strings.EqualFold(c, "ALL") {
+			return true
+		}
+	}
+	return false
+}
+
+func intersect(a, b []string) []string {
+	in := map[string]bool{}
+	for _, x := range b {
+		in[x] = true
+	}
+	out := []string{}
+	for _, x := range a {
+		if in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
 func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
@@ -448,13 +482,17 @@ func seccomp(s *specs.Spec, hc *types.HostConfig, sec securityOpts) error {
 	case hc.Privileged || sec.seccompFile == "unconfined":
 		return nil
 	case sec.seccompFile != "":
-		body, err := os.ReadFile(sec.seccompFile)
-		if err != nil {
-			return fmt.Errorf("seccomp profile: %v: %w", err, errdefs.ErrInvalid)
+		body, name := []byte(sec.seccompFile), "(inline)"
+		if !strings.HasPrefix(strings.TrimSpace(sec.seccompFile), "{") {
+			var err error
+			if body, err = os.ReadFile(sec.seccompFile); err != nil {
+				return fmt.Errorf("seccomp profile: %v: %w", err, errdefs.ErrInvalid)
+			}
+			name = sec.seccompFile
 		}
 		p, err := mobyseccomp.LoadProfile(string(body), s)
 		if err != nil {
-			return fmt.Errorf("seccomp profile %s: %v: %w", sec.seccompFile, err, errdefs.ErrInvalid)
+			return fmt.Errorf("seccomp profile %s: %v: %w", name, err, errdefs.ErrInvalid)
 		}
 		s.Linux.Seccomp = p
 	default:

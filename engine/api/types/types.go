@@ -288,7 +288,8 @@ type ExecConfig struct {
 	Env          []string `json:",omitempty"`
 	WorkingDir   string   `json:",omitempty"`
 	Cmd          []string
-	Detach       bool `json:",omitempty"`
+	Detach       bool   `json:",omitempty"`
+	DetachKeys   string `json:",omitempty"`
 }
 
 // IDResponse answers exec create.
