@@ -575,6 +575,11 @@ func (d *Daemon) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return d.finishRemove(ctx, c)
+}
+
+// finishRemove destroys a container whose record says StatusRemoving.
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container) error {
 	if err := d.destroy(ctx, c); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
