@@ -116,6 +116,7 @@ for e in "${rm_engines[@]}"; do
 	RM[$e]=$(median < "$WORK/t.$e")
 	echo "$e run --rm: median ${RM[$e]} ms"
 done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 memavail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
 pss() { # total PSS in KiB of the given pids
@@ -140,7 +141,8 @@ density() {
 		while ((i < target)); do $start "$i" >/dev/null; i=$((i + 1)); done
 		dt=$(( ($(now) - t0) / 1000000 ))
 		case $target in 100 | 500 | 1000) printf -v "RATE${target}[$name]" '%.1f' "$(awk -v n="$target" -v ms="$dt" 'BEGIN {print n*1000/ms}')" ;; esac
-		awk -v n="$target" -v ms="$dt" -v name="$name" 'BEGIN {printf "%s: %d started in %d ms: %.1f/s\n", name, n, ms, n*1000/ms}'
+		awk -v n="$target" -v ms="$dt" -v name="$name" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+			'BEGIN {printf "%s: %d started in %d ms: %.1f/s (load %s)\n", name, n, ms, n*1000/ms, load}'
 	done
 	sleep 2
 	local m1 p1
