@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Engine benchmarks, estiba vs podman (+crun) and docker if a dockerd runs:
-#  1. `run --rm img true`, alternating A B A B, medians and ratios;
-#  2. N detached `sleep` containers: start rate at N=100,500,1000 and host
-#     memory per container (MemAvailable delta / N), with the engine's own
-#     userspace share (PSS of daemon+monitor, or conmon+podman) split out.
-# Run as root after `make build`. Knobs: RUNS (default 20), N (default 1000).
+# Engine benchmarks, side by side in one run: estiba, podman (+crun) and
+# docker (a private dockerd, bench/lib/dockerd.sh), with bare crun as the
+# memory reference.
+#  1. `run --rm --network none img true`, RUNS rounds alternating
+#     estiba podman docker, medians and ratios to estiba;
+#  2. N detached `sleep` containers: start rate at N=100, 500, 1000 (each
+#     figure is the cumulative rate from 0 to that N) and host memory per
+#     container (MemAvailable delta / N), with the engine's userspace share
+#     (PSS of its processes: estiba daemon+monitor+spawner; podman's conmons;
+#     dockerd+containerd+shims) split out. Bare crun (`crun run -d` of one
+#     shared read-only bundle) is the kernel-only reference.
+# Ends with the issue's table in markdown.
+# Run as root after `make build`. Knobs: RUNS (default 20), N (default 1000),
+# PEER_N (default N: the peers' N, smaller if they take too long), PEERS
+# (default "podman docker crun"; drop any to skip it).
+# The host is shared: MemAvailable moves with everything else running, so
+# read memory figures as ±100 KiB at N=1000 unless the host is quiet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 N=${N:-1000}
+PEER_N=${PEER_N:-$N}
+PEERS=${PEERS:-podman docker crun}
 BIN=$PWD/bin/estiba
 [ -x "$BIN" ] || make build >/dev/null
 WORK=$(mktemp -d /var/tmp/estiba-bench-engine.XXXXXX)
@@ -16,13 +29,22 @@ chmod 711 "$WORK"
 export ESTIBA_HOST=unix://$WORK/estiba.sock
 DAEMON_PID=
 PODMAN_ROOT=$WORK/podman
+. bench/lib/dockerd.sh
+# --bridge=none: --network none needs no docker0, and another bench's
+# dockerd may own that bridge.
+DOCKERD_ARGS=--bridge=none
+have() { [[ " $PEERS " == *" $1 "* ]]; }
 cleanup() {
 	set +e
-	[ -n "$DAEMON_PID" ] && { "$BIN" ps -aq | xargs -r "$BIN" rm -f >/dev/null 2>&1; kill "$DAEMON_PID"; wait "$DAEMON_PID"; }
+	[ -n "$DAEMON_PID" ] && { "$BIN" ps -aq | xargs -r -n 100 "$BIN" rm -f >/dev/null 2>&1; kill "$DAEMON_PID"; wait "$DAEMON_PID"; }
 	[ -f "$WORK/run/monitor.pid" ] && kill "$(cat "$WORK/run/monitor.pid")" && sleep 1
 	umount "$WORK/run/exe/estiba-runtime" 2>/dev/null
-	podman_cmd rm -af -t 0 >/dev/null 2>&1
-	podman_cmd system reset -f >/dev/null 2>&1
+	if have podman; then
+		podman_cmd rm -af -t 0 >/dev/null 2>&1
+		podman_cmd system reset -f >/dev/null 2>&1
+	fi
+	crun_rm_all
+	dockerd_stop
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -39,11 +61,21 @@ podman_cmd() {
 		'mount -t tmpfs none /sys/fs/cgroup/unified 2>/dev/null; exec podman --root "$0/root" --runroot "$0/runroot" --runtime crun "$@"' \
 		"$PODMAN_ROOT" "$@"
 }
-have_podman=0; command -v podman >/dev/null && command -v crun >/dev/null && have_podman=1
+# Bare crun, same trick for the hybrid host; its state under $WORK.
+crun_cmd() {
+	unshare -m --propagation private sh -c \
+		'mount -t tmpfs none /sys/fs/cgroup/unified 2>/dev/null; exec crun --root "$0" "$@"' "$WORK/crun" "$@"
+}
+crun_rm_all() {
+	[ -d "$WORK/crun" ] || return 0
+	crun_cmd list -q 2>/dev/null | xargs -r -n 1 sh -c 'crun --root "$0" delete -f "$1" >/dev/null 2>&1' "$WORK/crun"
+}
+if have podman && ! { command -v podman && command -v crun; } >/dev/null; then PEERS=${PEERS/podman/}; fi
+if have crun && ! command -v crun >/dev/null; then PEERS=${PEERS/crun/}; fi
 
 echo "== image: busybox-static rootfs"
 ROOTFS=$WORK/rootfs
-mkdir -p "$ROOTFS"/{bin,etc,tmp}
+mkdir -p "$ROOTFS"/{bin,etc,tmp,proc,sys,dev}
 cp /bin/busybox "$ROOTFS/bin/busybox"
 for a in sh true sleep; do ln -s busybox "$ROOTFS/bin/$a"; done
 echo 'root:x:0:0:root:/:/bin/sh' > "$ROOTFS/etc/passwd"
@@ -53,30 +85,42 @@ tar --numeric-owner -C "$ROOTFS" -cf "$WORK/rootfs.tar" .
 DAEMON_PID=$!
 for _ in $(seq 100); do "$BIN" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" import "$WORK/rootfs.tar" bench/bb >/dev/null
-((have_podman)) && podman_cmd import "$WORK/rootfs.tar" bench/bb >/dev/null
+if have podman; then podman_cmd import "$WORK/rootfs.tar" bench/bb >/dev/null; fi
+if have docker; then
+	if dockerd_start "$WORK/docker"; then
+		docker import "$WORK/rootfs.tar" bench/bb >/dev/null
+	else
+		PEERS=${PEERS/docker/}
+	fi
+fi
+echo "peers: $PEERS"
 
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
+declare -A RM RATE100 RATE500 RATE1000 MEM USER NDONE
 
-echo "== run --rm img true, $RUNS runs each, alternating"
-: > "$WORK/t.estiba"; : > "$WORK/t.podman"
+run_estiba() { "$BIN" run --rm --network none bench/bb true; }
+run_podman() { podman_cmd run --rm --network none bench/bb true; }
+run_docker() { docker run --rm --network none bench/bb true; }
+rm_engines=(estiba)
+for p in podman docker; do have $p && rm_engines+=("$p"); done
+
+echo "== run --rm img true, $RUNS rounds alternating: ${rm_engines[*]}"
+for e in "${rm_engines[@]}"; do : > "$WORK/t.$e"; done
 for _ in $(seq "$RUNS"); do
-	s=$(now); "$BIN" run --rm --network none bench/bb true; echo $(($(now) - s)) >> "$WORK/t.estiba"
-	if ((have_podman)); then
-		s=$(now); podman_cmd run --rm --network none bench/bb true; echo $(($(now) - s)) >> "$WORK/t.podman"
-	fi
+	for e in "${rm_engines[@]}"; do
+		s=$(now); "run_$e" >/dev/null; echo $(($(now) - s)) >> "$WORK/t.$e"
+	done
 done
-me=$(median < "$WORK/t.estiba")
-echo "estiba run --rm: median ${me} ms"
-if ((have_podman)); then
-	mp=$(median < "$WORK/t.podman")
-	echo "podman+crun run --rm: median ${mp} ms"
-	awk -v a="$me" -v b="$mp" 'BEGIN {printf "ratio podman/estiba: %.2f\n", b/a}'
-fi
+for e in "${rm_engines[@]}"; do
+	RM[$e]=$(median < "$WORK/t.$e")
+	echo "$e run --rm: median ${RM[$e]} ms"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 memavail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
 pss() { # total PSS in KiB of the given pids
-	local t=0
+	local t=0 v
 	for p in "$@"; do
 		v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
 		t=$((t + ${v:-0}))
@@ -84,33 +128,102 @@ pss() { # total PSS in KiB of the given pids
 	echo $t
 }
 
-# density NAME START_CMD USERSPACE_PIDS_CMD
+# density NAME COUNT START_CMD USERSPACE_PIDS_CMD
 density() {
-	local name=$1 start=$2 pids=$3
+	local name=$1 count=$2 start=$3 pids=$4
 	sync; echo 3 > /proc/sys/vm/drop_caches
-	local m0 p0 t0 i=0
+	local m0 p0 t0 i=0 dt
 	m0=$(memavail); p0=$(pss $($pids)); t0=$(now)
-	for target in 100 500 1000; do
-		((target > N)) && break
-		while ((i < target)); do $start >/dev/null; i=$((i + 1)); done
-		local dt=$(( ($(now) - t0) / 1000000 ))
-		awk -v n="$target" -v ms="$dt" -v name="$name" 'BEGIN {printf "%s: %d started in %d ms: %.1f/s\n", name, n, ms, n*1000/ms}'
+	local targets=()
+	for t in 100 500 1000; do if ((t <= count)); then targets+=("$t"); fi; done
+	[[ " ${targets[*]} " == *" $count "* ]] || targets+=("$count")
+	for target in "${targets[@]}"; do
+		while ((i < target)); do $start "$i" >/dev/null; i=$((i + 1)); done
+		dt=$(( ($(now) - t0) / 1000000 ))
+		case $target in 100 | 500 | 1000) printf -v "RATE${target}[$name]" '%.1f' "$(awk -v n="$target" -v ms="$dt" 'BEGIN {print n*1000/ms}')" ;; esac
+		awk -v n="$target" -v ms="$dt" -v name="$name" -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+			'BEGIN {printf "%s: %d started in %d ms: %.1f/s (load %s)\n", name, n, ms, n*1000/ms, load}'
 	done
 	sleep 2
 	local m1 p1
 	m1=$(memavail); p1=$(pss $($pids))
-	awk -v n="$i" -v dm="$((m0 - m1))" -v dp="$((p1 - p0))" -v name="$name" \
-		'BEGIN {printf "%s: memory per container %.0f KiB (engine userspace %.0f KiB, kernel and rest %.0f KiB)\n", name, dm/n, dp/n, (dm-dp)/n}'
+	NDONE[$name]=$i
+	MEM[$name]=$(( (m0 - m1) / i ))
+	USER[$name]=$(( (p1 - p0) / i ))
+	echo "$name: memory per container ${MEM[$name]} KiB (engine userspace ${USER[$name]} KiB, kernel and rest $((MEM[$name] - USER[$name])) KiB)"
 }
 
-echo "== $N detached sleep containers"
-estiba_pids() { echo "$DAEMON_PID $(cat "$WORK/run/monitor.pid")"; }
-density estiba "$BIN run -d --network none bench/bb sleep 3600" estiba_pids
+start_estiba() { "$BIN" run -d --network none bench/bb sleep 3600; }
+estiba_pids() {
+	local mp
+	mp=$(cat "$WORK/run/monitor.pid")
+	echo "$DAEMON_PID $mp $(pgrep -P "$mp" -f monitor-spawner || true)"
+}
+echo "== $N detached sleep containers: estiba"
+density estiba "$N" start_estiba estiba_pids
 "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
-if ((have_podman)); then
-	# conmon is podman's per-container supervisor: its PSS is the userspace
-	# share (podman itself exits after each start).
-	podman_pids() { pgrep -d ' ' -x conmon || true; }
-	density "podman+crun" "podman_cmd run -d --network none bench/bb sleep 3600" podman_pids
+
+if have podman; then
+	echo "== $PEER_N detached sleep containers: podman+crun"
+	# conmon is podman's per-container supervisor: its PSS is the
+	# userspace share (podman itself exits after each start).
+	start_podman() { podman_cmd run -d --network none bench/bb sleep 3600; }
+	podman_pids() { pgrep -d ' ' -f "^/usr/bin/conmon .*$PODMAN_ROOT" || true; }
+	density podman "$PEER_N" start_podman podman_pids
 	podman_cmd rm -af -t 0 >/dev/null
 fi
+if have docker; then
+	echo "== $PEER_N detached sleep containers: docker"
+	start_docker() { docker run -d --network none bench/bb sleep 3600; }
+	docker_pids() {
+		local d
+		d=$(cat "$WORK/docker/dockerd.pid")
+		echo "$d $(pgrep -d ' ' -P "$d") $(pgrep -d ' ' -f "containerd-shim.*$WORK/docker" || true)"
+	}
+	density docker "$PEER_N" start_docker docker_pids
+	docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
+fi
+if have crun; then
+	echo "== $PEER_N detached sleep containers: bare crun (memory reference)"
+	B=$WORK/crun-bundle
+	mkdir -p "$B" "$WORK/crun"
+	( cd "$B" && crun spec >/dev/null )
+	# One read-only rootfs for all, no terminal, sleep; crun's default
+	# spec has pid, ipc, uts, mount and network namespaces.
+	python3 - "$B/config.json" "$ROOTFS" <<'PY'
+import json, sys
+p, rootfs = sys.argv[1], sys.argv[2]
+s = json.load(open(p))
+s["root"]["path"] = rootfs
+s["process"]["terminal"] = False
+s["process"]["args"] = ["sleep", "3600"]
+s["root"]["readonly"] = True
+json.dump(s, open(p, "w"))
+PY
+	start_crun() { crun_cmd run -d --bundle "$B" "bench-$1" </dev/null; }
+	no_pids() { :; }
+	density crun "$PEER_N" start_crun no_pids
+	crun_rm_all
+fi
+
+echo
+echo "== table (run --rm: median of $RUNS; start rates cumulative from 0; memory per container, engine userspace share in parentheses)"
+cols=(estiba)
+for p in podman docker crun; do have $p && cols+=("$p"); done
+row() { local l=$1; shift; printf '| %s |' "$l"; for c in "$@"; do printf ' %s |' "$c"; done; echo; }
+hdr=(); sep=()
+for c in "${cols[@]}"; do hdr+=("$c"); sep+=("---"); done
+row "" "${hdr[@]}"
+row "---" "${sep[@]}"
+vals=(); for c in "${cols[@]}"; do vals+=("${RM[$c]:--}"); done; row "run --rm true, ms" "${vals[@]}"
+vals=(); for c in "${cols[@]}"; do
+	if [ -n "${RM[$c]:-}" ]; then vals+=("$(awk -v a="${RM[$c]}" -v b="${RM[estiba]}" 'BEGIN {printf "%.2f", a/b}')"); else vals+=("-"); fi
+done; row "run --rm, × estiba's time" "${vals[@]}"
+for t in 100 500 1000; do
+	vals=(); for c in "${cols[@]}"; do v="RATE$t[$c]"; vals+=("${!v:--}"); done
+	row "starts/s to N=$t" "${vals[@]}"
+done
+vals=(); for c in "${cols[@]}"; do
+	if [ -n "${MEM[$c]:-}" ]; then vals+=("${MEM[$c]} KiB (${USER[$c]})"); else vals+=("-"); fi
+done; row "memory per container" "${vals[@]}"
+vals=(); for c in "${cols[@]}"; do vals+=("${NDONE[$c]:--}"); done; row "N measured" "${vals[@]}"

@@ -304,6 +304,14 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
+	// The init has pivoted into its own copy of the rootfs mount. The
+	// host's copy would only lengthen the host's mount table, which every
+	// later start copies (CLONE_NEWNS), unmounts again (the old root) and
+	// reads (mountinfo): each start got slower with every running
+	// container. The container's copy goes with its mount namespace.
+	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
+		d.log.Warn("unmount rootfs on the host", "id", c.ID, "err", err)
+	}
 	var net *store.NetState
 	if network != "" {
 		// The init waits (created, not started) while its namespace is
@@ -606,6 +614,11 @@ func (d *Daemon) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return d.finishRemove(ctx, c)
+}
+
+// finishRemove destroys a container whose record says StatusRemoving.
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container) error {
 	if err := d.destroy(ctx, c); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

@@ -38,6 +38,11 @@ func (d *Daemon) repair(ctx context.Context) error {
 		case c.Phase == store.PhaseCreating:
 			d.log.Info("repair: removing half-created container", "id", c.ID)
 			d.destroy(ctx, c)
+		case c.State.Status == store.StatusRemoving:
+			// Before the monitor's word: an auto-remove commits the exit
+			// and the removal at once, and the monitor may not have
+			// forgotten that exit yet.
+			d.destroy(ctx, c)
 		case ok && st.Running:
 			if c.State.Pid != st.Pid || c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused {
 				d.store.Update(c.ID, func(c *store.Container) error {
@@ -58,8 +63,6 @@ func (d *Daemon) repair(ctx context.Context) error {
 			d.applyExit(ctx, monitor.Status{ID: c.ID, Pid: c.State.Pid, ExitCode: 255, ExitedAt: time.Now().UTC()})
 		case c.State.Status == store.StatusRestarting:
 			d.scheduleRestart(c.ID, c.RestartDelay)
-		case c.State.Status == store.StatusRemoving:
-			d.destroy(ctx, c)
 		}
 	}
 	// Exits of containers we no longer have: drop them.
@@ -122,9 +125,13 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		decision, delay = pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
 		c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
 		c.State.Health = nil
-		if decision && !c.HostConfig.AutoRemove {
+		switch {
+		case c.HostConfig.AutoRemove:
+			// The exit and the removal in one commit (--rm waits for it).
+			c.State.Status, c.RestartDelay = store.StatusRemoving, 0
+		case decision:
 			c.State.Status, c.RestartDelay = store.StatusRestarting, delay
-		} else {
+		default:
 			c.RestartDelay = 0
 		}
 		return nil
@@ -142,7 +149,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	d.notify(c.ID, "exit", st.ExitCode)
 	switch {
 	case c.HostConfig.AutoRemove:
-		if err := d.remove(ctx, c.ID); err != nil {
+		if err := d.finishRemove(ctx, c); err != nil {
 			d.log.Warn("auto-remove", "id", c.ID, "err", err)
 		}
 	case c.State.Status == store.StatusRestarting:

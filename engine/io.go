@@ -265,7 +265,9 @@ func (d *Daemon) execProcess(c *store.Container, cfg *types.ExecConfig) (*specs.
 		p.Cwd = cfg.WorkingDir
 	}
 	if cfg.User != "" {
-		u, err := specgen.ResolveUser(d.rootfsDir(c.ID), cfg.User)
+		// The rootfs is mounted only in the container's namespace while
+		// it runs (see start): read it there.
+		u, err := specgen.ResolveUser(fmt.Sprintf("/proc/%d/root", c.State.Pid), cfg.User)
 		if err != nil {
 			return nil, err
 		}

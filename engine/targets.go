@@ -25,11 +25,21 @@ func ensureMountTargets(rootfs string, mounts []specs.Mount, owner uint32) error
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	defer root.Close()
+	var done []string
 	for _, m := range mounts {
-		dest := strings.Trim(filepath.Clean(m.Destination), "/")
+		dest := strings.Trim(filepath.Clean("/"+m.Destination), "/")
 		if dest == "" || dest == "." {
 			continue
 		}
+		// A target under an earlier mount (/dev/pts under the /dev tmpfs,
+		// /sys/fs/cgroup under sysfs, a volume inside a volume) is looked
+		// up in that mount, not in the rootfs: making it here would only
+		// add an inode to the container's layer that nothing sees. The
+		// runtime makes it in the mounted filesystem.
+		if under(dest, done) {
+			continue
+		}
+		done = append(done, dest)
 		isFile := false
 		if m.Type == "bind" {
 			if st, err := os.Stat(m.Source); err == nil && !st.IsDir() {
@@ -41,6 +51,16 @@ func ensureMountTargets(rootfs string, mounts []specs.Mount, owner uint32) error
 		}
 	}
 	return nil
+}
+
+// under reports whether dest lies beneath one of the mount points in mounted.
+func under(dest string, mounted []string) bool {
+	for _, m := range mounted {
+		if strings.HasPrefix(dest, m+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 var inRoot = &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}

@@ -72,3 +72,36 @@ func TestEnsureMountTargetsOwner(t *testing.T) {
 		})
 	}
 }
+
+func TestEnsureMountTargetsSkipsNested(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(file, nil, 0o644)
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc"},
+		{Destination: "/dev", Type: "tmpfs"},
+		{Destination: "/dev/pts", Type: "devpts"},
+		{Destination: "/dev/shm", Type: "tmpfs"},
+		{Destination: "/sys", Type: "sysfs"},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup"},
+		{Destination: "/device", Type: "bind", Source: file},
+		{Destination: "/etc/hosts", Type: "bind", Source: file},
+		{Destination: "/data", Type: "bind", Source: t.TempDir()},
+		{Destination: "/data/inner", Type: "bind", Source: t.TempDir()},
+	}
+	if err := ensureMountTargets(root, mounts, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{
+		{"proc", true}, {"dev", true}, {"sys", true}, {"etc/hosts", true}, {"device", true}, {"data", true},
+		{"dev/pts", false}, {"dev/shm", false}, {"sys/fs", false}, {"data/inner", false},
+	} {
+		_, err := os.Lstat(filepath.Join(root, tc.path))
+		if got := err == nil; got != tc.want {
+			t.Errorf("%s exists: %v, want %v", tc.path, got, tc.want)
+		}
+	}
+}

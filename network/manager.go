@@ -51,7 +51,10 @@ type Manager struct {
 	ipam map[string][2]*pool  // by network ID: v4, v6 (nil if none)
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+// nameRE and the 64-byte cap check a network name. The cap is not a
+// {0,63} in the pattern: that compiles to 63 copies at every start of the
+// estiba binary (each CLI call, each container's init), ~0.3 ms.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 // New loads the stored networks and endpoints, makes sure each network's
 // anchor and the nftables table match them, and starts the DNS servers.
@@ -254,7 +257,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, cfg NetworkConfig) (*Networ
 }
 
 func (m *Manager) createNetwork(cfg NetworkConfig, dns bool) (*Network, error) {
-	if !nameRE.MatchString(cfg.Name) {
+	if len(cfg.Name) > 64 || !nameRE.MatchString(cfg.Name) {
 		return nil, fmt.Errorf("network name %q: %w", cfg.Name, ErrInvalid)
 	}
 	routes, err := hostRoutes(m.nl)

@@ -3,6 +3,8 @@
 #   dockerd_start DIR   start dockerd with state under DIR; exports DOCKER_HOST
 #                       and returns non-zero (with a message) if it can't run
 #   dockerd_stop        stop it and remove its containers, mounts and docker0
+# DOCKERD_ARGS adds flags; with --bridge=none no docker0 is made (nor removed),
+# so two private dockerds (two benches at once) do not fight over it.
 # The daemon runs with --iptables=false so it leaves the host firewall alone;
 # published ports then go through docker-proxy, its userland proxy, which is
 # the path the network bench compares against.
@@ -21,7 +23,7 @@ dockerd_start() {
 	dockerd --data-root "$DOCKERD_DIR/root" --exec-root "$DOCKERD_DIR/exec" \
 		-H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/dockerd.pid" \
 		--iptables=false --ip6tables=false --storage-driver overlay2 \
-		--default-ulimit nofile=20000:20000 >"$DOCKERD_DIR/dockerd.log" 2>&1 &
+		--default-ulimit nofile=20000:20000 ${DOCKERD_ARGS:-} >"$DOCKERD_DIR/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
 	export DOCKER_HOST=unix://$DOCKERD_DIR/docker.sock
 	for _ in $(seq 150); do
@@ -42,7 +44,7 @@ dockerd_stop() {
 	wait "$DOCKERD_PID" 2>/dev/null
 	DOCKERD_PID=
 	# dockerd leaves its bridge and, if killed hard, mounts under its roots.
-	ip link del docker0 2>/dev/null
+	[[ " ${DOCKERD_ARGS:-} " == *" --bridge=none "* ]] || ip link del docker0 2>/dev/null
 	grep -o " $DOCKERD_DIR[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$DOCKERD_DIR"
 	return 0

@@ -200,16 +200,51 @@ func monitorMain(args []string) int {
 		log.Error("monitor", "err", err)
 		return 1
 	}
-	rt := &ocirt.Runtime{
-		RT:         &container.Runtime{Root: filepath.Join(*execRoot, "runtime"), Warn: func(m string) { log.Warn(m) }},
-		ConsoleDir: filepath.Join(*execRoot, "console"),
-	}
+	// Inits are forked by a small helper (see ocirt.Spawner), as our
+	// children: a fork of this process would cost more with every
+	// container it supervises.
+	rt := &ocirt.Spawner{Runtime: monitorRuntime(*execRoot, log), Command: func() *exec.Cmd {
+		cmd := exec.Command("/proc/self/exe", "monitor-spawner", "--exec-root", *execRoot, "--log-level", *logLevel)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		return cmd
+	}}
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	err = monitor.Run(ctx, rt, filepath.Join(*execRoot, "monitor"), filepath.Join(*execRoot, "monitor.sock"), log)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("monitor", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func monitorRuntime(execRoot string, log *slog.Logger) *ocirt.Runtime {
+	return &ocirt.Runtime{
+		RT:         &container.Runtime{Root: filepath.Join(execRoot, "runtime"), Warn: func(m string) { log.Warn(m) }},
+		ConsoleDir: filepath.Join(execRoot, "console"),
+	}
+}
+
+// spawnerMain is the monitor's helper that forks container inits (see
+// ocirt.Spawner), serving the monitor on fd 3 until the monitor goes away.
+func spawnerMain(args []string) int {
+	fs := pflag.NewFlagSet("estiba monitor-spawner", pflag.ContinueOnError)
+	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state")
+	logLevel := fs.String("log-level", "info", "log level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, err := logger(*logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba monitor-spawner:", err)
+		return 2
+	}
+	// Signals meant for the monitor's session are not ours: we end when
+	// the monitor does (EOF on fd 3).
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGINT)
+	if err := ocirt.ServeSpawner(os.NewFile(3, "spawner"), monitorRuntime(*execRoot, log)); err != nil {
+		log.Error("monitor-spawner", "err", err)
 		return 1
 	}
 	return 0

@@ -27,6 +27,8 @@ func main() {
 		os.Exit(daemonMain(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == "monitor":
 		os.Exit(monitorMain(os.Args[2:]))
+	case len(os.Args) > 1 && os.Args[1] == "monitor-spawner":
+		os.Exit(spawnerMain(os.Args[2:]))
 	}
 	c := &cli.CLI{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version}
 	os.Exit(c.Run(os.Args[1:]))

@@ -57,21 +57,40 @@ var _ monitor.Runtime = (*Runtime)(nil)
 // monitor (the Container's own Wait is never called: Release drops the
 // pidfd the os package holds without reaping).
 func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
-	terminal, err := wantsTerminal(bundle)
-	if err != nil {
-		return 0, nil, err
-	}
-	var c *container.Container
-	pid, master, err := r.withConsole(id, terminal, func(sock string) (*container.Container, error) {
-		var cerr error
-		c, cerr = r.RT.Create(id, bundle, container.CreateOptions{Stdio: container.Stdio(stdio), ConsoleSocket: sock})
-		return c, cerr
-	}, func(int) { r.RT.Kill(id, unix.SIGKILL, true) })
+	pid, master, c, err := r.create(id, bundle, stdio, nil)
 	if err != nil {
 		return pid, nil, err
 	}
 	r.keep(c)
 	return pid, master, nil
+}
+
+// create runs the runtime's Create, with the pty master of a terminal
+// container. With spawned set, init becomes a child of our parent
+// (CLONE_PARENT), spawned gets its pid right after the fork, and the pid is
+// returned even on an error: the parent must reap it.
+func (r *Runtime) create(id, bundle string, stdio monitor.Stdio, spawned func(pid int)) (int, *os.File, *container.Container, error) {
+	terminal, err := wantsTerminal(bundle)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	var c *container.Container
+	forked := 0
+	opts := container.CreateOptions{Stdio: container.Stdio(stdio), CloneParent: spawned != nil}
+	if spawned != nil {
+		opts.Spawned = func(pid int) { forked = pid; spawned(pid) }
+	}
+	pid, master, err := r.withConsole(id, terminal, func(sock string) (*container.Container, error) {
+		var cerr error
+		o := opts
+		o.ConsoleSocket = sock
+		c, cerr = r.RT.Create(id, bundle, o)
+		return c, cerr
+	}, func(int) { r.RT.Kill(id, unix.SIGKILL, true) })
+	if pid == 0 {
+		pid = forked
+	}
+	return pid, master, c, err
 }
 
 // wantsTerminal reads only process.terminal from the bundle's config.json:

@@ -1,8 +1,9 @@
 // Package store is the engine's crash-safe state: container records, the
 // name index and user-namespace range allocations, in one bbolt file.
 //
-// Schema (bucket tree; every write is one bbolt transaction, so a kill -9 at
-// any moment leaves either the old or the new state, never half of one):
+// Schema (bucket tree; every write is in one bbolt transaction, possibly
+// shared with concurrent writes (group commit), so a kill -9 at any moment
+// leaves either the old or the new state, never half of one):
 //
 //	v1                                  schema version 1
 //	├── meta
@@ -25,6 +26,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/estiba/estiba/engine/api/types"
@@ -116,6 +118,16 @@ type Container struct {
 // Store is an open state file.
 type Store struct {
 	db *bolt.DB
+
+	mu         sync.Mutex // guards the two fields below
+	queue      []*write   // writes waiting for the next commit
+	committing bool       // a caller is committing the queue
+}
+
+// write is one caller's part of a group commit.
+type write struct {
+	fn   func(*bolt.Tx) error
+	done chan error
 }
 
 // Open opens or creates the state file at path and checks its schema.
@@ -152,10 +164,63 @@ func (s *Store) Close() error { return s.db.Close() }
 
 func bucket(tx *bolt.Tx, name []byte) *bolt.Bucket { return tx.Bucket(bucketV1).Bucket(name) }
 
+// update runs fn in a write transaction, committed with the writes of
+// other callers that arrive meanwhile: each bbolt commit costs two
+// fdatasyncs, and concurrent starts would otherwise queue for one commit
+// each. A lone caller commits at once, with no added delay (bbolt's Batch
+// waits up to 10 ms for company). fn may run more than once: if another
+// write of the group fails, the group is rolled back and run again
+// without it. Each caller still gets its write all or nothing.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	w := &write{fn: fn, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, w)
+	if s.committing {
+		s.mu.Unlock()
+		return <-w.done
+	}
+	s.committing = true
+	for len(s.queue) > 0 {
+		group := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		s.commit(group)
+		s.mu.Lock()
+	}
+	s.committing = false
+	s.mu.Unlock()
+	return <-w.done
+}
+
+// commit runs the group in one transaction; a failing write is answered
+// alone and the rest run again without it.
+func (s *Store) commit(group []*write) {
+	for len(group) > 0 {
+		failed, ferr := -1, error(nil)
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, w := range group {
+				if err := w.fn(tx); err != nil {
+					failed, ferr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, w := range group {
+				w.done <- err
+			}
+			return
+		}
+		group[failed].done <- ferr
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}
+
 // Create stores a new container and claims its name. With userns set it
 // also allocates the lowest free 65536-id range at or above firstID.
 func (s *Store) Create(c *Container, userns bool, firstID, maxID uint32) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		names := bucket(tx, bucketNames)
 		if id := names.Get([]byte(c.Name)); id != nil {
 			return fmt.Errorf("the container name %q is already in use by container %q: %w", "/"+c.Name, id, errdefs.ErrConflict)
@@ -239,7 +304,7 @@ func (s *Store) Get(id string) (*Container, error) {
 // transaction.
 func (s *Store) Update(id string, fn func(*Container) error) (*Container, error) {
 	var c *Container
-	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+	err := s.update(func(tx *bolt.Tx) (err error) {
 		if c, err = get(tx, id); err != nil {
 			return err
 		}
@@ -253,7 +318,7 @@ func (s *Store) Update(id string, fn func(*Container) error) (*Container, error)
 
 // Delete removes the container, its name and its id range.
 func (s *Store) Delete(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c, err := get(tx, id)
 		if err != nil {
 			return err

@@ -2,7 +2,9 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,5 +96,70 @@ func TestUsernsExhaustion(t *testing.T) {
 	}
 	if err := s.Create(&Container{ID: "b", Name: "b"}, true, 0, UsernsSize-1); err == nil {
 		t.Fatal("second range allocated beyond max")
+	}
+}
+
+// Concurrent writes share commits; a failing one changes nothing and does
+// not fail the others of its group.
+func TestGroupCommit(t *testing.T) {
+	s, _ := open(t)
+	const n = 40
+	for i := 0; i < n; i++ {
+		c := &Container{ID: fmt.Sprintf("id%02d", i), Name: fmt.Sprintf("c%02d", i), Created: time.Now(), Phase: PhaseCreating}
+		if err := s.Create(c, true, 100000, 1<<31); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errBad := errors.New("bad")
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Update(fmt.Sprintf("id%02d", i), func(c *Container) error {
+				c.Phase = PhaseReady
+				c.RestartCount++
+				if i%5 == 0 {
+					return errBad
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		c, err := s.Get(fmt.Sprintf("id%02d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, wantCount, wantErr := PhaseReady, 1, error(nil)
+		if i%5 == 0 {
+			want, wantCount, wantErr = PhaseCreating, 0, errBad
+		}
+		if !errors.Is(errs[i], wantErr) || c.Phase != want || c.RestartCount != wantCount {
+			t.Errorf("container %d: err %v, phase %s, restarts %d; want %v, %s, %d", i, errs[i], c.Phase, c.RestartCount, wantErr, want, wantCount)
+		}
+	}
+	// Userns ranges stay disjoint when creates share a commit.
+	bases := map[uint32]bool{}
+	var cwg sync.WaitGroup
+	cs := make([]*Container, n)
+	for i := range cs {
+		cs[i] = &Container{ID: fmt.Sprintf("new%02d", i), Name: fmt.Sprintf("new%02d", i), Created: time.Now()}
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			if err := s.Create(cs[i], true, 100000, 1<<31); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	cwg.Wait()
+	for _, c := range cs {
+		if bases[c.UsernsBase] {
+			t.Errorf("userns base %d given twice", c.UsernsBase)
+		}
+		bases[c.UsernsBase] = true
 	}
 }

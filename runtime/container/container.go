@@ -58,6 +58,17 @@ type CreateOptions struct {
 	NoNewKeyring  bool
 	// PreserveFDs is the number of fds from 3 on passed to the container.
 	PreserveFDs int
+	// CloneParent makes init a child of the caller's parent
+	// (CLONE_PARENT), which then reaps it: a small helper process can do
+	// the fork for a big supervisor. With a new user namespace the fork is
+	// a full copy of the forking process's address space (no vfork: the
+	// parent must write the id maps while the child waits), so its cost
+	// grows with the forker's memory.
+	CloneParent bool
+	// Spawned, if set, is called with init's pid right after the fork.
+	// With CloneParent the caller cannot reap a failed init itself: its
+	// parent needs the pid.
+	Spawned func(pid int)
 }
 
 func (r *Runtime) warn(format string) {

@@ -212,8 +212,14 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		// hold capabilities there.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !privileged}
 	}
+	if o.CloneParent {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_PARENT
+	}
 	if err := plan.start(cmd); err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
+	}
+	if o.Spawned != nil {
+		o.Spawned(cmd.Process.Pid)
 	}
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
