@@ -186,7 +186,11 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 		// the credentials are the user namespace's root. Anything else
 		// would be dropped silently: refuse it.
 		if a.Setpgid || a.Setctty || a.Foreground || a.Noctty || a.Pdeathsig != 0 ||
-			a.UseCgroupFD || a.PidFD != nil || a.Chroot != "" || len(a.AmbientCaps) > 0 || a.Unshareflags != 0 {
+			a.UseCgroupFD || a.PidFD != nil || a.Chroot != "" || len(a.AmbientCaps) > 0 || a.Unshareflags != 0 ||
+			// CLONE_PARENT (CreateOptions.CloneParent) would make the
+			// first child the caller's parent's, which then reaps it:
+			// not built, so not dropped either.
+			a.Cloneflags&unix.CLONE_PARENT != 0 {
 			return fmt.Errorf("trampoline: unsupported SysProcAttr %+v: %w", *a, ErrUnsupported)
 		}
 		t.setsid = a.Setsid
