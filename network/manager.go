@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -43,6 +44,7 @@ type Manager struct {
 	fw   *firewall
 	dns  *dnsServers
 	tc   *shaper
+	rl   *relays
 	mu   sync.Mutex           // guards the maps and pools below
 	nets map[string]*Network  // by ID
 	eps  map[string]*Endpoint // by netID/containerID
@@ -75,7 +77,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		h.Close()
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, nl: h, fw: fw, tc: &shaper{nl: h},
+	m := &Manager{cfg: cfg, nl: h, fw: fw, tc: &shaper{nl: h}, rl: &relays{ls: map[string][]net.Listener{}},
 		nets: map[string]*Network{}, eps: map[string]*Endpoint{}, ipam: map[string][2]*pool{}}
 	m.dns = newDNSServers(m, cfg.ResolvConf, cfg.Upstreams)
 	if err := m.start(ctx); err != nil {
@@ -100,6 +102,11 @@ func (m *Manager) start(ctx context.Context) error {
 	}
 	for _, n := range m.nets {
 		if err := m.bringUp(n); err != nil {
+			return err
+		}
+	}
+	for _, e := range m.eps {
+		if err := m.rl.start(e); err != nil {
 			return err
 		}
 	}
@@ -172,6 +179,7 @@ func (m *Manager) bringUp(n *Network) error {
 // rules stay: a restarted daemon finds them (see Reconcile).
 func (m *Manager) Close() error {
 	m.dns.stopAll()
+	m.rl.stopAll()
 	m.fw.close()
 	m.nl.Close()
 	return nil
