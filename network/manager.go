@@ -22,6 +22,10 @@ type Config struct {
 	// DefaultSubnet of the "bridge" network; zero picks the first subnet of
 	// Pool that clashes with no host route.
 	DefaultSubnet netip.Prefix
+	// DefaultSubnet6 gives the "bridge" network IPv6 too (dockerd's --ipv6
+	// --fixed-cidr-v6). A stored default network without endpoints is
+	// recreated when it differs; one in use keeps its subnets.
+	DefaultSubnet6 netip.Prefix
 	// Pool of /16s for networks created without a subnet; default
 	// 172.17.0.0/16 … 172.31.0.0/16.
 	Pool []netip.Prefix
@@ -95,8 +99,13 @@ func (m *Manager) start(ctx context.Context) error {
 	if err := m.load(); err != nil {
 		return err
 	}
+	if n := m.byName(DefaultNetwork); n != nil && n.Subnet6 != m.cfg.DefaultSubnet6 && !m.inUse(n.ID) {
+		if err := m.dropNetwork(n); err != nil {
+			return fmt.Errorf("default network: %w", err)
+		}
+	}
 	if m.byName(DefaultNetwork) == nil {
-		if _, err := m.createNetwork(NetworkConfig{Name: DefaultNetwork, Subnet: m.cfg.DefaultSubnet}, false); err != nil {
+		if _, err := m.createNetwork(NetworkConfig{Name: DefaultNetwork, Subnet: m.cfg.DefaultSubnet, Subnet6: m.cfg.DefaultSubnet6}, false); err != nil {
 			return fmt.Errorf("default network: %w", err)
 		}
 	}
@@ -145,6 +154,29 @@ func (m *Manager) load() error {
 		}
 		m.eps[epKey(e.Network, e.ContainerID)] = &e
 	}
+	return nil
+}
+
+func (m *Manager) inUse(netID string) bool {
+	for _, e := range m.eps {
+		if e.Network == netID {
+			return true
+		}
+	}
+	return false
+}
+
+// dropNetwork removes an unused network's kernel objects and record, at
+// start (single-threaded).
+func (m *Manager) dropNetwork(n *Network) error {
+	if err := removeAnchor(m.nl, n); err != nil {
+		return err
+	}
+	if err := m.cfg.Store.Delete("network", n.ID); err != nil {
+		return err
+	}
+	delete(m.nets, n.ID)
+	delete(m.ipam, n.ID)
 	return nil
 }
 
