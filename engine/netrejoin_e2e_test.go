@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -199,6 +200,8 @@ func TestE2EBandwidth(t *testing.T) {
 // send. It returns the receiver's goodput in bit/s over seconds 1-5.
 func iperf3(pid int, ip string, reverse bool) (float64, error) {
 	srv := exec.Command("nsenter", "--net=/proc/"+strconv.Itoa(pid)+"/ns/net", "iperf3", "-s", "-1", "-p", "5301")
+	var serr strings.Builder
+	srv.Stdout, srv.Stderr = &serr, &serr
 	if err := srv.Start(); err != nil {
 		return 0, err
 	}
@@ -207,26 +210,28 @@ func iperf3(pid int, ip string, reverse bool) (float64, error) {
 	if reverse {
 		args = append(args, "-R")
 	}
-	var out []byte
-	var err error
-	for range 20 { // until the server listens
-		if out, err = exec.Command("iperf3", args...).Output(); err == nil {
-			break
-		}
-		sleep100ms()
-	}
-	if err != nil {
-		return 0, err
-	}
 	var r struct {
-		End struct {
+		Error string `json:"error"`
+		End   struct {
 			SumReceived struct {
 				BitsPerSecond float64 `json:"bits_per_second"`
 			} `json:"sum_received"`
 		} `json:"end"`
 	}
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, err
+	for range 30 { // until the server listens (iperf3 -J exits 0 on errors)
+		out, err := exec.Command("iperf3", args...).Output()
+		r.Error = ""
+		if err != nil || json.Unmarshal(out, &r) != nil || r.Error != "" {
+			r.Error = fmt.Sprintf("%v %s %s", err, r.Error, out)
+			sleep100ms()
+			continue
+		}
+		break
+	}
+	if r.Error != "" || r.End.SumReceived.BitsPerSecond == 0 {
+		srv.Process.Kill()
+		srv.Wait()
+		return 0, fmt.Errorf("iperf3 %s: %s; server: %s", strings.Join(args, " "), r.Error, serr.String())
 	}
 	return r.End.SumReceived.BitsPerSecond, nil
 }
