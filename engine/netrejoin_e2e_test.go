@@ -3,7 +3,9 @@ package engine_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -237,3 +239,48 @@ func iperf3(pid int, ip string, reverse bool) (float64, error) {
 }
 
 func sleep100ms() { time.Sleep(100 * time.Millisecond) }
+
+// TestE2EIPv6: an IPv6 network through the engine: the container gets an
+// IPv6 address (inspect), and its published ports answer on 127.0.0.1,
+// ::1 and the network's IPv6 gateway; a port bound to [::1] only there.
+func TestE2EIPv6(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNetLeaks(t, "est")
+	e := startE2E(t)
+	t.Cleanup(func() {
+		e.estiba("rm", "-f", "w6")
+		e.estiba("network", "rm", "v6n")
+		stopDaemon(t, e)
+		teardownNetworks(t, filepath.Join(e.work, "data", "network"))
+	})
+	e.steps([]step{
+		{"estiba", []string{"import", busyboxTar(t, e.work), "e2e/bb"}, "sha256:", 0},
+		{"estiba", []string{"network", "create", "--subnet", "fd00:e5:8::/64", "v6n"}, "IPv6", 1},
+		{"estiba", []string{"network", "create", "--ipv6", "--subnet", "10.231.8.0/24", "--subnet", "fd00:e5:8::/64", "v6n"}, "", 0},
+		{"estiba", []string{"run", "-d", "--name", "w6", "--network", "v6n", "-p", "18190:8080", "-p", "[::1]:18191:8080", "--userns", "host",
+			"e2e/bb", "sh", "-c", "mkdir -p /tmp/w && echo hi6 > /tmp/w/index.html && exec busybox httpd -f -p 8080 -h /tmp/w"}, "", 0},
+		{"estiba", []string{"inspect", "-f", "{{.NetworkSettings.Networks.v6n.GlobalIPv6Address}}", "w6"}, "fd00:e5:8::", 0},
+		{"estiba", []string{"port", "w6"}, ":::18190", 0},
+	})
+	get := func(url string) string {
+		c := http.Client{Timeout: time.Second}
+		for range 20 {
+			if resp, err := c.Get(url); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return string(b)
+			}
+			sleep100ms()
+		}
+		return ""
+	}
+	for _, url := range []string{"http://127.0.0.1:18190/", "http://[::1]:18190/", "http://[fd00:e5:8::1]:18190/", "http://[::1]:18191/"} {
+		if got := get(url); got != "hi6\n" {
+			t.Errorf("GET %s: %q", url, got)
+		}
+	}
+	c := http.Client{Timeout: 300 * time.Millisecond}
+	if _, err := c.Get("http://127.0.0.1:18191/"); err == nil {
+		t.Error("port bound to [::1] answers on 127.0.0.1")
+	}
+}
