@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Attach connects the namespace at netnsPath to a network: allocates the
@@ -64,7 +65,14 @@ func (m *Manager) plumb(ep *Endpoint) error {
 		return err
 	}
 	if err := m.fw.setPorts(ep, true); err != nil {
-		return err
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		// Our table or its maps were removed from outside (nft flush
+		// ruleset): rebuild it from the records, this endpoint's included.
+		if err := m.syncFirewall(); err != nil {
+			return err
+		}
 	}
 	if err := m.rl.start(ep); err != nil {
 		return err

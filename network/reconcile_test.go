@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,25 @@ func countRules(t *testing.T) int {
 		n += len(rs)
 	}
 	return n
+}
+
+// TestTableRemovedFromOutside: an attach that finds our table gone (nft
+// flush ruleset, or another tool) rebuilds it from the records.
+func TestTableRemovedFromOutside(t *testing.T) {
+	m, _ := newTestManager(t)
+	mustNet(t, m, "tr", "10.247.0.0/24", false)
+	ns1 := newNetns(t, "t1")
+	mustAttach(t, m, "t1", ns1, "tr", AttachOptions{Ports: mustPorts(t, "18097:8080")})
+	if err := m.fw.remove(); err != nil {
+		t.Fatal(err)
+	}
+	ns2 := newNetns(t, "t2")
+	mustAttach(t, m, "t2", ns2, "tr", AttachOptions{Ports: mustPorts(t, "18098:8080")})
+	serveEcho(t, ns1, ":8080", "t1")
+	serveEcho(t, ns2, ":8080", "t2")
+	for addr, want := range map[string]string{"127.0.0.1:18097": "t1", "127.0.0.1:18098": "t2"} {
+		if got, err := dialRetry("", addr); !strings.Contains(got, "hello from "+want) {
+			t.Errorf("%s after the table was rebuilt: %q %v", addr, got, err)
+		}
+	}
 }
