@@ -28,6 +28,8 @@ BIN=$PWD/bin/estiba
 WORK=$(mktemp -d /var/tmp/estiba-bench-net.XXXXXX)
 chmod 711 "$WORK"
 export ESTIBA_HOST=unix://$WORK/estiba.sock
+# A table of our own: other estiba daemons on this host rebuild theirs.
+TABLE=estiba_bench$$
 DAEMON_PID=
 . bench/lib/dockerd.sh
 go build -o "$WORK/netscale" ./bench/netscale
@@ -39,7 +41,7 @@ stop_estiba() {
 	[ -f "$WORK/run/monitor.pid" ] && kill "$(cat "$WORK/run/monitor.pid")" 2>/dev/null && sleep 1
 	umount "$WORK/run/exe/estiba-runtime" 2>/dev/null || true
 	# The daemon keeps its networks for containers that outlive it: remove them.
-	[ -d "$WORK/data/network" ] && "$WORK/netscale" -teardown "$WORK/data/network"
+	[ -d "$WORK/data/network" ] && "$WORK/netscale" -teardown "$WORK/data/network" -table "$TABLE"
 }
 cleanup() {
 	set +e
@@ -79,7 +81,7 @@ if dockerd_start "$WORK/docker"; then
 	have_docker=1
 	docker import "$WORK/rootfs.tar" bench/bb >/dev/null
 fi
-"$BIN" daemon -H "$ESTIBA_HOST" --data-root "$WORK/data" --exec-root "$WORK/run" --config-file /dev/null 2>"$WORK/daemon.log" &
+"$BIN" daemon -H "$ESTIBA_HOST" --data-root "$WORK/data" --exec-root "$WORK/run" --config-file /dev/null --nft-table "$TABLE" 2>"$WORK/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 100); do "$BIN" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" import "$WORK/rootfs.tar" bench/bb >/dev/null
@@ -96,7 +98,7 @@ m1=$(memavail); p1=$(pss "$DAEMON_PID" "$(cat "$WORK/run/monitor.pid")")
 awk -v n="$N" -v r="$running" -v ns="$((t1 - t0))" 'BEGIN {printf "started %d (%d running) in %.1f s: %.1f/s, %.0f ms each\n", n, r, ns/1e9, n*1e9/ns, ns/1e6/n}'
 awk -v n="$N" -v dm="$((m0 - m1))" -v dp="$((p1 - p0))" \
 	'BEGIN {printf "memory per container: %.0f KiB (engine userspace %.0f KiB; kernel, container processes and rest %.0f KiB)\n", dm/n, dp/n, (dm-dp)/n}'
-echo "published ports in the nft map: $(($(nft list map inet estiba pub4 | grep -o " : " | wc -l) - 1)); host veths: $(ip -br link | grep -c "^estv")"
+echo "published ports in the nft map: $(($(nft list map inet "$TABLE" pub4 | grep -o " : " | wc -l) - 1)); host veths: $(ip -br link | grep -c "^estv")"
 
 echo "== throughput, iperf3 -t $T, $R rounds alternating (server in the container's netns)"
 serve() { # serve NAME PID: iperf3 server on :8080 in the netns of PID

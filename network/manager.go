@@ -34,6 +34,10 @@ type Config struct {
 	ResolvConf string
 	// NoDNS disables the embedded DNS server (names are then not resolved).
 	NoDNS bool
+	// Table is the name of our nftables table (family inet); default
+	// TableName. Only for several managers on one host (tests): the
+	// links they make share the est* names.
+	Table string
 	// Upstreams (host:port) override the resolvers of ResolvConf for
 	// forwarded names.
 	Upstreams []string
@@ -76,7 +80,10 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	fw, err := newFirewall()
+	if cfg.Table == "" {
+		cfg.Table = TableName
+	}
+	fw, err := newFirewall(cfg.Table)
 	if err != nil {
 		h.Close()
 		return nil, err

@@ -34,23 +34,22 @@ const (
 // one address. Lookups in a map are O(1), so 10,000 published ports cost one
 // rule evaluation, not 10,000.
 type firewall struct {
-	mu   sync.Mutex // one batch at a time: a Conn is not safe for concurrent batches
-	conn *nftables.Conn
+	mu    sync.Mutex // one batch at a time: a Conn is not safe for concurrent batches
+	conn  *nftables.Conn
+	table *nftables.Table
 }
 
-func newFirewall() (*firewall, error) {
+func newFirewall(name string) (*firewall, error) {
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return &firewall{conn: c}, nil
+	return &firewall{conn: c, table: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}}, nil
 }
 
 func (f *firewall) close() { f.conn.CloseLasting() }
 
-var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-
-func pubSets() (*nftables.Set, *nftables.Set) {
+func pubSets(table *nftables.Table) (*nftables.Set, *nftables.Set) {
 	any := &nftables.Set{
 		Table: table, Name: "pub4", IsMap: true, Concatenation: true,
 		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
@@ -66,7 +65,7 @@ func pubSets() (*nftables.Set, *nftables.Set) {
 
 // pubSets6 are pub4 and pub4a for IPv6: pub6 maps (l4proto . port) to
 // (address6 . port), pub6a is keyed by (host address6 . l4proto . port).
-func pubSets6() (*nftables.Set, *nftables.Set) {
+func pubSets6(table *nftables.Table) (*nftables.Set, *nftables.Set) {
 	any := &nftables.Set{
 		Table: table, Name: "pub6", IsMap: true, Concatenation: true,
 		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
@@ -81,9 +80,9 @@ func pubSets6() (*nftables.Set, *nftables.Set) {
 }
 
 // pubMaps are the four port maps, in the order portElements fills them.
-func pubMaps() [4]*nftables.Set {
-	any4, one4 := pubSets()
-	any6, one6 := pubSets6()
+func pubMaps(table *nftables.Table) [4]*nftables.Set {
+	any4, one4 := pubSets(table)
+	any6, one6 := pubSets6(table)
 	return [4]*nftables.Set{any4, one4, any6, one6}
 }
 
@@ -95,10 +94,10 @@ func (f *firewall) sync(snapshot func() ([]*Network, []*Endpoint)) error {
 	defer f.mu.Unlock()
 	nets, eps := snapshot()
 	c := f.conn
-	c.AddTable(table)
-	c.DelTable(table)
-	c.AddTable(table)
-	maps := pubMaps()
+	c.AddTable(f.table)
+	c.DelTable(f.table)
+	c.AddTable(f.table)
+	maps := pubMaps(f.table)
 	for _, m := range maps {
 		if err := c.AddSet(m, nil); err != nil {
 			return fmt.Errorf("nft set: %w", err)
@@ -120,8 +119,8 @@ func (f *firewall) sync(snapshot func() ([]*Network, []*Endpoint)) error {
 func (f *firewall) remove() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conn.AddTable(table)
-	f.conn.DelTable(table)
+	f.conn.AddTable(f.table)
+	f.conn.DelTable(f.table)
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("nft delete table: %w", err)
 	}
@@ -135,7 +134,7 @@ func (f *firewall) setPorts(e *Endpoint, add bool) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	maps := pubMaps()
+	maps := pubMaps(f.table)
 	var err error
 	if add {
 		err = f.addPorts(e, maps)
@@ -214,7 +213,7 @@ func portElements(e *Endpoint) (els [4][]nftables.SetElement) {
 }
 
 func (f *firewall) chain(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority, typ nftables.ChainType) *nftables.Chain {
-	return f.conn.AddChain(&nftables.Chain{Name: name, Table: table, Hooknum: hook, Priority: prio, Type: typ})
+	return f.conn.AddChain(&nftables.Chain{Name: name, Table: f.table, Hooknum: hook, Priority: prio, Type: typ})
 }
 
 func (f *firewall) rule(ch *nftables.Chain, exprs ...[]expr.Any) {
@@ -222,7 +221,7 @@ func (f *firewall) rule(ch *nftables.Chain, exprs ...[]expr.Any) {
 	for _, e := range exprs {
 		all = append(all, e...)
 	}
-	f.conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: all})
+	f.conn.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: all})
 }
 
 // chains adds every chain and rule. The order of rules in each chain is the

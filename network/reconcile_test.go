@@ -62,7 +62,7 @@ func TestRestartReconcile(t *testing.T) {
 	if got := countRules(t); got != rulesBefore {
 		t.Errorf("after reconcile %d rules, before %d", got, rulesBefore)
 	}
-	any, _ := pubSets()
+	any, _ := pubSets(m2.fw.table)
 	c, _ := nftables.New()
 	els, err := c.GetSetElements(any)
 	if err != nil || len(els) != 1 {
@@ -99,7 +99,7 @@ func countRules(t *testing.T) int {
 		if ch.Table.Name != TableName {
 			continue
 		}
-		rs, err := c.GetRules(table, ch)
+		rs, err := c.GetRules(ch.Table, ch)
 		if err != nil {
 			t.Fatal(err)
 		}

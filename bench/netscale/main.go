@@ -29,10 +29,11 @@ func main() {
 	secs := flag.Int("t", 3, "iperf3 seconds per run")
 	jobs := flag.Int("j", 1, "parallel attaches")
 	teardown := flag.String("teardown", "", "only remove everything of the network layer whose store is this directory (a stopped daemon's <data-root>/network)")
+	table := flag.String("table", network.TableName, "nftables table of -teardown")
 	flag.Parse()
 	if *teardown != "" {
 		ctx := context.Background()
-		m, err := network.New(ctx, network.Config{Store: network.FileStore{Dir: *teardown}})
+		m, err := network.New(ctx, network.Config{Store: network.FileStore{Dir: *teardown}, Table: *table})
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -49,6 +49,7 @@ func daemonMain(args []string) int {
 	pids := fs.Int64("default-pids-limit", 4096, "default pids limit of containers (0: none)")
 	ipv6 := fs.Bool("ipv6", false, "give the default network IPv6 (needs --fixed-cidr-v6)")
 	cidr6 := fs.String("fixed-cidr-v6", "", "IPv6 subnet of the default network")
+	nftTable := fs.String("nft-table", network.TableName, "nftables table (family inet) of the network layer; another name only to run several daemons on one host")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -130,6 +131,7 @@ func daemonMain(args []string) int {
 	// The network layer is opened on the first container that asks for a
 	// network (--network NAME, or -p): others get a loopback-only netns.
 	netCfg.Store = network.FileStore{Dir: filepath.Join(*dataRoot, "network")}
+	netCfg.Table = *nftTable
 	networks := &netsvc.Networks{Config: netCfg}
 	defer networks.Close()
 	o.Networks = networks
