@@ -52,6 +52,7 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 now() { date +%s%N; }
 memavail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
@@ -73,11 +74,11 @@ for a in sh true sleep; do ln -s busybox "$ROOTFS/bin/$a"; done
 echo 'root:x:0:0:root:/:/bin/sh' > "$ROOTFS/etc/passwd"
 tar --numeric-owner -C "$ROOTFS" -cf "$WORK/rootfs.tar" .
 
-# dockerd first: its docker0 then takes a subnet the estiba network layer
-# sees as used and avoids (the reverse clashes: docker would pick 172.17/16
-# next to estiba's unreachable route for its default network).
+# docker0 on a subnet of its own: estiba daemons' default networks take
+# 172.17/16 and up, and an estiba network's unreachable route would shadow
+# docker0's route of the same prefix.
 have_docker=0
-if dockerd_start "$WORK/docker"; then
+if dockerd_start "$WORK/docker" --bip 10.221.0.1/24; then
 	have_docker=1
 	docker import "$WORK/rootfs.tar" bench/bb >/dev/null
 fi
@@ -108,9 +109,9 @@ serve() { # serve NAME PID: iperf3 server on :8080 in the netns of PID
 }
 bps() { # bps HOST PORT: receiver goodput in Mbit/s
 	local out
-	for _ in $(seq 20); do
-		out=$(iperf3 -c "$1" -p "$2" -t "$T" -O 1 -J 2>/dev/null) || true
-		if ! grep -q '"error"' <<<"$out"; then
+	for _ in $(seq 5); do
+		out=$(timeout $((T + 10)) iperf3 -c "$1" -p "$2" -t "$T" -O 1 -J --connect-timeout 2000 2>/dev/null) || true
+		if [ -n "$out" ] && ! grep -q '"error"' <<<"$out"; then
 			python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e6))' <<<"$out"
 			return
 		fi
