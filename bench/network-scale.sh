@@ -16,8 +16,21 @@
 # 3. LAYER=1: also the network layer alone (bench/netscale: N attaches without
 #    the engine) and the CNI bridge plugin peer (podman's CNI backend).
 # Knobs: T (default 5), R (default 3), LAYER (default 0). Run as root. Cleans up.
+# Everything runs in a network namespace of its own (daemons, containers'
+# veths, nftables tables, docker0, iperf3 clients): other estiba daemons on
+# a shared host reconcile the host namespace's est* links and their table,
+# and would take ours. The kernel paths measured are the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${NETSCALE_NETNS:-}" ]; then
+	ns=estbench$$
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+	rc=0
+	NETSCALE_NETNS=$ns nsenter --net="/run/netns/$ns" "$0" "$@" || rc=$?
+	ip netns del "$ns"
+	exit $rc
+fi
 N=${1:-1000}
 JOBS=${2:-1}
 T=${T:-5}
