@@ -20,7 +20,7 @@ func TestRestartReconcile(t *testing.T) {
 	testutil.CheckNoNetLeaks(t, "est")
 	ctx := context.Background()
 	cfg := Config{Store: FileStore{Dir: filepath.Join(t.TempDir(), "state")},
-		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"), ResolvConf: writeResolvConf(t, "")}
+		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"), ResolvConf: writeResolvConf(t, ""), Table: testTable()}
 	m1, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,7 @@ func TestRestartReconcile(t *testing.T) {
 	p2, _ := ParsePorts("18091-18092:80-81/udp")
 	e1 := mustAttach(t, m1, "r1", ns1, "ra", AttachOptions{Ports: p1, Bandwidth: Bandwidth{IngressRate: 50e6}})
 	mustAttach(t, m1, "r2", ns2, "ra", AttachOptions{Ports: p2})
-	rulesBefore := countRules(t)
+	rulesBefore := countRules(t, cfg.Table)
 	m1.Close()
 
 	// Restart: same store, same host.
@@ -42,7 +42,7 @@ func TestRestartReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur = m2
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, cfg.Table); got != rulesBefore {
 		t.Errorf("after restart %d rules, before %d", got, rulesBefore)
 	}
 	e3 := mustAttach(t, m2, "r3", newNetns(t, "r3"), "ra", AttachOptions{})
@@ -59,7 +59,7 @@ func TestRestartReconcile(t *testing.T) {
 	if eps := m2.Endpoints("ra"); len(eps) != 2 {
 		t.Fatalf("after reconcile: %d endpoints", len(eps))
 	}
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, cfg.Table); got != rulesBefore {
 		t.Errorf("after reconcile %d rules, before %d", got, rulesBefore)
 	}
 	any, _ := pubSets(m2.fw.table)
@@ -75,7 +75,7 @@ func TestRestartReconcile(t *testing.T) {
 	if removed, err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil || len(removed) != 0 {
 		t.Fatal(removed, err)
 	}
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, cfg.Table); got != rulesBefore {
 		t.Errorf("after 2nd reconcile %d rules", got)
 	}
 	serveEcho(t, ns1, ":80", "r1")
@@ -84,7 +84,7 @@ func TestRestartReconcile(t *testing.T) {
 	}
 }
 
-func countRules(t *testing.T) int {
+func countRules(t *testing.T, table string) int {
 	t.Helper()
 	c, err := nftables.New()
 	if err != nil {
@@ -96,7 +96,7 @@ func countRules(t *testing.T) int {
 	}
 	n := 0
 	for _, ch := range chains {
-		if ch.Table.Name != TableName {
+		if ch.Table.Name != table {
 			continue
 		}
 		rs, err := c.GetRules(ch.Table, ch)
