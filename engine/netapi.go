@@ -59,14 +59,19 @@ func (n netAPI) NetworkConnect(ctx context.Context, ref string, req *types.Netwo
 	if err != nil {
 		return err
 	}
-	if _, ok := c.Connected[nw.Name]; ok || n.d.networkOf(c) == nw.Name || n.d.networkOf(c) == nw.ID {
+	running := c.State.Status == store.StatusRunning && c.State.Pid != 0
+	primary := n.d.networkOf(c) == nw.Name || n.d.networkOf(c) == nw.ID
+	if _, ok := c.Connected[nw.Name]; ok || (primary && !running) {
 		return fmt.Errorf("container %s is already connected to network %s: %w", c.Name, nw.Name, errdefs.ErrConflict)
 	}
-	running := c.State.Status == store.StatusRunning && c.State.Pid != 0
 	if running {
+		// The network layer refuses a network the container is on.
 		if err := n.Connect(ctx, c.ID, strings.TrimPrefix(c.Name, "/"), c.State.Pid, nw.Name, req.EndpointConfig); err != nil {
 			return err
 		}
+	}
+	if primary {
+		return nil // back on the network of --network, joined at every start anyway
 	}
 	_, err = n.d.store.Update(c.ID, func(c *store.Container) error {
 		if c.Connected == nil {
