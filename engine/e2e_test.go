@@ -83,8 +83,7 @@ func startE2E(t *testing.T) *e2e {
 	os.Chmod(work, 0o711)
 	e := &e2e{t: t, bin: buildEstiba(t, work), work: work, host: "unix://" + filepath.Join(work, "sock")}
 	run := filepath.Join(work, "run")
-	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(work, "data"), "--exec-root", run, "--config-file", "/dev/null",
-		"--nft-table", e2eTable())
+	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(work, "data"), "--exec-root", run, "--config-file", "/dev/null")
 	logf, _ := os.Create(filepath.Join(work, "daemon.log"))
 	d.Stderr = logf
 	if err := d.Start(); err != nil {

@@ -167,7 +167,7 @@ func stopDaemon(t *testing.T, e *e2e) {
 // outlive it), so a test that ends removes them itself.
 func teardownNetworks(t *testing.T, dir string) {
 	t.Helper()
-	m, err := network.New(context.Background(), network.Config{Store: network.FileStore{Dir: dir}, Table: e2eTable()})
+	m, err := network.New(context.Background(), network.Config{Store: network.FileStore{Dir: dir}})
 	if err != nil {
 		t.Errorf("reopen network layer: %v", err)
 		return
@@ -204,16 +204,12 @@ func checkNetStats(t *testing.T, e *e2e, name string) {
 	}
 }
 
-// e2eTable names the test daemons' nftables table: other estiba daemons
-// on the host keep theirs (each rebuilds its own whole).
-func e2eTable() string { return "estiba_e2e" + strconv.Itoa(os.Getpid()) }
-
 // nftTable lists the network layer's table without handles.
 func nftTable(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("nft", "list", "table", "inet", e2eTable()).CombinedOutput()
+	out, err := exec.Command("nft", "list", "table", "inet", "estiba").CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft list table inet %s: %v %s", e2eTable(), err, out)
+		t.Fatalf("nft list table inet estiba: %v %s", err, out)
 	}
 	return string(out)
 }
@@ -223,7 +219,7 @@ func nftTable(t *testing.T) string {
 func restartDaemon(t *testing.T, e *e2e) *exec.Cmd {
 	t.Helper()
 	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(e.work, "data"),
-		"--exec-root", filepath.Join(e.work, "run"), "--config-file", "/dev/null", "--nft-table", e2eTable())
+		"--exec-root", filepath.Join(e.work, "run"), "--config-file", "/dev/null")
 	logf, err := os.OpenFile(filepath.Join(e.work, "daemon.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)

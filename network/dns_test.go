@@ -61,7 +61,6 @@ func newManagerWith(t *testing.T, cfg Config) *Manager {
 	testutil.CheckNoNetLeaks(t, "est")
 	cfg.Store = FileStore{Dir: filepath.Join(t.TempDir(), "state")}
 	cfg.DefaultSubnet = netip.MustParsePrefix("10.230.0.0/24")
-	cfg.Table = testTable()
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = writeResolvConf(t, "nameserver 127.0.0.53\nsearch example.test\n")
 	}

@@ -25,7 +25,6 @@ func newTestManager(t *testing.T) (*Manager, Config) {
 		Store:         FileStore{Dir: filepath.Join(t.TempDir(), "state")},
 		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"),
 		ResolvConf:    writeResolvConf(t, "nameserver 127.0.0.53\n"),
-		Table:         testTable(),
 	}
 	m, err := New(context.Background(), cfg)
 	if err != nil {
@@ -39,10 +38,6 @@ func newTestManager(t *testing.T) (*Manager, Config) {
 	})
 	return m, cfg
 }
-
-// testTable names the test process's nftables table: estiba daemons
-// running on the same host keep theirs.
-func testTable() string { return fmt.Sprintf("estiba_test%d", os.Getpid()) }
 
 func writeResolvConf(t *testing.T, content string) string {
 	p := filepath.Join(t.TempDir(), "resolv.conf")

@@ -20,7 +20,7 @@ func TestRestartReconcile(t *testing.T) {
 	testutil.CheckNoNetLeaks(t, "est")
 	ctx := context.Background()
 	cfg := Config{Store: FileStore{Dir: filepath.Join(t.TempDir(), "state")},
-		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"), ResolvConf: writeResolvConf(t, ""), Table: testTable()}
+		DefaultSubnet: netip.MustParsePrefix("10.230.0.0/24"), ResolvConf: writeResolvConf(t, "")}
 	m1, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
