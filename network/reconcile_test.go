@@ -33,7 +33,7 @@ func TestRestartReconcile(t *testing.T) {
 	p2, _ := ParsePorts("18091-18092:80-81/udp")
 	e1 := mustAttach(t, m1, "r1", ns1, "ra", AttachOptions{Ports: p1, Bandwidth: Bandwidth{IngressRate: 50e6}})
 	mustAttach(t, m1, "r2", ns2, "ra", AttachOptions{Ports: p2})
-	rulesBefore := countRules(t, cfg.Table)
+	rulesBefore := countRules(t, TableName)
 	m1.Close()
 
 	// Restart: same store, same host.
@@ -42,7 +42,7 @@ func TestRestartReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur = m2
-	if got := countRules(t, cfg.Table); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after restart %d rules, before %d", got, rulesBefore)
 	}
 	e3 := mustAttach(t, m2, "r3", newNetns(t, "r3"), "ra", AttachOptions{})
@@ -59,7 +59,7 @@ func TestRestartReconcile(t *testing.T) {
 	if eps := m2.Endpoints("ra"); len(eps) != 2 {
 		t.Fatalf("after reconcile: %d endpoints", len(eps))
 	}
-	if got := countRules(t, cfg.Table); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after reconcile %d rules, before %d", got, rulesBefore)
 	}
 	any, _ := pubSets(m2.fw.table)
@@ -75,7 +75,7 @@ func TestRestartReconcile(t *testing.T) {
 	if removed, err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil || len(removed) != 0 {
 		t.Fatal(removed, err)
 	}
-	if got := countRules(t, cfg.Table); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after 2nd reconcile %d rules", got)
 	}
 	serveEcho(t, ns1, ":80", "r1")
