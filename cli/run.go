@@ -227,18 +227,34 @@ func (f *createFlags) hostResources(fs *pflag.FlagSet, hc *types.HostConfig) err
 
 func (f *createFlags) portsAndLogs(c *types.Config, hc *types.HostConfig) error {
 	for _, p := range f.publish {
-		// [ip:][hostPort:]containerPort[/proto]
+		// [ip:][hostPort:]containerPort[/proto]; an IPv6 ip in brackets.
+		var b types.PortBinding
+		if rest, ok := strings.CutPrefix(p, "["); ok {
+			ip, after, found := strings.Cut(rest, "]:")
+			if !found {
+				return fmt.Errorf("invalid publish spec %q: unterminated [IPv6 address]", p)
+			}
+			b.HostIP, p = ip, "x:"+after
+		}
 		parts := strings.Split(p, ":")
 		cport := parts[len(parts)-1]
 		if !strings.Contains(cport, "/") {
 			cport += "/tcp"
 		}
-		b := types.PortBinding{}
 		switch len(parts) {
+		case 1:
 		case 2:
+			if b.HostIP != "" {
+				return fmt.Errorf("invalid publish spec %q: a host address needs a host port", p)
+			}
 			b.HostPort = parts[0]
 		case 3:
-			b.HostIP, b.HostPort = parts[0], parts[1]
+			if b.HostIP == "" {
+				b.HostIP = parts[0]
+			}
+			b.HostPort = parts[1]
+		default:
+			return fmt.Errorf("invalid publish spec %q (IPv6 addresses go in brackets)", p)
 		}
 		if hc.PortBindings == nil {
 			hc.PortBindings = map[string][]types.PortBinding{}

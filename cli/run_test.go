@@ -25,6 +25,13 @@ func TestCreateFlags(t *testing.T) {
 				t.Errorf("%+v", r.HC.Resources)
 			}
 		}},
+		{"IPv6 host address", []string{"-p", "[::1]:8080:80", "-p", "9090:90", "img"}, true, func(t *testing.T, r *reqView) {
+			b, b2 := r.HC.PortBindings["80/tcp"], r.HC.PortBindings["90/tcp"]
+			if len(b) != 1 || b[0].HostIP != "::1" || b[0].HostPort != "8080" || len(b2) != 1 || b2[0].HostIP != "" || b2[0].HostPort != "9090" {
+				t.Errorf("bindings %v %v", b, b2)
+			}
+		}},
+		{"unbracketed IPv6", []string{"-p", "::1:8080:80", "img"}, false, nil},
 		{"ports and restart", []string{"-p", "127.0.0.1:8080:80/udp", "--restart", "on-failure:3", "img"}, true, func(t *testing.T, r *reqView) {
 			b := r.HC.PortBindings["80/udp"]
 			if len(b) != 1 || b[0].HostIP != "127.0.0.1" || b[0].HostPort != "8080" || r.HC.RestartPolicy.MaximumRetryCount != 3 {

@@ -298,9 +298,10 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	}
 	size, files := d.logOpts(c)
 	network := d.networkOf(c)
+	joins := d.hasNetworks(c)
 	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
 		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
-		Hold: network != ""})
+		Hold: joins})
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
@@ -313,10 +314,19 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 		d.log.Warn("unmount rootfs on the host", "id", c.ID, "err", err)
 	}
 	var net *store.NetState
-	if network != "" {
+	if joins {
 		// The init waits (created, not started) while its namespace is
 		// plumbed: the user's process never runs without its network.
-		if net, err = d.setupNetwork(ctx, c, network, resp.Pid); err == nil {
+		// Endpoints of a run whose end the daemon missed (a crash) would
+		// make the attaches conflict: they go first.
+		d.networks.Teardown(ctx, c.ID)
+		if network != "" {
+			net, err = d.setupNetwork(ctx, c, network, resp.Pid)
+		}
+		if err == nil {
+			err = d.rejoin(ctx, c, resp.Pid)
+		}
+		if err == nil {
 			_, err = d.mon.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: c.ID})
 		}
 		if err != nil {

@@ -142,7 +142,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	}
 	d.stopHealth(c.ID)
 	d.images.UnmountRootfs(d.rootfsDir(c.ID))
-	if d.networks != nil && c.State.Network != nil {
+	if d.networks != nil && (c.State.Network != nil || len(c.Connected) > 0) {
 		d.networks.Teardown(ctx, c.ID)
 	}
 	d.events.containerExit(c, st.ExitCode)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 
 	"github.com/estiba/estiba/engine/api"
@@ -42,19 +43,51 @@ func (d *Daemon) NetworkAPI() api.Networks {
 	return netAPI{NetworkAdmin: na, d: d}
 }
 
+// NetworkConnect attaches a running container at once; a created or
+// stopped one joins at its next start. Either way the network is recorded
+// with the container and joined again at every start (restart policies,
+// restart, start after stop) until disconnected, as with Docker.
 func (n netAPI) NetworkConnect(ctx context.Context, ref string, req *types.NetworkConnectRequest) error {
 	c, err := n.d.get(req.Container)
 	if err != nil {
 		return err
 	}
-	if c.State.Status != store.StatusRunning || c.State.Pid == 0 {
-		// The engine attaches at start only the network of --network;
-		// connecting a stopped container would need that list persisted.
-		return fmt.Errorf("container %s is not running (connecting stopped containers is not supported): %w", req.Container, errdefs.ErrConflict)
+	if mode := c.HostConfig.NetworkMode; mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:") {
+		return fmt.Errorf("container %s has network mode %q and cannot be connected to a network: %w", c.Name, mode, errdefs.ErrInvalid)
 	}
-	return n.Connect(ctx, c.ID, strings.TrimPrefix(c.Name, "/"), c.State.Pid, ref, req.EndpointConfig)
+	nw, err := n.NetworkInspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	running := c.State.Status == store.StatusRunning && c.State.Pid != 0
+	primary := n.d.networkOf(c) == nw.Name || n.d.networkOf(c) == nw.ID
+	if _, ok := c.Connected[nw.Name]; ok || (primary && !running) {
+		return fmt.Errorf("container %s is already connected to network %s: %w", c.Name, nw.Name, errdefs.ErrConflict)
+	}
+	if running {
+		// The network layer refuses a network the container is on.
+		if err := n.Connect(ctx, c.ID, strings.TrimPrefix(c.Name, "/"), c.State.Pid, nw.Name, req.EndpointConfig); err != nil {
+			return err
+		}
+	}
+	if primary {
+		return nil // back on the network of --network, joined at every start anyway
+	}
+	_, err = n.d.store.Update(c.ID, func(c *store.Container) error {
+		if c.Connected == nil {
+			c.Connected = map[string]*types.EndpointSettings{}
+		}
+		c.Connected[nw.Name] = req.EndpointConfig
+		return nil
+	})
+	if err != nil && running {
+		n.Disconnect(ctx, c.ID, nw.Name)
+	}
+	return err
 }
 
+// NetworkDisconnect detaches a running container and forgets the network
+// for its next starts.
 func (n netAPI) NetworkDisconnect(ctx context.Context, ref string, req *types.NetworkDisconnectRequest) error {
 	c, err := n.d.get(req.Container)
 	if err != nil {
@@ -64,7 +97,60 @@ func (n netAPI) NetworkDisconnect(ctx context.Context, ref string, req *types.Ne
 		}
 		return err
 	}
-	return n.Disconnect(ctx, c.ID, ref)
+	name := ref
+	if nw, err := n.NetworkInspect(ctx, ref); err == nil {
+		name = nw.Name
+	}
+	_, recorded := c.Connected[name]
+	if c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused {
+		if err := n.Disconnect(ctx, c.ID, ref); err != nil && !(recorded && errors.Is(err, errdefs.ErrNotFound)) {
+			return err
+		}
+	} else if !recorded {
+		return fmt.Errorf("container %s is not connected to network %s: %w", c.Name, ref, errdefs.ErrNotFound)
+	}
+	if !recorded {
+		return nil
+	}
+	_, err = n.d.store.Update(c.ID, func(c *store.Container) error {
+		delete(c.Connected, name)
+		return nil
+	})
+	return err
+}
+
+// hasNetworks reports whether a start attaches the container to any
+// network (its own or connected ones).
+func (d *Daemon) hasNetworks(c *store.Container) bool {
+	if d.networkOf(c) != "" {
+		return true
+	}
+	_, ok := d.networks.(NetworkAdmin)
+	return ok && len(c.Connected) > 0
+}
+
+// rejoin attaches a starting container (its init is pid, held) to the
+// networks it was connected to, in name order (eth1, eth2… after the
+// network of --network).
+func (d *Daemon) rejoin(ctx context.Context, c *store.Container, pid int) error {
+	if len(c.Connected) == 0 {
+		return nil
+	}
+	na, ok := d.networks.(NetworkAdmin)
+	if !ok {
+		return nil
+	}
+	names := make([]string, 0, len(c.Connected))
+	for name := range c.Connected {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := na.Connect(ctx, c.ID, strings.TrimPrefix(c.Name, "/"), pid, name, c.Connected[name]); err != nil {
+			return fmt.Errorf("network %s of %s: %w", name, c.Name, err)
+		}
+	}
+	return nil
 }
 
 // NetworkReconciler is implemented by a network layer that keeps state

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Attach connects the namespace at netnsPath to a network: allocates the
@@ -64,6 +65,16 @@ func (m *Manager) plumb(ep *Endpoint) error {
 		return err
 	}
 	if err := m.fw.setPorts(ep, true); err != nil {
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		// Our table or its maps were removed from outside (nft flush
+		// ruleset): rebuild it from the records, this endpoint's included.
+		if err := m.syncFirewall(); err != nil {
+			return err
+		}
+	}
+	if err := m.rl.start(ep); err != nil {
 		return err
 	}
 	if ep.Bandwidth == (Bandwidth{}) {
@@ -255,6 +266,13 @@ func (m *Manager) checkPorts(n *Network, ports []PortMapping) error {
 		if err := validPort(p); err != nil {
 			return err
 		}
+		if p.HostIP.Is6() && p.HostIP.IsLoopback() && p.Proto == "udp" {
+			return fmt.Errorf("port [::1]:%d/udp: UDP is not relayed to ::1 (publish on every address or an IPv4 one): %w", p.HostPort, ErrInvalid)
+		}
+		if p.HostIP.Is6() && !p.HostIP.IsLoopback() && !n.Subnet6.IsValid() {
+			return fmt.Errorf("port %s:%d: network %s has no IPv6 subnet (create it with --ipv6 --subnet): %w",
+				p.HostIP, p.HostPort, n.Name, ErrInvalid)
+		}
 		if err := add(p); err != nil {
 			return err
 		}
@@ -268,10 +286,25 @@ func validPort(p PortMapping) error {
 		return fmt.Errorf("port protocol %q (tcp or udp): %w", p.Proto, ErrInvalid)
 	case p.HostPort == 0 || p.ContainerPort == 0:
 		return fmt.Errorf("port %d:%d: ports must be 1-65535: %w", p.HostPort, p.ContainerPort, ErrInvalid)
-	case p.HostIP.IsValid() && !p.HostIP.Is4() && !p.HostIP.IsUnspecified():
-		return fmt.Errorf("publishing on IPv6 address %s is not supported: %w", p.HostIP, ErrInvalid)
+	case p.HostIP.Is4In6():
+		return fmt.Errorf("host address %s: write IPv4 addresses as such: %w", p.HostIP, ErrInvalid)
+	case p.HostIP.Zone() != "":
+		return fmt.Errorf("host address %s: zones are not supported: %w", p.HostIP, ErrInvalid)
 	}
 	return nil
+}
+
+// hostsOverlap reports whether two host addresses of published ports
+// share an address: no address means every address of both families, an
+// unspecified one (0.0.0.0, ::) every address of its family.
+func hostsOverlap(a, b netip.Addr) bool {
+	switch {
+	case !a.IsValid() || !b.IsValid():
+		return true
+	case a.Is4() != b.Is4():
+		return false
+	}
+	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }
 
 func (m *Manager) releaseLocked(ep *Endpoint) {
@@ -312,6 +345,7 @@ func (m *Manager) release(ep *Endpoint) error {
 // Deleting the host veth deletes its peer and the routes through it.
 func (m *Manager) teardown(ep *Endpoint) error {
 	var errs []error
+	m.rl.stop(ep)
 	errs = append(errs, m.fw.setPorts(ep, false))
 	errs = append(errs, delLink(m.nl, ifbName(ep)))
 	errs = append(errs, delLink(m.nl, ep.HostVeth))

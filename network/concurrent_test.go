@@ -48,7 +48,7 @@ func TestConcurrentAttach(t *testing.T) {
 		}
 		seen[e.IP.String()] = true
 	}
-	any, _ := pubSets()
+	any, _ := pubSets(m.fw.table)
 	els, err := m.fw.conn.GetSetElements(any)
 	if err != nil || len(els) != n {
 		t.Fatalf("pub4 has %d elements (%v), want %d", len(els), err, n)

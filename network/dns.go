@@ -17,7 +17,7 @@ import (
 
 // dnsServers runs one embedded DNS server per user-defined network, bound
 // to the network's gateway address, port 53, UDP and TCP, in the daemon's
-// own namespace. A server answers A/AAAA for names (container name,
+// own namespace (and on the IPv6 gateway too). A server answers A/AAAA for names (container name,
 // aliases, short ID) of endpoints on ITS network only, so a container
 // cannot learn the addresses of another network's containers; every other
 // name is forwarded to the host's resolvers.
@@ -29,8 +29,8 @@ type dnsServers struct {
 }
 
 type dnsServer struct {
-	udp  net.PacketConn
-	tcp  net.Listener
+	udp  []net.PacketConn // on the IPv4 gateway, and the IPv6 one if any
+	tcp  []net.Listener
 	done sync.WaitGroup
 	// busy bounds the queries in flight (forwarding can take seconds):
 	// a container flooding its DNS server gets drops, not a daemon full of
@@ -61,20 +61,33 @@ func (d *dnsServers) start(n *Network) error {
 	if _, ok := d.servers[n.ID]; ok {
 		return nil
 	}
-	addr := net.JoinHostPort(n.Gateway.String(), "53")
-	udp, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return fmt.Errorf("dns %s: %w", addr, err)
+	s := &dnsServer{busy: make(chan struct{}, maxInflight)}
+	for _, gw := range []netip.Addr{n.Gateway, n.Gateway6} {
+		if !gw.IsValid() {
+			continue
+		}
+		addr := net.JoinHostPort(gw.String(), "53")
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			s.close()
+			return fmt.Errorf("dns %s: %w", addr, err)
+		}
+		s.udp = append(s.udp, udp)
+		tcp, err := net.Listen("tcp", addr)
+		if err != nil {
+			s.close()
+			return fmt.Errorf("dns %s: %w", addr, err)
+		}
+		s.tcp = append(s.tcp, tcp)
 	}
-	tcp, err := net.Listen("tcp", addr)
-	if err != nil {
-		udp.Close()
-		return fmt.Errorf("dns %s: %w", addr, err)
+	for _, c := range s.udp {
+		s.done.Add(1)
+		go func() { defer s.done.Done(); d.serveUDP(n.ID, s, c) }()
 	}
-	s := &dnsServer{udp: udp, tcp: tcp, busy: make(chan struct{}, maxInflight)}
-	s.done.Add(2)
-	go func() { defer s.done.Done(); d.serveUDP(n.ID, s) }()
-	go func() { defer s.done.Done(); d.serveTCP(n.ID, s) }()
+	for _, l := range s.tcp {
+		s.done.Add(1)
+		go func() { defer s.done.Done(); d.serveTCP(n.ID, s, l) }()
+	}
 	d.servers[n.ID] = s
 	return nil
 }
@@ -85,9 +98,17 @@ func (d *dnsServers) stop(id string) {
 	delete(d.servers, id)
 	d.mu.Unlock()
 	if ok {
-		s.udp.Close()
-		s.tcp.Close()
+		s.close()
 		s.done.Wait()
+	}
+}
+
+func (s *dnsServer) close() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	for _, l := range s.tcp {
+		l.Close()
 	}
 }
 
@@ -103,8 +124,7 @@ func (d *dnsServers) stopAll() {
 	}
 }
 
-func (d *dnsServers) serveUDP(netID string, s *dnsServer) {
-	c := s.udp
+func (d *dnsServers) serveUDP(netID string, s *dnsServer, c net.PacketConn) {
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := c.ReadFrom(buf)
@@ -126,9 +146,9 @@ func (d *dnsServers) serveUDP(netID string, s *dnsServer) {
 	}
 }
 
-func (d *dnsServers) serveTCP(netID string, s *dnsServer) {
+func (d *dnsServers) serveTCP(netID string, s *dnsServer, l net.Listener) {
 	for {
-		c, err := s.tcp.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			return
 		}

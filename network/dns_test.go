@@ -108,10 +108,16 @@ func fakeUpstream(t *testing.T) string {
 
 // queryA asks server for name's A record from inside ns.
 func queryA(ns, server, name, proto string) (string, error) {
+	return query(ns, server, name, proto, dnsmessage.TypeA)
+}
+
+// query asks server for name's record of type typ (A or AAAA) from inside
+// ns and returns the last address answered.
+func query(ns, server, name, proto string, typ dnsmessage.Type) (string, error) {
 	var out string
 	err := InNetns(ns, func() error {
 		q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7, RecursionDesired: true},
-			Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(strings.TrimSuffix(name, ".") + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+			Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(strings.TrimSuffix(name, ".") + "."), Type: typ, Class: dnsmessage.ClassINET}}}
 		b, err := q.Pack()
 		if err != nil {
 			return err
@@ -131,8 +137,11 @@ func queryA(ns, server, name, proto string) (string, error) {
 			return err
 		}
 		for _, a := range r.Answers {
-			if ar, ok := a.Body.(*dnsmessage.AResource); ok {
-				out = netip.AddrFrom4(ar.A).String()
+			switch r := a.Body.(type) {
+			case *dnsmessage.AResource:
+				out = netip.AddrFrom4(r.A).String()
+			case *dnsmessage.AAAAResource:
+				out = netip.AddrFrom16(r.AAAA).String()
 			}
 		}
 		return nil

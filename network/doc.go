@@ -48,7 +48,15 @@
 //
 //   - A published port shadows a host process listening on the same port
 //     (DNAT happens before the socket lookup); nothing checks for one.
-//   - Ports are published on IPv4 only; an IPv6 host address is refused.
+//   - IPv6: a port published without a host address is DNATed on every
+//     IPv6 address of the host too when the container has IPv6 ([::] alone
+//     when given as such). The host's ::1 is served by a relay in the daemon
+//     (see relays: IPv6 has no route_localnet), for TCP only, and only while
+//     the daemon runs; UDP on [::1] is refused.
+//   - One manager per host: a second one (another daemon) rebuilds its own
+//     table, whose forward chain drops what it does not know, and its
+//     Reconcile deletes est* links it has no record of. Config.Table only
+//     keeps two managers (tests) from rebuilding the same table.
 //   - A container on several networks has one default route, from the
 //     first; detaching that network does not move it.
 //   - Containers cannot ping their gateway: the input chain admits DNS only.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -23,6 +24,10 @@ type Config struct {
 	// DefaultSubnet of the "bridge" network; zero picks the first subnet of
 	// Pool that clashes with no host route.
 	DefaultSubnet netip.Prefix
+	// DefaultSubnet6 gives the "bridge" network IPv6 too (dockerd's --ipv6
+	// --fixed-cidr-v6). A stored default network without endpoints is
+	// recreated when it differs; one in use keeps its subnets.
+	DefaultSubnet6 netip.Prefix
 	// Pool of /16s for networks created without a subnet; default
 	// 172.17.0.0/16 … 172.31.0.0/16.
 	Pool []netip.Prefix
@@ -31,6 +36,10 @@ type Config struct {
 	ResolvConf string
 	// NoDNS disables the embedded DNS server (names are then not resolved).
 	NoDNS bool
+	// Table is the name of our nftables table (family inet); default
+	// TableName. Only for several managers on one host (tests): the
+	// links they make share the est* names.
+	Table string
 	// Upstreams (host:port) override the resolvers of ResolvConf for
 	// forwarded names.
 	Upstreams []string
@@ -45,6 +54,7 @@ type Manager struct {
 	fw   *firewall
 	dns  *dnsServers
 	tc   *shaper
+	rl   *relays
 	mu   sync.Mutex           // guards the maps and pools below
 	nets map[string]*Network  // by ID
 	eps  map[string]*Endpoint // by netID/containerID
@@ -78,12 +88,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	fw, err := newFirewall()
+	if cfg.Table == "" {
+		cfg.Table = TableName
+	}
+	fw, err := newFirewall(cfg.Table)
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, nl: h, fw: fw, tc: &shaper{nl: h},
+	m := &Manager{cfg: cfg, nl: h, fw: fw, tc: &shaper{nl: h}, rl: &relays{ls: map[string][]net.Listener{}},
 		nets: map[string]*Network{}, eps: map[string]*Endpoint{}, ipam: map[string][2]*pool{}}
 	m.dns = newDNSServers(m, cfg.ResolvConf, cfg.Upstreams)
 	if err := m.start(ctx); err != nil {
@@ -101,13 +114,23 @@ func (m *Manager) start(ctx context.Context) error {
 	if err := m.load(); err != nil {
 		return err
 	}
+	if n := m.byName(DefaultNetwork); n != nil && n.Subnet6 != m.cfg.DefaultSubnet6 && !m.inUse(n.ID) {
+		if err := m.dropNetwork(n); err != nil {
+			return fmt.Errorf("default network: %w", err)
+		}
+	}
 	if m.byName(DefaultNetwork) == nil {
-		if _, err := m.createNetwork(NetworkConfig{Name: DefaultNetwork, Subnet: m.cfg.DefaultSubnet}, false); err != nil {
+		if _, err := m.createNetwork(NetworkConfig{Name: DefaultNetwork, Subnet: m.cfg.DefaultSubnet, Subnet6: m.cfg.DefaultSubnet6}, false); err != nil {
 			return fmt.Errorf("default network: %w", err)
 		}
 	}
 	for _, n := range m.nets {
 		if err := m.bringUp(n); err != nil {
+			return err
+		}
+	}
+	for _, e := range m.eps {
+		if err := m.rl.start(e); err != nil {
 			return err
 		}
 	}
@@ -149,6 +172,29 @@ func (m *Manager) load() error {
 	return nil
 }
 
+func (m *Manager) inUse(netID string) bool {
+	for _, e := range m.eps {
+		if e.Network == netID {
+			return true
+		}
+	}
+	return false
+}
+
+// dropNetwork removes an unused network's kernel objects and record, at
+// start (single-threaded).
+func (m *Manager) dropNetwork(n *Network) error {
+	if err := removeAnchor(m.nl, n); err != nil {
+		return err
+	}
+	if err := m.cfg.Store.Delete("network", n.ID); err != nil {
+		return err
+	}
+	delete(m.nets, n.ID)
+	delete(m.ipam, n.ID)
+	return nil
+}
+
 func newPools(n *Network) [2]*pool {
 	p := [2]*pool{newPool(n.Subnet, n.Gateway)}
 	if n.Subnet6.IsValid() {
@@ -180,6 +226,7 @@ func (m *Manager) bringUp(n *Network) error {
 // rules stay: a restarted daemon finds them (see Reconcile).
 func (m *Manager) Close() error {
 	m.dns.stopAll()
+	m.rl.stopAll()
 	m.fw.close()
 	m.nl.Close()
 	return nil

@@ -78,3 +78,43 @@ func TestCreateNetworkValidation(t *testing.T) {
 		t.Errorf("none: want only lo, up: %v %v", links, err)
 	}
 }
+
+// TestDefaultNetworkIPv6: the daemon's DefaultSubnet6 gives the default
+// network IPv6 (dockerd's --ipv6 --fixed-cidr-v6); a restart with another
+// setting recreates it while unused and keeps it while in use.
+func TestDefaultNetworkIPv6(t *testing.T) {
+	testutil6(t)
+	m, cfg := newTestManager(t)
+	ctx := context.Background()
+	if n, _ := m.Inspect(DefaultNetwork); n.Subnet6.IsValid() {
+		t.Fatalf("default network has %s without DefaultSubnet6", n.Subnet6)
+	}
+	m.Close()
+	cfg.DefaultSubnet6 = netip.MustParsePrefix("fd00:e5:9::/64")
+	m2, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	n, _ := m2.Inspect(DefaultNetwork)
+	if n.Subnet6 != cfg.DefaultSubnet6 || n.Gateway6.String() != "fd00:e5:9::1" {
+		t.Fatalf("default network: %s gw %s, want %s", n.Subnet6, n.Gateway6, cfg.DefaultSubnet6)
+	}
+	ep := mustAttach(t, m2, "d6", newNetns(t, "d6"), DefaultNetwork, AttachOptions{Ports: mustPorts(t, "18096:8080")})
+	if !cfg.DefaultSubnet6.Contains(ep.IP6) {
+		t.Fatalf("endpoint on the default network got %s", ep.IP6)
+	}
+	m2.Close()
+	cfg.DefaultSubnet6 = netip.Prefix{}
+	m3, err := New(ctx, cfg) // in use: kept as it is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		m3.Teardown(ctx)
+		m3.Close()
+	}()
+	if n3, _ := m3.Inspect(DefaultNetwork); n3.ID != n.ID || n3.Subnet6 != n.Subnet6 {
+		t.Errorf("default network in use changed: %+v", n3)
+	}
+}

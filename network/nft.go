@@ -24,6 +24,8 @@ const (
 	ipsDstNat  = 0x20 // IPS_DST_NAT in ct status
 	regConcat  = 9    // NFT_REG32_01: second 32-bit slot of register 1
 	regConcat2 = 10   // NFT_REG32_02
+	reg32x4    = 12   // NFT_REG32_04: first 32-bit slot of register 2
+	reg32x5    = 13   // NFT_REG32_05
 )
 
 // firewall owns the table. Its map names are fixed: pub4 maps
@@ -32,23 +34,22 @@ const (
 // one address. Lookups in a map are O(1), so 10,000 published ports cost one
 // rule evaluation, not 10,000.
 type firewall struct {
-	mu   sync.Mutex // one batch at a time: a Conn is not safe for concurrent batches
-	conn *nftables.Conn
+	mu    sync.Mutex // one batch at a time: a Conn is not safe for concurrent batches
+	conn  *nftables.Conn
+	table *nftables.Table
 }
 
-func newFirewall() (*firewall, error) {
+func newFirewall(name string) (*firewall, error) {
 	c, err := nftables.New(nftables.AsLasting())
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return &firewall{conn: c}, nil
+	return &firewall{conn: c, table: &nftables.Table{Name: name, Family: nftables.TableFamilyINet}}, nil
 }
 
 func (f *firewall) close() { f.conn.CloseLasting() }
 
-var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-
-func pubSets() (*nftables.Set, *nftables.Set) {
+func pubSets(table *nftables.Table) (*nftables.Set, *nftables.Set) {
 	any := &nftables.Set{
 		Table: table, Name: "pub4", IsMap: true, Concatenation: true,
 		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
@@ -62,6 +63,29 @@ func pubSets() (*nftables.Set, *nftables.Set) {
 	return any, one
 }
 
+// pubSets6 are pub4 and pub4a for IPv6: pub6 maps (l4proto . port) to
+// (address6 . port), pub6a is keyed by (host address6 . l4proto . port).
+func pubSets6(table *nftables.Table) (*nftables.Set, *nftables.Set) {
+	any := &nftables.Set{
+		Table: table, Name: "pub6", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService),
+	}
+	one := &nftables.Set{
+		Table: table, Name: "pub6a", IsMap: true, Concatenation: true,
+		KeyType:  nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService),
+		DataType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetService),
+	}
+	return any, one
+}
+
+// pubMaps are the four port maps, in the order portElements fills them.
+func pubMaps(table *nftables.Table) [4]*nftables.Set {
+	any4, one4 := pubSets(table)
+	any6, one6 := pubSets6(table)
+	return [4]*nftables.Set{any4, one4, any6, one6}
+}
+
 // sync replaces the whole table with one built from nets and eps, in one
 // transaction: packets see the old table or the new one, never a half.
 // Adding the table first makes the delete valid when it does not exist yet.
@@ -70,22 +94,21 @@ func (f *firewall) sync(snapshot func() ([]*Network, []*Endpoint)) error {
 	defer f.mu.Unlock()
 	nets, eps := snapshot()
 	c := f.conn
-	c.AddTable(table)
-	c.DelTable(table)
-	c.AddTable(table)
-	any, one := pubSets()
-	if err := c.AddSet(any, nil); err != nil {
-		return fmt.Errorf("nft set: %w", err)
-	}
-	if err := c.AddSet(one, nil); err != nil {
-		return fmt.Errorf("nft set: %w", err)
+	c.AddTable(f.table)
+	c.DelTable(f.table)
+	c.AddTable(f.table)
+	maps := pubMaps(f.table)
+	for _, m := range maps {
+		if err := c.AddSet(m, nil); err != nil {
+			return fmt.Errorf("nft set: %w", err)
+		}
 	}
 	for _, e := range eps {
-		if err := f.addPorts(e, any, one); err != nil {
+		if err := f.addPorts(e, maps); err != nil {
 			return err
 		}
 	}
-	f.chains(nets, any, one)
+	f.chains(nets, maps)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nft sync table: %w", err)
 	}
@@ -96,8 +119,8 @@ func (f *firewall) sync(snapshot func() ([]*Network, []*Endpoint)) error {
 func (f *firewall) remove() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conn.AddTable(table)
-	f.conn.DelTable(table)
+	f.conn.AddTable(f.table)
+	f.conn.DelTable(f.table)
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("nft delete table: %w", err)
 	}
@@ -111,17 +134,15 @@ func (f *firewall) setPorts(e *Endpoint, add bool) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	any, one := pubSets()
+	maps := pubMaps(f.table)
 	var err error
 	if add {
-		err = f.addPorts(e, any, one)
+		err = f.addPorts(e, maps)
 	} else {
-		anyEl, oneEl := portElements(e)
-		if len(anyEl) > 0 {
-			err = f.conn.SetDeleteElements(any, anyEl)
-		}
-		if err == nil && len(oneEl) > 0 {
-			err = f.conn.SetDeleteElements(one, oneEl)
+		for i, els := range portElements(e) {
+			if err == nil && len(els) > 0 {
+				err = f.conn.SetDeleteElements(maps[i], els)
+			}
 		}
 	}
 	if err == nil {
@@ -138,44 +159,61 @@ func (f *firewall) setPorts(e *Endpoint, add bool) error {
 	return nil
 }
 
-func (f *firewall) addPorts(e *Endpoint, any, one *nftables.Set) error {
-	anyEl, oneEl := portElements(e)
-	if len(anyEl) > 0 {
-		if err := f.conn.SetAddElements(any, anyEl); err != nil {
-			return fmt.Errorf("nft ports: %w", err)
+func (f *firewall) addPorts(e *Endpoint, maps [4]*nftables.Set) error {
+	for i, els := range portElements(e) {
+		if len(els) == 0 {
+			continue
 		}
-	}
-	if len(oneEl) > 0 {
-		if err := f.conn.SetAddElements(one, oneEl); err != nil {
+		if err := f.conn.SetAddElements(maps[i], els); err != nil {
 			return fmt.Errorf("nft ports: %w", err)
 		}
 	}
 	return nil
 }
 
-// portElements encodes e's ports as map elements. Concatenated fields are
-// each padded to 4 bytes (one 32-bit register), the layout nft uses.
-func portElements(e *Endpoint) (anyHost, oneHost []nftables.SetElement) {
+// portElements encodes e's ports as elements of pub4, pub4a, pub6, pub6a.
+// Concatenated fields are each padded to 4 bytes (32-bit registers), the
+// layout nft uses. A port published without a host address goes to both
+// families when the endpoint has IPv6 (Docker publishes on 0.0.0.0 and
+// [::]); 0.0.0.0 is IPv4 only and [::] IPv6 only, as in Docker.
+func portElements(e *Endpoint) (els [4][]nftables.SetElement) {
 	ip := e.IP.As4()
+	ip6 := e.IP6.As16()
 	for _, p := range e.Ports {
 		proto := byte(unix.IPPROTO_TCP)
 		if p.Proto == "udp" {
 			proto = unix.IPPROTO_UDP
 		}
 		key := []byte{proto, 0, 0, 0, byte(p.HostPort >> 8), byte(p.HostPort), 0, 0}
-		val := []byte{ip[0], ip[1], ip[2], ip[3], byte(p.ContainerPort >> 8), byte(p.ContainerPort), 0, 0}
-		if !p.HostIP.IsValid() || p.HostIP.IsUnspecified() {
-			anyHost = append(anyHost, nftables.SetElement{Key: key, Val: val})
-			continue
+		cport := []byte{byte(p.ContainerPort >> 8), byte(p.ContainerPort), 0, 0}
+		val := append(ip[:], cport...)
+		val6 := append(ip6[:], cport...)
+		h := p.HostIP
+		switch {
+		case !h.IsValid():
+			els[0] = append(els[0], nftables.SetElement{Key: key, Val: val})
+			if e.IP6.IsValid() {
+				els[2] = append(els[2], nftables.SetElement{Key: key, Val: val6})
+			}
+		case h.Is4() && h.IsUnspecified():
+			els[0] = append(els[0], nftables.SetElement{Key: key, Val: val})
+		case h.Is4():
+			h4 := h.As4()
+			els[1] = append(els[1], nftables.SetElement{Key: append(h4[:], key...), Val: val})
+		case !e.IP6.IsValid():
+			// checkPorts refused it; a record from elsewhere adds nothing.
+		case h.IsUnspecified():
+			els[2] = append(els[2], nftables.SetElement{Key: key, Val: val6})
+		default:
+			h16 := h.As16()
+			els[3] = append(els[3], nftables.SetElement{Key: append(h16[:], key...), Val: val6})
 		}
-		h := p.HostIP.As4()
-		oneHost = append(oneHost, nftables.SetElement{Key: append(h[:], key...), Val: val})
 	}
-	return anyHost, oneHost
+	return els
 }
 
 func (f *firewall) chain(name string, hook *nftables.ChainHook, prio *nftables.ChainPriority, typ nftables.ChainType) *nftables.Chain {
-	return f.conn.AddChain(&nftables.Chain{Name: name, Table: table, Hooknum: hook, Priority: prio, Type: typ})
+	return f.conn.AddChain(&nftables.Chain{Name: name, Table: f.table, Hooknum: hook, Priority: prio, Type: typ})
 }
 
 func (f *firewall) rule(ch *nftables.Chain, exprs ...[]expr.Any) {
@@ -183,12 +221,12 @@ func (f *firewall) rule(ch *nftables.Chain, exprs ...[]expr.Any) {
 	for _, e := range exprs {
 		all = append(all, e...)
 	}
-	f.conn.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: all})
+	f.conn.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: all})
 }
 
 // chains adds every chain and rule. The order of rules in each chain is the
 // policy; see the comments at each.
-func (f *firewall) chains(nets []*Network, any, one *nftables.Set) {
+func (f *firewall) chains(nets []*Network, maps [4]*nftables.Set) {
 	accept := verdict(expr.VerdictAccept)
 	drop := verdict(expr.VerdictDrop)
 
@@ -205,8 +243,11 @@ func (f *firewall) chains(nets []*Network, any, one *nftables.Set) {
 	pre := f.chain("dnat", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, nftables.ChainTypeNAT)
 	out := f.chain("dnat-local", nftables.ChainHookOutput, nftables.ChainPriorityNATDest, nftables.ChainTypeNAT)
 	for _, ch := range []*nftables.Chain{pre, out} {
-		f.rule(ch, nfproto(unix.NFPROTO_IPV4), fibDaddrLocal(), dnatOne(one))
-		f.rule(ch, nfproto(unix.NFPROTO_IPV4), fibDaddrLocal(), dnatAny(any))
+		f.rule(ch, nfproto(unix.NFPROTO_IPV4), fibDaddrLocal(), dnatOne(maps[1]))
+		f.rule(ch, nfproto(unix.NFPROTO_IPV4), fibDaddrLocal(), dnatAny(maps[0]))
+		// Not ::1: the relay serves it (see relays).
+		f.rule(ch, nfproto(unix.NFPROTO_IPV6), ip6DaddrNot(netip.IPv6Loopback()), fibDaddrLocal(), dnatOne6(maps[3]))
+		f.rule(ch, nfproto(unix.NFPROTO_IPV6), ip6DaddrNot(netip.IPv6Loopback()), fibDaddrLocal(), dnatAny6(maps[2]))
 	}
 
 	post := f.chain("snat", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource, nftables.ChainTypeNAT)
@@ -266,6 +307,10 @@ func (f *firewall) chains(nets []*Network, any, one *nftables.Set) {
 		for _, p := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 			f.rule(in, ifname(true, vethPrefix, true), nfproto(unix.NFPROTO_IPV4), ipSaddrIn(n.Subnet),
 				ipDaddrIn(netip.PrefixFrom(n.Gateway, 32)), l4proto(p), dport(53), accept)
+			if n.Subnet6.IsValid() {
+				f.rule(in, ifname(true, vethPrefix, true), nfproto(unix.NFPROTO_IPV6), ip6SaddrIn(n.Subnet6),
+					ip6DaddrIn(netip.PrefixFrom(n.Gateway6, 128)), l4proto(p), dport(53), accept)
+			}
 		}
 	}
 	// Everything else from a container to the host is dropped.
@@ -337,6 +382,13 @@ func prefixMatch(off, size uint32, p netip.Prefix) []expr.Any {
 	}
 }
 
+func ip6DaddrNot(a netip.Addr) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: a.AsSlice()},
+	}
+}
+
 func ipSaddrIn(p netip.Prefix) []expr.Any  { return prefixMatch(12, 4, p) }
 func ipDaddrIn(p netip.Prefix) []expr.Any  { return prefixMatch(16, 4, p) }
 func ip6SaddrIn(p netip.Prefix) []expr.Any { return prefixMatch(8, 16, p) }
@@ -390,8 +442,36 @@ func dnatOne(m *nftables.Set) []expr.Any {
 	}
 }
 
+func dnatAny6(m *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Payload{DestRegister: regConcat, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		dnatTo6(),
+	}
+}
+
+// dnatOne6: the 16-byte address fills register 1 (32-bit slots 0-3), so
+// the protocol and port follow in slots 4 and 5.
+func dnatOne6(m *nftables.Set) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32x4},
+		&expr.Payload{DestRegister: reg32x5, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		dnatTo6(),
+	}
+}
+
 // dnatTo rewrites to the address in register 1 and the port right after it.
 func dnatTo() expr.Any {
 	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
 		RegAddrMin: 1, RegProtoMin: regConcat, Specified: true}
+}
+
+// dnatTo6 rewrites to the IPv6 address in register 1 and the port after
+// it, in the first 32-bit slot of register 2.
+func dnatTo6() expr.Any {
+	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV6,
+		RegAddrMin: 1, RegProtoMin: reg32x4, Specified: true}
 }

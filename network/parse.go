@@ -26,15 +26,28 @@ func ParsePorts(spec string) ([]PortMapping, error) {
 		}
 	}
 	var hostIP netip.Addr
+	if strings.HasPrefix(s, "[") { // [v6]:hostPort:containerPort
+		end := strings.Index(s, "]:")
+		if end < 0 {
+			return bad("unterminated [IPv6 address]")
+		}
+		ip, err := netip.ParseAddr(s[1:end])
+		if err != nil || !ip.Is6() {
+			return bad("host IPv6 address")
+		}
+		hostIP, s = ip, "x"+s[end+1:]
+	}
 	parts := strings.Split(s, ":")
 	switch len(parts) {
 	case 2:
 	case 3:
-		ip, err := netip.ParseAddr(strings.Trim(parts[0], "[]"))
-		if err != nil {
-			return bad("host IP")
+		if !hostIP.IsValid() {
+			ip, err := netip.ParseAddr(parts[0])
+			if err != nil || !ip.Is4() {
+				return bad("host IP (IPv6 goes in brackets)")
+			}
+			hostIP = ip
 		}
-		hostIP = ip
 		parts = parts[1:]
 	default:
 		return bad("want [hostIP:]hostPort:containerPort[/proto]")

@@ -22,7 +22,13 @@ func TestParsePorts(t *testing.T) {
 		{"80:80/sctp", nil, true},
 		{"9000-9002:7000-7001", nil, true},
 		{"x:80:80", nil, true},
-		{"[::1]:80:80", nil, true},
+		{"[::1]:80:80", []PortMapping{{HostIP: netip.IPv6Loopback(), HostPort: 80, ContainerPort: 80, Proto: "tcp"}}, false},
+		{"[::]:80:80/udp", []PortMapping{{HostIP: netip.IPv6Unspecified(), HostPort: 80, ContainerPort: 80, Proto: "udp"}}, false},
+		{"::1:80:80", nil, true},
+		{"[127.0.0.1]:80:80", nil, true},
+		{"[::1:80:80", nil, true},
+		{"[::ffff:127.0.0.1]:80:80", nil, true},
+		{"[fe80::1%eth0]:80:80", nil, true},
 	}
 	for _, tt := range tests {
 		got, err := ParsePorts(tt.spec)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func TestRestartReconcile(t *testing.T) {
 	p2, _ := ParsePorts("18091-18092:80-81/udp")
 	e1 := mustAttach(t, m1, "r1", ns1, "ra", AttachOptions{Ports: p1, Bandwidth: Bandwidth{IngressRate: 50e6}})
 	mustAttach(t, m1, "r2", ns2, "ra", AttachOptions{Ports: p2})
-	rulesBefore := countRules(t)
+	rulesBefore := countRules(t, TableName)
 	m1.Close()
 
 	// Restart: same store, same host.
@@ -41,7 +42,7 @@ func TestRestartReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur = m2
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after restart %d rules, before %d", got, rulesBefore)
 	}
 	e3 := mustAttach(t, m2, "r3", newNetns(t, "r3"), "ra", AttachOptions{})
@@ -58,10 +59,10 @@ func TestRestartReconcile(t *testing.T) {
 	if eps := m2.Endpoints("ra"); len(eps) != 2 {
 		t.Fatalf("after reconcile: %d endpoints", len(eps))
 	}
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after reconcile %d rules, before %d", got, rulesBefore)
 	}
-	any, _ := pubSets()
+	any, _ := pubSets(m2.fw.table)
 	c, _ := nftables.New()
 	els, err := c.GetSetElements(any)
 	if err != nil || len(els) != 1 {
@@ -74,7 +75,7 @@ func TestRestartReconcile(t *testing.T) {
 	if removed, err := m2.Reconcile(ctx, []DesiredEndpoint{{ContainerID: "r1", Network: "ra"}, {ContainerID: "r3", Network: "ra"}}); err != nil || len(removed) != 0 {
 		t.Fatal(removed, err)
 	}
-	if got := countRules(t); got != rulesBefore {
+	if got := countRules(t, TableName); got != rulesBefore {
 		t.Errorf("after 2nd reconcile %d rules", got)
 	}
 	serveEcho(t, ns1, ":80", "r1")
@@ -83,7 +84,7 @@ func TestRestartReconcile(t *testing.T) {
 	}
 }
 
-func countRules(t *testing.T) int {
+func countRules(t *testing.T, table string) int {
 	t.Helper()
 	c, err := nftables.New()
 	if err != nil {
@@ -95,14 +96,35 @@ func countRules(t *testing.T) int {
 	}
 	n := 0
 	for _, ch := range chains {
-		if ch.Table.Name != TableName {
+		if ch.Table.Name != table {
 			continue
 		}
-		rs, err := c.GetRules(table, ch)
+		rs, err := c.GetRules(ch.Table, ch)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n += len(rs)
 	}
 	return n
+}
+
+// TestTableRemovedFromOutside: an attach that finds our table gone (nft
+// flush ruleset, or another tool) rebuilds it from the records.
+func TestTableRemovedFromOutside(t *testing.T) {
+	m, _ := newTestManager(t)
+	mustNet(t, m, "tr", "10.247.0.0/24", false)
+	ns1 := newNetns(t, "t1")
+	mustAttach(t, m, "t1", ns1, "tr", AttachOptions{Ports: mustPorts(t, "18097:8080")})
+	if err := m.fw.remove(); err != nil {
+		t.Fatal(err)
+	}
+	ns2 := newNetns(t, "t2")
+	mustAttach(t, m, "t2", ns2, "tr", AttachOptions{Ports: mustPorts(t, "18098:8080")})
+	serveEcho(t, ns1, ":8080", "t1")
+	serveEcho(t, ns2, ":8080", "t2")
+	for addr, want := range map[string]string{"127.0.0.1:18097": "t1", "127.0.0.1:18098": "t2"} {
+		if got, err := dialRetry("", addr); !strings.Contains(got, "hello from "+want) {
+			t.Errorf("%s after the table was rebuilt: %q %v", addr, got, err)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 # Sourced by bench scripts: a private dockerd (Debian's docker.io, with its own
 # containerd and runc) as a peer, started and torn down by the script itself.
-#   dockerd_start DIR   start dockerd with state under DIR; exports DOCKER_HOST
-#                       and returns non-zero (with a message) if it can't run
+#   dockerd_start DIR [ARGS...]
+#                       start dockerd with state under DIR (ARGS: more dockerd
+#                       flags); exports DOCKER_HOST and returns non-zero (with
+#                       a message) if it can't run
 #   dockerd_stop        stop it and remove its containers, mounts and docker0
 # DOCKERD_ARGS adds flags; with --bridge=none no docker0 is made (nor removed),
 # so two private dockerds (two benches at once) do not fight over it.
@@ -23,7 +25,7 @@ dockerd_start() {
 	dockerd --data-root "$DOCKERD_DIR/root" --exec-root "$DOCKERD_DIR/exec" \
 		-H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/dockerd.pid" \
 		--iptables=false --ip6tables=false --storage-driver overlay2 \
-		--default-ulimit nofile=20000:20000 ${DOCKERD_ARGS:-} >"$DOCKERD_DIR/dockerd.log" 2>&1 &
+		--default-ulimit nofile=20000:20000 ${DOCKERD_ARGS:-} "${@:2}" >"$DOCKERD_DIR/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
 	export DOCKER_HOST=unix://$DOCKERD_DIR/docker.sock
 	for _ in $(seq 150); do

@@ -28,7 +28,21 @@ func main() {
 	dir := flag.String("dir", "", "work directory (default: a temp dir)")
 	secs := flag.Int("t", 3, "iperf3 seconds per run")
 	jobs := flag.Int("j", 1, "parallel attaches")
+	teardown := flag.String("teardown", "", "only remove everything of the network layer whose store is this directory (a stopped daemon's <data-root>/network)")
+	table := flag.String("table", network.TableName, "nftables table of -teardown")
 	flag.Parse()
+	if *teardown != "" {
+		ctx := context.Background()
+		m, err := network.New(ctx, network.Config{Store: network.FileStore{Dir: *teardown}, Table: *table})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Teardown(ctx); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "netscale")
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,6 +35,8 @@ type daemonConfig struct {
 	LogLevel         string            `json:"log-level"`
 	DefaultPidsLimit *int64            `json:"default-pids-limit"`
 	LogOpts          map[string]string `json:"log-opts"`
+	IPv6             bool              `json:"ipv6"`
+	FixedCIDRv6      string            `json:"fixed-cidr-v6"`
 }
 
 func daemonMain(args []string) int {
@@ -44,6 +47,9 @@ func daemonMain(args []string) int {
 	logLevel := fs.StringP("log-level", "l", "info", "log level: debug, info, warn, error")
 	configFile := fs.String("config-file", "/etc/estiba/daemon.json", "daemon configuration file")
 	pids := fs.Int64("default-pids-limit", 4096, "default pids limit of containers (0: none)")
+	ipv6 := fs.Bool("ipv6", false, "give the default network IPv6 (needs --fixed-cidr-v6)")
+	cidr6 := fs.String("fixed-cidr-v6", "", "IPv6 subnet of the default network")
+	nftTable := fs.String("nft-table", network.TableName, "nftables table (family inet) of the network layer; another name only to run several daemons on one host")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +79,15 @@ func daemonMain(args []string) int {
 	pick("log-level", logLevel, cfg.LogLevel)
 	if !fs.Changed("default-pids-limit") && cfg.DefaultPidsLimit != nil {
 		*pids = *cfg.DefaultPidsLimit
+	}
+	if !fs.Changed("ipv6") {
+		*ipv6 = cfg.IPv6
+	}
+	pick("fixed-cidr-v6", cidr6, cfg.FixedCIDRv6)
+	netCfg, err := defaultNetwork(*ipv6, *cidr6)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba daemon:", err)
+		return 2
 	}
 	log, err := logger(*logLevel)
 	if err != nil {
@@ -116,7 +131,9 @@ func daemonMain(args []string) int {
 	o.Images = images
 	// The network layer is opened on the first container that asks for a
 	// network (--network NAME, or -p): others get a loopback-only netns.
-	networks := &netsvc.Networks{Config: network.Config{Store: network.FileStore{Dir: filepath.Join(*dataRoot, "network")}}}
+	netCfg.Store = network.FileStore{Dir: filepath.Join(*dataRoot, "network")}
+	netCfg.Table = *nftTable
+	networks := &netsvc.Networks{Config: netCfg}
 	defer networks.Close()
 	o.Networks = networks
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -126,6 +143,25 @@ func daemonMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultNetwork reads --ipv6 and --fixed-cidr-v6 as dockerd does: IPv6
+// on the default network needs both.
+func defaultNetwork(ipv6 bool, cidr6 string) (network.Config, error) {
+	var cfg network.Config
+	switch {
+	case !ipv6 && cidr6 != "":
+		return cfg, fmt.Errorf("--fixed-cidr-v6 needs --ipv6")
+	case ipv6 && cidr6 == "":
+		return cfg, fmt.Errorf("--ipv6 needs --fixed-cidr-v6 (the default network's IPv6 subnet)")
+	case ipv6:
+		p, err := netip.ParsePrefix(cidr6)
+		if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
+			return cfg, fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 subnet", cidr6)
+		}
+		cfg.DefaultSubnet6 = p
+	}
+	return cfg, nil
 }
 
 // openImages opens the image store with a registry client that uses the

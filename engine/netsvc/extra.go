@@ -399,8 +399,13 @@ func (n *Networks) ContainerNetworks(id string) map[string]map[string]any {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		out[nw.Name] = map[string]any{"NetworkID": nw.ID, "EndpointID": ep.HostVeth, "IPAddress": ep.IP.String(),
-			"IPPrefixLen": nw.Subnet.Bits(), "Gateway": ep.Gateway.String(), "MacAddress": ep.MAC, "Aliases": ep.Aliases}
+		s := map[string]any{"NetworkID": nw.ID, "EndpointID": ep.HostVeth, "IPAddress": ep.IP.String(),
+			"IPPrefixLen": nw.Subnet.Bits(), "Gateway": ep.Gateway.String(), "MacAddress": ep.MAC, "Aliases": ep.Aliases,
+			"GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPv6Gateway": ""}
+		if ep.IP6.IsValid() {
+			s["GlobalIPv6Address"], s["GlobalIPv6PrefixLen"], s["IPv6Gateway"] = ep.IP6.String(), nw.Subnet6.Bits(), ep.Gateway6.String()
+		}
+		out[nw.Name] = s
 	}
 	return out
 }

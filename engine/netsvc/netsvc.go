@@ -70,11 +70,16 @@ func (n *Networks) Setup(ctx context.Context, id, name string, pid int, net stri
 	info := &engine.NetInfo{Network: net, IP: ep.IP.String(), Gateway: ep.Gateway.String(), Ports: map[string][]types.PortBinding{}}
 	for _, p := range ep.Ports {
 		key := strconv.Itoa(int(p.ContainerPort)) + "/" + p.Proto
-		ip := "0.0.0.0"
+		hp := strconv.Itoa(int(p.HostPort))
 		if p.HostIP.IsValid() {
-			ip = p.HostIP.String()
+			info.Ports[key] = append(info.Ports[key], types.PortBinding{HostIP: p.HostIP.String(), HostPort: hp})
+			continue
 		}
-		info.Ports[key] = append(info.Ports[key], types.PortBinding{HostIP: ip, HostPort: strconv.Itoa(int(p.HostPort))})
+		// Docker lists a port published on every address once per family.
+		info.Ports[key] = append(info.Ports[key], types.PortBinding{HostIP: "0.0.0.0", HostPort: hp})
+		if ep.IP6.IsValid() {
+			info.Ports[key] = append(info.Ports[key], types.PortBinding{HostIP: "::", HostPort: hp})
+		}
 	}
 	if f, err := m.ContainerFiles(id, name); err == nil {
 		info.Hosts, info.ResolvConf = f.Hosts, f.ResolvConf

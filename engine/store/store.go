@@ -113,6 +113,9 @@ type Container struct {
 	// UsernsBase is the first host uid/gid of the container's private
 	// 65536-id range; 0 means the container shares the host's ids.
 	UsernsBase uint32 `json:",omitempty"`
+	// Connected are the networks added with `network connect` (by name),
+	// joined again at every start until disconnected.
+	Connected map[string]*types.EndpointSettings `json:",omitempty"`
 }
 
 // Store is an open state file.
