@@ -1,0 +1,284 @@
+package security
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/estiba/estiba/internal/testutil"
+)
+
+// The tests in this file are a hostile tenant of the engine: a real estiba
+// daemon (bin/estiba) with its defaults (--userns=auto, default seccomp,
+// capabilities, masked paths, pids limit, loopback-only network) runs
+// containers of an image holding busybox and tenantprobe, and each probe
+// attempts one class of escape or interference. A probe line "ESCAPE …"
+// fails the test.
+
+// tenantDaemon is one daemon on a private data root, exec root and socket.
+type tenantDaemon struct {
+	t       *testing.T
+	bin     string
+	work    string
+	host    string
+	cmd     *exec.Cmd
+	image   string
+	marker  string // a file only the image's root holds
+	monitor int    // the monitor's host pid
+}
+
+// estibaBinary finds bin/estiba: $ESTIBA_BIN, else bin/ at the repository
+// root.
+func estibaBinary(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("ESTIBA_BIN")
+	if p == "" {
+		p = "../../bin/estiba"
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		t.Fatalf("estiba not found at %s (run `make build` at the repo root, or set ESTIBA_BIN): %v", abs, err)
+	}
+	return abs
+}
+
+func startTenantDaemon(t *testing.T) *tenantDaemon {
+	t.Helper()
+	testutil.RequiresRoot(t)
+	testutil.RequiresCommand(t, "go", "tar")
+	// unix socket paths are limited to 108 bytes: t.TempDir() can be long.
+	work, err := os.MkdirTemp("", "hostile-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Containers run as host ids of their own: they must traverse here.
+	os.Chmod(work, 0o711)
+	d := &tenantDaemon{t: t, bin: estibaBinary(t), work: work, host: "unix://" + filepath.Join(work, "s.sock"),
+		image: "hostile/probe", marker: "/hostile-image-marker"}
+	t.Cleanup(func() {
+		d.stop()
+		testutil.CheckNoMountsUnder(t, work)
+		os.RemoveAll(work)
+	})
+	d.cmd = exec.Command(d.bin, "daemon", "-H", d.host, "--data-root", filepath.Join(work, "data"),
+		"--exec-root", filepath.Join(work, "run"), "--config-file", "/dev/null")
+	logf, err := os.Create(filepath.Join(work, "daemon.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", filepath.Join(work, "s.sock")); err == nil {
+			c.Close()
+			break
+		}
+		if i == 500 {
+			t.Fatal("daemon socket never came up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.buildImage()
+	// The monitor starts with the first container.
+	d.must("run", "--rm", d.image, "true")
+	b, err := os.ReadFile(filepath.Join(work, "run", "monitor.pid"))
+	if err != nil {
+		t.Fatalf("monitor pid: %v", err)
+	}
+	d.monitor, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	return d
+}
+
+// stop removes every container, stops the daemon and the monitor and, if
+// the test failed, shows the daemon's log.
+func (d *tenantDaemon) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	out, _, _ := d.estiba("ps", "-aq")
+	if ids := strings.Fields(out); len(ids) > 0 {
+		d.estiba(append([]string{"rm", "-f"}, ids...)...)
+	}
+	out, _, _ = d.estiba("network", "ls", "-q", "--filter", "name=hostile")
+	for _, id := range strings.Fields(out) {
+		d.estiba("network", "rm", id)
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	d.cmd.Wait()
+	if d.monitor > 0 {
+		syscall.Kill(d.monitor, syscall.SIGTERM)
+		for i := 0; i < 250 && syscall.Kill(d.monitor, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if d.t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(d.work, "daemon.log"))
+		d.t.Logf("daemon log:\n%s", b)
+	}
+}
+
+// buildImage imports a busybox image holding tenantprobe, a setuid-root
+// copy of it, a non-root user and a marker file.
+func (d *tenantDaemon) buildImage() {
+	t := d.t
+	rootfs := filepath.Join(d.work, "rootfs")
+	buildRootfs(t, rootfs)
+	for _, a := range []string{"ip", "nc", "unshare", "id", "ps", "kill"} {
+		symlink(t, "busybox", filepath.Join(rootfs, "bin", a))
+	}
+	probe := filepath.Join(rootfs, "bin", "tenantprobe")
+	build := exec.Command("go", "build", "-o", probe, "./tenantprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build tenantprobe: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "suidprobe"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Join(rootfs, "bin", "suidprobe"), 0o4755|os.ModeSetuid)
+	os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, "etc", "group"), []byte("root:x:0:\nuser:x:1000:\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, d.marker), []byte("image\n"), 0o644)
+	tarball := filepath.Join(d.work, "rootfs.tar")
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	d.must("import", tarball, d.image)
+}
+
+func (d *tenantDaemon) estiba(args ...string) (string, string, int) {
+	cmd := exec.Command(d.bin, args...)
+	cmd.Env = []string{"ESTIBA_HOST=" + d.host, "HOME=" + d.work, "PATH=" + os.Getenv("PATH")}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), code
+}
+
+func (d *tenantDaemon) must(args ...string) string {
+	d.t.Helper()
+	out, errs, code := d.estiba(args...)
+	if code != 0 {
+		d.t.Fatalf("estiba %s: exit %d: %s%s", strings.Join(args, " "), code, out, errs)
+	}
+	return strings.TrimSpace(out)
+}
+
+// probe runs `estiba run --rm [runArgs] IMAGE tenantprobe ARGS` and fails t
+// for every ESCAPE line, or if the probe did not finish. It returns the
+// probe's INFO values.
+func (d *tenantDaemon) probe(t *testing.T, runArgs []string, args ...string) map[string]string {
+	t.Helper()
+	cmd := append(append(append([]string{"run", "--rm"}, runArgs...), d.image, "tenantprobe"), args...)
+	out, errs, code := d.estiba(cmd...)
+	return checkProbe(t, strings.Join(args, " "), out, errs, code)
+}
+
+func checkProbe(t *testing.T, what, out, errs string, code int) map[string]string {
+	t.Helper()
+	infos := map[string]string{}
+	done := false
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(l, "ESCAPE "):
+			t.Errorf("probe %s: %s", what, l)
+		case strings.HasPrefix(l, "INFO "):
+			k, v, _ := strings.Cut(strings.TrimPrefix(l, "INFO "), " ")
+			infos[k] = v
+		case l == "DONE":
+			done = true
+		}
+	}
+	if !done || code != 0 {
+		t.Errorf("probe %s did not finish: exit %d\nstdout:\n%s\nstderr:\n%s", what, code, out, errs)
+	}
+	if testing.Verbose() {
+		t.Logf("probe %s:\n%s", what, out)
+	}
+	return infos
+}
+
+// TestTenantIsolation runs every in-container probe against one daemon,
+// next to a victim container holding a secret, then checks the victim, the
+// daemon and the monitor are unharmed.
+func TestTenantIsolation(t *testing.T) {
+	d := startTenantDaemon(t)
+	secret := fmt.Sprintf("victim-secret-%d", time.Now().UnixNano())
+	d.must("run", "-d", "--name", "victim", "-e", "SECRET="+secret, d.image, "sh", "-c", "echo "+secret+" > /dev/shm/victim-file; exec sleep 600")
+	reversed := []rune(secret)
+	for i, j := 0, len(reversed)-1; i < j; i, j = i+1, j-1 {
+		reversed[i], reversed[j] = reversed[j], reversed[i]
+	}
+	daemonPid := strconv.Itoa(d.cmd.Process.Pid)
+	tests := []struct {
+		name string
+		run  []string // extra run flags (never weakening the defaults)
+		args []string
+	}{
+		{"mount, umount, remount, pivot_root, fsopen", nil, []string{"mount"}},
+		{"new namespaces, nested userns, clone3", nil, []string{"unshare"}},
+		{"kernel keyring", nil, []string{"keyring"}},
+		{"other containers' /proc entries", nil, []string{"procscan", string(reversed), "/dev/shm/victim-file"}},
+		{"signal, trace, read the daemon and monitor", nil, []string{"hostpids", daemonPid, strconv.Itoa(d.monitor), strconv.Itoa(os.Getpid())}},
+		{"/proc/sys, /sys, cgroup and sysrq writes, kcore reads", nil, []string{"writes"}},
+		{"device nodes", nil, []string{"devices"}},
+		{"chroot breakout", nil, []string{"chroot", d.marker}},
+		{"unix sockets of the host", nil, []string{"sockets", filepath.Join(d.work, "s.sock"), filepath.Join(d.work, "run", "monitor.sock")}},
+		{"clocks", nil, []string{"clock"}},
+		{"kernel log", nil, []string{"kmsg"}},
+		{"bpf, modules, perf, reboot, swap", nil, []string{"bpf"}},
+		{"userfaultfd", nil, []string{"userfault"}},
+		{"hard links and writes to the daemon's /etc files", nil, []string{"hardlink"}},
+		{"setuid root binary with no_new_privs", []string{"-u", "1000"}, []string{"setuid", "/bin/suidprobe"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { d.probe(t, tc.run, tc.args...) })
+	}
+	t.Run("descriptors of init and exec", func(t *testing.T) {
+		out, errs, code := d.estiba("run", "--rm", d.image, "sh", "-c", "tenantprobe fds $$; true")
+		checkProbe(t, "fds (init)", out, errs, code)
+		out, errs, code = d.estiba("exec", "victim", "sh", "-c", "tenantprobe fds $$ 1; true")
+		checkProbe(t, "fds (exec)", out, errs, code)
+	})
+	t.Run("kill -1 inside a container", func(t *testing.T) { d.probe(t, nil, "killall") })
+	t.Run("probes inside exec", func(t *testing.T) {
+		for _, p := range [][]string{{"mount"}, {"unshare"}, {"writes"}, {"devices"}, {"keyring"}} {
+			out, errs, code := d.estiba(append([]string{"exec", "victim", "tenantprobe"}, p...)...)
+			checkProbe(t, "exec "+p[0], out, errs, code)
+		}
+	})
+	// Whatever ran above, the victim, the daemon and the monitor live on.
+	if got := d.must("inspect", "-f", "{{.State.Status}}", "victim"); got != "running" {
+		t.Errorf("victim is %s after the probes", got)
+	}
+	if err := syscall.Kill(d.monitor, 0); err != nil {
+		t.Errorf("monitor (pid %d) is gone: %v", d.monitor, err)
+	}
+	if got := d.must("exec", "victim", "cat", "/dev/shm/victim-file"); got != secret {
+		t.Errorf("victim's file holds %q", got)
+	}
+}
