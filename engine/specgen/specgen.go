@@ -195,6 +195,10 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 			Bounding: caps, Effective: caps, Permitted: caps,
 		},
 		NoNewPrivileges: nnp,
+		// Always written: the container's init is a child of the monitor
+		// and would otherwise inherit its score (an operator protecting
+		// the monitor with a negative one would protect every tenant).
+		OOMScoreAdj: new(int),
 	}
 	if user.UID != 0 {
 		// A non-root user keeps no effective or permitted capabilities

@@ -40,6 +40,9 @@ func TestGenerate(t *testing.T) {
 			if !s.Process.NoNewPrivileges || s.Linux.Seccomp == nil || len(s.Linux.MaskedPaths) != len(MaskedPaths) {
 				t.Errorf("secure defaults missing")
 			}
+			if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != 0 {
+				t.Errorf("oomScoreAdj %v: want 0 written, not inherited from the monitor", s.Process.OOMScoreAdj)
+			}
 			if *s.Linux.Resources.Pids.Limit != 4096 {
 				t.Errorf("pids %d", *s.Linux.Resources.Pids.Limit)
 			}

@@ -282,3 +282,134 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("victim's file holds %q", got)
 	}
 }
+
+// TestTenantForkBomb: a fork bomb stops at the default pids limit, and
+// meanwhile the daemon answers and another container starts.
+func TestTenantForkBomb(t *testing.T) {
+	d := startTenantDaemon(t)
+	d.must("run", "-d", "--name", "bomb", d.image, "tenantprobe", "forkbomb", "100000", "20s")
+	var logs string
+	for i := 0; i < 600 && !strings.Contains(logs, "HOLDING"); i++ {
+		time.Sleep(100 * time.Millisecond)
+		logs, _, _ = d.estiba("logs", "bomb")
+	}
+	if !strings.Contains(logs, "HOLDING") {
+		t.Fatalf("fork bomb never reached its limit:\n%s", logs)
+	}
+	infos := map[string]string{}
+	for _, l := range strings.Split(logs, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(l, "INFO "), " "); ok && strings.HasPrefix(l, "INFO ") {
+			infos[k] = v
+		}
+	}
+	forked, _ := strconv.Atoi(infos["forked"])
+	if infos["pids.max"] != "4096" || forked > 4096 {
+		t.Errorf("fork bomb: %d processes, pids.max %q (want the default limit 4096)", forked, infos["pids.max"])
+	}
+	if out := d.must("run", "--rm", d.image, "echo", "neighbour"); out != "neighbour" {
+		t.Errorf("a neighbour during the fork bomb printed %q", out)
+	}
+	d.must("rm", "-f", "bomb")
+}
+
+// TestTenantIdentity: every default container has its own 65536-id range,
+// disjoint from the others' and from the host's ordinary ids, and its own
+// name; nothing of the host's or a neighbour's identity shows.
+func TestTenantIdentity(t *testing.T) {
+	d := startTenantDaemon(t)
+	hostName, _ := os.Hostname()
+	type rng struct{ base, size uint64 }
+	var ranges []rng
+	names := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		// Keep each container running so the ids stay allocated.
+		d.must("run", "-d", "--name", fmt.Sprintf("id%d", i), d.image, "sleep", "600")
+		out, errs, code := d.estiba("exec", fmt.Sprintf("id%d", i), "tenantprobe", "identity")
+		infos := checkProbe(t, "identity", out, errs, code)
+		f := strings.Split(infos["uid_map"], ",")
+		if len(f) != 3 || f[0] != "0" || infos["gid_map"] != infos["uid_map"] {
+			t.Fatalf("container %d: uid_map %q gid_map %q, want one range from 0", i, infos["uid_map"], infos["gid_map"])
+		}
+		base, _ := strconv.ParseUint(f[1], 10, 32)
+		size, _ := strconv.ParseUint(f[2], 10, 32)
+		if size != 65536 || base < 65536 {
+			t.Errorf("container %d maps 0 to host %d (%d ids): want 65536 ids above the host's ordinary ones", i, base, size)
+		}
+		for _, r := range ranges {
+			if base < r.base+r.size && r.base < base+size {
+				t.Errorf("container %d's ids %d+%d overlap another's %d+%d", i, base, size, r.base, r.size)
+			}
+		}
+		ranges = append(ranges, rng{base, size})
+		h := infos["hostname"]
+		if h == hostName || names[h] {
+			t.Errorf("container %d has hostname %q (host %q, others %v)", i, h, hostName, names)
+		}
+		for n := range names {
+			if strings.Contains(infos["hosts"], n) {
+				t.Errorf("container %d's /etc/hosts names a neighbour: %s", i, infos["hosts"])
+			}
+		}
+		names[h] = true
+	}
+}
+
+// TestTenantOOMScore: a container's processes (init and exec) get the
+// default oom_score_adj written, not inherited from the monitor that starts
+// them (an operator who protects the monitor with a negative score must not
+// protect its tenants), and cannot lower it. This host lacks
+// CAP_SYS_RESOURCE, so the monitor's score is raised instead of lowered to
+// show the inheritance.
+func TestTenantOOMScore(t *testing.T) {
+	d := startTenantDaemon(t)
+	adjPath := fmt.Sprintf("/proc/%d/oom_score_adj", d.monitor)
+	if err := os.WriteFile(adjPath, []byte("500"), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(adjPath, []byte("0"), 0) })
+	infos := d.probe(t, nil, "oomadj")
+	if infos["oom_score_adj"] != "0" {
+		t.Errorf("container oom_score_adj %q, want 0 (monitor's: 500)", infos["oom_score_adj"])
+	}
+	d.must("run", "-d", "--name", "oom", d.image, "sleep", "600")
+	out, errs, code := d.estiba("exec", "oom", "tenantprobe", "oomadj")
+	if infos := checkProbe(t, "exec oomadj", out, errs, code); infos["oom_score_adj"] != "0" {
+		t.Errorf("exec oom_score_adj %q, want 0 (monitor's: 500)", infos["oom_score_adj"])
+	}
+}
+
+// TestTenantLogFlood: a line with no newline, terminal escapes and a forged
+// json-file record neither grows the monitor nor forges an entry.
+func TestTenantLogFlood(t *testing.T) {
+	d := startTenantDaemon(t)
+	before := vmHWM(t, d.monitor)
+	d.must("run", "-d", "--name", "flood", d.image, "tenantprobe", "bigline", strconv.Itoa(64<<20))
+	d.must("wait", "flood")
+	if grew := vmHWM(t, d.monitor) - before; grew > 16<<10 {
+		t.Errorf("monitor peak RSS grew by %d KiB on a 64 MiB line", grew)
+	}
+	out, errs, code := d.estiba("logs", "flood")
+	if code != 0 || len(out) < 64<<20 {
+		t.Errorf("logs: exit %d, %d bytes of stdout (want the whole 64 MiB)", code, len(out))
+	}
+	if strings.Contains(errs, "forged") {
+		t.Errorf("a forged json-file record reached stderr: %.200q", errs)
+	}
+}
+
+// vmHWM is a process's peak resident set in KiB.
+func vmHWM(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	t.Fatalf("no VmHWM for pid %d", pid)
+	return 0
+}
