@@ -205,6 +205,9 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 		// (exec drops them), as with Docker.
 		p.Capabilities.Effective, p.Capabilities.Permitted = nil, nil
 	}
+	if err := checkExecSize(p.Args, p.Env, hc.Ulimits); err != nil {
+		return nil, err
+	}
 	if !filepath.IsAbs(p.Cwd) {
 		return nil, fmt.Errorf("working directory %q is not absolute: %w", p.Cwd, errdefs.ErrInvalid)
 	}
@@ -219,6 +222,44 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 		p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: name, Hard: uint64(u.Hard), Soft: uint64(u.Soft)})
 	}
 	return p, nil
+}
+
+// maxArgStrlen is the kernel's MAX_ARG_STRLEN (32 pages, with the NUL):
+// execve refuses any longer argument or environment string.
+const maxArgStrlen = 32 * 4096
+
+// checkExecSize refuses, at create rather than as an E2BIG at start, a
+// command line or environment execve would refuse: a string over
+// MAX_ARG_STRLEN, or a total over a quarter of the stack limit (8 MiB
+// unless --ulimit stack says otherwise; the kernel caps it at 6 MiB).
+func checkExecSize(args, env []string, ulimits []*types.Ulimit) error {
+	stack := int64(8 << 20)
+	for _, u := range ulimits {
+		if strings.EqualFold(u.Name, "stack") && u.Soft > 0 {
+			stack = u.Soft
+		}
+	}
+	limit := min(max(stack/4, maxArgStrlen), 6<<20)
+	total := int64(0)
+	for _, set := range []struct {
+		what string
+		s    []string
+	}{{"argument", args}, {"environment variable", env}} {
+		for _, v := range set.s {
+			if len(v)+1 > maxArgStrlen {
+				name, _, _ := strings.Cut(v, "=")
+				if set.what == "argument" || len(name) > 64 {
+					name = name[:min(len(name), 64)] + "…"
+				}
+				return fmt.Errorf("%s %s is %d bytes, over the kernel's limit of %d: %w", set.what, name, len(v), maxArgStrlen-1, errdefs.ErrInvalid)
+			}
+			total += int64(len(v)) + 1 + 8 // the string and its pointer
+		}
+	}
+	if total > limit {
+		return fmt.Errorf("command line and environment total %d bytes, over the kernel's limit of %d: %w", total, limit, errdefs.ErrInvalid)
+	}
+	return nil
 }
 
 var knownRlimits = map[string]bool{

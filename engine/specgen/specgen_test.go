@@ -2,9 +2,11 @@ package specgen
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/estiba/estiba/engine/api/types"
@@ -118,6 +120,13 @@ func TestGenerate(t *testing.T) {
 			}
 		}},
 		{name: "relative bind target", hc: types.HostConfig{Binds: []string{"/tmp:rel"}}, err: errdefs.ErrInvalid},
+		{name: "env string over MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10)}}, err: errdefs.ErrInvalid},
+		{name: "argument over MAX_ARG_STRLEN", cfg: types.Config{Cmd: []string{strings.Repeat("x", 128<<10)}}, err: errdefs.ErrInvalid},
+		{name: "env total over a quarter of the stack", cfg: types.Config{Env: manyVars(24, 100<<10)}, err: errdefs.ErrInvalid},
+		{name: "env total within a larger --ulimit stack", cfg: types.Config{Env: manyVars(24, 100<<10)},
+			hc: types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: 16 << 20, Hard: 16 << 20}}}},
+			check: func(t *testing.T, s *specs.Spec) {}},
+		{name: "env string just under MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10-6)}}, check: func(t *testing.T, s *specs.Spec) {}},
 		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
 			if hasNS(s, specs.NetworkNamespace) {
 				t.Error("host network got a netns")
@@ -142,6 +151,15 @@ func TestGenerate(t *testing.T) {
 			tc.check(t, s)
 		})
 	}
+}
+
+// manyVars is n variables of size bytes each.
+func manyVars(n, size int) []string {
+	var env []string
+	for i := 0; i < n; i++ {
+		env = append(env, fmt.Sprintf("V%02d=%s", i, strings.Repeat("x", size-4)))
+	}
+	return env
 }
 
 func sorted(s []string) []string {

@@ -1,8 +1,13 @@
 package security
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -412,4 +417,60 @@ func vmHWM(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no VmHWM for pid %d", pid)
 	return 0
+}
+
+// TestTenantAPIBadInput: oversized requests get a clear 400 at create, not
+// a daemon that balloons or a container that fails later with E2BIG.
+func TestTenantAPIBadInput(t *testing.T) {
+	d := startTenantDaemon(t)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", strings.TrimPrefix(d.host, "unix://"))
+	}}}
+	labels := map[string]string{}
+	for i := 0; i < 100000; i++ {
+		labels[fmt.Sprintf("label-%06d", i)] = strings.Repeat("v", 100)
+	}
+	tests := []struct {
+		name string
+		body map[string]any
+		code int
+		want string
+	}{
+		{"env string over MAX_ARG_STRLEN", map[string]any{"Env": []string{"BIG=" + strings.Repeat("x", 200<<10)}}, 400, "over the kernel's limit"},
+		{"env total over ARG_MAX", map[string]any{"Env": manyEnv(30, 100<<10)}, 400, "over the kernel's limit"},
+		{"argument over MAX_ARG_STRLEN", map[string]any{"Cmd": []string{"true", strings.Repeat("x", 200<<10)}}, 400, "over the kernel's limit"},
+		{"64 MiB environment", map[string]any{"Env": []string{"BIG=" + strings.Repeat("x", 64<<20)}}, 400, "over the limit"},
+		{"10 MiB of labels", map[string]any{"Labels": labels}, 400, "over the limit"},
+		{"large but valid environment", map[string]any{"Env": manyEnv(10, 100<<10)}, 201, ""},
+	}
+	before := vmHWM(t, d.cmd.Process.Pid)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := map[string]any{"Image": d.image, "Cmd": []string{"true"}}
+			for k, v := range tc.body {
+				body[k] = v
+			}
+			b, _ := json.Marshal(body)
+			resp, err := client.Post("http://estiba/v1.47/containers/create", "application/json", bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || !strings.Contains(string(msg), tc.want) {
+				t.Errorf("create: %d %s, want %d with %q", resp.StatusCode, msg, tc.code, tc.want)
+			}
+		})
+	}
+	if grew := vmHWM(t, d.cmd.Process.Pid) - before; grew > 256<<10 {
+		t.Errorf("daemon peak RSS grew by %d MiB on refused requests", grew>>10)
+	}
+}
+
+func manyEnv(n, size int) []string {
+	var env []string
+	for i := 0; i < n; i++ {
+		env = append(env, fmt.Sprintf("V%02d=%s", i, strings.Repeat("x", size-4)))
+	}
+	return env
 }
