@@ -124,7 +124,7 @@ func TestGenerate(t *testing.T) {
 		{name: "argument over MAX_ARG_STRLEN", cfg: types.Config{Cmd: []string{strings.Repeat("x", 128<<10)}}, err: errdefs.ErrInvalid},
 		{name: "env total over a quarter of the stack", cfg: types.Config{Env: manyVars(24, 100<<10)}, err: errdefs.ErrInvalid},
 		{name: "env total within a larger --ulimit stack", cfg: types.Config{Env: manyVars(24, 100<<10)},
-			hc: types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: 16 << 20, Hard: 16 << 20}}}},
+			hc:    types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: 16 << 20, Hard: 16 << 20}}}},
 			check: func(t *testing.T, s *specs.Spec) {}},
 		{name: "env string just under MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10-6)}}, check: func(t *testing.T, s *specs.Spec) {}},
 		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
