@@ -474,3 +474,52 @@ func manyEnv(n, size int) []string {
 	}
 	return env
 }
+
+// TestTenantSymlinks: symlinks a tenant controls — in a volume it shares
+// with a later container, or in its image — must not steer the daemon's or
+// runtime's mounts and files outside the container's root.
+func TestTenantSymlinks(t *testing.T) {
+	d := startTenantDaemon(t)
+	escape := filepath.Join(os.TempDir(), fmt.Sprintf("hostile-escape-%d", time.Now().UnixNano()))
+	t.Cleanup(func() { os.RemoveAll(escape) })
+	// A volume whose content a previous tenant wrote.
+	d.must("run", "--rm", "-v", "hostilevol:/v", d.image, "true")
+	mp := filepath.Join(d.work, "data", "volumes", "hostilevol", "_data")
+	for name, target := range map[string]string{"abs": escape, "up": "../../../../../../../../../../" + escape, "root": "/"} {
+		if err := os.Symlink(target, filepath.Join(mp, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(d.work, "bindsrc")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/v/abs/bind", "/v/up/bind", "/v/root" + escape + "/bind"} {
+		out, errs, code := d.estiba("run", "--rm", "-v", "hostilevol:/v", "-v", src+":"+target+":ro", "--tmpfs", target+"-tmpfs", d.image, "true")
+		t.Logf("mount at %s through the volume's symlinks: exit %d %s%s", target, code, out, errs)
+	}
+	// An image whose /etc and /mnt lead out: the daemon makes the hostname,
+	// hosts and resolv.conf mount points there.
+	rootfs := filepath.Join(d.work, "evil")
+	buildRootfs(t, rootfs)
+	os.RemoveAll(filepath.Join(rootfs, "etc"))
+	os.RemoveAll(filepath.Join(rootfs, "mnt"))
+	symlink(t, escape+"/etc", filepath.Join(rootfs, "etc"))
+	symlink(t, "../../../../../../../../.."+escape+"/mnt", filepath.Join(rootfs, "mnt"))
+	tarball := filepath.Join(d.work, "evil.tar")
+	if out, err := exec.Command("tar", "--numeric-owner", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	d.must("import", tarball, "hostile/evil")
+	out, errs, code := d.estiba("run", "--rm", "--tmpfs", "/mnt/x", "-v", "hostilevol:/etc/vol", "hostile/evil", "cat", "/etc/hostname")
+	t.Logf("image with /etc and /mnt symlinks: exit %d %s%s", code, out, errs)
+	if _, err := os.Lstat(escape); err == nil {
+		files, _ := exec.Command("find", escape).CombinedOutput()
+		t.Errorf("the daemon or runtime wrote outside the container's root:\n%s", files)
+	}
+	for m := range testutil.Mounts(t) {
+		if strings.HasPrefix(m, escape) {
+			t.Errorf("mount outside the container's root: %s", m)
+		}
+	}
+}
