@@ -523,3 +523,81 @@ func TestTenantSymlinks(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantNetwork: on a user-defined network (its other settings the
+// defaults), a tenant with CAP_NET_RAW reaches its own network's
+// containers, but no host service (through the gateway or the host's
+// other addresses), no container of another network, and no container
+// with a forged source address.
+func TestTenantNetwork(t *testing.T) {
+	d := startTenantDaemon(t)
+	l, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan string, 100)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c.RemoteAddr().String()
+			c.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	for _, n := range []struct{ name, subnet string }{{"hostile-a", "10.239.1.0/24"}, {"hostile-b", "10.239.2.0/24"}} {
+		if _, errs, code := d.estiba("network", "create", "--subnet", n.subnet, n.name); code != 0 {
+			t.Skipf("network %s (%s): %s", n.name, n.subnet, errs)
+		}
+	}
+	d.must("run", "-d", "--name", "udpvictim", "--network", "hostile-a", d.image, "tenantprobe", "udplisten", "9000")
+	d.must("run", "-d", "--name", "neighbour", "--network", "hostile-a", d.image, "nc", "-ll", "-p", "8080", "-e", "echo", "hi")
+	d.must("run", "-d", "--name", "othernet", "--network", "hostile-b", d.image, "nc", "-ll", "-p", "8080", "-e", "echo", "hi")
+	ip := func(name string) string {
+		return d.must("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
+	}
+	victim, neighbour, other := ip("udpvictim"), ip("neighbour"), ip("othernet")
+	targets := []string{"10.239.1.1:" + port, "10.239.2.1:" + port, "10.239.1.1:22", other + ":8080"}
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok && p.IP.To4() != nil && !p.IP.IsLoopback() {
+			targets = append(targets, p.IP.String()+":"+port)
+		}
+	}
+	forged := []string{other, "10.239.1.250", "10.239.1.1", "8.8.8.8"}
+	script := "nc -w 3 " + neighbour + " 8080 && echo NEIGHBOUR-OK; tenantprobe tcpreach " + strings.Join(targets, " ") + "; "
+	for _, src := range forged {
+		script += "tenantprobe rawspoof " + victim + " 9000 " + src + " >/dev/null; "
+	}
+	script += "own=$(ip -4 addr show eth0 | sed -n 's/.*inet \\([0-9.]*\\).*/\\1/p'); tenantprobe rawspoof " + victim + " 9000 $own >/dev/null; echo OWN=$own"
+	out, errs, code := d.estiba("run", "--rm", "--network", "hostile-a", d.image, "sh", "-c", script)
+	checkProbe(t, "network", out, errs, code)
+	if !strings.Contains(out, "NEIGHBOUR-OK") {
+		t.Errorf("no connection to a container of the same network (the probe proves nothing):\n%s", out)
+	}
+	own := ""
+	if i := strings.Index(out, "OWN="); i >= 0 {
+		own = strings.TrimSpace(out[i+4:])
+	}
+	var logs string
+	for i := 0; i < 50 && !strings.Contains(logs, "from "+own+"\n"); i++ {
+		time.Sleep(100 * time.Millisecond)
+		logs, _, _ = d.estiba("logs", "udpvictim")
+	}
+	if own == "" || !strings.Contains(logs, "from "+own+"\n") {
+		t.Errorf("the datagram with the tenant's own address (%q) never arrived (the probe proves nothing):\n%s", own, logs)
+	}
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.HasPrefix(l, "RECEIVED") && !strings.HasSuffix(l, "from "+own) {
+			t.Errorf("a datagram with a forged source reached another container: %s", l)
+		}
+	}
+	select {
+	case from := <-accepted:
+		t.Errorf("a host service accepted a connection from a container: %s", from)
+	default:
+	}
+}
