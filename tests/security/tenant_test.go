@@ -601,3 +601,35 @@ func TestTenantNetwork(t *testing.T) {
 	default:
 	}
 }
+
+// TestTenantExecRace: while the test execs into a container over and over,
+// the tenant watches for the joining process and tries to trace it, take
+// its descriptors or open its binary (CVE-2016-9962, CVE-2019-5736).
+func TestTenantExecRace(t *testing.T) {
+	d := startTenantDaemon(t)
+	d.must("run", "-d", "--name", "racer", d.image, "tenantprobe", "execrace", "120s")
+	for i := 0; i < 100; i++ {
+		if logs, _, _ := d.estiba("logs", "racer"); strings.Contains(logs, "WATCHING") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := 0; i < 40; i++ {
+		args := []string{"exec", "racer", "true"}
+		if i%2 == 1 {
+			args = []string{"exec", "-u", "1000", "racer", "true"}
+		}
+		if out, errs, code := d.estiba(args...); code != 0 {
+			t.Fatalf("exec: exit %d %s%s", code, out, errs)
+		}
+	}
+	d.must("exec", "racer", "touch", "/dev/shm/execrace-stop")
+	if code := d.must("wait", "racer"); code != "0" {
+		t.Errorf("racer exited %s", code)
+	}
+	out, errs, _ := d.estiba("logs", "racer")
+	infos := checkProbe(t, "execrace", out, errs, 0)
+	if n, _ := strconv.Atoi(infos["processes-seen"]); n < 40 {
+		t.Errorf("the racer saw %d processes of 40 execs (the probe proves nothing)", n)
+	}
+}

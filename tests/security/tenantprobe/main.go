@@ -57,6 +57,7 @@ func main() {
 		"rawspoof":  probeRawSpoof,
 		"tcpreach":  probeTCPReach,
 		"udplisten": probeUDPListen,
+		"execrace":  probeExecRace,
 		"kmsg":      probeKmsg,
 		"bpf":       probeBPF,
 		"userfault": probeUserfault,
@@ -657,6 +658,70 @@ func udpPacket(src, dst []byte, sport, dport uint16, payload []byte) []byte {
 	u[4], u[5] = byte((8+len(payload))>>8), byte(8+len(payload))
 	copy(u[8:], payload) // checksum 0: none, allowed for UDP over IPv4
 	return b
+}
+
+// probeExecRace watches, for a while, every process that appears in the
+// container (the test execs into it meanwhile) and tries what CVE-2016-9962
+// and CVE-2019-5736 did: trace a process that is joining the container,
+// take its descriptors, open its binary. Whatever joins must already be
+// the container's (non-dumpable until then, descriptors closed). It stops
+// after args[0] or once /dev/shm/execrace-stop exists.
+func probeExecRace(args []string) {
+	d, _ := time.ParseDuration(args[0])
+	self := os.Getpid()
+	seen := map[int]bool{}
+	tries := 0
+	fmt.Println("WATCHING")
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		if _, err := os.Stat("/dev/shm/execrace-stop"); err == nil {
+			break
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self || pid == 1 || seen[pid] {
+				continue
+			}
+			seen[pid] = true
+			tries++
+			raceOne(pid)
+		}
+	}
+	info("processes-seen", tries)
+}
+
+func raceOne(pid int) {
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if f, err := os.OpenFile(fmt.Sprintf("/proc/%d/exe", pid), os.O_RDONLY, 0); err == nil {
+		st, _ := f.Stat()
+		f.Close()
+		if _, err := os.Stat(exe); err != nil {
+			escape("opened a joining process's binary from outside the container", "pid %d exe %s (%d bytes)", pid, exe, st.Size())
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		p := fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())
+		target, err := os.Readlink(p)
+		if err != nil || !strings.HasPrefix(target, "/") || strings.HasPrefix(target, "/dev/") {
+			continue
+		}
+		if _, err := os.Stat(target); err != nil {
+			if f, err := os.Open(p); err == nil {
+				f.Close()
+				escape("opened a joining process's descriptor to the host", "pid %d fd %s -> %s", pid, fd.Name(), target)
+			}
+		}
+	}
+	err := unix.PtraceAttach(pid)
+	if err == nil {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		if _, err := os.Stat(exe); err != nil && exe != "" {
+			escape("traced a joining process", "pid %d exe %s", pid, exe)
+		}
+		unix.PtraceDetach(pid)
+	}
 }
 
 // probeUDPListen prints every datagram received on port args[0] with its
