@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -80,6 +81,9 @@ func Generate(in *Input, d *Defaults) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHostname(in.Config.Hostname, in.Config.Domainname); err != nil {
+		return nil, err
+	}
 	proc, err := process(in, hc, d, sec)
 	if err != nil {
 		return nil, err
@@ -95,6 +99,7 @@ func Generate(in *Input, d *Defaults) (*specs.Spec, error) {
 			Resources:   &specs.LinuxResources{},
 		},
 	}
+	s.Domainname = in.Config.Domainname
 	if err := namespaces(s, in, hc); err != nil {
 		return nil, err
 	}
@@ -126,6 +131,25 @@ func hostname(in *Input) string {
 		return in.ID[:12]
 	}
 	return in.ID
+}
+
+// hostnameRE is RFC 1123's host name, as Docker checks it: the name goes
+// into /etc/hosts, where a newline would add entries of the caller's
+// choosing.
+var hostnameRE = regexp.MustCompile(`^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$`)
+
+// checkHostname refuses what sethostname(2) and setdomainname(2) would
+// (over 64 bytes) and what is not a host name.
+func checkHostname(host, domain string) error {
+	for _, n := range []struct{ what, v string }{{"hostname", host}, {"domainname", domain}} {
+		if n.v == "" {
+			continue
+		}
+		if len(n.v) > 64 || !hostnameRE.MatchString(n.v) {
+			return fmt.Errorf("invalid %s %q: want an RFC 1123 name of at most 64 bytes: %w", n.what, n.v, errdefs.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 type securityOpts struct {

@@ -127,6 +127,14 @@ func TestGenerate(t *testing.T) {
 			hc:    types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: 16 << 20, Hard: 16 << 20}}}},
 			check: func(t *testing.T, s *specs.Spec) {}},
 		{name: "env string just under MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10-6)}}, check: func(t *testing.T, s *specs.Spec) {}},
+		{name: "hostname with a newline", cfg: types.Config{Hostname: "x\n6.6.6.6 victim"}, err: errdefs.ErrInvalid},
+		{name: "hostname over 64 bytes", cfg: types.Config{Hostname: strings.Repeat("a", 65)}, err: errdefs.ErrInvalid},
+		{name: "domainname with a space", cfg: types.Config{Domainname: "a b"}, err: errdefs.ErrInvalid},
+		{name: "hostname and domainname", cfg: types.Config{Hostname: "web-1", Domainname: "example.com"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Hostname != "web-1" || s.Domainname != "example.com" {
+				t.Errorf("hostname %q domainname %q", s.Hostname, s.Domainname)
+			}
+		}},
 		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
 			if hasNS(s, specs.NetworkNamespace) {
 				t.Error("host network got a netns")

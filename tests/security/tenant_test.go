@@ -441,6 +441,8 @@ func TestTenantAPIBadInput(t *testing.T) {
 		{"argument over MAX_ARG_STRLEN", map[string]any{"Cmd": []string{"true", strings.Repeat("x", 200<<10)}}, 400, "over the kernel's limit"},
 		{"64 MiB environment", map[string]any{"Env": []string{"BIG=" + strings.Repeat("x", 64<<20)}}, 400, "over the limit"},
 		{"10 MiB of labels", map[string]any{"Labels": labels}, 400, "over the limit"},
+		{"hostname forging /etc/hosts entries", map[string]any{"Hostname": "x\n6.6.6.6 victim.example"}, 400, "invalid hostname"},
+		{"hostname over HOST_NAME_MAX", map[string]any{"Hostname": strings.Repeat("a", 100)}, 400, "invalid hostname"},
 		{"large but valid environment", map[string]any{"Env": manyEnv(10, 100<<10)}, 201, ""},
 	}
 	before := vmHWM(t, d.cmd.Process.Pid)
