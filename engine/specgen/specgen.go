@@ -201,6 +201,9 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 	if err != nil {
 		return nil, err
 	}
+	if !hc.Privileged && hc.UsernsMode != "host" && (user.UID >= usernsSize || user.GID >= usernsSize) {
+		return nil, fmt.Errorf("user %d:%d is outside the %d ids of the container's user namespace: %w", user.UID, user.GID, usernsSize, errdefs.ErrInvalid)
+	}
 	caps, err := Capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop)
 	if err != nil {
 		return nil, err
@@ -430,6 +433,9 @@ func Capabilities(privileged bool, add, drop []string) ([]string, error) {
 	return out, nil
 }
 
+// usernsSize is the number of ids --userns=auto maps.
+const usernsSize = 65536
+
 func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
@@ -446,7 +452,7 @@ func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 	}
 	if in.UsernsBase != 0 {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
-		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.UsernsBase, Size: 65536}}
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.UsernsBase, Size: usernsSize}}
 		s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
 	}
 	s.Linux.Namespaces = ns

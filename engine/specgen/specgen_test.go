@@ -135,6 +135,13 @@ func TestGenerate(t *testing.T) {
 				t.Errorf("hostname %q domainname %q", s.Hostname, s.Domainname)
 			}
 		}},
+		{name: "uid outside the user namespace", cfg: types.Config{User: "70000"}, err: errdefs.ErrInvalid},
+		{name: "gid outside the user namespace", cfg: types.Config{User: "0:65536"}, err: errdefs.ErrInvalid},
+		{name: "high uid with the host's ids", cfg: types.Config{User: "70000"}, hc: types.HostConfig{UsernsMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 70000 {
+				t.Errorf("user %+v", s.Process.User)
+			}
+		}},
 		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
 			if hasNS(s, specs.NetworkNamespace) {
 				t.Error("host network got a netns")

@@ -443,6 +443,7 @@ func TestTenantAPIBadInput(t *testing.T) {
 		{"10 MiB of labels", map[string]any{"Labels": labels}, 400, "over the limit"},
 		{"hostname forging /etc/hosts entries", map[string]any{"Hostname": "x\n6.6.6.6 victim.example"}, 400, "invalid hostname"},
 		{"hostname over HOST_NAME_MAX", map[string]any{"Hostname": strings.Repeat("a", 100)}, 400, "invalid hostname"},
+		{"user outside the container's ids", map[string]any{"User": "70000"}, 400, "outside the 65536 ids"},
 		{"large but valid environment", map[string]any{"Env": manyEnv(10, 100<<10)}, 201, ""},
 	}
 	before := vmHWM(t, d.cmd.Process.Pid)
