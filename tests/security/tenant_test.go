@@ -158,11 +158,18 @@ func (d *tenantDaemon) buildImage() {
 		t.Fatal(err)
 	}
 	os.Chmod(filepath.Join(rootfs, "bin", "suidprobe"), 0o4755|os.ModeSetuid)
+	capprobe := filepath.Join(rootfs, "bin", "capprobe")
+	if err := os.WriteFile(capprobe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("setcap", "cap_setuid,cap_dac_override+ep", capprobe).CombinedOutput(); err != nil {
+		t.Fatalf("setcap (libcap2-bin): %v %s", err, out)
+	}
 	os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(rootfs, "etc", "group"), []byte("root:x:0:\nuser:x:1000:\n"), 0o644)
 	os.WriteFile(filepath.Join(rootfs, d.marker), []byte("image\n"), 0o644)
 	tarball := filepath.Join(d.work, "rootfs.tar")
-	if out, err := exec.Command("tar", "--numeric-owner", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("tar", "--numeric-owner", "--xattrs", "--xattrs-include=security.capability", "-C", rootfs, "-cf", tarball, ".").CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v %s", err, out)
 	}
 	d.must("import", tarball, d.image)
@@ -263,6 +270,10 @@ func TestTenantIsolation(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { d.probe(t, tc.run, tc.args...) })
 	}
+	t.Run("file capabilities with no_new_privs", func(t *testing.T) {
+		out, errs, code := d.estiba("run", "--rm", "-u", "1000", d.image, "/bin/capprobe", "filecaps")
+		checkProbe(t, "filecaps", out, errs, code)
+	})
 	t.Run("descriptors of init and exec", func(t *testing.T) {
 		out, errs, code := d.estiba("run", "--rm", d.image, "sh", "-c", "tenantprobe fds $$; true")
 		checkProbe(t, "fds (init)", out, errs, code)

@@ -51,6 +51,7 @@ func main() {
 		"oomadj":    probeOOMAdj,
 		"forkbomb":  probeForkBomb,
 		"whoami":    probeWhoami,
+		"filecaps":  probeFileCaps,
 		"setuid":    probeSetuid,
 		"bigline":   probeBigLine,
 		"hardlink":  probeHardlink,
@@ -550,6 +551,23 @@ func probeForkBomb(args []string) {
 func probeWhoami(_ []string) {
 	info("uid", os.Getuid())
 	info("euid", os.Geteuid())
+}
+
+// probeFileCaps runs as a non-root user from a binary carrying file
+// capabilities (cap_setuid, cap_dac_override +ep): no_new_privs and the
+// unmapped owner of the capability must keep it from gaining any.
+func probeFileCaps(_ []string) {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "CapEff:") || strings.HasPrefix(l, "CapPrm:") {
+			if f := strings.Fields(l); len(f) == 2 && strings.Trim(f[1], "0") != "" {
+				escape("file capabilities granted", "%s as uid %d", l, os.Getuid())
+			}
+		}
+	}
+	if os.Getuid() != 0 {
+		verdict("setuid(0) from a file-capability binary", unix.Setuid(0))
+	}
 }
 
 // probeSetuid runs the image's setuid-root copy of this probe as the
