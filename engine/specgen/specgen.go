@@ -262,8 +262,11 @@ const maxArgStrlen = 32 * 4096
 func checkExecSize(args, env []string, ulimits []*types.Ulimit) error {
 	stack := int64(8 << 20)
 	for _, u := range ulimits {
-		if strings.EqualFold(u.Name, "stack") && u.Soft > 0 {
+		if strings.EqualFold(u.Name, "stack") {
 			stack = u.Soft
+			if stack < 0 { // unlimited
+				stack = 1 << 62
+			}
 		}
 	}
 	limit := min(max(stack/4, maxArgStrlen), 6<<20)
