@@ -264,7 +264,7 @@ func TestTenantIsolation(t *testing.T) {
 		{"kernel log", nil, []string{"kmsg"}},
 		{"bpf, modules, perf, reboot, swap", nil, []string{"bpf"}},
 		{"userfaultfd", nil, []string{"userfault"}},
-		{"hard links and writes to the daemon's /etc files", nil, []string{"hardlink"}},
+		{"hard links to the daemon's /etc files", nil, []string{"hardlink"}},
 		{"setuid root binary with no_new_privs", []string{"-u", "1000"}, []string{"setuid", "/bin/suidprobe"}},
 	}
 	for _, tc := range tests {
@@ -532,6 +532,14 @@ func TestTenantSymlinks(t *testing.T) {
 	d.must("import", tarball, "hostile/evil")
 	out, errs, code := d.estiba("run", "--rm", "--tmpfs", "/mnt/x", "-v", "hostilevol:/etc/vol", "hostile/evil", "cat", "/etc/hostname")
 	t.Logf("image with /etc and /mnt symlinks: exit %d %s%s", code, out, errs)
+	// A tenant whose rootfs is writable (idmapped layers) plants the same
+	// symlinks itself, for its next start.
+	// (Mount points cannot be moved, but their parents can.)
+	plant := "mv /data /data.old && mv /run /run.old && ln -s " + escape + "/data /data && ln -s ../../../../../../../.." + escape + "/run /run && ls -ld /data /run"
+	out, errs, code = d.estiba("run", "--name", "planter", "-v", "hostilevol:/data/sub", "--tmpfs", "/run/x", d.image, "sh", "-c", plant)
+	t.Logf("planting symlinks in its own rootfs: exit %d %s%s", code, out, errs)
+	out, errs, code = d.estiba("start", "-a", "planter")
+	t.Logf("restart over its own symlinks: exit %d %s%s", code, out, errs)
 	if _, err := os.Lstat(escape); err == nil {
 		files, _ := exec.Command("find", escape).CombinedOutput()
 		t.Errorf("the daemon or runtime wrote outside the container's root:\n%s", files)
