@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,6 +86,9 @@ func Generate(in *Input, d *Defaults) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHostname(in.Config.Hostname, in.Config.Domainname); err != nil {
+		return nil, err
+	}
 	proc, err := process(in, hc, d, sec)
 	if err != nil {
 		return nil, err
@@ -100,6 +104,7 @@ func Generate(in *Input, d *Defaults) (*specs.Spec, error) {
 			Resources:   &specs.LinuxResources{},
 		},
 	}
+	s.Domainname = in.Config.Domainname
 	if err := namespaces(s, in, hc); err != nil {
 		return nil, err
 	}
@@ -131,6 +136,25 @@ func hostname(in *Input) string {
 		return in.ID[:12]
 	}
 	return in.ID
+}
+
+// hostnameRE is RFC 1123's host name, as Docker checks it: the name goes
+// into /etc/hosts, where a newline would add entries of the caller's
+// choosing.
+var hostnameRE = regexp.MustCompile(`^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])$`)
+
+// checkHostname refuses what sethostname(2) and setdomainname(2) would
+// (over 64 bytes) and what is not a host name.
+func checkHostname(host, domain string) error {
+	for _, n := range []struct{ what, v string }{{"hostname", host}, {"domainname", domain}} {
+		if n.v == "" {
+			continue
+		}
+		if len(n.v) > 64 || !hostnameRE.MatchString(n.v) {
+			return fmt.Errorf("invalid %s %q: want an RFC 1123 name of at most 64 bytes: %w", n.what, n.v, errdefs.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 type securityOpts struct {
@@ -185,6 +209,9 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 	if err != nil {
 		return nil, err
 	}
+	if !hc.Privileged && hc.UsernsMode != "host" && (user.UID >= usernsSize || user.GID >= usernsSize) {
+		return nil, fmt.Errorf("user %d:%d is outside the %d ids of the container's user namespace: %w", user.UID, user.GID, usernsSize, errdefs.ErrInvalid)
+	}
 	caps, err := Capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop)
 	if err != nil {
 		return nil, err
@@ -206,11 +233,18 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 			Bounding: caps, Effective: caps, Permitted: caps,
 		},
 		NoNewPrivileges: nnp,
+		// Always written: the container's init is a child of the monitor
+		// and would otherwise inherit its score (an operator protecting
+		// the monitor with a negative one would protect every tenant).
+		OOMScoreAdj: new(int),
 	}
 	if user.UID != 0 {
 		// A non-root user keeps no effective or permitted capabilities
 		// (exec drops them), as with Docker.
 		p.Capabilities.Effective, p.Capabilities.Permitted = nil, nil
+	}
+	if err := checkExecSize(p.Args, p.Env, hc.Ulimits); err != nil {
+		return nil, err
 	}
 	if !filepath.IsAbs(p.Cwd) {
 		return nil, fmt.Errorf("working directory %q is not absolute: %w", p.Cwd, errdefs.ErrInvalid)
@@ -226,6 +260,47 @@ func process(in *Input, hc *types.HostConfig, d *Defaults, sec securityOpts) (*s
 		p.Rlimits = append(p.Rlimits, specs.POSIXRlimit{Type: name, Hard: uint64(u.Hard), Soft: uint64(u.Soft)})
 	}
 	return p, nil
+}
+
+// maxArgStrlen is the kernel's MAX_ARG_STRLEN (32 pages, with the NUL):
+// execve refuses any longer argument or environment string.
+const maxArgStrlen = 32 * 4096
+
+// checkExecSize refuses, at create rather than as an E2BIG at start, a
+// command line or environment execve would refuse: a string over
+// MAX_ARG_STRLEN, or a total over a quarter of the stack limit (8 MiB
+// unless --ulimit stack says otherwise; the kernel caps it at 6 MiB).
+func checkExecSize(args, env []string, ulimits []*types.Ulimit) error {
+	stack := int64(8 << 20)
+	for _, u := range ulimits {
+		if strings.EqualFold(u.Name, "stack") {
+			stack = u.Soft
+			if stack < 0 { // unlimited
+				stack = 1 << 62
+			}
+		}
+	}
+	limit := min(max(stack/4, maxArgStrlen), 6<<20)
+	total := int64(0)
+	for _, set := range []struct {
+		what string
+		s    []string
+	}{{"argument", args}, {"environment variable", env}} {
+		for _, v := range set.s {
+			if len(v)+1 > maxArgStrlen {
+				name, _, _ := strings.Cut(v, "=")
+				if set.what == "argument" || len(name) > 64 {
+					name = name[:min(len(name), 64)] + "…"
+				}
+				return fmt.Errorf("%s %s is %d bytes, over the kernel's limit of %d: %w", set.what, name, len(v), maxArgStrlen-1, errdefs.ErrInvalid)
+			}
+			total += int64(len(v)) + 1 + 8 // the string and its pointer
+		}
+	}
+	if total > limit {
+		return fmt.Errorf("command line and environment total %d bytes, over the kernel's limit of %d: %w", total, limit, errdefs.ErrInvalid)
+	}
+	return nil
 }
 
 var knownRlimits = map[string]bool{
@@ -395,6 +470,9 @@ func intersect(a, b []string) []string {
 	return out
 }
 
+// usernsSize is the number of ids --userns=auto maps.
+const usernsSize = 65536
+
 func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
@@ -411,7 +489,7 @@ func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 	}
 	if in.UsernsBase != 0 {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})
-		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.UsernsBase, Size: 65536}}
+		m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: in.UsernsBase, Size: usernsSize}}
 		s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
 	}
 	s.Linux.Namespaces = ns

@@ -2,9 +2,11 @@ package specgen
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/estiba/estiba/engine/api/types"
@@ -39,6 +41,9 @@ func TestGenerate(t *testing.T) {
 			}
 			if !s.Process.NoNewPrivileges || s.Linux.Seccomp == nil || len(s.Linux.MaskedPaths) != len(MaskedPaths) {
 				t.Errorf("secure defaults missing")
+			}
+			if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != 0 {
+				t.Errorf("oomScoreAdj %v: want 0 written, not inherited from the monitor", s.Process.OOMScoreAdj)
 			}
 			if *s.Linux.Resources.Pids.Limit != 4096 {
 				t.Errorf("pids %d", *s.Linux.Resources.Pids.Limit)
@@ -115,6 +120,34 @@ func TestGenerate(t *testing.T) {
 			}
 		}},
 		{name: "relative bind target", hc: types.HostConfig{Binds: []string{"/tmp:rel"}}, err: errdefs.ErrInvalid},
+		{name: "env string over MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10)}}, err: errdefs.ErrInvalid},
+		{name: "argument over MAX_ARG_STRLEN", cfg: types.Config{Cmd: []string{strings.Repeat("x", 128<<10)}}, err: errdefs.ErrInvalid},
+		{name: "env total over a quarter of the stack", cfg: types.Config{Env: manyVars(24, 100<<10)}, err: errdefs.ErrInvalid},
+		{name: "env total within a larger --ulimit stack", cfg: types.Config{Env: manyVars(24, 100<<10)},
+			hc:    types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: 16 << 20, Hard: 16 << 20}}}},
+			check: func(t *testing.T, s *specs.Spec) {}},
+		{name: "env total within an unlimited --ulimit stack", cfg: types.Config{Env: manyVars(24, 100<<10)},
+			hc:    types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: -1, Hard: -1}}}},
+			check: func(t *testing.T, s *specs.Spec) {}},
+		{name: "env total over the kernel's cap of 6 MiB", cfg: types.Config{Env: manyVars(64, 100<<10)},
+			hc:  types.HostConfig{Resources: types.Resources{Ulimits: []*types.Ulimit{{Name: "stack", Soft: -1, Hard: -1}}}},
+			err: errdefs.ErrInvalid},
+		{name: "env string just under MAX_ARG_STRLEN", cfg: types.Config{Env: []string{"BIG=" + strings.Repeat("x", 128<<10-6)}}, check: func(t *testing.T, s *specs.Spec) {}},
+		{name: "hostname with a newline", cfg: types.Config{Hostname: "x\n6.6.6.6 victim"}, err: errdefs.ErrInvalid},
+		{name: "hostname over 64 bytes", cfg: types.Config{Hostname: strings.Repeat("a", 65)}, err: errdefs.ErrInvalid},
+		{name: "domainname with a space", cfg: types.Config{Domainname: "a b"}, err: errdefs.ErrInvalid},
+		{name: "hostname and domainname", cfg: types.Config{Hostname: "web-1", Domainname: "example.com"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Hostname != "web-1" || s.Domainname != "example.com" {
+				t.Errorf("hostname %q domainname %q", s.Hostname, s.Domainname)
+			}
+		}},
+		{name: "uid outside the user namespace", cfg: types.Config{User: "70000"}, err: errdefs.ErrInvalid},
+		{name: "gid outside the user namespace", cfg: types.Config{User: "0:65536"}, err: errdefs.ErrInvalid},
+		{name: "high uid with the host's ids", cfg: types.Config{User: "70000"}, hc: types.HostConfig{UsernsMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
+			if s.Process.User.UID != 70000 {
+				t.Errorf("user %+v", s.Process.User)
+			}
+		}},
 		{name: "host network", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
 			if hasNS(s, specs.NetworkNamespace) {
 				t.Error("host network got a netns")
@@ -139,6 +172,15 @@ func TestGenerate(t *testing.T) {
 			tc.check(t, s)
 		})
 	}
+}
+
+// manyVars is n variables of size bytes each.
+func manyVars(n, size int) []string {
+	var env []string
+	for i := 0; i < n; i++ {
+		env = append(env, fmt.Sprintf("V%02d=%s", i, strings.Repeat("x", size-4)))
+	}
+	return env
 }
 
 func sorted(s []string) []string {
