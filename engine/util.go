@@ -38,7 +38,10 @@ func parseSignal(s string) (unix.Signal, error) {
 	return 0, fmt.Errorf("invalid signal %q: %w", s, errdefs.ErrInvalid)
 }
 
-// parseSize reads Docker's sizes: "10m", "1g", "512k", "100".
+// ParseSize reads Docker's sizes: "10m", "1g", "512k", "100" (as the
+// json-file log driver's max-size, in binary units).
+func ParseSize(s string) (int64, error) { return parseSize(s) }
+
 func parseSize(s string) (int64, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	mult := int64(1)

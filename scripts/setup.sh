@@ -14,6 +14,7 @@ PKGS=(
 	skopeo umoci      # peers for image tests and benchmarks
 	qemu-system-x86 xz-utils # cgroup v2 VM lane (tests/v2vm)
 	nftables iproute2 iperf3 socat # network tests: inspect rules, measure bandwidth
+	libcap2-bin       # setcap: the file-capability probe of tests/security
 	hyperfine         # benchmarks
 	docker.io         # dockerd as a benchmark peer (bench/lib/dockerd.sh), and a docker CLI
 	python3-seccomp   # bench/seccomp.sh: libseccomp's filters, as runc builds them

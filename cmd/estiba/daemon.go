@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -111,10 +112,18 @@ func daemonMain(args []string) int {
 		Log:    log,
 	}
 	if v, ok := cfg.LogOpts["max-size"]; ok {
-		fmt.Sscanf(v, "%d", &o.LogMaxSize)
+		if o.LogMaxSize, err = engine.ParseSize(v); err != nil {
+			fmt.Fprintf(os.Stderr, "estiba daemon: log-opts max-size: %v\n", err)
+			return 2
+		}
 	}
 	if v, ok := cfg.LogOpts["max-file"]; ok {
-		fmt.Sscanf(v, "%d", &o.LogMaxFiles)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "estiba daemon: log-opts max-file %q: want a positive number\n", v)
+			return 2
+		}
+		o.LogMaxFiles = n
 	}
 	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel) }
 	if err := os.MkdirAll(*dataRoot, 0o711); err != nil {
