@@ -57,7 +57,10 @@ func TestE2EUsernsIDMap(t *testing.T) {
 			t.Errorf("ls -ln: %q is not root's", l)
 		}
 	}
-	upper := upperDir(t, filepath.Join(e.work, "data", "containers", id, "rootfs"))
+	// The daemon unmounts its copy of the rootfs once init has pivoted:
+	// the overlay is read from the container's own mount table.
+	pid := strings.TrimSpace(mustRun(t, e, "inspect", "-f", "{{.State.Pid}}", "idm"))
+	upper := upperDir(t, "/proc/"+pid+"/mountinfo", "/")
 	for _, p := range []string{"etc/newfile", "etc/passwd", "etc"} {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(upper, p), &st); err != nil {
@@ -92,10 +95,11 @@ func mustRun(t *testing.T, e *e2e, args ...string) string {
 	return out
 }
 
-// upperDir reads the upperdir of the overlay mounted on target.
-func upperDir(t *testing.T, target string) string {
+// upperDir reads, from the mount table at mountinfo, the upperdir of the
+// overlay mounted on target.
+func upperDir(t *testing.T, mountinfo, target string) string {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		t.Fatal(err)
 	}
