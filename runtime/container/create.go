@@ -137,6 +137,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 		return nil, err
 	}
 	rec := newRecord(id, bundle, spec)
+	rec.specJSON = raw
 	p, err := r.spawn(rec, o, &undo)
 	if err != nil {
 		return nil, err
@@ -226,7 +227,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		return nil, err
 	}
 	cfg := &initproc.Config{
-		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, FifoPath: fifo,
+		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, SpecJSON: rec.specJSON, FifoPath: fifo,
 		State:        specs.State{Version: specs.Version, ID: rec.ID, Status: specs.StateCreating, Pid: rec.Pid, Bundle: rec.Bundle, Annotations: spec.Annotations},
 		NoPivot:      o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring,
@@ -249,16 +250,19 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 // converse runs the parent's half of the sync protocol. mounted, if not
 // nil, runs when init reports its mounts done, before the hooks.
 func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config, mounted func() error) error {
-	enc, dec := json.NewEncoder(sock), json.NewDecoder(sock)
-	if err := enc.Encode(initproc.Msg{Type: initproc.MsgConfig, Config: cfg}); err != nil {
+	b, err := cfg.Marshal()
+	if err != nil {
+		return fmt.Errorf("config for init: %w", err)
+	}
+	if err := initproc.WriteMsg(sock, initproc.MsgConfig, b); err != nil {
 		return fmt.Errorf("send config to init: %w", initDied(cmd, err))
 	}
 	for {
-		var m initproc.Msg
-		if err := dec.Decode(&m); err != nil {
+		typ, payload, err := initproc.ReadMsg(sock)
+		if err != nil {
 			return fmt.Errorf("init: %w", initDied(cmd, err))
 		}
-		switch m.Type {
+		switch typ {
 		case initproc.MsgMounted:
 			if mounted != nil {
 				if err := mounted(); err != nil {
@@ -281,15 +285,15 @@ func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config, m
 					return err
 				}
 			}
-			if err := enc.Encode(initproc.Msg{Type: initproc.MsgContinue}); err != nil {
+			if err := initproc.WriteMsg(sock, initproc.MsgContinue, nil); err != nil {
 				return fmt.Errorf("init: %w", initDied(cmd, err))
 			}
 		case initproc.MsgReady:
 			return nil
 		case initproc.MsgError:
-			return errors.New(m.Error)
+			return errors.New(string(payload))
 		default:
-			return fmt.Errorf("init: unexpected message %q", m.Type)
+			return fmt.Errorf("init: unexpected message %q", typ)
 		}
 	}
 }
