@@ -137,7 +137,6 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 		return nil, err
 	}
 	rec := newRecord(id, bundle, spec)
-	rec.specJSON = raw
 	p, err := r.spawn(rec, o, &undo)
 	if err != nil {
 		return nil, err
@@ -227,7 +226,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		return nil, err
 	}
 	cfg := &initproc.Config{
-		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, SpecJSON: rec.specJSON, FifoPath: fifo,
+		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, FifoPath: fifo,
 		State:        specs.State{Version: specs.Version, ID: rec.ID, Status: specs.StateCreating, Pid: rec.Pid, Bundle: rec.Bundle, Annotations: spec.Annotations},
 		NoPivot:      o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring,

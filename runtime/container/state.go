@@ -54,9 +54,6 @@ type Record struct {
 	// Spec is the whole spec: set by create, otherwise read from
 	// spec.json on demand (fullSpec) by the commands that need it.
 	Spec *specs.Spec `json:"-"`
-	// specJSON, set by create, is Spec as config.json held it: init gets
-	// these bytes as they are instead of an encoding of Spec.
-	specJSON []byte
 	// LegacySpec is where state.json held the whole spec before
 	// spec.json existed; load takes it over, so that containers created
 	// by an older binary can still be managed.
