@@ -422,7 +422,7 @@ func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exe
 	}
 	// init's own environment never reaches the container: the process
 	// gets process.env, the hooks their own env.
-	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug}
+	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug, initproc.GoMaxProcs}
 	return cmd
 }
 
