@@ -3,7 +3,6 @@ module github.com/estiba/estiba
 go 1.26.8
 
 require (
-	github.com/cilium/ebpf v0.22.0
 	github.com/google/nftables v0.3.0
 	github.com/klauspost/compress v1.20.4
 	github.com/klauspost/pgzip v1.3.0

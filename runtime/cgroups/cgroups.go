@@ -102,11 +102,11 @@ type IOEntry struct {
 // New returns the Manager for cfg on this host's cgroup layout, read from
 // /proc/self/mountinfo and /proc/self/cgroup.
 func New(cfg Config) (Manager, error) {
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	mi, err := readRaw("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	self, err := os.ReadFile("/proc/self/cgroup")
+	self, err := readRaw("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}

@@ -1,55 +1,53 @@
 package cgroups
 
 import (
+	"encoding/binary"
 	"fmt"
 	"testing"
-
-	"github.com/cilium/ebpf/asm"
 )
 
 // runDeviceProgram interprets the small instruction subset deviceProgram
-// emits, so the rule semantics are tested without a kernel (the real tests
-// then check the kernel agrees).
-func runDeviceProgram(t *testing.T, insns asm.Instructions, typ, access, major, minor uint32) bool {
+// emits, from its encoded form, so the rule semantics are tested without a
+// kernel (the real tests then check the kernel agrees).
+func runDeviceProgram(t *testing.T, insns []insn, typ, access, major, minor uint32) bool {
 	t.Helper()
 	ctx := [3]uint32{access<<16 | typ, major, minor}
-	labels := map[string]int{}
-	for i, ins := range insns {
-		if s := ins.Symbol(); s != "" {
-			labels[s] = i
-		}
-	}
+	code := encode(insns)
 	var reg [11]uint64
-	for pc := 0; pc < len(insns); pc++ {
-		ins := insns[pc]
-		op := ins.OpCode
-		switch {
-		case op == asm.LoadMemOp(asm.Word) && ins.Src == asm.R1:
-			reg[ins.Dst] = uint64(ctx[ins.Offset/4])
-		case op.Class() == asm.ALUClass && op.ALUOp() == asm.And && op.Source() == asm.ImmSource:
-			reg[ins.Dst] = uint64(uint32(reg[ins.Dst]) & uint32(ins.Constant))
-		case op.Class() == asm.ALUClass && op.ALUOp() == asm.RSh && op.Source() == asm.ImmSource:
-			reg[ins.Dst] = uint64(uint32(reg[ins.Dst]) >> ins.Constant)
-		case op.Class() == asm.ALUClass && op.ALUOp() == asm.Mov && op.Source() == asm.RegSource:
-			reg[ins.Dst] = uint64(uint32(reg[ins.Src]))
-		case op.Class() == asm.ALU64Class && op.ALUOp() == asm.Mov && op.Source() == asm.ImmSource:
-			reg[ins.Dst] = uint64(ins.Constant)
-		case op.Class() == asm.JumpClass && op.JumpOp() == asm.Exit:
-			return reg[asm.R0] == 1
-		case op.Class() == asm.JumpClass && op.JumpOp() == asm.JNE:
-			other := uint64(ins.Constant)
-			if op.Source() == asm.RegSource {
-				other = reg[ins.Src]
+	for pc := 0; pc < len(code)/8; pc++ {
+		c := code[8*pc:]
+		op, dst, src := c[0], c[1]&0xf, c[1]>>4
+		off := int16(binary.LittleEndian.Uint16(c[2:]))
+		imm := int32(binary.LittleEndian.Uint32(c[4:]))
+		switch op {
+		case opLoadWord:
+			if src != r1 || off%4 != 0 || off < 0 || off > 8 {
+				t.Fatalf("instruction %d: load outside the context: %v", pc, insns[pc])
 			}
-			if reg[ins.Dst] != other {
-				target, ok := labels[ins.Reference()]
-				if !ok {
-					t.Fatalf("jump to unknown label %q", ins.Reference())
+			reg[dst] = uint64(ctx[off/4])
+		case opAnd32Imm:
+			reg[dst] = uint64(uint32(reg[dst]) & uint32(imm))
+		case opRsh32Imm:
+			reg[dst] = uint64(uint32(reg[dst]) >> imm)
+		case opMov32Reg:
+			reg[dst] = uint64(uint32(reg[src]))
+		case opMov64Imm:
+			reg[dst] = uint64(int64(imm))
+		case opExit:
+			return reg[r0] == 1
+		case opJneImm, opJneReg:
+			other := uint64(int64(imm))
+			if op == opJneReg {
+				other = reg[src]
+			}
+			if reg[dst] != other {
+				if off < 0 || pc+1+int(off) >= len(insns) {
+					t.Fatalf("instruction %d: jump out of the program: %v", pc, insns[pc])
 				}
-				pc = target - 1
+				pc += int(off)
 			}
 		default:
-			t.Fatalf("instruction %d not modelled: %v", pc, ins)
+			t.Fatalf("instruction %d not modelled: %v", pc, insns[pc])
 		}
 	}
 	t.Fatal("program ran off its end")

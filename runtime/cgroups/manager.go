@@ -361,6 +361,16 @@ func (m *manager) allDirs() []string {
 // fails with EBUSY while exited tasks are still being released, so it is
 // retried until deadline.
 func removeCgroup(dir string, deadline time.Time) error {
+	// A container's cgroup rarely has children: try rmdir before listing
+	// the directory (which kernfs fills with every control file), in
+	// each hierarchy on every delete.
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !isBusy(err) {
+		return fmt.Errorf("remove cgroup %s: %w", dir, err)
+	}
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -257,16 +257,19 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 // converse runs the parent's half of the sync protocol. mounted, if not
 // nil, runs when init reports its mounts done, before the hooks.
 func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config, mounted func() error) error {
-	enc, dec := json.NewEncoder(sock), json.NewDecoder(sock)
-	if err := enc.Encode(initproc.Msg{Type: initproc.MsgConfig, Config: cfg}); err != nil {
+	b, err := cfg.Marshal()
+	if err != nil {
+		return fmt.Errorf("config for init: %w", err)
+	}
+	if err := initproc.WriteMsg(sock, initproc.MsgConfig, b); err != nil {
 		return fmt.Errorf("send config to init: %w", initDied(cmd, err))
 	}
 	for {
-		var m initproc.Msg
-		if err := dec.Decode(&m); err != nil {
+		typ, payload, err := initproc.ReadMsg(sock)
+		if err != nil {
 			return fmt.Errorf("init: %w", initDied(cmd, err))
 		}
-		switch m.Type {
+		switch typ {
 		case initproc.MsgMounted:
 			if mounted != nil {
 				if err := mounted(); err != nil {
@@ -289,15 +292,15 @@ func (r *Runtime) converse(cmd *exec.Cmd, sock *os.File, cfg *initproc.Config, m
 					return err
 				}
 			}
-			if err := enc.Encode(initproc.Msg{Type: initproc.MsgContinue}); err != nil {
+			if err := initproc.WriteMsg(sock, initproc.MsgContinue, nil); err != nil {
 				return fmt.Errorf("init: %w", initDied(cmd, err))
 			}
 		case initproc.MsgReady:
 			return nil
 		case initproc.MsgError:
-			return errors.New(m.Error)
+			return errors.New(string(payload))
 		default:
-			return fmt.Errorf("init: unexpected message %q", m.Type)
+			return fmt.Errorf("init: unexpected message %q", typ)
 		}
 	}
 }
@@ -427,7 +430,7 @@ func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exe
 	}
 	// init's own environment never reaches the container: the process
 	// gets process.env, the hooks their own env.
-	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug}
+	cmd.Env = []string{initproc.EnvSync + "=" + strconv.Itoa(3+preserve), initproc.GoDebug, initproc.GoMaxProcs}
 	return cmd
 }
 

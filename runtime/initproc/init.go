@@ -1,8 +1,6 @@
 package initproc
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -61,10 +59,10 @@ func Main() {
 	}
 	os.Unsetenv(EnvSync)
 	sock := os.NewFile(uintptr(fd), "sync")
-	s := &syncer{sock: sock, enc: json.NewEncoder(sock), dec: json.NewDecoder(sock)}
+	s := &syncer{sock: sock}
 	if err := run(s); err != nil {
 		if !s.done {
-			s.enc.Encode(Msg{Type: MsgError, Error: err.Error()})
+			WriteMsg(sock, MsgError, []byte(err.Error()))
 		} else {
 			fmt.Fprintf(os.Stderr, "estiba-runtime init: %v\n", err)
 		}
@@ -74,21 +72,28 @@ func Main() {
 
 type syncer struct {
 	sock *os.File
-	enc  *json.Encoder
-	dec  *json.Decoder
 	// done is set once "ready" is sent: later errors go to stderr.
 	done bool
 }
 
-func (s *syncer) recv(want string) (*Msg, error) {
-	var m Msg
-	if err := s.dec.Decode(&m); err != nil {
+// recv reads the next message, which must be of type want, and returns
+// its payload.
+func (s *syncer) recv(want byte) ([]byte, error) {
+	typ, payload, err := ReadMsg(s.sock)
+	if err != nil {
 		return nil, fmt.Errorf("read from runtime: %w", err)
 	}
-	if m.Type != want {
-		return nil, fmt.Errorf("expected %q from runtime, got %q", want, m.Type)
+	if typ != want {
+		return nil, fmt.Errorf("expected message %q from runtime, got %q", want, typ)
 	}
-	return &m, nil
+	return payload, nil
+}
+
+func (s *syncer) send(typ byte) error {
+	if err := WriteMsg(s.sock, typ, nil); err != nil {
+		return fmt.Errorf("write to runtime: %w", err)
+	}
+	return nil
 }
 
 // prepareAndReport does everything up to the final execve that can fail,
@@ -104,21 +109,21 @@ func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Confi
 		return "", err
 	}
 	s.done = true
-	if err := s.enc.Encode(Msg{Type: MsgReady}); err != nil {
-		return "", fmt.Errorf("write to runtime: %w", err)
+	if err := s.send(MsgReady); err != nil {
+		return "", err
 	}
 	s.sock.Close()
 	return path, nil
 }
 
 func run(s *syncer) error {
-	m, err := s.recv(MsgConfig)
+	b, err := s.recv(MsgConfig)
 	if err != nil {
 		return err
 	}
-	cfg := m.Config
-	if cfg == nil || cfg.Spec == nil {
-		return errors.New("no config from runtime")
+	cfg := new(Config)
+	if err := cfg.Unmarshal(b); err != nil {
+		return fmt.Errorf("config from runtime: %w", err)
 	}
 	if cfg.Exec {
 		return runExec(s, cfg)
@@ -173,8 +178,8 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := s.enc.Encode(Msg{Type: MsgMounted}); err != nil {
-		return fmt.Errorf("write to runtime: %w", err)
+	if err := s.send(MsgMounted); err != nil {
+		return err
 	}
 	if _, err := s.recv(MsgContinue); err != nil {
 		return err
@@ -191,7 +196,7 @@ func runCreate(s *syncer, cfg *Config) error {
 	if p == nil {
 		// No process: wait to be killed by start (or delete).
 		s.done = true
-		s.enc.Encode(Msg{Type: MsgReady})
+		s.send(MsgReady)
 		for {
 			unix.Pause()
 		}
