@@ -359,6 +359,8 @@ func (d *Daemon) networkOf(c *store.Container) string {
 	switch {
 	case d.networks == nil || mode == "host" || mode == "none" || strings.HasPrefix(mode, "container:"):
 		return ""
+	case c.PrimaryDisconnected:
+		return ""
 	case mode == "" || mode == "default":
 		return "bridge"
 	}

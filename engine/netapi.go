@@ -102,18 +102,22 @@ func (n netAPI) NetworkDisconnect(ctx context.Context, ref string, req *types.Ne
 		name = nw.Name
 	}
 	_, recorded := c.Connected[name]
+	primary := !recorded && n.d.networkOf(c) == name
 	if c.State.Status == store.StatusRunning || c.State.Status == store.StatusPaused {
 		if err := n.Disconnect(ctx, c.ID, ref); err != nil && !(recorded && errors.Is(err, errdefs.ErrNotFound)) {
 			return err
 		}
-	} else if !recorded {
+	} else if !recorded && !primary {
 		return fmt.Errorf("container %s is not connected to network %s: %w", c.Name, ref, errdefs.ErrNotFound)
 	}
-	if !recorded {
+	if !recorded && !primary {
 		return nil
 	}
 	_, err = n.d.store.Update(c.ID, func(c *store.Container) error {
 		delete(c.Connected, name)
+		if primary {
+			c.PrimaryDisconnected = true
+		}
 		return nil
 	})
 	return err

@@ -101,6 +101,20 @@ func TestE2ENetworkRejoin(t *testing.T) {
 	})
 	reaches("connected again while running", true)
 	checkEndpoints(t, e, "j2", map[string]int{"rja": 1, "rjb": 0})
+
+	// The network of --network, disconnected while running, is not joined
+	// again at the next start either; connecting it again brings it back.
+	e.steps([]step{
+		{"estiba", []string{"network", "disconnect", "rja", "j2"}, "", 0},
+		{"estiba", []string{"stop", "-t", "1", "j2"}, "j2", 0},
+		{"estiba", []string{"start", "j2"}, "j2", 0},
+	})
+	checkEndpoints(t, e, "j2", map[string]int{"rja": 0, "rjb": 0})
+	e.steps([]step{
+		{"estiba", []string{"network", "connect", "rja", "j2"}, "", 0},
+		{"estiba", []string{"restart", "-t", "1", "j2"}, "j2", 0},
+	})
+	checkEndpoints(t, e, "j2", map[string]int{"rja": 1, "rjb": 0})
 }
 
 // checkEndpoints counts the container's endpoints on each network, from

@@ -116,6 +116,10 @@ type Container struct {
 	// Connected are the networks added with `network connect` (by name),
 	// joined again at every start until disconnected.
 	Connected map[string]*types.EndpointSettings `json:",omitempty"`
+	// PrimaryDisconnected: the network of --network (or the default
+	// bridge) was disconnected with `network disconnect`; starts no longer
+	// join it, as with Docker.
+	PrimaryDisconnected bool `json:",omitempty"`
 }
 
 // Store is an open state file.
