@@ -6,6 +6,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:/usr/local/lib/estiba-tools/bin:$PATH"
+# Logs go to ESTIBA_TEST_LOGS if given, else to a temp dir that is removed
+# after a green run and kept (its path printed) after a failed one.
+own_logs=0
+[ -n "${ESTIBA_TEST_LOGS:-}" ] || own_logs=1
 LOGDIR=${ESTIBA_TEST_LOGS:-$(mktemp -d /tmp/estiba-test-logs.XXXXXX)}
 failed=()
 
@@ -40,5 +44,11 @@ stage fuzz-registry bash -c 'go test -run "^$" -fuzz "^FuzzParse$" -fuzztime 300
 stage oci-conformance tests/conformance/run.sh  # runtime-tools validation suite vs tests/conformance/expected-failures.txt
 
 echo "stages failed: ${#failed[@]} ${failed[*]:-}"
-grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed"
+summary=$(grep '^tests: ' "$LOGDIR/go-test.sum" 2>/dev/null || echo "tests: 0 passed, 1 failed")
+if [ ${#failed[@]} -eq 0 ]; then
+	((own_logs)) && rm -rf "$LOGDIR"
+else
+	echo "logs kept in $LOGDIR"
+fi
+echo "$summary"
 [ ${#failed[@]} -eq 0 ]
