@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/estiba/estiba/internal/testutil"
+	"github.com/estiba/estiba/network"
 )
 
 // The tests in this file are a hostile tenant of the engine: a real estiba
@@ -128,6 +129,17 @@ func (d *tenantDaemon) stop() {
 		for i := 0; i < 250 && syscall.Kill(d.monitor, 0) == nil; i++ {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	// The daemon keeps its host network state (the default bridge's
+	// anchor, the nftables table) across restarts, as dockerd keeps
+	// docker0; a test's daemon is gone for good, so its state goes too.
+	if m, err := network.New(context.Background(), network.Config{Store: network.FileStore{Dir: filepath.Join(d.work, "data", "network")}}); err != nil {
+		d.t.Errorf("reopen network layer: %v", err)
+	} else {
+		if err := m.Teardown(context.Background()); err != nil {
+			d.t.Errorf("network teardown: %v", err)
+		}
+		m.Close()
 	}
 	if d.t.Failed() {
 		b, _ := os.ReadFile(filepath.Join(d.work, "daemon.log"))
