@@ -60,7 +60,7 @@ var commands = map[string]command{
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
-		initproc.Main()
+		initproc.Main(version)
 		return
 	}
 	os.Exit(realMain(os.Args[1:]))
@@ -106,6 +106,9 @@ func realMain(argv []string) int {
 		usage()
 		return map[bool]int{true: 0, false: 1}[*help]
 	}
+	// Init runs from estiba-init when it is installed beside us (cheaper
+	// to start than this binary), else from this binary.
+	a.rt.Exe, a.rt.Version = container.InitBeside(), version
 	if *systemd {
 		return a.fail(errors.New("--systemd-cgroup is not supported: use the cgroupfs cgroup manager"))
 	}

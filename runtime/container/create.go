@@ -191,7 +191,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		return nil, err
 	}
 	defer releaseExe()
-	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, childSock, console)
+	cmd := initCmd(exe, r.Version, o.Stdio, o.PreserveFDs, childSock, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: plan.cloneflags,
 		// A new session: init must not keep the runtime's controlling
@@ -404,10 +404,14 @@ func hasNodes(devs []specs.LinuxDevice) bool {
 	return false
 }
 
-// initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,
-// 3..3+n-1 the preserved fds, then the sync socket, then the console socket.
-func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
+// initCmd builds the exec of init (see Runtime.Exe), passing the runtime's
+// version if known (see initproc.Main). Child fds: 0-2 stdio, 3..3+n-1 the
+// preserved fds, then the sync socket, then the console socket.
+func initCmd(exe, version string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{Path: exe, Args: []string{"estiba-runtime", initproc.Arg}}
+	if version != "" {
+		cmd.Args = append(cmd.Args, version)
+	}
 	// A nil *os.File in the io.Reader/Writer fields would make os/exec
 	// close the child's fd instead of giving it /dev/null; init's Go
 	// runtime would then open /dev/null itself, racing the parent's

@@ -157,7 +157,7 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 		}
 		return nil, nil, nil, err
 	}
-	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
+	cmd := initCmd(exe, r.Version, o.Stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
 	return cmd, console, releaseExe, nil
 }

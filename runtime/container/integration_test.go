@@ -26,7 +26,7 @@ import (
 // does: the runtime re-execs it with "init".
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
-		initproc.Main()
+		initproc.Main("")
 		return
 	}
 	os.Exit(m.Run())
