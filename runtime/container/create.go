@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/initproc"
+	"github.com/estiba/estiba/runtime/specjson"
 )
 
 // Container is a created container whose init this process started. Only
@@ -86,11 +86,11 @@ func readSpec(bundle string) (*specs.Spec, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read bundle config: %w", err)
 	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := specjson.Decode(b)
+	if err != nil {
 		return nil, nil, fmt.Errorf("decode %s/config.json: %w: %w", bundle, err, ErrInvalid)
 	}
-	return &s, b, nil
+	return s, b, nil
 }
 
 // Create creates container id from the bundle: its state directory, cgroup,
