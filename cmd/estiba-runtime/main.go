@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -63,6 +64,11 @@ func main() {
 		initproc.Main(version)
 		return
 	}
+	// One P: each command lives for milliseconds and mostly waits in
+	// syscalls (fork, the sync socket, waitid); a second P only adds
+	// threads woken to spin for work and sysmon's polling, each a context
+	// switch. Measured side by side on `run` of true: ~13% less CPU.
+	runtime.GOMAXPROCS(1)
 	os.Exit(realMain(os.Args[1:]))
 }
 
