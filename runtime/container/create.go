@@ -186,12 +186,17 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if err != nil {
 		return nil, err
 	}
-	exe, releaseExe, err := r.initExe(o.PreserveFDs)
+	stdio, closeNull, err := devNullStdio(o.Stdio)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNull()
+	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, childSock, console))
 	if err != nil {
 		return nil, err
 	}
 	defer releaseExe()
-	cmd := initCmd(exe, r.Version, o.Stdio, o.PreserveFDs, childSock, console)
+	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: plan.cloneflags,
 		// A new session: init must not keep the runtime's controlling
@@ -412,19 +417,13 @@ func initCmd(exe, version string, stdio Stdio, preserve int, sync, console *os.F
 	if version != "" {
 		cmd.Args = append(cmd.Args, version)
 	}
-	// A nil *os.File in the io.Reader/Writer fields would make os/exec
-	// close the child's fd instead of giving it /dev/null; init's Go
-	// runtime would then open /dev/null itself, racing the parent's
-	// devices cgroup setup (EPERM, exit 2).
-	if stdio.Stdin != nil {
-		cmd.Stdin = stdio.Stdin
-	}
-	if stdio.Stdout != nil {
-		cmd.Stdout = stdio.Stdout
-	}
-	if stdio.Stderr != nil {
-		cmd.Stderr = stdio.Stderr
-	}
+	// Every stream is set (devNullStdio): a nil *os.File in the
+	// io.Reader/Writer fields would make os/exec close the child's fd
+	// instead of giving it /dev/null (init's Go runtime would then open
+	// /dev/null itself, racing the parent's devices cgroup setup: EPERM,
+	// exit 2), and a nil interface would have os/exec open /dev/null at an
+	// fd number exeFloor cannot know.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}

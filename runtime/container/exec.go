@@ -150,16 +150,24 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 			return nil, nil, nil, err
 		}
 	}
-	exe, releaseExe, err := r.initExe(o.PreserveFDs)
+	stdio, closeNull, err := devNullStdio(o.Stdio)
 	if err != nil {
 		if console != nil {
 			console.Close()
 		}
 		return nil, nil, nil, err
 	}
-	cmd := initCmd(exe, r.Version, o.Stdio, o.PreserveFDs, sync, console)
+	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, sync, console))
+	if err != nil {
+		closeNull()
+		if console != nil {
+			console.Close()
+		}
+		return nil, nil, nil, err
+	}
+	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
-	return cmd, console, releaseExe, nil
+	return cmd, console, func() { releaseExe(); closeNull() }, nil
 }
 
 // staticELF reports whether the binary at path has no ELF interpreter

@@ -452,6 +452,36 @@ func TestNoFdLeak(t *testing.T) {
 	}
 }
 
+// TestStdioAtAnyFd: the fd of init's binary survives the child's fd
+// shuffling whatever the numbers of the fds passed to it (see exeFloor).
+// They used to be able to sit just below it: the child then parked its exec
+// status pipe on the binary's fd, and execve failed with EACCES.
+func TestStdioAtAnyFd(t *testing.T) {
+	r := newRuntime(t)
+	b := bundle(t, []string{"true"}, nil)
+	out := outFile(t)
+	for n := 10; n < 48; n++ {
+		if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err == nil {
+			continue // in use
+		}
+		if err := unix.Dup3(int(out.Fd()), n, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(n), "stdout")
+		id := uniqueID(t)
+		c, err := r.Run(id, b, CreateOptions{Stdio: Stdio{Stdout: f, Stderr: f}})
+		skipIfUnbuilt(t, err)
+		f.Close()
+		if err != nil {
+			t.Fatalf("stdout at fd %d: %v", n, err)
+		}
+		c.Wait()
+		if err := r.Delete(id, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // CVE-2019-5736: the container cannot open its init's binary for writing,
 // and making that so leaves no mount behind on the host.
 func TestInitBinaryReadOnly(t *testing.T) {
