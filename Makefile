@@ -15,6 +15,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/estiba ./cmd/estiba
 	$(GOBUILD) -o $(BIN)/estiba-runtime ./cmd/estiba-runtime
+	$(GOBUILD) -o $(BIN)/estiba-init ./cmd/estiba-init
 
 setup:
 	./scripts/setup.sh

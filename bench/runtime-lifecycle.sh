@@ -16,6 +16,10 @@
 # dash wrapper that bumps a counter file with builtins only (no fork) and
 # execs the command with {N} replaced.
 #
+# EST_BASE=<another estiba-runtime> (say, a build of main, with its
+# estiba-init beside it if it has one) adds it as "est-base", interleaved
+# with the rest: before and after in one run.
+#
 # PROFILE=1 also prints, for one estiba run, the syscall summary
 # (strace -c -f) and the largest wall-clock gaps of `strace -f -ttt`.
 set -euo pipefail
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-20}
 BATCHES=${2:-5}
 EST=${EST:-$PWD/bin/estiba-runtime}
+EST_BASE=${EST_BASE:-}
 [ -x "$EST" ] || { echo "make build first"; exit 1; }
 for t in hyperfine runc crun unshare /usr/bin/time; do command -v $t >/dev/null || { echo "missing $t"; exit 1; }; done
 
@@ -51,6 +56,7 @@ json.dump(c, open("config.json", "w"))
 PY
 # Warm the read-only init binary mount (made once per binary).
 "$EST" --root "$work/est" run warm >/dev/null
+[ -z "$EST_BASE" ] || "$EST_BASE" --root "$work/estb" run warm >/dev/null
 
 # uniq CMD...: run CMD with {N} replaced by a per-run counter.
 cat > "$work/uniq" <<'SH'
@@ -68,6 +74,10 @@ declare -A cmds=(
 	[floor]="$U unshare -fpmuin true"
 )
 order=(estiba runc crun floor)
+if [ -n "$EST_BASE" ]; then
+	cmds[est-base]="$U $EST_BASE --root $work/estb run b{N}"
+	order=(est-base "${order[@]}")
+fi
 for b in $(seq "$BATCHES"); do
 	for n in "${order[@]}"; do
 		hyperfine -N -w 2 -r "$RUNS" --export-json "$work/$n.$b.json" "${cmds[$n]}" >/dev/null 2>&1 ||

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -60,9 +61,14 @@ var commands = map[string]command{
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
-		initproc.Main()
+		initproc.Main(version)
 		return
 	}
+	// One P: each command lives for milliseconds and mostly waits in
+	// syscalls (fork, the sync socket, waitid); a second P only adds
+	// threads woken to spin for work and sysmon's polling, each a context
+	// switch. Measured side by side on `run` of true: ~13% less CPU.
+	runtime.GOMAXPROCS(1)
 	os.Exit(realMain(os.Args[1:]))
 }
 
@@ -106,6 +112,9 @@ func realMain(argv []string) int {
 		usage()
 		return map[bool]int{true: 0, false: 1}[*help]
 	}
+	// Init runs from estiba-init when it is installed beside us (cheaper
+	// to start than this binary), else from this binary.
+	a.rt.Exe, a.rt.Version = container.InitBeside(), version
 	if *systemd {
 		return a.fail(errors.New("--systemd-cgroup is not supported: use the cgroupfs cgroup manager"))
 	}

@@ -19,7 +19,7 @@ func main() {
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == initproc.Arg:
 		// Re-exec'd by the in-process runtime as a container's init.
-		initproc.Main()
+		initproc.Main(version)
 		return
 	case filepath.Base(os.Args[0]) == "estiba-init":
 		os.Exit(tinit.Run(os.Args[1:]))

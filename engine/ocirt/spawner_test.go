@@ -23,7 +23,7 @@ import (
 // The test binary is also the spawner helper and the containers' init.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
-		initproc.Main()
+		initproc.Main("")
 		return
 	}
 	if root := os.Getenv("ESTIBA_TEST_SPAWNER_ROOT"); root != "" {

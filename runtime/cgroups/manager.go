@@ -79,14 +79,17 @@ func (m *manager) warn(format string, args ...any) {
 //
 // Destroy of another container removes the shared DefaultParent when it
 // empties; if that happens between our mkdir of the parent and of the
-// child, the child's mkdir fails with ENOENT, and we simply go again.
+// child, the child's mkdir fails with ENOENT, and a read of the parent's
+// files (cpuset.cpus, cgroup.subtree_control) opened just before its rmdir
+// fails with ENODEV; either way we simply go again. (Seen under parallel
+// creates and deletes: 4 goroutines × 250 creates, a few such failures.)
 func (m *manager) create() error {
 	if m.created.Load() {
 		return nil
 	}
 	var err error
 	for try := 0; try < 8; try++ {
-		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) {
+		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
 			m.created.Store(err == nil)
 			return err
 		}

@@ -29,10 +29,15 @@ type Runtime struct {
 	Root string
 	// CgroupRoot is the cgroup filesystem root; empty means /sys/fs/cgroup.
 	CgroupRoot string
-	// Exe is the binary re-exec'd as the container's init. Empty means this
-	// process's own executable. Either way init runs from a detached
-	// read-only clone of it (see exe.go).
+	// Exe is the binary exec'd as the container's init: one whose main
+	// calls initproc.Main when os.Args[1] is initproc.Arg, such as the
+	// small cmd/estiba-init (see InitBeside). Empty means this process's
+	// own executable. Either way init runs from a detached read-only
+	// clone of it (see exe.go).
 	Exe string
+	// Version, if set, is passed to init, which refuses to run from a
+	// binary of another version (Exe may be a separate file).
+	Version string
 	// Rootless is runc's --rootless: cgroups that the (unprivileged)
 	// caller may not create are skipped unless the spec sets limits (see
 	// rootless.go).

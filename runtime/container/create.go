@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/initproc"
+	"github.com/estiba/estiba/runtime/specjson"
 )
 
 // Container is a created container whose init this process started. Only
@@ -86,11 +86,11 @@ func readSpec(bundle string) (*specs.Spec, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read bundle config: %w", err)
 	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := specjson.Decode(b)
+	if err != nil {
 		return nil, nil, fmt.Errorf("decode %s/config.json: %w: %w", bundle, err, ErrInvalid)
 	}
-	return &s, b, nil
+	return s, b, nil
 }
 
 // Create creates container id from the bundle: its state directory, cgroup,
@@ -186,12 +186,17 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	if err != nil {
 		return nil, err
 	}
-	exe, releaseExe, err := r.initExe(o.PreserveFDs)
+	stdio, closeNull, err := devNullStdio(o.Stdio)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNull()
+	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, childSock, console))
 	if err != nil {
 		return nil, err
 	}
 	defer releaseExe()
-	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, childSock, console)
+	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: plan.cloneflags,
 		// A new session: init must not keep the runtime's controlling
@@ -404,23 +409,21 @@ func hasNodes(devs []specs.LinuxDevice) bool {
 	return false
 }
 
-// initCmd builds the re-exec of the runtime as init. Child fds: 0-2 stdio,
-// 3..3+n-1 the preserved fds, then the sync socket, then the console socket.
-func initCmd(exe string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
+// initCmd builds the exec of init (see Runtime.Exe), passing the runtime's
+// version if known (see initproc.Main). Child fds: 0-2 stdio, 3..3+n-1 the
+// preserved fds, then the sync socket, then the console socket.
+func initCmd(exe, version string, stdio Stdio, preserve int, sync, console *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{Path: exe, Args: []string{"estiba-runtime", initproc.Arg}}
-	// A nil *os.File in the io.Reader/Writer fields would make os/exec
-	// close the child's fd instead of giving it /dev/null; init's Go
-	// runtime would then open /dev/null itself, racing the parent's
-	// devices cgroup setup (EPERM, exit 2).
-	if stdio.Stdin != nil {
-		cmd.Stdin = stdio.Stdin
+	if version != "" {
+		cmd.Args = append(cmd.Args, version)
 	}
-	if stdio.Stdout != nil {
-		cmd.Stdout = stdio.Stdout
-	}
-	if stdio.Stderr != nil {
-		cmd.Stderr = stdio.Stderr
-	}
+	// Every stream is set (devNullStdio): a nil *os.File in the
+	// io.Reader/Writer fields would make os/exec close the child's fd
+	// instead of giving it /dev/null (init's Go runtime would then open
+	// /dev/null itself, racing the parent's devices cgroup setup: EPERM,
+	// exit 2), and a nil interface would have os/exec open /dev/null at an
+	// fd number exeFloor cannot know.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}

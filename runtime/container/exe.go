@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
 
 // initExe returns the path to exec as the container's init, and a release
-// func to call once the child has exec'd (or failed to start).
+// func to call once the child has exec'd (or failed to start). low is the
+// lowest fd number the path may name (see exeFloor).
 //
 // CVE-2019-5736: while init runs, /proc/<init>/exe is the runtime binary,
 // and a process in the container could open it through that link and, once
@@ -23,16 +25,11 @@ import (
 // in any mount namespace can remount it, and it disappears with the last
 // reference. Three syscalls per start, no copy, no state on the host, and no
 // window where another runtime version could swap a shared mount under us.
-func (r *Runtime) initExe(preserveFDs int) (string, func(), error) {
+func (r *Runtime) initExe(low int) (string, func(), error) {
 	src := r.Exe
 	if src == "" {
 		src = "/proc/self/exe"
 	}
-	// The child execs /proc/self/fd/N before its close-on-exec fds close,
-	// so N must survive the fork's fd shuffling: the child dup2s its stdio
-	// and ExtraFiles to 0..n and may park fds at n+1..2n on the way. Put N
-	// well above that.
-	low := 2*(4+preserveFDs) + 16
 	path, release, err := readOnlyClone(src, low)
 	if errors.Is(err, unix.EPERM) && os.Geteuid() != 0 {
 		// Rootless: open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over
@@ -41,6 +38,59 @@ func (r *Runtime) initExe(preserveFDs int) (string, func(), error) {
 		return sealedCopy(src, low)
 	}
 	return path, release, err
+}
+
+// exeFloor returns the lowest fd number for init's binary that the child's
+// fd shuffling leaves alone: the child execs /proc/self/fd/N after moving
+// its stdio, the preserved fds, sync and console to 0..n-1, and before its
+// close-on-exec fds close. Go's forkAndExecInChild parks fds on the way
+// from max(fds passed to the child)+1 up: the exec status pipe, then each
+// fd below its target, at most n+1 of them. N must be above that, or the
+// child's execve finds a pipe there (EACCES): that was the occasional
+// "start init: fork/exec /proc/self/fd/N: permission denied" of parallel
+// starts in the engine's spawner, whose stdio fds (received from the
+// monitor) and sync sockets can have any number while other creates run.
+// Every stdio entry must be set (see devNullStdio): one that os/exec opens
+// itself at Start has a number unknown here.
+func exeFloor(stdio Stdio, preserve int, sync, console *os.File) int {
+	high, n := 2+preserve, 3+preserve+1
+	if console != nil {
+		n++
+	}
+	for _, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr, sync, console} {
+		if f != nil {
+			high = max(high, int(f.Fd()))
+		}
+	}
+	return high + n + 8
+}
+
+// devNullStdio returns stdio with /dev/null for each unset stream, and a
+// func that closes those once init has started (see exeFloor for why not
+// leave them to os/exec).
+func devNullStdio(stdio Stdio) (Stdio, func(), error) {
+	var opened []*os.File
+	closeAll := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	for _, s := range []struct {
+		f    **os.File
+		flag int
+	}{{&stdio.Stdin, os.O_RDONLY}, {&stdio.Stdout, os.O_WRONLY}, {&stdio.Stderr, os.O_WRONLY}} {
+		if *s.f != nil {
+			continue
+		}
+		f, err := os.OpenFile(os.DevNull, s.flag, 0)
+		if err != nil {
+			closeAll()
+			return Stdio{}, nil, fmt.Errorf("init stdio: %w", err)
+		}
+		*s.f = f
+		opened = append(opened, f)
+	}
+	return stdio, closeAll, nil
 }
 
 // sealedCopy returns /proc/self/fd/N of a close-on-exec fd, at least low,
@@ -104,4 +154,29 @@ func readOnlyClone(src string, low int) (string, func(), error) {
 func exeIsReadOnly(path string) bool {
 	var fs unix.Statfs_t
 	return unix.Statfs(path, &fs) == nil && fs.Flags&unix.ST_RDONLY != 0
+}
+
+// InitName is the file name of the dedicated init binary (cmd/estiba-init).
+const InitName = "estiba-init"
+
+// InitBeside returns the path of InitName in the directory of this
+// process's executable if it is a regular executable file there, else ""
+// (Exe then defaults to the executable itself).
+//
+// Why a binary of its own: init is exec'd for every container start and
+// exec, and a Go binary's start-up costs its package initializers and the
+// page faults of its data and heap. The engine's binary (HTTP server,
+// registry client, nftables…) spent ~28 ms of CPU per init; a binary that
+// links runtime/initproc only starts in about half that.
+func InitBeside() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), InitName)
+	st, err := os.Stat(p)
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return ""
+	}
+	return p
 }

@@ -1,7 +1,7 @@
 package container
 
 import (
-	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"syscall"
@@ -150,29 +150,64 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 			return nil, nil, nil, err
 		}
 	}
-	exe, releaseExe, err := r.initExe(o.PreserveFDs)
+	stdio, closeNull, err := devNullStdio(o.Stdio)
 	if err != nil {
 		if console != nil {
 			console.Close()
 		}
 		return nil, nil, nil, err
 	}
-	cmd := initCmd(exe, o.Stdio, o.PreserveFDs, sync, console)
+	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, sync, console))
+	if err != nil {
+		closeNull()
+		if console != nil {
+			console.Close()
+		}
+		return nil, nil, nil, err
+	}
+	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, sync, console)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: p.Terminal}
-	return cmd, console, releaseExe, nil
+	return cmd, console, func() { releaseExe(); closeNull() }, nil
 }
 
 // staticELF reports whether the binary at path has no ELF interpreter
 // (PT_INTERP), which would be looked up in the mount namespace of its
-// execve.
+// execve. It reads the program headers itself: debug/elf would link
+// compress/zlib, debug/dwarf and internal/zstd into every runtime command
+// for this one check, with their package initializers.
 func staticELF(path string) bool {
-	f, err := elf.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
+	var h [64]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil || string(h[:4]) != "\x7fELF" {
+		return false
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	if h[5] == 2 { // EI_DATA: ELFDATA2MSB
+		bo = binary.BigEndian
+	}
+	var off int64
+	var size, n int
+	switch h[4] { // EI_CLASS
+	case 1:
+		off, size, n = int64(bo.Uint32(h[28:])), int(bo.Uint16(h[42:])), int(bo.Uint16(h[44:]))
+	case 2:
+		off, size, n = int64(bo.Uint64(h[32:])), int(bo.Uint16(h[54:])), int(bo.Uint16(h[56:]))
+	default:
+		return false
+	}
+	if size < 4 || n > 4096 {
+		return false
+	}
+	ph := make([]byte, size*n)
+	if _, err := f.ReadAt(ph, off); err != nil {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		if bo.Uint32(ph[i*size:]) == 3 { // p_type PT_INTERP
 			return false
 		}
 	}

@@ -26,7 +26,7 @@ import (
 // does: the runtime re-execs it with "init".
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
-		initproc.Main()
+		initproc.Main("")
 		return
 	}
 	os.Exit(m.Run())
@@ -448,6 +448,36 @@ func TestNoFdLeak(t *testing.T) {
 		r.Delete(id, true)
 		if got := readOut(t, out); !strings.HasPrefix(got, "/") {
 			t.Fatalf("cwd /proc/self/fd/%d: container runs in %q, outside its root", fd, got)
+		}
+	}
+}
+
+// TestStdioAtAnyFd: the fd of init's binary survives the child's fd
+// shuffling whatever the numbers of the fds passed to it (see exeFloor).
+// They used to be able to sit just below it: the child then parked its exec
+// status pipe on the binary's fd, and execve failed with EACCES.
+func TestStdioAtAnyFd(t *testing.T) {
+	r := newRuntime(t)
+	b := bundle(t, []string{"true"}, nil)
+	out := outFile(t)
+	for n := 10; n < 48; n++ {
+		if _, err := unix.FcntlInt(uintptr(n), unix.F_GETFD, 0); err == nil {
+			continue // in use
+		}
+		if err := unix.Dup3(int(out.Fd()), n, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(n), "stdout")
+		id := uniqueID(t)
+		c, err := r.Run(id, b, CreateOptions{Stdio: Stdio{Stdout: f, Stderr: f}})
+		skipIfUnbuilt(t, err)
+		f.Close()
+		if err != nil {
+			t.Fatalf("stdout at fd %d: %v", n, err)
+		}
+		c.Wait()
+		if err := r.Delete(id, false); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/estiba/estiba/runtime/specjson"
 )
 
 // The state directory of one container, <root>/<id>/:
@@ -87,12 +89,12 @@ func (r *Runtime) fullSpec(rec *Record) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container %q: read spec: %w", rec.ID, err)
 	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := specjson.Decode(b)
+	if err != nil {
 		return nil, fmt.Errorf("container %q: decode spec: %w", rec.ID, err)
 	}
-	rec.Spec = &s
-	return &s, nil
+	rec.Spec = s
+	return s, nil
 }
 
 // saveSpec replaces spec.json with the record's spec (update).

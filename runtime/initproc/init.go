@@ -15,10 +15,13 @@ import (
 	"github.com/estiba/estiba/runtime/seccomp"
 )
 
-// Main is init's entry point: the runtime binary calls it, first thing,
-// when os.Args[1] is Arg. It never returns: it execs the container process
-// or exits non-zero after reporting the error to the parent.
-func Main() {
+// Main is init's entry point: the runtime binary, or the dedicated init
+// binary (cmd/estiba-init), calls it first thing when os.Args[1] is Arg.
+// version is the calling binary's build version: when the runtime passes
+// its own as os.Args[2], init refuses to run from a binary of another build,
+// whose sync protocol may differ. It never returns: it execs the container
+// process or exits non-zero after reporting the error to the parent.
+func Main(version string) {
 	// Not dumpable, from here until execve (which restores it for the
 	// container's process): /proc/1/fd and ptrace of init then need
 	// CAP_SYS_PTRACE over it. Between create and start, init runs with
@@ -60,7 +63,7 @@ func Main() {
 	os.Unsetenv(EnvSync)
 	sock := os.NewFile(uintptr(fd), "sync")
 	s := &syncer{sock: sock}
-	if err := run(s); err != nil {
+	if err := run(s, version); err != nil {
 		if !s.done {
 			WriteMsg(sock, MsgError, []byte(err.Error()))
 		} else {
@@ -116,10 +119,14 @@ func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Confi
 	return path, nil
 }
 
-func run(s *syncer) error {
+func run(s *syncer, version string) error {
 	b, err := s.recv(MsgConfig)
 	if err != nil {
 		return err
+	}
+	// Checked before decoding: another build's config may not decode.
+	if len(os.Args) > 2 && os.Args[2] != version {
+		return fmt.Errorf("init binary is version %q, the runtime %q: install both from one build", version, os.Args[2])
 	}
 	cfg := new(Config)
 	if err := cfg.Unmarshal(b); err != nil {

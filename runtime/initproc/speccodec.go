@@ -17,8 +17,9 @@ import (
 // JSON: encoding/json's first Unmarshal in a fresh process analyses every
 // struct type it meets by reflection, about 2 ms of init's time on each
 // container start, where the generated code only copies fields. The form is
-// private to one binary (parent and init are the same executable), so it
-// needs no versioning: every exported field, in declaration order; strings
+// private to one build (parent and init may be two binaries, but init
+// refuses a runtime of another version: see Main), so it needs no
+// versioning: every exported field, in declaration order; strings
 // and counts as uvarints, signed numbers as varints, a presence byte before
 // pointers, count+1 before slices and maps (0: nil). Fields of a type that
 // holds an interface (only the Windows section) travel as JSON.
