@@ -41,6 +41,7 @@ stage cgroup-v2-vm env V2VM_EXTRA="bin/estiba-runtime bin/estiba bin/estiba-init
 stage fuzz-image bash -c 'go test -run "^$" -fuzz "^FuzzUnpack$" -fuzztime 3000x -parallel 2 ./image/unpack && go test -run "^$" -fuzz "^FuzzLoad$" -fuzztime 1000x -parallel 2 ./image/archive'
 stage fuzz-seccomp go test -run=NONE -fuzz=FuzzCompile -fuzztime=200000x -timeout=5m -fuzzminimizetime=50x -parallel 2 ./runtime/seccomp
 stage fuzz-registry bash -c 'go test -run "^$" -fuzz "^FuzzParse$" -fuzztime 300000x -timeout 5m -parallel 2 ./image/reference && go test -run "^$" -fuzz "^FuzzParseManifest$" -fuzztime 30000x -timeout 5m -parallel 2 ./image/registry'
+stage fuzz-specjson go test -run "^$" -fuzz "^FuzzDecode$" -fuzztime 100000x -timeout 5m -parallel 2 ./runtime/specjson
 stage oci-conformance tests/conformance/run.sh  # runtime-tools validation suite vs tests/conformance/expected-failures.txt
 
 echo "stages failed: ${#failed[@]} ${failed[*]:-}"
