@@ -160,7 +160,13 @@ func (c *Client) roundTrip(ctx context.Context, req *request) (net.Conn, *bufio.
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	wrote := make(chan error, 1)
-	go func() { wrote <- req.write(bufio.NewWriter(conn)) }()
+	if _, known := bodySize(req.body); known || req.body == nil {
+		// A small request fits the socket's buffer: no goroutine (whose
+		// stack costs page faults at every start) to write it.
+		wrote <- req.write(bufio.NewWriter(conn))
+	} else {
+		go func() { wrote <- req.write(bufio.NewWriter(conn)) }()
+	}
 	br := bufio.NewReader(conn)
 	resp, err := readHead(br)
 	if err != nil {
