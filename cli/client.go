@@ -80,9 +80,10 @@ type request struct {
 	body         io.Reader
 }
 
-// uri is the request target: the path under the API version, and the query.
+// uri is the request target: the path under the API version, escaped
+// (names and references come from the command line), and the query.
 func (r *request) uri() string {
-	u := "/v" + types.APIVersion + r.path
+	u := (&url.URL{Path: "/v" + types.APIVersion + r.path}).EscapedPath()
 	if len(r.query) > 0 {
 		u += "?" + r.query.Encode()
 	}
