@@ -14,6 +14,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/estiba ./cmd/estiba
+	$(GOBUILD) -o $(BIN)/estibad ./cmd/estibad
 	$(GOBUILD) -o $(BIN)/estiba-runtime ./cmd/estiba-runtime
 	$(GOBUILD) -o $(BIN)/estiba-init ./cmd/estiba-init
 

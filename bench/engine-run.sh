@@ -9,11 +9,18 @@
 #     container (MemAvailable delta / N), with the engine's userspace share
 #     (PSS of its processes: estiba daemon+monitor+spawner; podman's conmons;
 #     dockerd+containerd+shims) split out. Bare crun (`crun run -d` of one
-#     shared read-only bundle) is the kernel-only reference.
-# Ends with the issue's table in markdown.
+#     shared read-only bundle) is the kernel-only reference. One client
+#     at a time (serial): every start waits for the previous one, as in
+#     a shell loop — the issue's figure;
+#  3. the same N detached starts again with PAR clients at once (PAR
+#     shell loops, each starting every PAR-th container), for every
+#     contender alike: the rate when the engine is kept busy.
+# Ends with the issue's table in markdown. Every container, daemon and
+# state dir is removed at the end, also after a failure or ^C.
 # Run as root after `make build`. Knobs: RUNS (default 20), N (default 1000),
-# PEER_N (default N: the peers' N, smaller if they take too long), PEERS
-# (default "podman docker crun"; drop any to skip it).
+# PEER_N (default N: the peers' N, smaller if they take too long), PAR
+# (default 4; 0 skips phase 3), PEERS (default "podman docker crun"; drop
+# any to skip it). The host may be shared: try N=100 PEER_N=100 first.
 # The host is shared: MemAvailable moves with everything else running, so
 # read memory figures as ±100 KiB at N=1000 unless the host is quiet.
 set -euo pipefail
@@ -22,8 +29,10 @@ RUNS=${RUNS:-20}
 N=${N:-1000}
 PEER_N=${PEER_N:-$N}
 PEERS=${PEERS:-podman docker crun}
+PAR=${PAR:-4}
 BIN=$PWD/bin/estiba
-[ -x "$BIN" ] || make build >/dev/null
+# The CLI execs bin/estibad for `estiba daemon`.
+[ -x "$BIN" ] && [ -x "$PWD/bin/estibad" ] || make build >/dev/null
 WORK=$(mktemp -d /var/tmp/estiba-bench-engine.XXXXXX)
 chmod 711 "$WORK"
 export ESTIBA_HOST=unix://$WORK/estiba.sock
@@ -34,8 +43,14 @@ PODMAN_ROOT=$WORK/podman
 # dockerd may own that bridge.
 DOCKERD_ARGS=--bridge=none
 have() { [[ " $PEERS " == *" $1 "* ]]; }
+PAR_PIDS=()
 cleanup() {
 	set +e
+	# Phase 3's loops first: they would start containers while we remove.
+	# Told to stop, they end after the start in flight (killed, that start
+	# could still create a container after the removal below).
+	touch "$WORK/stop"
+	((${#PAR_PIDS[@]} == 0)) || wait "${PAR_PIDS[@]}" 2>/dev/null
 	[ -n "$DAEMON_PID" ] && { "$BIN" ps -aq | xargs -r -n 100 "$BIN" rm -f >/dev/null 2>&1; kill "$DAEMON_PID"; wait "$DAEMON_PID"; }
 	[ -f "$WORK/run/monitor.pid" ] && kill "$(cat "$WORK/run/monitor.pid")" && sleep 1
 	umount "$WORK/run/exe/estiba-runtime" 2>/dev/null
@@ -44,6 +59,8 @@ cleanup() {
 		podman_cmd system reset -f >/dev/null 2>&1
 	fi
 	crun_rm_all
+	umount "$PEERNS/mnt" 2>/dev/null
+	umount "$PEERNS" 2>/dev/null
 	dockerd_stop
 	rm -rf "$WORK"
 }
@@ -56,22 +73,35 @@ cat > "$WORK/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 CONF
+# podman and bare crun run in one mount namespace that hides the hybrid
+# host's cgroup2 mount, made once and kept in a file (unshare --mount=FILE,
+# whose directory must be a private mount); each command enters it with
+# nsenter. A wrapper per command (unshare + sh + mount, ~300 page faults)
+# would be counted in every podman start.
+PEERNS=$WORK/peerns
+peerns_setup() {
+	mkdir -p "$PEERNS" &&
+		mount --bind "$PEERNS" "$PEERNS" && mount --make-private "$PEERNS" && touch "$PEERNS/mnt" &&
+		unshare --mount="$PEERNS/mnt" --propagation private sh -c \
+			'! mountpoint -q /sys/fs/cgroup/unified || mount -t tmpfs none /sys/fs/cgroup/unified'
+}
+peer() { nsenter --mount="$PEERNS/mnt" "$@"; }
 podman_cmd() {
-	CONTAINERS_CONF=$WORK/containers.conf unshare -m --propagation private sh -c \
-		'mount -t tmpfs none /sys/fs/cgroup/unified 2>/dev/null; exec podman --root "$0/root" --runroot "$0/runroot" --runtime crun "$@"' \
-		"$PODMAN_ROOT" "$@"
+	CONTAINERS_CONF=$WORK/containers.conf peer podman --root "$PODMAN_ROOT/root" --runroot "$PODMAN_ROOT/runroot" --runtime crun "$@"
 }
-# Bare crun, same trick for the hybrid host; its state under $WORK.
-crun_cmd() {
-	unshare -m --propagation private sh -c \
-		'mount -t tmpfs none /sys/fs/cgroup/unified 2>/dev/null; exec crun --root "$0" "$@"' "$WORK/crun" "$@"
-}
+# Bare crun, its state under $WORK.
+crun_cmd() { peer crun --root "$WORK/crun" "$@"; }
 crun_rm_all() {
 	[ -d "$WORK/crun" ] || return 0
-	crun_cmd list -q 2>/dev/null | xargs -r -n 1 sh -c 'crun --root "$0" delete -f "$1" >/dev/null 2>&1' "$WORK/crun"
+	crun_cmd list -q 2>/dev/null | while read -r id; do crun_cmd delete -f "$id" >/dev/null 2>&1; done
 }
 if have podman && ! { command -v podman && command -v crun; } >/dev/null; then PEERS=${PEERS/podman/}; fi
 if have crun && ! command -v crun >/dev/null; then PEERS=${PEERS/crun/}; fi
+if { have podman || have crun; } && ! peerns_setup; then
+	echo "no mount namespace for podman and crun (unshare --mount=FILE); their columns skipped" >&2
+	PEERS=${PEERS/podman/}
+	PEERS=${PEERS/crun/}
+fi
 
 echo "== image: busybox-static rootfs"
 ROOTFS=$WORK/rootfs
@@ -97,7 +127,7 @@ echo "peers: $PEERS"
 
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
-declare -A RM RATE100 RATE500 RATE1000 MEM USER NDONE
+declare -A RM RATE100 RATE500 RATE1000 MEM USER NDONE PRATE PDONE
 
 run_estiba() { "$BIN" run --rm --network none bench/bb true; }
 run_podman() { podman_cmd run --rm --network none bench/bb true; }
@@ -153,6 +183,40 @@ density() {
 	echo "$name: memory per container ${MEM[$name]} KiB (engine userspace ${USER[$name]} KiB, kernel and rest $((MEM[$name] - USER[$name])) KiB)"
 }
 
+# parallel NAME COUNT START_CMD: COUNT starts by PAR loops at once (loop w
+# starts containers w, w+PAR, …); the rate is the started containers over
+# the wall time of all. A failed start is counted and reported, not fatal:
+# the other contenders still get measured. Containers are numbered from
+# 100000: the serial phase's are gone by then, but a name is never reused.
+parallel() {
+	local name=$1 count=$2 start=$3 t0 dt w p failed
+	((PAR > 0)) || return 0
+	: > "$WORK/failed.$name"
+	t0=$(now)
+	PAR_PIDS=()
+	for ((w = 0; w < PAR; w++)); do
+		(
+			for ((i = w; i < count; i += PAR)); do
+				[ ! -e "$WORK/stop" ] || exit 1
+				$start $((100000 + i)) >/dev/null 2>>"$WORK/failed.$name.log" || echo >> "$WORK/failed.$name"
+			done
+		) &
+		PAR_PIDS+=($!)
+	done
+	for p in "${PAR_PIDS[@]}"; do wait "$p" || true; done
+	PAR_PIDS=()
+	dt=$(( ($(now) - t0) / 1000000 ))
+	failed=$(wc -l < "$WORK/failed.$name")
+	printf -v "PRATE[$name]" '%.1f' "$(awk -v n="$((count - failed))" -v ms="$dt" 'BEGIN {print n*1000/ms}')"
+	PDONE[$name]="N=$count"
+	if ((failed > 0)); then
+		PDONE[$name]+=", $failed failed"
+		echo "$name: $failed of $count parallel starts failed; the first errors:" >&2
+		head -3 "$WORK/failed.$name.log" >&2
+	fi
+	echo "$name: $((count - failed)) started by $PAR clients at once in $dt ms: ${PRATE[$name]}/s (load $(cut -d' ' -f1 /proc/loadavg))"
+}
+
 start_estiba() { "$BIN" run -d --network none bench/bb sleep 3600; }
 estiba_pids() {
 	local mp
@@ -162,6 +226,8 @@ estiba_pids() {
 echo "== $N detached sleep containers: estiba"
 density estiba "$N" start_estiba estiba_pids
 "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
+parallel estiba "$N" start_estiba
+"$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
 
 if have podman; then
 	echo "== $PEER_N detached sleep containers: podman+crun"
@@ -170,6 +236,8 @@ if have podman; then
 	start_podman() { podman_cmd run -d --network none bench/bb sleep 3600; }
 	podman_pids() { pgrep -d ' ' -f "^/usr/bin/conmon .*$PODMAN_ROOT" || true; }
 	density podman "$PEER_N" start_podman podman_pids
+	podman_cmd rm -af -t 0 >/dev/null
+	parallel podman "$PEER_N" start_podman
 	podman_cmd rm -af -t 0 >/dev/null
 fi
 if have docker; then
@@ -181,6 +249,8 @@ if have docker; then
 		echo "$d $(pgrep -d ' ' -P "$d") $(pgrep -d ' ' -f "containerd-shim.*$WORK/docker" || true)"
 	}
 	density docker "$PEER_N" start_docker docker_pids
+	docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
+	parallel docker "$PEER_N" start_docker
 	docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
 fi
 if have crun; then
@@ -204,10 +274,12 @@ PY
 	no_pids() { :; }
 	density crun "$PEER_N" start_crun no_pids
 	crun_rm_all
+	parallel crun "$PEER_N" start_crun
+	crun_rm_all
 fi
 
 echo
-echo "== table (run --rm: median of $RUNS; start rates cumulative from 0; memory per container, engine userspace share in parentheses)"
+echo "== table (run --rm: median of $RUNS; serial start rates: one client, cumulative from 0; parallel: $PAR clients at once; memory per container, engine userspace share in parentheses)"
 cols=(estiba)
 for p in podman docker crun; do have $p && cols+=("$p"); done
 row() { local l=$1; shift; printf '| %s |' "$l"; for c in "$@"; do printf ' %s |' "$c"; done; echo; }
@@ -221,8 +293,13 @@ vals=(); for c in "${cols[@]}"; do
 done; row "run --rm, × estiba's time" "${vals[@]}"
 for t in 100 500 1000; do
 	vals=(); for c in "${cols[@]}"; do v="RATE$t[$c]"; vals+=("${!v:--}"); done
-	row "starts/s to N=$t" "${vals[@]}"
+	row "starts/s to N=$t, serial" "${vals[@]}"
 done
+if ((PAR > 0)); then
+	vals=(); for c in "${cols[@]}"; do
+		if [ -n "${PRATE[$c]:-}" ]; then vals+=("${PRATE[$c]} (${PDONE[$c]})"); else vals+=("-"); fi
+	done; row "starts/s, $PAR clients in parallel" "${vals[@]}"
+fi
 vals=(); for c in "${cols[@]}"; do
 	if [ -n "${MEM[$c]:-}" ]; then vals+=("${MEM[$c]} KiB (${USER[$c]})"); else vals+=("-"); fi
 done; row "memory per container" "${vals[@]}"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin/estiba
 N=${N:-100}
-[ -x "$BIN" ] || make build >/dev/null
+[ -x "$BIN" ] && [ -x "$PWD/bin/estibad" ] || make build >/dev/null # estiba daemon execs bin/estibad
 WORK=$(mktemp -d /var/tmp/estiba-bench-cpu.XXXXXX)
 chmod 711 "$WORK"
 export ESTIBA_HOST=unix://$WORK/estiba.sock

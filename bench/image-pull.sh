@@ -12,6 +12,7 @@ CACHE=${ESTIBA_BENCH_CACHE:-/var/tmp/estiba-bench}
 mkdir -p "$CACHE"
 go build -o "$CACHE/imageload" ./bench/imageload
 CGO_ENABLED=0 go build -o "$CACHE/estiba" ./cmd/estiba
+CGO_ENABLED=0 go build -o "$CACHE/estibad" ./cmd/estibad # `estiba daemon` execs it
 ARCHIVE=$CACHE/image-load.tar
 [ -f "$ARCHIVE" ] || "$CACHE/imageload" -gen "$ARCHIVE"
 WORK=$(mktemp -d /tmp/estiba-pull.XXXXXX)

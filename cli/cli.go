@@ -168,6 +168,28 @@ func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
+// stringsValue is pflag's stringArray (each use of the flag adds one value)
+// without its CSV formatting: pflag formats every flag's default as the flag
+// is defined, and a stringArray's goes through a CSV writer with a 4 KiB
+// buffer — page faults on every `estiba run`, for a help text.
+type stringsValue struct{ p *[]string }
+
+func (v stringsValue) Set(s string) error { *v.p = append(*v.p, s); return nil }
+func (v stringsValue) Type() string       { return "stringArray" }
+
+// String is "" when empty: the help shows no default.
+func (v stringsValue) String() string {
+	if len(*v.p) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(*v.p, ",") + "]"
+}
+
+// stringArrayVarP defines a repeatable string flag (a stringsValue).
+func stringArrayVarP(fs *pflag.FlagSet, p *[]string, name, short, usage string) {
+	fs.VarP(stringsValue{p}, name, short, usage)
+}
+
 func newFlags(name string, c *CLI) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(c.Stderr)

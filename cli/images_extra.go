@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,28 +16,12 @@ import (
 	"time"
 
 	"github.com/estiba/estiba/engine/api/types"
-	"github.com/estiba/estiba/image/reference"
-	"github.com/estiba/estiba/image/registry"
+	"github.com/estiba/estiba/image/registry/dockerconfig"
 	"golang.org/x/term"
 )
 
 // dockerHub is the server address Docker logs in to by default.
 const dockerHub = "https://index.docker.io/v1/"
-
-type headersKey struct{}
-
-// withHeaders makes the client send h with the requests made under ctx
-// (X-Registry-Auth for pull and push).
-func withHeaders(ctx context.Context, h http.Header) context.Context {
-	return context.WithValue(ctx, headersKey{}, h)
-}
-
-func addHeaders(ctx context.Context, req *http.Request) {
-	h, _ := ctx.Value(headersKey{}).(http.Header)
-	for k, v := range h {
-		req.Header[k] = v
-	}
-}
 
 // dockerConfigPath is the docker CLI's config: $DOCKER_CONFIG/config.json,
 // else $HOME/.docker/config.json.
@@ -53,12 +36,12 @@ func dockerConfigPath(c *CLI) (string, error) {
 	return filepath.Join(home, ".docker", "config.json"), nil
 }
 
-func loadDockerConfig(c *CLI) (*registry.DockerConfig, error) {
+func loadDockerConfig(c *CLI) (*dockerconfig.Config, error) {
 	p, err := dockerConfigPath(c)
 	if err != nil {
 		return nil, err
 	}
-	return registry.LoadDockerConfig(p)
+	return dockerconfig.Load(p)
 }
 
 // registryHost maps a login server argument to the registry domain.
@@ -82,20 +65,35 @@ func serverAddress(host string) string {
 // authHeader is the X-Registry-Auth value for ref's registry from the
 // docker config, or "" when there is no credential (anonymous).
 func authHeader(c *CLI, ref string) (string, error) {
-	r, err := reference.Parse(ref)
-	if err != nil {
-		return "", err
-	}
+	domain := registryDomain(ref)
 	dc, err := loadDockerConfig(c)
 	if err != nil {
 		return "", err
 	}
-	cred, err := dc.Credential(r.Domain)
+	cred, err := dc.Credential(domain)
 	if err != nil || cred.IsZero() {
 		return "", err
 	}
 	return encodeAuth(types.AuthConfig{Username: cred.Username, Password: cred.Password,
-		IdentityToken: cred.IdentityToken, ServerAddress: serverAddress(r.Domain)})
+		IdentityToken: cred.IdentityToken, ServerAddress: serverAddress(domain)})
+}
+
+// registryDomain is the registry of an image reference, by Docker's rule:
+// the first component of a name with a '/' is a domain if it has a '.' or
+// ':', is "localhost" or has uppercase letters; else Docker Hub. Only the
+// domain matters here (to pick a credential): the daemon parses and checks
+// the whole reference, and the CLI need not link the reference parser and
+// its digest regexps for it.
+func registryDomain(ref string) string {
+	name, _, _ := strings.Cut(ref, "@")
+	first, _, ok := strings.Cut(name, "/")
+	if !ok || !(strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
+		return "docker.io"
+	}
+	if first == "index.docker.io" {
+		return "docker.io"
+	}
+	return first
 }
 
 func encodeAuth(a types.AuthConfig) (string, error) {
@@ -112,7 +110,7 @@ func authContext(ctx context.Context, c *CLI, ref string) (context.Context, erro
 	if err != nil || h == "" {
 		return ctx, err
 	}
-	return withHeaders(ctx, http.Header{"X-Registry-Auth": {h}}), nil
+	return withHeaders(ctx, map[string]string{"X-Registry-Auth": h}), nil
 }
 
 func cmdPush(ctx context.Context, c *CLI, cl *Client, args []string) error {
@@ -193,9 +191,9 @@ func cmdLogin(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if err != nil {
 		return err
 	}
-	cred := registry.Credential{Username: *user, Password: *pass}
+	cred := dockerconfig.Credential{Username: *user, Password: *pass}
 	if resp.IdentityToken != "" {
-		cred = registry.Credential{Username: *user, IdentityToken: resp.IdentityToken}
+		cred = dockerconfig.Credential{Username: *user, IdentityToken: resp.IdentityToken}
 	}
 	if err := dc.Store(host, cred); err != nil {
 		return fmt.Errorf("store credentials: %w", err)
@@ -218,7 +216,7 @@ func cmdLogout(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.Stdout, "Removing login credentials for %s\n", serverAddress(host))
-	if err := dc.Remove(host); err != nil && !errors.Is(err, registry.ErrNotFound) {
+	if err := dc.Remove(host); err != nil && !errors.Is(err, dockerconfig.ErrNotFound) {
 		return err
 	}
 	return nil

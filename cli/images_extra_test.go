@@ -12,7 +12,8 @@ import (
 	"testing"
 
 	"github.com/estiba/estiba/engine/api/types"
-	"github.com/estiba/estiba/image/registry"
+	"github.com/estiba/estiba/image/reference"
+	"github.com/estiba/estiba/image/registry/dockerconfig"
 )
 
 // fakeDaemon answers /auth (accepting one password) and push, recording
@@ -108,7 +109,7 @@ func TestLoginPushLogout(t *testing.T) {
 			t.Errorf("push %d sent %+v, want user %q", i, f.pushes[i], u)
 		}
 	}
-	dc, err := registry.LoadDockerConfig(cfg)
+	dc, err := dockerconfig.Load(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,3 +119,18 @@ func TestLoginPushLogout(t *testing.T) {
 }
 
 func base64URL(s string) ([]byte, error) { return base64.URLEncoding.DecodeString(s) }
+
+// registryDomain agrees with the reference parser the daemon uses.
+func TestRegistryDomain(t *testing.T) {
+	for _, ref := range []string{"alpine", "alpine:3", "library/alpine", "user/app:v1", "docker.io/library/alpine",
+		"index.docker.io/user/app", "localhost/x", "localhost:5000/x:t", "reg.test:5000/a/b/c", "Reg/app",
+		"quay.io/org/app@sha256:" + strings.Repeat("a", 64), "app@sha256:" + strings.Repeat("b", 64), "127.0.0.1:5000/x"} {
+		r, err := reference.Parse(ref)
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		if got := registryDomain(ref); got != r.Domain {
+			t.Errorf("registryDomain(%q) = %q, the reference parser says %q", ref, got, r.Domain)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 // Package engine is the estiba daemon: container records and lifecycle on
 // top of the state store, the monitor (which owns container processes,
 // output and exits), the image layer and the network layer. The API server
-// (engine/api) calls it; cmd/estiba wires it.
+// (engine/api) calls it; cmd/estibad wires it.
 package engine
 
 import (

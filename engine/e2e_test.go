@@ -30,14 +30,16 @@ func buildEstiba(t *testing.T, dir string) string {
 	if err != nil {
 		t.Skipf("go toolchain needed to build estiba: %v", err)
 	}
-	bin := filepath.Join(dir, "estiba")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/estiba")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build estiba: %v\n%s", err, out)
+	// The CLI execs the daemon binary (estibad) from its own directory.
+	for _, name := range []string{"estiba", "estibad"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", name, err, out)
+		}
 	}
-	return bin
+	return filepath.Join(dir, "estiba")
 }
 
 // busyboxTar writes a rootfs tarball made of Debian's busybox-static.

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/bin/estiba
-[ -x "$BIN" ] || make build
+[ -x "$BIN" ] && [ -x "$PWD/bin/estibad" ] || make build # estiba daemon execs bin/estibad
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 [ -x "$BUSYBOX" ] || { echo "demo: $BUSYBOX missing (apt-get install busybox-static)" >&2; exit 1; }
 

@@ -1,35 +1,61 @@
-// Command estiba is the engine daemon (`estiba daemon`), its host-wide
-// monitor (`estiba monitor`, started by the daemon), the minimal init for
-// --init (when run as estiba-init), the runtime's container init, and the
-// CLI client. Every component is wired here, explicitly.
+// Command estiba is the CLI, a client of the engine's API. It links only
+// the cli package: a client starts for every `estiba run`, and each package
+// linked in costs page faults and init time at every start. The daemon, its
+// monitor and the container inits are the estibad binary installed beside
+// this one; `estiba daemon ...` execs it (as `docker` and `dockerd`, but
+// with the old command line kept working).
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/estiba/estiba/cli"
-	"github.com/estiba/estiba/engine/tinit"
-	"github.com/estiba/estiba/runtime/initproc"
 )
 
 var version = "dev"
 
+// daemonBinary is the daemon's file name, looked up beside this binary.
+const daemonBinary = "estibad"
+
 func main() {
-	switch {
-	case len(os.Args) > 1 && os.Args[1] == initproc.Arg:
-		// Re-exec'd by the in-process runtime as a container's init.
-		initproc.Main(version)
-		return
-	case filepath.Base(os.Args[0]) == "estiba-init":
-		os.Exit(tinit.Run(os.Args[1:]))
-	case len(os.Args) > 1 && os.Args[1] == "daemon":
-		os.Exit(daemonMain(os.Args[2:]))
-	case len(os.Args) > 1 && os.Args[1] == "monitor":
-		os.Exit(monitorMain(os.Args[2:]))
-	case len(os.Args) > 1 && os.Args[1] == "monitor-spawner":
-		os.Exit(spawnerMain(os.Args[2:]))
+	if daemonCommand(os.Args) {
+		os.Exit(execDaemon(os.Args))
 	}
 	c := &cli.CLI{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version}
 	os.Exit(c.Run(os.Args[1:]))
+}
+
+// daemonCommand tells the command lines that belong to estibad: the
+// daemon, and (for a daemon still running from an older, single binary at
+// this path) its monitor, spawner and inits.
+func daemonCommand(args []string) bool {
+	if filepath.Base(args[0]) == "estiba-init" {
+		return true
+	}
+	if len(args) < 2 {
+		return false
+	}
+	switch args[1] {
+	case "daemon", "monitor", "monitor-spawner", "init":
+		return true
+	}
+	return false
+}
+
+// execDaemon replaces this process by estibad with the same argv, so the
+// pid (`estiba daemon & kill $!`) and /proc/PID/cmdline stay what the
+// caller started. It returns only on failure.
+func execDaemon(args []string) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "estiba:", err)
+		return 1
+	}
+	bin := filepath.Join(filepath.Dir(self), daemonBinary)
+	err = syscall.Exec(bin, args, os.Environ())
+	fmt.Fprintf(os.Stderr, "estiba: %s must be installed beside %s (make build): %v\n", daemonBinary, self, err)
+	return 1
 }

@@ -10,19 +10,22 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/estiba/estiba/image/registry/dockerconfig"
 )
 
-// Credential is what a user logs in with. IdentityToken, when set, is an
-// OAuth2 refresh token (Docker's "identitytoken") used instead of the
-// password.
-type Credential struct {
-	Username      string
-	Password      string
-	IdentityToken string
-}
+// Credential is what a user logs in with (see dockerconfig.Credential).
+type Credential = dockerconfig.Credential
 
-// IsZero reports whether c holds no credential (anonymous).
-func (c Credential) IsZero() bool { return c == Credential{} }
+// DockerConfig is the docker CLI's config.json as a CredentialStore (see
+// dockerconfig.Config).
+type DockerConfig = dockerconfig.Config
+
+// LoadDockerConfig reads the docker config at path (see dockerconfig.Load).
+func LoadDockerConfig(path string) (*DockerConfig, error) { return dockerconfig.Load(path) }
+
+// DockerConfigPath is where Docker keeps credentials (see dockerconfig.Path).
+func DockerConfigPath() (string, error) { return dockerconfig.Path() }
 
 // CredentialStore supplies the credential for a registry host (a reference
 // domain such as "docker.io" or "localhost:5000"). No credential is the zero

@@ -7,17 +7,19 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/estiba/estiba/image/registry/dockerconfig"
 )
 
 // Error classes. Every error the client returns for a registry response wraps
 // one of these, so callers test with errors.Is.
 var (
-	ErrNotFound        = errors.New("not found")
+	ErrNotFound        = dockerconfig.ErrNotFound // shared with the docker config
 	ErrUnauthorized    = errors.New("unauthorized")
 	ErrDenied          = errors.New("denied")
 	ErrTooManyRequests = errors.New("too many requests")
 	ErrUnsupported     = errors.New("unsupported")
-	ErrInvalid         = errors.New("invalid")
+	ErrInvalid         = dockerconfig.ErrInvalid // shared with the docker config
 	ErrUnavailable     = errors.New("registry unavailable")
 	// ErrDigestMismatch means content did not match the digest or size that
 	// named it; such content is never handed out.

@@ -1,7 +1,7 @@
 // Package enginev2 drives the whole engine — `estiba daemon` and the estiba
 // CLI — on a cgroup v2-only host: the v2vm lane (tests/v2vm/run-tests.sh)
-// runs this package's static test binary in a qemu VM with bin/estiba
-// shipped in V2VM_EXTRA. Limits are read back from inside the containers,
+// runs this package's static test binary in a qemu VM with bin/estiba and
+// bin/estibad shipped in V2VM_EXTRA. Limits are read back from inside the containers,
 // published ports are dialled from the VM's 127.0.0.1, and nothing of the
 // engine's may be left in the cgroup tree or the link list. On a hybrid or
 // v1 host it skips: the engine's own tests cover those.
@@ -49,7 +49,7 @@ func estibaBinary(t testing.TB) string {
 			}
 		}
 	}
-	t.Fatalf("estiba not found in %v: run `make build` (the VM lane needs V2VM_EXTRA=bin/estiba) or set ESTIBA_BIN", cands)
+	t.Fatalf("estiba not found in %v: run `make build` (the VM lane needs V2VM_EXTRA with bin/estiba and bin/estibad) or set ESTIBA_BIN", cands)
 	return ""
 }
 

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/estiba/estiba/cli"
 	"github.com/estiba/estiba/engine"
 	"github.com/estiba/estiba/engine/imagesvc"
 	"github.com/estiba/estiba/engine/monitor"
@@ -28,6 +27,11 @@ import (
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/spf13/pflag"
 )
+
+// defaultHost is the socket served without -H: the CLI's cli.DefaultHost
+// (not imported: this binary is also every container's init, and the CLI
+// has no business in it).
+const defaultHost = "unix:///run/estiba/estiba.sock"
 
 // daemonConfig is daemon.json; flags given on the command line win.
 type daemonConfig struct {
@@ -43,7 +47,7 @@ type daemonConfig struct {
 
 func daemonMain(args []string) int {
 	fs := pflag.NewFlagSet("estiba daemon", pflag.ContinueOnError)
-	host := fs.StringP("host", "H", cli.DefaultHost, "unix socket to listen on")
+	host := fs.StringP("host", "H", defaultHost, "unix socket to listen on")
 	dataRoot := fs.String("data-root", "/var/lib/estiba", "root of persisted state")
 	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state (sockets, runtime state)")
 	logLevel := fs.StringP("log-level", "l", "info", "log level: debug, info, warn, error")

@@ -1,4 +1,4 @@
-package registry
+package dockerconfig_test
 
 import (
 	"encoding/base64"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/estiba/estiba/image/registry/dockerconfig"
 	"github.com/estiba/estiba/image/registry/registrytest"
 )
 
@@ -31,21 +32,21 @@ func TestDockerConfigCredential(t *testing.T) {
 		"tok.example":{"identitytoken":"refresh"},
 		"bad.example":{"auth":"!!!"}
 	},"credHelpers":{"ecr.example":"estiba-missing-helper"},"psFormat":"table"}`)
-	cfg, err := LoadDockerConfig(p)
+	cfg, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		host string
-		want Credential
+		want dockerconfig.Credential
 		err  error
 	}{
-		{"docker.io", Credential{Username: "hub", Password: "pw:with:colons"}, nil},
-		{"old.example:5000", Credential{Username: "u2", Password: "p2"}, nil},
-		{"tok.example", Credential{IdentityToken: "refresh"}, nil},
-		{"other.example", Credential{}, nil},
-		{"ecr.example", Credential{}, exec.ErrNotFound}, // its helper is not installed
-		{"bad.example", Credential{}, errors.New("any")},
+		{"docker.io", dockerconfig.Credential{Username: "hub", Password: "pw:with:colons"}, nil},
+		{"old.example:5000", dockerconfig.Credential{Username: "u2", Password: "p2"}, nil},
+		{"tok.example", dockerconfig.Credential{IdentityToken: "refresh"}, nil},
+		{"other.example", dockerconfig.Credential{}, nil},
+		{"ecr.example", dockerconfig.Credential{}, exec.ErrNotFound}, // its helper is not installed
+		{"bad.example", dockerconfig.Credential{}, errors.New("any")},
 	}
 	for _, tt := range tests {
 		got, err := cfg.Credential(tt.host)
@@ -69,7 +70,7 @@ func TestDockerConfigHelpers(t *testing.T) {
 	h := registrytest.NewCredHelper(t)
 	p := writeConfig(t, `{"auths":{"a.example":{"auth":"`+base64.StdEncoding.EncodeToString([]byte("inline:pw"))+`"}},
 		"credsStore":"`+h.Name+`","credHelpers":{"b.example":"estiba-missing-helper","index.docker.io":"`+h.Name+`"}}`)
-	cfg, err := LoadDockerConfig(p)
+	cfg, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,10 +78,12 @@ func TestDockerConfigHelpers(t *testing.T) {
 		name string
 		do   func() error
 	}{
-		{"store a", func() error { return cfg.Store("a.example", Credential{Username: "u", Password: "p"}) }},
-		{"store hub token", func() error { return cfg.Store("docker.io", Credential{Username: "me", IdentityToken: "idt"}) }},
+		{"store a", func() error { return cfg.Store("a.example", dockerconfig.Credential{Username: "u", Password: "p"}) }},
+		{"store hub token", func() error {
+			return cfg.Store("docker.io", dockerconfig.Credential{Username: "me", IdentityToken: "idt"})
+		}},
 		{"store b: helper missing", func() error {
-			if err := cfg.Store("b.example", Credential{Username: "x", Password: "y"}); !errors.Is(err, exec.ErrNotFound) {
+			if err := cfg.Store("b.example", dockerconfig.Credential{Username: "x", Password: "y"}); !errors.Is(err, exec.ErrNotFound) {
 				return fmt.Errorf("store through a missing helper: %v", err)
 			}
 			return nil
@@ -101,17 +104,17 @@ func TestDockerConfigHelpers(t *testing.T) {
 	if strings.Contains(string(data), "inline") || strings.Contains(string(data), "idt") {
 		t.Errorf("secrets left in the file: %s", data)
 	}
-	again, err := LoadDockerConfig(p)
+	again, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		host string
-		want Credential
+		want dockerconfig.Credential
 	}{
-		{"a.example", Credential{Username: "u", Password: "p"}},
-		{"docker.io", Credential{IdentityToken: "idt"}},
-		{"c.example", Credential{}}, // the helper has none: anonymous, no error
+		{"a.example", dockerconfig.Credential{Username: "u", Password: "p"}},
+		{"docker.io", dockerconfig.Credential{IdentityToken: "idt"}},
+		{"c.example", dockerconfig.Credential{}}, // the helper has none: anonymous, no error
 	} {
 		if got, err := again.Credential(tc.host); err != nil || got != tc.want {
 			t.Errorf("Credential(%s) = %+v, %v; want %+v", tc.host, got, err, tc.want)
@@ -123,8 +126,8 @@ func TestDockerConfigHelpers(t *testing.T) {
 	if h.Stored(t, "a.example") != "" {
 		t.Error("erase left the credential in the helper")
 	}
-	if err := again.Remove("a.example"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("second Remove: %v, want ErrNotFound", err)
+	if err := again.Remove("a.example"); !errors.Is(err, dockerconfig.ErrNotFound) {
+		t.Errorf("second Remove: %v, want dockerconfig.ErrNotFound", err)
 	}
 	if got := strings.Join(h.Calls(t), " "); got != "store store get get get erase erase" {
 		t.Errorf("helper calls %q", got)
@@ -136,14 +139,14 @@ func TestDockerConfigStoreRemove(t *testing.T) {
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := LoadDockerConfig(p)
+	cfg, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Store("docker.io", Credential{Username: "me", Password: "pw"}); err != nil {
+	if err := cfg.Store("docker.io", dockerconfig.Credential{Username: "me", Password: "pw"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Store("localhost:5000", Credential{Username: "l", Password: "q"}); err != nil {
+	if err := cfg.Store("localhost:5000", dockerconfig.Credential{Username: "l", Password: "q"}); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(p)
@@ -155,11 +158,11 @@ func TestDockerConfigStoreRemove(t *testing.T) {
 	if err := json.Unmarshal(data, &raw); err != nil || string(raw["detachKeys"]) != `"ctrl-x"` {
 		t.Fatalf("other settings lost: %s", data)
 	}
-	again, err := LoadDockerConfig(p)
+	again, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for host, want := range map[string]Credential{"docker.io": {Username: "me", Password: "pw"}, "keep.example": {Username: "k", Password: "v"}} {
+	for host, want := range map[string]dockerconfig.Credential{"docker.io": {Username: "me", Password: "pw"}, "keep.example": {Username: "k", Password: "v"}} {
 		if got, err := again.Credential(host); err != nil || got != want {
 			t.Errorf("after reload, %s = %+v, %v", host, got, err)
 		}
@@ -167,10 +170,10 @@ func TestDockerConfigStoreRemove(t *testing.T) {
 	if err := again.Remove("docker.io"); err != nil {
 		t.Fatal(err)
 	}
-	if err := again.Remove("docker.io"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("second Remove: %v, want ErrNotFound", err)
+	if err := again.Remove("docker.io"); !errors.Is(err, dockerconfig.ErrNotFound) {
+		t.Errorf("second Remove: %v, want dockerconfig.ErrNotFound", err)
 	}
-	third, _ := LoadDockerConfig(p)
+	third, _ := dockerconfig.Load(p)
 	if got, _ := third.Credential("docker.io"); !got.IsZero() {
 		t.Errorf("removed credential still there: %+v", got)
 	}
@@ -182,17 +185,17 @@ func TestDockerConfigStoreRemove(t *testing.T) {
 
 func TestDockerConfigMissing(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "sub", "config.json")
-	cfg, err := LoadDockerConfig(p)
+	cfg, err := dockerconfig.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, err := cfg.Credential("x.example"); err != nil || !got.IsZero() {
 		t.Fatalf("empty config: %+v, %v", got, err)
 	}
-	if err := cfg.Store("x.example", Credential{Username: "a", Password: "b"}); err != nil {
+	if err := cfg.Store("x.example", dockerconfig.Credential{Username: "a", Password: "b"}); err != nil {
 		t.Fatalf("Store creating the directory: %v", err)
 	}
-	if _, err := LoadDockerConfig(writeConfig(t, `{"auths":[]}`)); err == nil {
+	if _, err := dockerconfig.Load(writeConfig(t, `{"auths":[]}`)); err == nil {
 		t.Fatal("malformed auths accepted")
 	}
 }

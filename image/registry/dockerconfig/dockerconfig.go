@@ -1,4 +1,8 @@
-package registry
+// Package dockerconfig reads and writes the docker CLI's config.json as a
+// credential store, with its credential helpers. It is a leaf (the standard
+// library only): the estiba CLI links it to send X-Registry-Auth, and a
+// client that starts for every command must not link the registry client.
+package dockerconfig
 
 import (
 	"encoding/base64"
@@ -10,16 +14,36 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-
-	"github.com/estiba/estiba/image/reference"
 )
 
 // dockerHubKey is the key Docker uses for Docker Hub in config.json.
 const dockerHubKey = "https://index.docker.io/v1/"
 
-// DockerConfigPath is where Docker keeps credentials: $DOCKER_CONFIG/config.json,
+// dockerHub is Docker Hub's reference domain (dockerHub).
+const dockerHub = "docker.io"
+
+// Error classes, shared with the registry client (registry.ErrNotFound and
+// registry.ErrInvalid are these).
+var (
+	ErrNotFound = errors.New("not found")
+	ErrInvalid  = errors.New("invalid")
+)
+
+// Credential is what a user logs in with. IdentityToken, when set, is an
+// OAuth2 refresh token (Docker's "identitytoken") used instead of the
+// password.
+type Credential struct {
+	Username      string
+	Password      string
+	IdentityToken string
+}
+
+// IsZero reports whether c holds no credential (anonymous).
+func (c Credential) IsZero() bool { return c == Credential{} }
+
+// Path is where Docker keeps credentials: $DOCKER_CONFIG/config.json,
 // else ~/.docker/config.json.
-func DockerConfigPath() (string, error) {
+func Path() (string, error) {
 	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
 		return filepath.Join(d, "config.json"), nil
 	}
@@ -30,13 +54,13 @@ func DockerConfigPath() (string, error) {
 	return filepath.Join(home, ".docker", "config.json"), nil
 }
 
-// DockerConfig is a Docker CLI config file seen as a CredentialStore. As the
+// Config is a Docker CLI config file seen as a CredentialStore. As the
 // docker CLI, it asks a credential helper when one is configured for the
 // host (credHelpers, else credsStore; see credHelper), else reads inline
 // credentials ("auths" entries with base64 "auth", or username/password, or
 // identitytoken). Store and Remove go through the same helper, or rewrite
 // the file atomically with mode 0600, keeping every other setting in it.
-type DockerConfig struct {
+type Config struct {
 	path string
 
 	mu          sync.Mutex
@@ -53,10 +77,10 @@ type authEntry struct {
 	IdentityToken string `json:"identitytoken,omitempty"`
 }
 
-// LoadDockerConfig reads the config at path; a missing file is an empty
+// Load reads the config at path; a missing file is an empty
 // config (it is created by the first Store).
-func LoadDockerConfig(path string) (*DockerConfig, error) {
-	c := &DockerConfig{path: path, raw: map[string]json.RawMessage{}, auths: map[string]authEntry{}}
+func Load(path string) (*Config, error) {
+	c := &Config{path: path, raw: map[string]json.RawMessage{}, auths: map[string]authEntry{}}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -84,7 +108,7 @@ func LoadDockerConfig(path string) (*DockerConfig, error) {
 }
 
 // Credential returns the credential stored for host (a reference domain).
-func (c *DockerConfig) Credential(host string) (Credential, error) {
+func (c *Config) Credential(host string) (Credential, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if h, ok := c.helper(host); ok {
@@ -110,7 +134,7 @@ func (c *DockerConfig) Credential(host string) (Credential, error) {
 // helper is the credential helper for host: credHelpers names one per
 // registry (keyed by host name; Docker Hub's is "index.docker.io"), else
 // credsStore one for all.
-func (c *DockerConfig) helper(host string) (credHelper, bool) {
+func (c *Config) helper(host string) (credHelper, bool) {
 	want := normaliseKey(configKey(host))
 	for k, name := range c.credHelpers {
 		if name != "" && normaliseKey(k) == want {
@@ -141,7 +165,7 @@ func (e authEntry) credential() (Credential, error) {
 
 // lookup finds host's entry; keys may carry a scheme and a path
 // ("https://host/v1/"), as older clients wrote them.
-func (c *DockerConfig) lookup(host string) (string, authEntry, bool) {
+func (c *Config) lookup(host string) (string, authEntry, bool) {
 	want := configKey(host)
 	if e, ok := c.auths[want]; ok {
 		return want, e, true
@@ -156,7 +180,7 @@ func (c *DockerConfig) lookup(host string) (string, authEntry, bool) {
 
 func configKey(host string) string {
 	switch host {
-	case reference.DefaultDomain, "index.docker.io", "registry-1.docker.io":
+	case dockerHub, "index.docker.io", "registry-1.docker.io":
 		return dockerHubKey
 	}
 	return host
@@ -168,8 +192,8 @@ func normaliseKey(k string) string {
 	}
 	k, _, _ = strings.Cut(k, "/")
 	switch k {
-	case "index.docker.io", "registry-1.docker.io", reference.DefaultDomain:
-		return reference.DefaultDomain
+	case "index.docker.io", "registry-1.docker.io", dockerHub:
+		return dockerHub
 	}
 	return k
 }
@@ -177,7 +201,7 @@ func normaliseKey(k string) string {
 // Store saves cred for host, for `estiba login`.
 // With a credential helper the secret goes to the helper, and the file
 // keeps an empty "auths" entry for host, as the docker CLI writes.
-func (c *DockerConfig) Store(host string, cred Credential) error {
+func (c *Config) Store(host string, cred Credential) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if key, _, ok := c.lookup(host); ok {
@@ -200,7 +224,7 @@ func (c *DockerConfig) Store(host string, cred Credential) error {
 
 // Remove forgets host's credential, for `estiba logout`. It fails with
 // ErrNotFound if there was none.
-func (c *DockerConfig) Remove(host string) error {
+func (c *Config) Remove(host string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var herr error
@@ -225,7 +249,7 @@ func (c *DockerConfig) Remove(host string) error {
 // save writes the file atomically: a 0600 temporary file in the same
 // directory, synced, then renamed over the old one, so a crash leaves the old
 // or the new config, never half of one.
-func (c *DockerConfig) save() error {
+func (c *Config) save() error {
 	auths, err := json.Marshal(c.auths)
 	if err != nil {
 		return err
