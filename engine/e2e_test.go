@@ -30,8 +30,9 @@ func buildEstiba(t *testing.T, dir string) string {
 	if err != nil {
 		t.Skipf("go toolchain needed to build estiba: %v", err)
 	}
-	// The CLI execs the daemon binary (estibad) from its own directory.
-	for _, name := range []string{"estiba", "estibad"} {
+	// The CLI execs the daemon binary (estibad) from its own directory, and
+	// the daemon runs container inits from estiba-init beside it.
+	for _, name := range []string{"estiba", "estibad", "estiba-init"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
 		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
