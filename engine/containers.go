@@ -109,7 +109,8 @@ func (d *Daemon) validate(name string, cfg *types.Config, hc *types.HostConfig) 
 	// The spec generator is the judge of everything else: run it once on
 	// a dry input so bad flags fail at create, as with Docker.
 	_, err := specgen.Generate(&specgen.Input{ID: "validate", Config: &types.Config{Cmd: append(append([]string{"x"}, cfg.Entrypoint...), cfg.Cmd...), Env: cfg.Env, Hostname: cfg.Hostname, Domainname: cfg.Domainname, User: userIfNumeric(cfg.User), WorkingDir: cfg.WorkingDir},
-		HostConfig: dryHostConfig(hc)}, &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes")})
+		HostConfig: dryHostConfig(hc)}, &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes"),
+		Seccomp: &d.seccomp})
 	return err
 }
 

@@ -107,6 +107,7 @@ type Daemon struct {
 	// hostCaps is the daemon's bounding set, read once: what --privileged
 	// can grant (the monitor, which starts containers, has the same).
 	hostCaps []string
+	seccomp  specgen.SeccompCache
 }
 
 // New opens the daemon's state, connects to the monitor (starting it with
@@ -209,7 +210,7 @@ func (d *Daemon) logOpts(c *store.Container) (int64, int) {
 
 func (d *Daemon) specDefaults() *specgen.Defaults {
 	return &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes"),
-		HostCaps: d.hostCaps}
+		HostCaps: d.hostCaps, Seccomp: &d.seccomp}
 }
 
 // nopCloser hides Close from a writer.
