@@ -56,20 +56,22 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 		return nil, err
 	}
 	c := &store.Container{ID: id, Name: strings.TrimPrefix(name, "/"), Created: time.Now().UTC(), Image: req.Image, ImageID: imageID,
-		Config: req.Config, HostConfig: *hc, Path: args[0], Args: args[1:], Phase: store.PhaseCreating,
+		Config: req.Config, HostConfig: *hc, Path: args[0], Args: args[1:], Phase: store.PhaseReady,
 		State: store.State{Status: store.StatusCreated}}
 	mergeImageDefaults(&c.Config, imgCfg)
 	userns := !hc.Privileged && hc.UsernsMode != "host"
-	// PhaseCreating is on disk before anything else exists, so a crash in
-	// the middle leaves a record the repair pass cleans.
-	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
-		return nil, err
-	}
+	// The directory and rootfs first, then the record, complete, in one
+	// commit (a record written before them and marked ready after cost a
+	// second commit, two fdatasyncs, per create). A crash in between
+	// leaves a directory without a record, which the sweep at the next
+	// start removes (sweepOrphans); the snapshot's own commit has made the
+	// directory durable before it.
 	if err := d.prepare(ctx, c); err != nil {
 		d.destroy(context.Background(), c)
 		return nil, err
 	}
-	if _, err := d.store.Update(id, func(c *store.Container) error { c.Phase = store.PhaseReady; return nil }); err != nil {
+	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
+		d.destroy(context.Background(), c)
 		return nil, err
 	}
 	d.events.container("create", c)

@@ -151,6 +151,11 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 		st.Close()
 		return nil, fmt.Errorf("repair state: %w", err)
 	}
+	if err := d.sweepOrphans(ctx); err != nil {
+		cancel()
+		st.Close()
+		return nil, fmt.Errorf("repair state: %w", err)
+	}
 	go d.exitLoop(lctx, exits)
 	return d, nil
 }

@@ -99,7 +99,9 @@ func Open(root string) (*Snapshotter, error) {
 			return nil, fmt.Errorf("snapshotter %s: %w", root, err)
 		}
 	}
-	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second})
+	// No freelist in the file (rebuilt by a scan at open, as etcd does):
+	// one page less to write at each commit.
+	db, err := bolt.Open(filepath.Join(root, "metadata.db"), 0o600, &bolt.Options{Timeout: 10 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
 			return nil, fmt.Errorf("snapshotter db: locked by another process (one engine per data root): %w", err)
