@@ -42,6 +42,8 @@ type Images interface {
 	UnmountRootfs(target string) error
 	// RemoveRootfs drops the snapshot.
 	RemoveRootfs(ctx context.Context, key string) error
+	// RootfsKeys lists the keys of every container snapshot.
+	RootfsKeys(ctx context.Context) ([]string, error)
 }
 
 // IDRange is a container's user namespace: its ids 0..Size-1 are the host's

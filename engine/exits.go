@@ -77,18 +77,32 @@ func (d *Daemon) repair(ctx context.Context) error {
 	return nil
 }
 
-// sweepOrphans removes container directories (and their rootfs snapshots)
-// that have no record: a create that the daemon's death cut short between
-// its directory and its record (see Create). Only at start, before the API
-// serves: an in-flight create has exactly such a directory.
+// sweepOrphans removes container directories and rootfs snapshots that
+// have no record: a create that the daemon's death cut short between them
+// and its record (see Create). Both are looked at: on a file system
+// without a journal the snapshot's commit need not carry the directory's
+// mkdir to the disk. Only at start, before the API serves: an in-flight
+// create has exactly such a directory and snapshot.
 func (d *Daemon) sweepOrphans(ctx context.Context) error {
 	ents, err := os.ReadDir(filepath.Join(d.cfg.Root, "containers"))
 	if err != nil {
 		return err
 	}
+	keys, err := d.images.RootfsKeys(ctx)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
 	for _, e := range ents {
-		id := e.Name()
-		if !e.IsDir() || !isContainerID(id) {
+		if e.IsDir() {
+			ids[e.Name()] = true
+		}
+	}
+	for _, k := range keys {
+		ids[k] = true
+	}
+	for id := range ids {
+		if !isContainerID(id) {
 			continue
 		}
 		if _, err := d.store.Get(id); !errors.Is(err, errdefs.ErrNotFound) {

@@ -357,6 +357,9 @@ func dup(f *os.File) (*os.File, error) {
 // UnmountRootfs unmounts target.
 func (i *Images) UnmountRootfs(target string) error { return snapshot.Unmount(target) }
 
+// RootfsKeys lists the container snapshots.
+func (i *Images) RootfsKeys(ctx context.Context) ([]string, error) { return i.S.RootfsKeys(ctx) }
+
 // RemoveRootfs drops the snapshot.
 func (i *Images) RemoveRootfs(ctx context.Context, key string) error {
 	return i.S.RemoveRootfs(ctx, key)
