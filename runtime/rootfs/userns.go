@@ -3,6 +3,7 @@ package rootfs
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -25,6 +26,10 @@ func NewUserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, fmt.Errorf("user namespace for idmap: uid and gid mappings are both needed")
 	}
+	// The child's PR_SET_PDEATHSIG fires when the thread that cloned it
+	// ends: it must outlive the few calls below.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	pid, pidfd, err := newUserNSProc()
 	if err != nil {
 		return nil, fmt.Errorf("user namespace for idmap: %w", err)
