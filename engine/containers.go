@@ -63,9 +63,8 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 	// The directory and rootfs first, then the record, complete, in one
 	// commit (a record written before them and marked ready after cost a
 	// second commit, two fdatasyncs, per create). A crash in between
-	// leaves a directory without a record, which the sweep at the next
-	// start removes (sweepOrphans); the snapshot's own commit has made the
-	// directory durable before it.
+	// leaves a directory or a snapshot without a record, which the sweep
+	// at the next start removes (sweepOrphans).
 	if err := d.prepare(ctx, c); err != nil {
 		d.destroy(context.Background(), c)
 		return nil, err
