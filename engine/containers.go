@@ -56,20 +56,21 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 		return nil, err
 	}
 	c := &store.Container{ID: id, Name: strings.TrimPrefix(name, "/"), Created: time.Now().UTC(), Image: req.Image, ImageID: imageID,
-		Config: req.Config, HostConfig: *hc, Path: args[0], Args: args[1:], Phase: store.PhaseCreating,
+		Config: req.Config, HostConfig: *hc, Path: args[0], Args: args[1:], Phase: store.PhaseReady,
 		State: store.State{Status: store.StatusCreated}}
 	mergeImageDefaults(&c.Config, imgCfg)
 	userns := !hc.Privileged && hc.UsernsMode != "host"
-	// PhaseCreating is on disk before anything else exists, so a crash in
-	// the middle leaves a record the repair pass cleans.
-	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
-		return nil, err
-	}
+	// The directory and rootfs first, then the record, complete, in one
+	// commit (a record written before them and marked ready after cost a
+	// second commit, two fdatasyncs, per create). A crash in between
+	// leaves a directory or a snapshot without a record, which the sweep
+	// at the next start removes (sweepOrphans).
 	if err := d.prepare(ctx, c); err != nil {
 		d.destroy(context.Background(), c)
 		return nil, err
 	}
-	if _, err := d.store.Update(id, func(c *store.Container) error { c.Phase = store.PhaseReady; return nil }); err != nil {
+	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
+		d.destroy(context.Background(), c)
 		return nil, err
 	}
 	d.events.container("create", c)
@@ -109,7 +110,8 @@ func (d *Daemon) validate(name string, cfg *types.Config, hc *types.HostConfig) 
 	// The spec generator is the judge of everything else: run it once on
 	// a dry input so bad flags fail at create, as with Docker.
 	_, err := specgen.Generate(&specgen.Input{ID: "validate", Config: &types.Config{Cmd: append(append([]string{"x"}, cfg.Entrypoint...), cfg.Cmd...), Env: cfg.Env, Hostname: cfg.Hostname, Domainname: cfg.Domainname, User: userIfNumeric(cfg.User), WorkingDir: cfg.WorkingDir},
-		HostConfig: dryHostConfig(hc)}, &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes")})
+		HostConfig: dryHostConfig(hc)}, &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes"),
+		Seccomp: &d.seccomp})
 	return err
 }
 

@@ -42,6 +42,8 @@ type Images interface {
 	UnmountRootfs(target string) error
 	// RemoveRootfs drops the snapshot.
 	RemoveRootfs(ctx context.Context, key string) error
+	// RootfsKeys lists the keys of every container snapshot.
+	RootfsKeys(ctx context.Context) ([]string, error)
 }
 
 // IDRange is a container's user namespace: its ids 0..Size-1 are the host's
@@ -107,6 +109,7 @@ type Daemon struct {
 	// hostCaps is the daemon's bounding set, read once: what --privileged
 	// can grant (the monitor, which starts containers, has the same).
 	hostCaps []string
+	seccomp  specgen.SeccompCache
 }
 
 // New opens the daemon's state, connects to the monitor (starting it with
@@ -146,6 +149,11 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 		return nil, err
 	}
 	if err := d.repair(ctx); err != nil {
+		cancel()
+		st.Close()
+		return nil, fmt.Errorf("repair state: %w", err)
+	}
+	if err := d.sweepOrphans(ctx); err != nil {
 		cancel()
 		st.Close()
 		return nil, fmt.Errorf("repair state: %w", err)
@@ -209,7 +217,7 @@ func (d *Daemon) logOpts(c *store.Container) (int64, int) {
 
 func (d *Daemon) specDefaults() *specgen.Defaults {
 	return &specgen.Defaults{PidsLimit: d.cfg.PidsLimit, InitPath: d.cfg.InitPath, VolumesDir: filepath.Join(d.cfg.Root, "volumes"),
-		HostCaps: d.hostCaps}
+		HostCaps: d.hostCaps, Seccomp: &d.seccomp}
 }
 
 // nopCloser hides Close from a writer.

@@ -2,16 +2,21 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/estiba/estiba/engine/api/types"
+	"github.com/estiba/estiba/engine/errdefs"
 	"github.com/estiba/estiba/engine/monitor"
 	"github.com/estiba/estiba/engine/restart"
 	"github.com/estiba/estiba/engine/store"
 )
 
 // repair reconciles the store with the monitor after a (re)start:
-//   - creations cut short (PhaseCreating) are undone;
+//   - creations cut short (PhaseCreating, written by older versions) are
+//     undone (see also sweepOrphans);
 //   - containers the monitor says exited while we were down get their exit
 //     applied (and their restart policy);
 //   - containers the monitor still runs are adopted as they are;
@@ -70,6 +75,63 @@ func (d *Daemon) repair(ctx context.Context) error {
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: id})
 	}
 	return nil
+}
+
+// sweepOrphans removes container directories and rootfs snapshots that
+// have no record: a create that the daemon's death cut short between them
+// and its record (see Create). Both are looked at: on a file system
+// without a journal the snapshot's commit need not carry the directory's
+// mkdir to the disk. Only at start, before the API serves: an in-flight
+// create has exactly such a directory and snapshot.
+func (d *Daemon) sweepOrphans(ctx context.Context) error {
+	ents, err := os.ReadDir(filepath.Join(d.cfg.Root, "containers"))
+	if err != nil {
+		return err
+	}
+	keys, err := d.images.RootfsKeys(ctx)
+	if err != nil {
+		return err
+	}
+	ids := map[string]bool{}
+	for _, e := range ents {
+		if e.IsDir() {
+			ids[e.Name()] = true
+		}
+	}
+	for _, k := range keys {
+		ids[k] = true
+	}
+	for id := range ids {
+		if !isContainerID(id) {
+			continue
+		}
+		if _, err := d.store.Get(id); !errors.Is(err, errdefs.ErrNotFound) {
+			continue
+		}
+		d.log.Info("repair: removing half-created container", "id", id)
+		d.images.UnmountRootfs(d.rootfsDir(id))
+		if err := d.images.RemoveRootfs(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			d.log.Warn("repair: rootfs of half-created container", "id", id, "err", err)
+			continue
+		}
+		if err := os.RemoveAll(d.containerDir(id)); err != nil {
+			d.log.Warn("repair: directory of half-created container", "id", id, "err", err)
+		}
+	}
+	return nil
+}
+
+// isContainerID: 64 lowercase hex digits, what newID makes.
+func isContainerID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // exitLoop applies exits as the monitor reports them. If the monitor

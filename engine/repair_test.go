@@ -11,7 +11,8 @@ import (
 )
 
 // State a kill -9 can leave behind is repaired at the next start: a
-// half-created container is removed, one the store believes running but
+// half-created container is removed (a record of an older version's
+// first phase, or a directory without a record), one the store believes running but
 // no monitor knows is marked exited (255), a pending restart is resumed.
 func TestRepairAtStart(t *testing.T) {
 	dir := shortTempDir(t)
@@ -41,7 +42,13 @@ func TestRepairAtStart(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, "data", "containers", c.ID, "rootfs"), 0o711)
 	}
 	st.Close()
+	// A create cut short after its directory, before its record.
+	orphan := filepath.Join(dir, "data", "containers", strings.Repeat("d", 64))
+	os.MkdirAll(filepath.Join(orphan, "rootfs"), 0o711)
 	e := startEnvIn(t, dir)
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("directory of a container without a record survived: %v", err)
+	}
 	if out, _, _ := e.cli("inspect", "half"); strings.Contains(out, "half") {
 		t.Errorf("half-created container survived: %s", out)
 	}

@@ -56,3 +56,6 @@ func (NoImages) UnmountRootfs(string) error { return nil }
 
 // RemoveRootfs has nothing to remove.
 func (NoImages) RemoveRootfs(context.Context, string) error { return nil }
+
+// RootfsKeys: none.
+func (NoImages) RootfsKeys(context.Context) ([]string, error) { return nil, nil }

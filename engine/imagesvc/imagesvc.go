@@ -297,7 +297,7 @@ func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.I
 }
 
 // usernsCache keeps the last user namespaces made for idmapping. Making one
-// costs a fork of the daemon (a few ms), and ranges come back: the store
+// costs a clone and a few /proc writes, and ranges come back: the store
 // hands out the lowest free one, so run --rm loops and restarts reuse it.
 // The namespace only lends its mapping to mount_setattr; a bounded number
 // stay open, not one per container.
@@ -311,17 +311,27 @@ const usernsCacheSize = 32
 
 // get returns a descriptor of its own (the caller closes it): the cache may
 // close its copy meanwhile, and a closed number reused by another range's
-// namespace would idmap with the wrong mapping.
+// namespace would idmap with the wrong mapping. The namespace is made
+// outside the lock: concurrent starts (each with a range of its own) do not
+// wait for each other.
 func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if f, ok := c.fds[ids]; ok {
+		defer c.mu.Unlock()
 		return dup(f)
 	}
+	c.mu.Unlock()
 	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
 	f, err := rootfs.NewUserNS(m, m)
 	if err != nil {
 		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.fds[ids]; ok {
+		// Made meanwhile by another start of the same range.
+		f.Close()
+		return dup(old)
 	}
 	if c.fds == nil {
 		c.fds = make(map[engine.IDRange]*os.File)
@@ -346,6 +356,9 @@ func dup(f *os.File) (*os.File, error) {
 
 // UnmountRootfs unmounts target.
 func (i *Images) UnmountRootfs(target string) error { return snapshot.Unmount(target) }
+
+// RootfsKeys lists the container snapshots.
+func (i *Images) RootfsKeys(ctx context.Context) ([]string, error) { return i.S.RootfsKeys(ctx) }
 
 // RemoveRootfs drops the snapshot.
 func (i *Images) RemoveRootfs(ctx context.Context, key string) error {

@@ -1,6 +1,7 @@
 package specgen
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -215,5 +216,32 @@ func TestEtcFilesOwner(t *testing.T) {
 				t.Errorf("userns base %d: %s owned by %d:%d", base, f, st.Uid, st.Gid)
 			}
 		}
+	}
+}
+
+// TestSeccompCache: a cached default profile is the one built for the
+// same capabilities, and a capability that opens syscalls gets its own.
+func TestSeccompCache(t *testing.T) {
+	cache := &SeccompCache{}
+	gen := func(c *SeccompCache, capAdd ...string) *specs.LinuxSeccomp {
+		t.Helper()
+		in := &Input{ID: "x", Config: &types.Config{Cmd: []string{"x"}}, HostConfig: &types.HostConfig{CapAdd: capAdd}}
+		s, err := Generate(in, &Defaults{VolumesDir: t.TempDir(), Seccomp: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Linux.Seccomp
+	}
+	names := func(p *specs.LinuxSeccomp) string { b, _ := json.Marshal(p); return string(b) }
+	for _, capAdd := range [][]string{nil, {"SYS_ADMIN"}, nil, {"SYS_ADMIN"}} {
+		if got, want := names(gen(cache, capAdd...)), names(gen(nil, capAdd...)); got != want {
+			t.Errorf("cap-add %v: cached profile differs from a fresh one", capAdd)
+		}
+	}
+	if names(gen(cache)) == names(gen(cache, "SYS_ADMIN")) {
+		t.Error("CAP_SYS_ADMIN got the profile of the default capabilities")
+	}
+	if len(cache.profiles) != 2 {
+		t.Errorf("%d profiles cached, want 2", len(cache.profiles))
 	}
 }

@@ -18,6 +18,8 @@
 //
 // A container whose Phase is PhaseCreating was being created when the daemon
 // died: the daemon's repair pass on start removes it (see engine.Daemon).
+// Only older versions wrote that phase: a record is now written once the
+// container's directory and rootfs exist, already ready.
 package store
 
 import (
@@ -51,7 +53,8 @@ var (
 type Phase string
 
 const (
-	// PhaseCreating is written before the bundle and rootfs exist.
+	// PhaseCreating was written before the bundle and rootfs existed
+	// (older versions; see the package comment).
 	PhaseCreating Phase = "creating"
 	// PhaseReady is written once the container can be started.
 	PhaseReady Phase = "ready"
@@ -139,7 +142,9 @@ type write struct {
 
 // Open opens or creates the state file at path and checks its schema.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	// No freelist in the file (rebuilt by a scan at open, as etcd does):
+	// one page less to write at each commit.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}

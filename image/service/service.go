@@ -564,6 +564,18 @@ func (s *Service) RootfsMounts(ctx context.Context, key string) ([]snapshot.Moun
 	return s.snaps.Mounts(ctx, containerPrefix+key)
 }
 
+// RootfsKeys lists the keys of every container snapshot (PrepareRootfs's).
+func (s *Service) RootfsKeys(ctx context.Context) ([]string, error) {
+	var keys []string
+	err := s.snaps.Walk(ctx, func(i snapshot.Info) error {
+		if k, ok := strings.CutPrefix(i.Key, containerPrefix); ok {
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	return keys, err
+}
+
 // RemoveRootfs deletes the container's snapshot (unmount it first).
 func (s *Service) RemoveRootfs(ctx context.Context, key string) error {
 	err := s.snaps.Remove(ctx, containerPrefix+key)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/estiba/estiba/image/archive"
@@ -140,8 +141,14 @@ func TestRootfsAndDefaults(t *testing.T) {
 	if _, err := s.Remove(ctx, "app:1", false); !errors.Is(err, ErrConflict) {
 		t.Fatalf("removed an image in use: %v", err)
 	}
+	if keys, err := s.RootfsKeys(ctx); err != nil || !slices.Equal(keys, []string{"c1"}) {
+		t.Fatalf("RootfsKeys = %q, %v; want [c1]", keys, err)
+	}
 	if err := s.RemoveRootfs(ctx, "c1"); err != nil {
 		t.Fatal(err)
+	}
+	if keys, err := s.RootfsKeys(ctx); err != nil || len(keys) != 0 {
+		t.Fatalf("RootfsKeys after RemoveRootfs = %q, %v", keys, err)
 	}
 	// The one-call form.
 	_, d, err = s.MountRootfs(ctx, "app:1", "c2", target, true)

@@ -201,3 +201,46 @@ func TestMountsShape(t *testing.T) {
 		t.Errorf("leftover extract: %v", err)
 	}
 }
+
+// TestLinksOnlyForCommitted: a container's snapshot (active) gets no short
+// link, a committed layer does, and removing either leaves no link behind.
+func TestLinksOnlyForCommitted(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	links := func() int { ents, _ := os.ReadDir(filepath.Join(root, "l")); return len(ents) }
+	top := addLayers(t, s, layerTar(t, "a"), layerTar(t, "b"))
+	if links() != 2 {
+		t.Fatalf("%d links for 2 committed layers", links())
+	}
+	if _, err := s.Prepare(ctx, "c", top); err != nil {
+		t.Fatal(err)
+	}
+	if links() != 2 {
+		t.Fatalf("an active snapshot got a link: %d links", links())
+	}
+	if err := s.Commit(ctx, "C", "c"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(ctx, "C")
+	if err != nil || info.Link == "" || !exists(filepath.Join(root, "l", info.Link)) {
+		t.Fatalf("committed snapshot without its link: %+v %v", info, err)
+	}
+	ms, err := s.Prepare(ctx, "d", "C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := fmt.Sprint(ms[0].Options); !bytes.Contains([]byte(o), []byte(info.Link)) {
+		t.Errorf("overlay on C does not name its link %s: %s", info.Link, o)
+	}
+	for _, k := range []string{"d", "C", top, "/0"} {
+		if err := s.Remove(ctx, k); err != nil {
+			t.Fatal(k, err)
+		}
+	}
+	checkEmpty(t, root)
+}

@@ -3,8 +3,9 @@ package rootfs
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
-	"syscall"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -17,48 +18,57 @@ type UserNSFunc func(uidMappings, gidMappings []specs.LinuxIDMapping) (*os.File,
 func (f UserNSFunc) UserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) { return f(uids, gids) }
 
 // NewUserNS returns a user namespace with the given mappings, to give
-// idmapped mounts their mapping. A user namespace needs a process: a copy of
-// the calling binary is started in a new one, stopped by ptrace before its
-// first instruction, the namespace is opened through it, and it is killed.
-// Go writes the maps through /proc/<pid>, so the caller's /proc must show
-// its own pid namespace: call it in the runtime, not in a container's init
-// that has a new pid namespace but the host's /proc.
+// idmapped mounts their mapping. A user namespace needs a process: see
+// newUserNSProc. Its maps are written through /proc/<pid>, so the caller's
+// /proc must show its own pid namespace: call it in the runtime, not in a
+// container's init that has a new pid namespace but the host's /proc.
 func NewUserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, fmt.Errorf("user namespace for idmap: uid and gid mappings are both needed")
 	}
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"estiba-userns-holder"}, &syscall.ProcAttr{
-		Sys: &syscall.SysProcAttr{
-			Ptrace:      true, // stops at exec: nothing of the copy ever runs
-			Cloneflags:  unix.CLONE_NEWUSER,
-			UidMappings: idMaps(uids),
-			GidMappings: idMaps(gids),
-			Pdeathsig:   syscall.SIGKILL,
-		},
-	})
+	// The child's PR_SET_PDEATHSIG fires when the thread that cloned it
+	// ends: it must outlive the few calls below.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	pid, pidfd, err := newUserNSProc()
 	if err != nil {
 		return nil, fmt.Errorf("user namespace for idmap: %w", err)
 	}
-	defer func() {
-		unix.Kill(pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, unix.WALL, nil); err != unix.EINTR {
-				break
-			}
-		}
-	}()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/user")
+	defer reapUserNSProc(pidfd)
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	// Written by us, privileged in the parent namespace: the process in
+	// the namespace could map only its own id. No process ever runs in
+	// the namespace (it only lends its mapping to mount_setattr), so
+	// setgroups is left as it is.
+	if err := os.WriteFile(proc+"uid_map", formatIDMap(uids), 0); err != nil {
+		return nil, fmt.Errorf("user namespace for idmap: %w", err)
+	}
+	if err := os.WriteFile(proc+"gid_map", formatIDMap(gids), 0); err != nil {
+		return nil, fmt.Errorf("user namespace for idmap: %w", err)
+	}
+	f, err := os.Open(proc + "ns/user")
 	if err != nil {
 		return nil, fmt.Errorf("user namespace for idmap: %w", err)
 	}
 	return f, nil
 }
 
-func idMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
-	out := make([]syscall.SysProcIDMap, len(ms))
-	for i, m := range ms {
-		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+// reapUserNSProc kills the namespace's process (the namespace lives on in
+// the descriptors opened on it) and waits for it.
+func reapUserNSProc(pidfd int) {
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	for {
+		if err := unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil); err != unix.EINTR {
+			break
+		}
 	}
-	return out
+	unix.Close(pidfd)
+}
+
+func formatIDMap(ms []specs.LinuxIDMapping) []byte {
+	var b strings.Builder
+	for _, m := range ms {
+		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+	}
+	return []byte(b.String())
 }
