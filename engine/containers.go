@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/estiba/estiba/engine/api"
@@ -197,21 +198,41 @@ func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
-	var errs []error
-	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
-		errs = append(errs, err)
-	}
-	if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		errs = append(errs, err)
-	}
-	if err := os.RemoveAll(d.containerDir(c.ID)); err != nil {
-		errs = append(errs, err)
-	}
-	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: c.ID})
+	errs := make([]error, 4)
+	errs[0] = d.images.UnmountRootfs(d.rootfsDir(c.ID))
+	// The rootfs unmounted, the rest are independent: the snapshot (a
+	// commit of the image store), the container's directory and the
+	// monitor's runtime delete (cgroups) go side by side, and the record
+	// last, so a removal cut short is found and finished by repair.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			errs[1] = err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		errs[2] = os.RemoveAll(d.containerDir(c.ID))
+	}()
+	d.monitorDelete(ctx, c.ID)
+	wg.Wait()
 	if err := d.store.Delete(c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		errs = append(errs, err)
+		errs[3] = err
 	}
 	return errors.Join(errs...)
+}
+
+// monitorDelete waits for the monitor's runtime delete of the container's
+// last run (its cgroup) and drops the monitor's record of it: a removal
+// leaves nothing behind. A monitor from before OpDelete deleted before it
+// announced the exit: forgetting is enough there.
+func (d *Daemon) monitorDelete(ctx context.Context, id string) {
+	_, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: id})
+	if err != nil && strings.Contains(err.Error(), "unknown op") {
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: id})
+	}
 }
 
 func (d *Daemon) get(ref string) (*store.Container, error) {

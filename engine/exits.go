@@ -136,7 +136,10 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		}
 		return nil
 	})
-	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
+	if err != nil || !applied || !c.HostConfig.AutoRemove {
+		// An auto-removal forgets the exit as its last step (destroy).
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
+	}
 	if err != nil || !applied {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -110,6 +111,9 @@ func closeStdio(s Stdio) {
 
 // start creates and starts the container and returns its pid.
 func (s *Server) start(ctx context.Context, req *Request) (int, error) {
+	// The runtime delete of the last run must be done before the
+	// runtime creates the container again.
+	s.waitDeleted(req.ID)
 	p := s.getProc(req.ID, "")
 	p.mu.Lock()
 	if p.status.Running {
@@ -219,17 +223,25 @@ func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
 	p.closeStdio(stdout, stderr)
 	<-drained
 	st := Status{ID: p.id, ExecID: p.execID, Pid: pid, ExitCode: code, ExitedAt: time.Now().UTC()}
-	if p.execID == "" {
-		if err := s.rt.Delete(context.Background(), p.id); err != nil {
-			s.log.Warn("runtime delete", "id", p.id, "err", err)
-		}
-		s.recordExit(st)
+	if p.execID != "" {
+		p.exited(st)
+		s.publish(st)
+		s.dropProc(p)
+		return
 	}
+	// The exit is announced before the runtime delete (cgroup removal, a
+	// third of the way from the exit to a `run --rm` returning), which
+	// then runs beside the daemon's own removal work. It is registered
+	// first: a start of the same container, and a removal (OpDelete), wait
+	// for it.
+	s.recordExit(st)
+	deleted := s.beginDelete(p.id)
 	p.exited(st)
 	s.publish(st)
-	if p.execID != "" {
-		s.dropProc(p)
-	}
+	// The subscribers' writers were just readied on this P: let them send
+	// the exit before the delete's syscalls keep them waiting.
+	runtime.Gosched()
+	s.runDelete(p.id, deleted)
 }
 
 func (p *proc) exited(st Status) {
