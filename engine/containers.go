@@ -198,30 +198,58 @@ func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
-	errs := make([]error, 4)
-	errs[0] = d.images.UnmountRootfs(d.rootfsDir(c.ID))
-	// The rootfs unmounted, the rest are independent: the snapshot (a
-	// commit of the image store), the container's directory and the
-	// monitor's runtime delete (cgroups) go side by side, and the record
-	// last, so a removal cut short is found and finished by repair.
-	var wg sync.WaitGroup
-	wg.Add(2)
+	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID))
+}
+
+// destroyWith finishes a destruction whose files are going (r). The
+// record goes once they are gone, so a removal cut short is found and
+// finished by repair. The monitor's runtime delete (cgroups) needs no such
+// order, since the monitor finishes it on its own (or redoes it when it
+// starts again): it only has to be over before the caller returns.
+func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal) error {
+	monDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-			errs[1] = err
+		defer close(monDone)
+		d.monitorDelete(ctx, c.ID)
+	}()
+	err := r.wait()
+	if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+		err = errors.Join(err, derr)
+	}
+	<-monDone
+	return err
+}
+
+// removal is a container's files going, side by side (see removeFiles).
+type removal struct {
+	wg   sync.WaitGroup
+	errs [3]error
+}
+
+// removeFiles unmounts the container's rootfs, then starts removing its
+// snapshot (a commit of the image store) and its directory, which are
+// independent: the removal costs the longer of the two, not their sum.
+func (d *Daemon) removeFiles(ctx context.Context, id string) *removal {
+	r := &removal{}
+	r.errs[0] = d.images.UnmountRootfs(d.rootfsDir(id))
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		if err := d.images.RemoveRootfs(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			r.errs[1] = err
 		}
 	}()
 	go func() {
-		defer wg.Done()
-		errs[2] = os.RemoveAll(d.containerDir(c.ID))
+		defer r.wg.Done()
+		r.errs[2] = os.RemoveAll(d.containerDir(id))
 	}()
-	d.monitorDelete(ctx, c.ID)
-	wg.Wait()
-	if err := d.store.Delete(c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		errs[3] = err
-	}
-	return errors.Join(errs...)
+	return r
+}
+
+// wait returns once the files are gone.
+func (r *removal) wait() error {
+	r.wg.Wait()
+	return errors.Join(r.errs[:]...)
 }
 
 // monitorDelete waits for the monitor's runtime delete of the container's
@@ -647,12 +675,13 @@ func (d *Daemon) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return d.finishRemove(ctx, c)
+	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID))
 }
 
-// finishRemove destroys a container whose record says StatusRemoving.
-func (d *Daemon) finishRemove(ctx context.Context, c *store.Container) error {
-	if err := d.destroy(ctx, c); err != nil {
+// finishRemove destroys a container whose record says StatusRemoving and
+// whose files are going (r).
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal) error {
+	if err := d.destroyWith(ctx, c, r); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	d.events.container("destroy", c)
