@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -442,23 +443,32 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	// Signals are caught before anything is attached: none is lost.
 	sig := handleSignals(cl, id, o)
 	defer sig.stop()
-	conn, br, err := attach(ctx, cl, id, o)
-	if err != nil {
-		return exitWith(c, err, 125)
-	}
-	defer conn.Close()
-	sig.attached(conn)
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
 	}
 	// The wait request's headers arrive before the start, so no exit is
-	// missed (the body comes at exit).
-	waitResp, err := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+	// missed (the body comes at exit). It and the attachment are
+	// independent round trips: made side by side.
+	waited := make(chan waitAnswer, 1)
+	go func() {
+		resp, err := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+		waited <- waitAnswer{resp, err}
+	}()
+	conn, br, err := attach(ctx, cl, id, o)
+	w := <-waited
+	if w.err == nil {
+		defer w.resp.Body.Close()
+	}
 	if err != nil {
 		return exitWith(c, err, 125)
 	}
-	defer waitResp.Body.Close()
+	defer conn.Close()
+	sig.attached(conn)
+	if w.err != nil {
+		return exitWith(c, w.err, 125)
+	}
+	waitResp := w.resp
 	if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return exitWith(c, err, 125)
 	}
@@ -473,6 +483,12 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 		return exitWith(c, fmt.Errorf("wait: %w", err), 125)
 	}
 	return exitIf(int(r.StatusCode))
+}
+
+// waitAnswer is the answer (headers) to a wait request.
+type waitAnswer struct {
+	resp *http.Response
+	err  error
 }
 
 // signals is the CLI's handling of its own signals while attached.
