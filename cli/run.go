@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -447,28 +446,28 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	if autoRemove {
 		cond = "removed"
 	}
-	// The wait request's headers arrive before the start, so no exit is
-	// missed (the body comes at exit). It and the attachment are
-	// independent round trips: made side by side.
-	waited := make(chan waitAnswer, 1)
+	// The attachment and the wait request are independent round trips:
+	// made side by side, both before the start. The wait's headers arrive
+	// before the start, so no exit is missed (the body comes at exit).
+	attached := make(chan attachment, 1)
 	go func() {
-		resp, err := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
-		waited <- waitAnswer{resp, err}
+		conn, br, err := attach(ctx, cl, id, o)
+		attached <- attachment{conn, br, err}
 	}()
-	conn, br, err := attach(ctx, cl, id, o)
-	w := <-waited
-	if w.err == nil {
-		defer w.resp.Body.Close()
+	waitResp, werr := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+	a := <-attached
+	if werr == nil {
+		defer waitResp.Body.Close()
 	}
-	if err != nil {
-		return exitWith(c, err, 125)
+	if a.err != nil {
+		return exitWith(c, a.err, 125)
 	}
+	conn, br := a.conn, a.br
 	defer conn.Close()
 	sig.attached(conn)
-	if w.err != nil {
-		return exitWith(c, w.err, 125)
+	if werr != nil {
+		return exitWith(c, werr, 125)
 	}
-	waitResp := w.resp
 	if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return exitWith(c, err, 125)
 	}
@@ -485,9 +484,10 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	return exitIf(int(r.StatusCode))
 }
 
-// waitAnswer is the answer (headers) to a wait request.
-type waitAnswer struct {
-	resp *http.Response
+// attachment is a hijacked attach connection, or why there is none.
+type attachment struct {
+	conn net.Conn
+	br   *bufio.Reader
 	err  error
 }
 
