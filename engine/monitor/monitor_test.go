@@ -228,3 +228,74 @@ func TestExitBeforeRuntimeDelete(t *testing.T) {
 		t.Fatal("a start created the container while its runtime delete ran")
 	}
 }
+
+// gatedStart is the fake runtime with a Start (OpRelease) that waits for
+// open, and a Delete that notes whether a Start was still running.
+type gatedStart struct {
+	*fakeruntime.Runtime
+	open          chan struct{}
+	mu            sync.Mutex
+	starting      bool
+	deletedMidRun bool
+}
+
+func (g *gatedStart) Start(ctx context.Context, id string) error {
+	g.mu.Lock()
+	g.starting = true
+	g.mu.Unlock()
+	<-g.open
+	g.mu.Lock()
+	g.starting = false
+	g.mu.Unlock()
+	return g.Runtime.Start(ctx, id)
+}
+
+func (g *gatedStart) Delete(ctx context.Context, id string) error {
+	g.mu.Lock()
+	if g.starting {
+		g.deletedMidRun = true
+	}
+	g.mu.Unlock()
+	return g.Runtime.Delete(ctx, id)
+}
+
+// A held container's process may exit while the runtime still starts it
+// (OpRelease): the runtime delete waits for that start, which writes the
+// state the delete removes.
+func TestDeleteWaitsForRelease(t *testing.T) {
+	g := &gatedStart{Runtime: fakeruntime.New(), open: make(chan struct{})}
+	c, _ := startMonitorWith(t, g)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake runs the process at create: it exits while Start is held.
+	b := bundle(t, "/bin/sh", "-c", "sleep 0.2")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: b, Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: "c1"})
+		released <- err
+	}()
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit event")
+	}
+	time.Sleep(100 * time.Millisecond) // a delete that did not wait would run now
+	close(g.open)
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.deletedMidRun {
+		t.Fatal("the runtime delete ran while the runtime still started the container")
+	}
+}

@@ -31,6 +31,10 @@ type proc struct {
 	logw      *logs.Writer
 	attached  map[*attachment]struct{}
 	started   chan struct{} // closed when the current run's stdin is set
+
+	// releasing is held while the runtime starts a held container
+	// (OpRelease); the runtime delete after an exit takes it first.
+	releasing sync.Mutex
 }
 
 func newProc(id, execID string) *proc {
@@ -241,7 +245,16 @@ func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
 	// The subscribers' writers were just readied on this P: let them send
 	// the exit before the delete's syscalls keep them waiting.
 	runtime.Gosched()
+	p.waitRelease()
 	s.runDelete(p.id, deleted)
+}
+
+// waitRelease returns once no OpRelease of p is in flight: a process that
+// exits at once may do so before the runtime's start has written its
+// state, which the delete removes.
+func (p *proc) waitRelease() {
+	p.releasing.Lock()
+	p.releasing.Unlock() //nolint:staticcheck // an empty section: it only waits
 }
 
 func (p *proc) exited(st Status) {

@@ -118,9 +118,7 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 		s.subscribe(conn)
 		return true
 	case OpRelease:
-		if err = s.rt.Start(ctx, req.ID); err != nil {
-			s.rt.Kill(ctx, req.ID, 9, true)
-		}
+		err = s.release(ctx, req.ID)
 	case OpKill:
 		err = s.rt.Kill(ctx, req.ID, req.Signal, req.All)
 	case OpPause:
@@ -146,6 +144,20 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	}
 	reply(conn, resp)
 	return false
+}
+
+// release starts a container created with Hold. Its process may exit
+// before the runtime's start has recorded the start: the runtime delete
+// of that exit waits for it (see supervise).
+func (s *Server) release(ctx context.Context, id string) error {
+	p := s.getProc(id, "")
+	p.releasing.Lock()
+	defer p.releasing.Unlock()
+	if err := s.rt.Start(ctx, id); err != nil {
+		s.rt.Kill(ctx, id, 9, true)
+		return err
+	}
+	return nil
 }
 
 func reply(conn net.Conn, resp Response) error {
