@@ -442,23 +442,32 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	// Signals are caught before anything is attached: none is lost.
 	sig := handleSignals(cl, id, o)
 	defer sig.stop()
-	conn, br, err := attach(ctx, cl, id, o)
-	if err != nil {
-		return exitWith(c, err, 125)
-	}
-	defer conn.Close()
-	sig.attached(conn)
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
 	}
-	// The wait request's headers arrive before the start, so no exit is
-	// missed (the body comes at exit).
-	waitResp, err := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
-	if err != nil {
-		return exitWith(c, err, 125)
+	// The attachment and the wait request are independent round trips:
+	// made side by side, both before the start. The wait's headers arrive
+	// before the start, so no exit is missed (the body comes at exit).
+	attached := make(chan attachment, 1)
+	go func() {
+		conn, br, err := attach(ctx, cl, id, o)
+		attached <- attachment{conn, br, err}
+	}()
+	waitResp, werr := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
+	a := <-attached
+	if werr == nil {
+		defer waitResp.Body.Close()
 	}
-	defer waitResp.Body.Close()
+	if a.err != nil {
+		return exitWith(c, a.err, 125)
+	}
+	conn, br := a.conn, a.br
+	defer conn.Close()
+	sig.attached(conn)
+	if werr != nil {
+		return exitWith(c, werr, 125)
+	}
 	if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 		return exitWith(c, err, 125)
 	}
@@ -473,6 +482,13 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 		return exitWith(c, fmt.Errorf("wait: %w", err), 125)
 	}
 	return exitIf(int(r.StatusCode))
+}
+
+// attachment is a hijacked attach connection, or why there is none.
+type attachment struct {
+	conn net.Conn
+	br   *bufio.Reader
+	err  error
 }
 
 // signals is the CLI's handling of its own signals while attached.

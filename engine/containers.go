@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/estiba/estiba/engine/api"
@@ -199,21 +200,69 @@ func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
-	var errs []error
-	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
-		errs = append(errs, err)
+	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID))
+}
+
+// destroyWith finishes a destruction whose files are going (r). The
+// record goes once they are gone, so a removal cut short is found and
+// finished by repair. The monitor's runtime delete (cgroups) needs no such
+// order, since the monitor finishes it on its own (or redoes it when it
+// starts again): it only has to be over before the caller returns.
+func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal) error {
+	monDone := make(chan struct{})
+	go func() {
+		defer close(monDone)
+		d.monitorDelete(ctx, c.ID)
+	}()
+	err := r.wait()
+	if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+		err = errors.Join(err, derr)
 	}
-	if err := d.images.RemoveRootfs(ctx, c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		errs = append(errs, err)
+	<-monDone
+	return err
+}
+
+// removal is a container's files going, side by side (see removeFiles).
+type removal struct {
+	wg   sync.WaitGroup
+	errs [3]error
+}
+
+// removeFiles unmounts the container's rootfs, then starts removing its
+// snapshot (a commit of the image store) and its directory, which are
+// independent: the removal costs the longer of the two, not their sum.
+func (d *Daemon) removeFiles(ctx context.Context, id string) *removal {
+	r := &removal{}
+	r.errs[0] = d.images.UnmountRootfs(d.rootfsDir(id))
+	r.wg.Add(2)
+	go func() {
+		defer r.wg.Done()
+		if err := d.images.RemoveRootfs(ctx, id); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			r.errs[1] = err
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		r.errs[2] = os.RemoveAll(d.containerDir(id))
+	}()
+	return r
+}
+
+// wait returns once the files are gone.
+func (r *removal) wait() error {
+	r.wg.Wait()
+	return errors.Join(r.errs[:]...)
+}
+
+// monitorDelete waits for the monitor's runtime delete of the container's
+// last run (its cgroup) and drops the monitor's record of it: a removal
+// leaves nothing behind. A monitor from before OpDelete deleted before it
+// announced the exit: forgetting is enough there.
+func (d *Daemon) monitorDelete(ctx context.Context, id string) {
+	_, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: id})
+	if err != nil && strings.Contains(err.Error(), "unknown op") {
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: id})
 	}
-	if err := os.RemoveAll(d.containerDir(c.ID)); err != nil {
-		errs = append(errs, err)
-	}
-	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: c.ID})
-	if err := d.store.Delete(c.ID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
 }
 
 func (d *Daemon) get(ref string) (*store.Container, error) {
@@ -628,12 +677,13 @@ func (d *Daemon) remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return d.finishRemove(ctx, c)
+	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID))
 }
 
-// finishRemove destroys a container whose record says StatusRemoving.
-func (d *Daemon) finishRemove(ctx context.Context, c *store.Container) error {
-	if err := d.destroy(ctx, c); err != nil {
+// finishRemove destroys a container whose record says StatusRemoving and
+// whose files are going (r).
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal) error {
+	if err := d.destroyWith(ctx, c, r); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	d.events.container("destroy", c)

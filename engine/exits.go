@@ -174,6 +174,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		return
 	}
 	d.mu.Unlock()
+	files := d.removeEarly(ctx, st)
 	var applied bool
 	var decision bool
 	var delay time.Duration
@@ -198,8 +199,14 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		}
 		return nil
 	})
-	d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
+	if err != nil || !applied || !c.HostConfig.AutoRemove {
+		// An auto-removal forgets the exit as its last step (destroy).
+		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
+	}
 	if err != nil || !applied {
+		if files != nil {
+			files.wait()
+		}
 		return
 	}
 	d.stopHealth(c.ID)
@@ -211,12 +218,30 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	d.notify(c.ID, "exit", st.ExitCode)
 	switch {
 	case c.HostConfig.AutoRemove:
-		if err := d.finishRemove(ctx, c); err != nil {
+		if files == nil {
+			files = d.removeFiles(ctx, c.ID)
+		}
+		if err := d.finishRemove(ctx, c, files); err != nil {
 			d.log.Warn("auto-remove", "id", c.ID, "err", err)
 		}
 	case c.State.Status == store.StatusRestarting:
 		d.scheduleRestart(c.ID, delay)
 	}
+}
+
+// removeEarly starts removing the files of an auto-removed container
+// whose run st ended, before the exit's commit: the commits of the two
+// stores (state, image) overlap. It returns nil for any other container.
+// Going early is safe: the container is dead and is removed whatever
+// else happens, and the monitor keeps the exit until the removal's end,
+// so a removal cut short is found again by repair.
+func (d *Daemon) removeEarly(ctx context.Context, st monitor.Status) *removal {
+	c, err := d.store.Get(st.ID)
+	if err != nil || !c.HostConfig.AutoRemove || c.State.Pid != st.Pid ||
+		(c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
+		return nil
+	}
+	return d.removeFiles(ctx, st.ID)
 }
 
 func (d *Daemon) scheduleRestart(id string, delay time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +23,13 @@ import (
 
 func startMonitor(t *testing.T) (*monitor.Client, string) {
 	t.Helper()
+	return startMonitorWith(t, fakeruntime.New())
+}
+
+func startMonitorWith(t *testing.T, rt monitor.Runtime) (*monitor.Client, string) {
+	t.Helper()
 	dir := t.TempDir()
-	srv, err := monitor.NewServer(fakeruntime.New(), dir, slog.New(slog.DiscardHandler))
+	srv, err := monitor.NewServer(rt, dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,5 +142,160 @@ func TestStdinOnceAndExec(t *testing.T) {
 	conn.(interface{ CloseWrite() error }).CloseWrite()
 	if out, _ := demux(t, conn); out != "hello\n" {
 		t.Fatalf("cat echoed %q", out)
+	}
+}
+
+// gatedDelete is the fake runtime with a Delete that waits for open, and
+// a Create that notes whether every Delete so far had finished.
+type gatedDelete struct {
+	*fakeruntime.Runtime
+	open             chan struct{}
+	mu               sync.Mutex
+	deleting         int
+	createdMidDelete bool
+}
+
+func (g *gatedDelete) Delete(ctx context.Context, id string) error {
+	g.mu.Lock()
+	g.deleting++
+	g.mu.Unlock()
+	<-g.open
+	defer func() {
+		g.mu.Lock()
+		g.deleting--
+		g.mu.Unlock()
+	}()
+	return g.Runtime.Delete(ctx, id)
+}
+
+func (g *gatedDelete) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
+	g.mu.Lock()
+	if g.deleting > 0 {
+		g.createdMidDelete = true
+	}
+	g.mu.Unlock()
+	return g.Runtime.Create(ctx, id, bundle, stdio)
+}
+
+// The exit is announced before the runtime delete; a removal (OpDelete)
+// and a new start of the container wait for that delete.
+func TestExitBeforeRuntimeDelete(t *testing.T) {
+	g := &gatedDelete{Runtime: fakeruntime.New(), open: make(chan struct{})}
+	c, _ := startMonitorWith(t, g)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := bundle(t, "/bin/true")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: b}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-events: // announced while the delete is held
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit event while the runtime delete is pending")
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: b})
+		started <- err
+	}()
+	removed := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: "c1"})
+		removed <- err
+	}()
+	select {
+	case err := <-removed:
+		t.Fatalf("delete answered (%v) before the runtime delete ended", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(g.open)
+	for _, ch := range []chan error{removed, started} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer once the runtime delete ended")
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.createdMidDelete {
+		t.Fatal("a start created the container while its runtime delete ran")
+	}
+}
+
+// gatedStart is the fake runtime with a Start (OpRelease) that waits for
+// open, and a Delete that notes whether a Start was still running.
+type gatedStart struct {
+	*fakeruntime.Runtime
+	open          chan struct{}
+	mu            sync.Mutex
+	starting      bool
+	deletedMidRun bool
+}
+
+func (g *gatedStart) Start(ctx context.Context, id string) error {
+	g.mu.Lock()
+	g.starting = true
+	g.mu.Unlock()
+	<-g.open
+	g.mu.Lock()
+	g.starting = false
+	g.mu.Unlock()
+	return g.Runtime.Start(ctx, id)
+}
+
+func (g *gatedStart) Delete(ctx context.Context, id string) error {
+	g.mu.Lock()
+	if g.starting {
+		g.deletedMidRun = true
+	}
+	g.mu.Unlock()
+	return g.Runtime.Delete(ctx, id)
+}
+
+// A held container's process may exit while the runtime still starts it
+// (OpRelease): the runtime delete waits for that start, which writes the
+// state the delete removes.
+func TestDeleteWaitsForRelease(t *testing.T) {
+	g := &gatedStart{Runtime: fakeruntime.New(), open: make(chan struct{})}
+	c, _ := startMonitorWith(t, g)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake runs the process at create: it exits while Start is held.
+	b := bundle(t, "/bin/sh", "-c", "sleep 0.2")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: b, Hold: true}); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: "c1"})
+		released <- err
+	}()
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit event")
+	}
+	time.Sleep(100 * time.Millisecond) // a delete that did not wait would run now
+	close(g.open)
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.deletedMidRun {
+		t.Fatal("the runtime delete ran while the runtime still started the container")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -30,6 +31,10 @@ type proc struct {
 	logw      *logs.Writer
 	attached  map[*attachment]struct{}
 	started   chan struct{} // closed when the current run's stdin is set
+
+	// releasing is held while the runtime starts a held container
+	// (OpRelease); the runtime delete after an exit takes it first.
+	releasing sync.Mutex
 }
 
 func newProc(id, execID string) *proc {
@@ -110,6 +115,9 @@ func closeStdio(s Stdio) {
 
 // start creates and starts the container and returns its pid.
 func (s *Server) start(ctx context.Context, req *Request) (int, error) {
+	// The runtime delete of the last run must be done before the
+	// runtime creates the container again.
+	s.waitDeleted(req.ID)
 	p := s.getProc(req.ID, "")
 	p.mu.Lock()
 	if p.status.Running {
@@ -219,17 +227,34 @@ func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
 	p.closeStdio(stdout, stderr)
 	<-drained
 	st := Status{ID: p.id, ExecID: p.execID, Pid: pid, ExitCode: code, ExitedAt: time.Now().UTC()}
-	if p.execID == "" {
-		if err := s.rt.Delete(context.Background(), p.id); err != nil {
-			s.log.Warn("runtime delete", "id", p.id, "err", err)
-		}
-		s.recordExit(st)
+	if p.execID != "" {
+		p.exited(st)
+		s.publish(st)
+		s.dropProc(p)
+		return
 	}
+	// The exit is announced before the runtime delete (cgroup removal, a
+	// third of the way from the exit to a `run --rm` returning), which
+	// then runs beside the daemon's own removal work. It is registered
+	// first: a start of the same container, and a removal (OpDelete), wait
+	// for it.
+	s.recordExit(st)
+	deleted := s.beginDelete(p.id)
 	p.exited(st)
 	s.publish(st)
-	if p.execID != "" {
-		s.dropProc(p)
-	}
+	// The subscribers' writers were just readied on this P: let them send
+	// the exit before the delete's syscalls keep them waiting.
+	runtime.Gosched()
+	p.waitRelease()
+	s.runDelete(p.id, deleted)
+}
+
+// waitRelease returns once no OpRelease of p is in flight: a process that
+// exits at once may do so before the runtime's start has written its
+// state, which the delete removes.
+func (p *proc) waitRelease() {
+	p.releasing.Lock()
+	p.releasing.Unlock() //nolint:staticcheck // an empty section: it only waits
 }
 
 func (p *proc) exited(st Status) {

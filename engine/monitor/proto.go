@@ -96,7 +96,7 @@ const (
 	OpKill      = "kill"      // signal
 	OpPause     = "pause"     //
 	OpResume    = "resume"    //
-	OpDelete    = "delete"    // runtime delete after exit
+	OpDelete    = "delete"    // removal: wait for the runtime delete after the exit, then forget
 	OpResize    = "resize"    // pty size
 	OpList      = "list"      // every container the monitor knows
 	OpForget    = "forget"    // the daemon applied an exit: drop it

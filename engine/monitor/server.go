@@ -24,15 +24,18 @@ type Server struct {
 	root string // holds exits/<id>.json
 	log  *slog.Logger
 
-	mu    sync.Mutex // guards procs and subs
+	mu    sync.Mutex // guards procs, subs and deletes
 	procs map[string]*proc
 	subs  map[*subscriber]struct{}
+	// deletes are the runtime deletes in flight, by container id: each
+	// channel closes when its delete is done (see supervise).
+	deletes map[string]chan struct{}
 }
 
 // NewServer returns a monitor keeping its files under root, and loads the
 // exits recorded before a restart of the monitor itself.
 func NewServer(rt Runtime, root string, log *slog.Logger) (*Server, error) {
-	s := &Server{rt: rt, root: root, log: log, procs: map[string]*proc{}, subs: map[*subscriber]struct{}{}}
+	s := &Server{rt: rt, root: root, log: log, procs: map[string]*proc{}, subs: map[*subscriber]struct{}{}, deletes: map[string]chan struct{}{}}
 	if err := os.MkdirAll(filepath.Join(root, "exits"), 0o700); err != nil {
 		return nil, fmt.Errorf("monitor root: %w", err)
 	}
@@ -115,9 +118,7 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 		s.subscribe(conn)
 		return true
 	case OpRelease:
-		if err = s.rt.Start(ctx, req.ID); err != nil {
-			s.rt.Kill(ctx, req.ID, 9, true)
-		}
+		err = s.release(ctx, req.ID)
 	case OpKill:
 		err = s.rt.Kill(ctx, req.ID, req.Signal, req.All)
 	case OpPause:
@@ -129,6 +130,9 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	case OpList:
 		resp.States = s.list()
 	case OpForget:
+		s.forget(req.ID)
+	case OpDelete:
+		s.waitDeleted(req.ID)
 		s.forget(req.ID)
 	case OpPids:
 		resp.Pids, err = s.rt.Pids(ctx, req.ID)
@@ -142,6 +146,20 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	return false
 }
 
+// release starts a container created with Hold. Its process may exit
+// before the runtime's start has recorded the start: the runtime delete
+// of that exit waits for it (see supervise).
+func (s *Server) release(ctx context.Context, id string) error {
+	p := s.getProc(id, "")
+	p.releasing.Lock()
+	defer p.releasing.Unlock()
+	if err := s.rt.Start(ctx, id); err != nil {
+		s.rt.Kill(ctx, id, 9, true)
+		return err
+	}
+	return nil
+}
+
 func reply(conn net.Conn, resp Response) error {
 	b, _ := json.Marshal(resp)
 	_, err := conn.Write(append(b, '\n'))
@@ -151,6 +169,9 @@ func reply(conn net.Conn, resp Response) error {
 func (s *Server) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(s.deletes) > 0 {
+		return true
+	}
 	for _, p := range s.procs {
 		if p.isRunning() {
 			return true
@@ -264,8 +285,46 @@ func (s *Server) loadExits() error {
 		p := newProc(st.ID, "")
 		p.status = st
 		s.procs[st.ID] = p
+		// The exit is recorded before the runtime delete (see supervise):
+		// a monitor that died in between left the delete undone. Again is
+		// harmless when it was done.
+		go s.runDelete(st.ID, s.beginDelete(st.ID))
 	}
 	return nil
+}
+
+// beginDelete registers a runtime delete of id before anyone can learn of
+// the exit it follows: a start or a removal of id then waits for it.
+func (s *Server) beginDelete(id string) chan struct{} {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.deletes[id] = done
+	s.mu.Unlock()
+	return done
+}
+
+// runDelete removes what the runtime made for id's last run (cgroup,
+// state) and closes done.
+func (s *Server) runDelete(id string, done chan struct{}) {
+	if err := s.rt.Delete(context.Background(), id); err != nil {
+		s.log.Warn("runtime delete", "id", id, "err", err)
+	}
+	s.mu.Lock()
+	if s.deletes[id] == done {
+		delete(s.deletes, id)
+	}
+	s.mu.Unlock()
+	close(done)
+}
+
+// waitDeleted returns once no runtime delete of id is in flight.
+func (s *Server) waitDeleted(id string) {
+	s.mu.Lock()
+	done := s.deletes[id]
+	s.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 type subscriber struct {
