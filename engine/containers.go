@@ -314,12 +314,20 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 			return nil
 		}
 	}
+	// done is set when the run's exit was recorded with the run itself:
+	// what follows that exit runs once the start is over, as an exit
+	// applied after it would (a restart it schedules must not find the
+	// container still starting).
+	var done func()
 	defer func() {
 		d.mu.Lock()
 		delete(d.starting, c.ID)
 		st, early := d.early[c.ID]
 		delete(d.early, c.ID)
 		d.mu.Unlock()
+		if done != nil {
+			done()
+		}
 		if early {
 			d.applyExit(context.Background(), st)
 		}
@@ -386,19 +394,53 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 			return err
 		}
 	}
-	c, err = d.store.Update(c.ID, func(c *store.Container) error {
+	// A run as short as `run --rm true` has often ended already: its exit
+	// goes into the same commit as the run (two fdatasyncs less), and the
+	// record never says running.
+	st, early := d.takeEarly(c.ID)
+	var ex exitRecord
+	// rec, not c: the deferred calls above need c even when this fails.
+	rec, err := d.store.Update(c.ID, func(c *store.Container) error {
 		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c), Network: net}
 		if isRestart {
 			c.RestartCount++
 		}
+		ex = exitRecord{}
+		if early {
+			ex = recordExit(c, st)
+		}
 		return nil
 	})
 	if err != nil {
+		if early {
+			d.putEarly(st) // applied on its own once the start is over
+		}
 		return err
 	}
-	d.events.container("start", c)
-	d.startHealth(c)
+	d.events.container("start", rec)
+	if early {
+		done = func() { d.afterExit(context.Background(), rec, st, ex, nil, nil) }
+		return nil
+	}
+	d.startHealth(rec)
 	return nil
+}
+
+// takeEarly takes the exit of container id that came in during its start,
+// if any.
+func (d *Daemon) takeEarly(id string) (monitor.Status, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.early[id]
+	delete(d.early, id)
+	return st, ok
+}
+
+// putEarly gives back an exit takeEarly took.
+func (d *Daemon) putEarly(st monitor.Status) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.early[st.ID] = st
 }
 
 // networkOf is the network a run attaches to ("" for none): an explicit

@@ -168,42 +168,59 @@ func (d *Daemon) exitLoop(ctx context.Context, exits <-chan monitor.Status) {
 func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	d.mu.Lock()
 	if d.starting[st.ID] {
-		// The run is not recorded yet: start applies this when it is.
+		// The run is not recorded yet: start records this with it.
 		d.early[st.ID] = st
 		d.mu.Unlock()
 		return
 	}
 	d.mu.Unlock()
 	files := d.removeEarly(ctx, st)
-	var applied bool
-	var decision bool
-	var delay time.Duration
+	var ex exitRecord
 	c, err := d.store.Update(st.ID, func(c *store.Container) error {
-		if c.State.Pid != st.Pid || (c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
-			return nil
-		}
-		applied = true
-		ran := st.ExitedAt.Sub(c.State.StartedAt)
-		pol, _ := restart.Validate(c.HostConfig.RestartPolicy.Name, c.HostConfig.RestartPolicy.MaximumRetryCount)
-		decision, delay = pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
-		c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
-		c.State.Health = nil
-		switch {
-		case c.HostConfig.AutoRemove:
-			// The exit and the removal in one commit (--rm waits for it).
-			c.State.Status, c.RestartDelay = store.StatusRemoving, 0
-		case decision:
-			c.State.Status, c.RestartDelay = store.StatusRestarting, delay
-		default:
-			c.RestartDelay = 0
-		}
+		ex = recordExit(c, st)
 		return nil
 	})
-	if err != nil || !applied || !c.HostConfig.AutoRemove {
+	d.afterExit(ctx, c, st, ex, err, files)
+}
+
+// exitRecord is what recordExit did to a record.
+type exitRecord struct {
+	applied bool          // the exit ended the recorded run
+	delay   time.Duration // before the restart, when the status is restarting
+}
+
+// recordExit writes the exit of run st into c, if st is c's recorded run,
+// and decides what follows: removal, restart or nothing.
+func recordExit(c *store.Container, st monitor.Status) exitRecord {
+	if c.State.Pid != st.Pid || (c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
+		return exitRecord{}
+	}
+	ran := st.ExitedAt.Sub(c.State.StartedAt)
+	pol, _ := restart.Validate(c.HostConfig.RestartPolicy.Name, c.HostConfig.RestartPolicy.MaximumRetryCount)
+	decision, delay := pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
+	c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
+	c.State.Health = nil
+	switch {
+	case c.HostConfig.AutoRemove:
+		// The exit and the removal in one commit (--rm waits for it).
+		c.State.Status, c.RestartDelay = store.StatusRemoving, 0
+	case decision:
+		c.State.Status, c.RestartDelay = store.StatusRestarting, delay
+	default:
+		c.RestartDelay = 0
+	}
+	return exitRecord{applied: true, delay: delay}
+}
+
+// afterExit does what follows the commit (err) of exit st, recorded in c
+// as ex says: cleanup, events, waiters, then the removal (whose files
+// may be going already) or the restart.
+func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.Status, ex exitRecord, err error, files *removal) {
+	if err != nil || !ex.applied || !c.HostConfig.AutoRemove {
 		// An auto-removal forgets the exit as its last step (destroy).
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
 	}
-	if err != nil || !applied {
+	if err != nil || !ex.applied {
 		if files != nil {
 			files.wait()
 		}
@@ -225,7 +242,7 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 			d.log.Warn("auto-remove", "id", c.ID, "err", err)
 		}
 	case c.State.Status == store.StatusRestarting:
-		d.scheduleRestart(c.ID, delay)
+		d.scheduleRestart(c.ID, ex.delay)
 	}
 }
 
