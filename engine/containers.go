@@ -200,23 +200,27 @@ func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
-	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID))
+	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID), false)
 }
 
 // destroyWith finishes a destruction whose files are going (r). The
 // record goes once they are gone, so a removal cut short is found and
-// finished by repair. The monitor's runtime delete (cgroups) needs no such
-// order, since the monitor finishes it on its own (or redoes it when it
-// starts again): it only has to be over before the caller returns.
-func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal) error {
+// finished by repair; gone says it went already, in the commit that
+// decided the removal (the sweep at start then finishes a removal cut
+// short: see goesWithExit). The monitor's runtime delete (cgroups) needs
+// no such order, since the monitor finishes it on its own (or redoes it
+// when it starts again): it only has to be over before the caller returns.
+func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal, gone bool) error {
 	monDone := make(chan struct{})
 	go func() {
 		defer close(monDone)
 		d.monitorDelete(ctx, c.ID)
 	}()
 	err := r.wait()
-	if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
-		err = errors.Join(err, derr)
+	if !gone {
+		if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+			err = errors.Join(err, derr)
+		}
 	}
 	<-monDone
 	return err
@@ -400,7 +404,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	st, early := d.takeEarly(c.ID)
 	var ex exitRecord
 	// rec, not c: the deferred calls above need c even when this fails.
-	rec, err := d.store.Update(c.ID, func(c *store.Container) error {
+	rec, gone, err := d.store.UpdateOrDelete(c.ID, func(c *store.Container) (bool, error) {
 		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c), Network: net}
 		if isRestart {
 			c.RestartCount++
@@ -409,7 +413,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 		if early {
 			ex = recordExit(c, st)
 		}
-		return nil
+		return ex.applied && goesWithExit(c), nil
 	})
 	if err != nil {
 		if early {
@@ -419,7 +423,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	}
 	d.events.container("start", rec)
 	if early {
-		done = func() { d.afterExit(context.Background(), rec, st, ex, nil, nil) }
+		done = func() { d.afterExit(context.Background(), rec, st, ex, nil, nil, gone) }
 		return nil
 	}
 	d.startHealth(rec)
@@ -708,24 +712,35 @@ func (d *Daemon) Remove(ctx context.Context, ref string, force bool) error {
 	return d.remove(ctx, c.ID)
 }
 
+// remove deletes a container that does not run. Its record goes first,
+// in one commit, then its files (the record's commit and the snapshot's
+// overlap): a kill -9 in between leaves files without a record, which the
+// sweep at the next start removes (sweepOrphans). Its network endpoints
+// went with its exit.
 func (d *Daemon) remove(ctx context.Context, id string) error {
-	c, err := d.store.Update(id, func(c *store.Container) error {
-		if c.State.Status == store.StatusRemoving {
-			return fmt.Errorf("removal of container %s is already in progress: %w", c.Name, errdefs.ErrConflict)
+	c, gone, err := d.store.UpdateOrDelete(id, func(c *store.Container) (bool, error) {
+		switch c.State.Status {
+		case store.StatusRemoving:
+			return false, fmt.Errorf("removal of container %s is already in progress: %w", c.Name, errdefs.ErrConflict)
+		case store.StatusRunning, store.StatusPaused:
+			// Not expected (callers stop it first); the record stays
+			// until the files are gone, for repair to find.
+			c.State.Status = store.StatusRemoving
+			return false, nil
 		}
 		c.State.Status = store.StatusRemoving
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID))
+	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID), gone)
 }
 
-// finishRemove destroys a container whose record says StatusRemoving and
-// whose files are going (r).
-func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal) error {
-	if err := d.destroyWith(ctx, c, r); err != nil {
+// finishRemove destroys a container whose record says StatusRemoving (or
+// is gone already) and whose files are going (r).
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal, gone bool) error {
+	if err := d.destroyWith(ctx, c, r, gone); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	d.events.container("destroy", c)

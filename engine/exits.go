@@ -176,11 +176,22 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	d.mu.Unlock()
 	files := d.removeEarly(ctx, st)
 	var ex exitRecord
-	c, err := d.store.Update(st.ID, func(c *store.Container) error {
+	c, gone, err := d.store.UpdateOrDelete(st.ID, func(c *store.Container) (bool, error) {
 		ex = recordExit(c, st)
-		return nil
+		return ex.applied && goesWithExit(c), nil
 	})
-	d.afterExit(ctx, c, st, ex, err, files)
+	d.afterExit(ctx, c, st, ex, err, files, gone)
+}
+
+// goesWithExit says whether an exit recorded in c may delete the record
+// at once, before the container's files: an auto-removal then costs one
+// commit, not two (removing, then gone). A kill -9 after that commit
+// leaves files without a record, which the sweep at the next start
+// removes (sweepOrphans), and an exit the monitor keeps, which repair
+// forgets. Not with network endpoints: they are torn down after the
+// commit, and only a record leads repair to them.
+func goesWithExit(c *store.Container) bool {
+	return c.HostConfig.AutoRemove && c.State.Status == store.StatusRemoving && c.State.Network == nil && len(c.Connected) == 0
 }
 
 // exitRecord is what recordExit did to a record.
@@ -215,7 +226,8 @@ func recordExit(c *store.Container, st monitor.Status) exitRecord {
 // afterExit does what follows the commit (err) of exit st, recorded in c
 // as ex says: cleanup, events, waiters, then the removal (whose files
 // may be going already) or the restart.
-func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.Status, ex exitRecord, err error, files *removal) {
+// gone: the exit's commit deleted the record (goesWithExit).
+func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.Status, ex exitRecord, err error, files *removal, gone bool) {
 	if err != nil || !ex.applied || !c.HostConfig.AutoRemove {
 		// An auto-removal forgets the exit as its last step (destroy).
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
@@ -238,7 +250,7 @@ func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.S
 		if files == nil {
 			files = d.removeFiles(ctx, c.ID)
 		}
-		if err := d.finishRemove(ctx, c, files); err != nil {
+		if err := d.finishRemove(ctx, c, files, gone); err != nil {
 			d.log.Warn("auto-remove", "id", c.ID, "err", err)
 		}
 	case c.State.Status == store.StatusRestarting:
