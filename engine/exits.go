@@ -250,9 +250,15 @@ func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.S
 		if files == nil {
 			files = d.removeFiles(ctx, c.ID)
 		}
-		if err := d.finishRemove(ctx, c, files, gone); err != nil {
-			d.log.Warn("auto-remove", "id", c.ID, "err", err)
-		}
+		// Not in the caller's time: the exit loop goes on to the next
+		// exit, so the removals of many --rm containers overlap instead
+		// of queueing one behind the other. The exit is recorded already,
+		// and a removal cut short is finished at the next start.
+		go func() {
+			if err := d.finishRemove(ctx, c, files, gone); err != nil {
+				d.log.Warn("auto-remove", "id", c.ID, "err", err)
+			}
+		}()
 	case c.State.Status == store.StatusRestarting:
 		d.scheduleRestart(c.ID, ex.delay)
 	}
