@@ -200,23 +200,27 @@ func (d *Daemon) prepare(ctx context.Context, c *store.Container) error {
 
 // destroy removes everything of a container that is not running.
 func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
-	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID))
+	return d.destroyWith(ctx, c, d.removeFiles(ctx, c.ID), false)
 }
 
 // destroyWith finishes a destruction whose files are going (r). The
 // record goes once they are gone, so a removal cut short is found and
-// finished by repair. The monitor's runtime delete (cgroups) needs no such
-// order, since the monitor finishes it on its own (or redoes it when it
-// starts again): it only has to be over before the caller returns.
-func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal) error {
+// finished by repair; gone says it went already, in the commit that
+// decided the removal (the sweep at start then finishes a removal cut
+// short: see goesWithExit). The monitor's runtime delete (cgroups) needs
+// no such order, since the monitor finishes it on its own (or redoes it
+// when it starts again): it only has to be over before the caller returns.
+func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal, gone bool) error {
 	monDone := make(chan struct{})
 	go func() {
 		defer close(monDone)
 		d.monitorDelete(ctx, c.ID)
 	}()
 	err := r.wait()
-	if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
-		err = errors.Join(err, derr)
+	if !gone {
+		if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
+			err = errors.Join(err, derr)
+		}
 	}
 	<-monDone
 	return err
@@ -314,12 +318,20 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 			return nil
 		}
 	}
+	// done is set when the run's exit was recorded with the run itself:
+	// what follows that exit runs once the start is over, as an exit
+	// applied after it would (a restart it schedules must not find the
+	// container still starting).
+	var done func()
 	defer func() {
 		d.mu.Lock()
 		delete(d.starting, c.ID)
 		st, early := d.early[c.ID]
 		delete(d.early, c.ID)
 		d.mu.Unlock()
+		if done != nil {
+			done()
+		}
 		if early {
 			d.applyExit(context.Background(), st)
 		}
@@ -386,19 +398,53 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 			return err
 		}
 	}
-	c, err = d.store.Update(c.ID, func(c *store.Container) error {
+	// A run as short as `run --rm true` has often ended already: its exit
+	// goes into the same commit as the run (two fdatasyncs less), and the
+	// record never says running.
+	st, early := d.takeEarly(c.ID)
+	var ex exitRecord
+	// rec, not c: the deferred calls above need c even when this fails.
+	rec, gone, err := d.store.UpdateOrDelete(c.ID, func(c *store.Container) (bool, error) {
 		c.State = store.State{Status: store.StatusRunning, Pid: resp.Pid, StartedAt: time.Now().UTC(), Health: healthStarting(c), Network: net}
 		if isRestart {
 			c.RestartCount++
 		}
-		return nil
+		ex = exitRecord{}
+		if early {
+			ex = recordExit(c, st)
+		}
+		return ex.applied && goesWithExit(c), nil
 	})
 	if err != nil {
+		if early {
+			d.putEarly(st) // applied on its own once the start is over
+		}
 		return err
 	}
-	d.events.container("start", c)
-	d.startHealth(c)
+	d.events.container("start", rec)
+	if early {
+		done = func() { d.afterExit(context.Background(), rec, st, ex, nil, nil, gone) }
+		return nil
+	}
+	d.startHealth(rec)
 	return nil
+}
+
+// takeEarly takes the exit of container id that came in during its start,
+// if any.
+func (d *Daemon) takeEarly(id string) (monitor.Status, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.early[id]
+	delete(d.early, id)
+	return st, ok
+}
+
+// putEarly gives back an exit takeEarly took.
+func (d *Daemon) putEarly(st monitor.Status) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.early[st.ID] = st
 }
 
 // networkOf is the network a run attaches to ("" for none): an explicit
@@ -666,24 +712,35 @@ func (d *Daemon) Remove(ctx context.Context, ref string, force bool) error {
 	return d.remove(ctx, c.ID)
 }
 
+// remove deletes a container that does not run. Its record goes first,
+// in one commit, then its files (the record's commit and the snapshot's
+// overlap): a kill -9 in between leaves files without a record, which the
+// sweep at the next start removes (sweepOrphans). Its network endpoints
+// went with its exit.
 func (d *Daemon) remove(ctx context.Context, id string) error {
-	c, err := d.store.Update(id, func(c *store.Container) error {
-		if c.State.Status == store.StatusRemoving {
-			return fmt.Errorf("removal of container %s is already in progress: %w", c.Name, errdefs.ErrConflict)
+	c, gone, err := d.store.UpdateOrDelete(id, func(c *store.Container) (bool, error) {
+		switch c.State.Status {
+		case store.StatusRemoving:
+			return false, fmt.Errorf("removal of container %s is already in progress: %w", c.Name, errdefs.ErrConflict)
+		case store.StatusRunning, store.StatusPaused:
+			// Not expected (callers stop it first); the record stays
+			// until the files are gone, for repair to find.
+			c.State.Status = store.StatusRemoving
+			return false, nil
 		}
 		c.State.Status = store.StatusRemoving
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID))
+	return d.finishRemove(ctx, c, d.removeFiles(ctx, c.ID), gone)
 }
 
-// finishRemove destroys a container whose record says StatusRemoving and
-// whose files are going (r).
-func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal) error {
-	if err := d.destroyWith(ctx, c, r); err != nil {
+// finishRemove destroys a container whose record says StatusRemoving (or
+// is gone already) and whose files are going (r).
+func (d *Daemon) finishRemove(ctx context.Context, c *store.Container, r *removal, gone bool) error {
+	if err := d.destroyWith(ctx, c, r, gone); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
 	d.events.container("destroy", c)

@@ -168,42 +168,71 @@ func (d *Daemon) exitLoop(ctx context.Context, exits <-chan monitor.Status) {
 func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 	d.mu.Lock()
 	if d.starting[st.ID] {
-		// The run is not recorded yet: start applies this when it is.
+		// The run is not recorded yet: start records this with it.
 		d.early[st.ID] = st
 		d.mu.Unlock()
 		return
 	}
 	d.mu.Unlock()
 	files := d.removeEarly(ctx, st)
-	var applied bool
-	var decision bool
-	var delay time.Duration
-	c, err := d.store.Update(st.ID, func(c *store.Container) error {
-		if c.State.Pid != st.Pid || (c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
-			return nil
-		}
-		applied = true
-		ran := st.ExitedAt.Sub(c.State.StartedAt)
-		pol, _ := restart.Validate(c.HostConfig.RestartPolicy.Name, c.HostConfig.RestartPolicy.MaximumRetryCount)
-		decision, delay = pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
-		c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
-		c.State.Health = nil
-		switch {
-		case c.HostConfig.AutoRemove:
-			// The exit and the removal in one commit (--rm waits for it).
-			c.State.Status, c.RestartDelay = store.StatusRemoving, 0
-		case decision:
-			c.State.Status, c.RestartDelay = store.StatusRestarting, delay
-		default:
-			c.RestartDelay = 0
-		}
-		return nil
+	var ex exitRecord
+	c, gone, err := d.store.UpdateOrDelete(st.ID, func(c *store.Container) (bool, error) {
+		ex = recordExit(c, st)
+		return ex.applied && goesWithExit(c), nil
 	})
-	if err != nil || !applied || !c.HostConfig.AutoRemove {
+	d.afterExit(ctx, c, st, ex, err, files, gone)
+}
+
+// goesWithExit says whether an exit recorded in c may delete the record
+// at once, before the container's files: an auto-removal then costs one
+// commit, not two (removing, then gone). A kill -9 after that commit
+// leaves files without a record, which the sweep at the next start
+// removes (sweepOrphans), and an exit the monitor keeps, which repair
+// forgets. Not with network endpoints: they are torn down after the
+// commit, and only a record leads repair to them.
+func goesWithExit(c *store.Container) bool {
+	return c.HostConfig.AutoRemove && c.State.Status == store.StatusRemoving && c.State.Network == nil && len(c.Connected) == 0
+}
+
+// exitRecord is what recordExit did to a record.
+type exitRecord struct {
+	applied bool          // the exit ended the recorded run
+	delay   time.Duration // before the restart, when the status is restarting
+}
+
+// recordExit writes the exit of run st into c, if st is c's recorded run,
+// and decides what follows: removal, restart or nothing.
+func recordExit(c *store.Container, st monitor.Status) exitRecord {
+	if c.State.Pid != st.Pid || (c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
+		return exitRecord{}
+	}
+	ran := st.ExitedAt.Sub(c.State.StartedAt)
+	pol, _ := restart.Validate(c.HostConfig.RestartPolicy.Name, c.HostConfig.RestartPolicy.MaximumRetryCount)
+	decision, delay := pol.Decide(restart.Exit{Code: st.ExitCode, StoppedByUser: c.State.StoppedByUser, Ran: ran, Restarts: c.RestartCount}, c.RestartDelay)
+	c.State.Status, c.State.Pid, c.State.ExitCode, c.State.FinishedAt = store.StatusExited, 0, st.ExitCode, st.ExitedAt
+	c.State.Health = nil
+	switch {
+	case c.HostConfig.AutoRemove:
+		// The exit and the removal in one commit (--rm waits for it).
+		c.State.Status, c.RestartDelay = store.StatusRemoving, 0
+	case decision:
+		c.State.Status, c.RestartDelay = store.StatusRestarting, delay
+	default:
+		c.RestartDelay = 0
+	}
+	return exitRecord{applied: true, delay: delay}
+}
+
+// afterExit does what follows the commit (err) of exit st, recorded in c
+// as ex says: cleanup, events, waiters, then the removal (whose files
+// may be going already) or the restart.
+// gone: the exit's commit deleted the record (goesWithExit).
+func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.Status, ex exitRecord, err error, files *removal, gone bool) {
+	if err != nil || !ex.applied || !c.HostConfig.AutoRemove {
 		// An auto-removal forgets the exit as its last step (destroy).
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
 	}
-	if err != nil || !applied {
+	if err != nil || !ex.applied {
 		if files != nil {
 			files.wait()
 		}
@@ -221,11 +250,17 @@ func (d *Daemon) applyExit(ctx context.Context, st monitor.Status) {
 		if files == nil {
 			files = d.removeFiles(ctx, c.ID)
 		}
-		if err := d.finishRemove(ctx, c, files); err != nil {
-			d.log.Warn("auto-remove", "id", c.ID, "err", err)
-		}
+		// Not in the caller's time: the exit loop goes on to the next
+		// exit, so the removals of many --rm containers overlap instead
+		// of queueing one behind the other. The exit is recorded already,
+		// and a removal cut short is finished at the next start.
+		go func() {
+			if err := d.finishRemove(ctx, c, files, gone); err != nil {
+				d.log.Warn("auto-remove", "id", c.ID, "err", err)
+			}
+		}()
 	case c.State.Status == store.StatusRestarting:
-		d.scheduleRestart(c.ID, delay)
+		d.scheduleRestart(c.ID, ex.delay)
 	}
 }
 

@@ -142,3 +142,77 @@ func TestKill9Daemon(t *testing.T) {
 		}
 	}
 }
+
+// kill -9 of the daemon amid removals, which delete the record before the
+// files (rm, and the exit of a --rm container): the next start leaves no
+// container directory without a record, and every --rm container goes.
+func TestKill9DuringRemovals(t *testing.T) {
+	dir := shortTempDir(t)
+	sock := filepath.Join(dir, "api.sock")
+	d := startDaemonProcess(t, dir)
+	t.Cleanup(func() {
+		if out, _, _ := runCLI(sock, "", "ps", "-aq"); out != "" {
+			runCLI(sock, "", append([]string{"rm", "-f"}, strings.Fields(out)...)...)
+		}
+		if d.ProcessState == nil {
+			d.Process.Signal(syscall.SIGTERM)
+			d.Wait()
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "monitor.pid")); err == nil {
+			pid, _ := strconv.Atoi(string(b))
+			syscall.Kill(pid, syscall.SIGTERM)
+			for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			runCLI(sock, "", "run", "-d", "--rm", "--name", fmt.Sprintf("auto%d", i), "fake", "/bin/sh", "-c", "exit 0")
+			out, _, _ := runCLI(sock, "", "create", "--name", fmt.Sprintf("made%d", i), "fake", "/bin/true")
+			if id := strings.TrimSpace(out); id != "" {
+				runCLI(sock, "", "rm", id)
+			}
+		}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	d.Process.Kill()
+	d.Wait()
+	close(stop)
+	<-done
+	d = startDaemonProcess(t, dir)
+	// A --rm container created but not started when the daemon died stays,
+	// as with Docker: only the ones that ran must go.
+	eventually(t, "every --rm container that ran removed", func() bool {
+		out, _, _ := runCLI(sock, "", "ps", "-a", "--format", "{{.Names}} {{.Status}}")
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "auto") && !strings.HasSuffix(l, " Created") {
+				t.Log(l)
+				return false
+			}
+		}
+		return true
+	})
+	out, _, _ := runCLI(sock, "", "ps", "-aq", "--no-trunc")
+	ids := map[string]bool{}
+	for _, id := range strings.Fields(out) {
+		ids[id] = true
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "data", "containers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !ids[e.Name()] {
+			t.Errorf("directory of container %s has no record", e.Name())
+		}
+	}
+}

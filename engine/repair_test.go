@@ -45,9 +45,17 @@ func TestRepairAtStart(t *testing.T) {
 	// A create cut short after its directory, before its record.
 	orphan := filepath.Join(dir, "data", "containers", strings.Repeat("d", 64))
 	os.MkdirAll(filepath.Join(orphan, "rootfs"), 0o711)
+	// A removal cut short after its record's commit (rm and auto-remove
+	// delete the record first, then the files).
+	removed := filepath.Join(dir, "data", "containers", strings.Repeat("e", 64))
+	os.MkdirAll(filepath.Join(removed, "rootfs"), 0o711)
+	os.WriteFile(filepath.Join(removed, "config.json"), []byte("{}"), 0o600)
+	os.WriteFile(filepath.Join(removed, "container.log"), []byte("x\n"), 0o600)
 	e := startEnvIn(t, dir)
-	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
-		t.Errorf("directory of a container without a record survived: %v", err)
+	for _, d := range []string{orphan, removed} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("directory of a container without a record survived: %v", err)
+		}
 	}
 	if out, _, _ := e.cli("inspect", "half"); strings.Contains(out, "half") {
 		t.Errorf("half-created container survived: %s", out)

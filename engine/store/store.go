@@ -328,6 +328,28 @@ func (s *Store) Update(id string, fn func(*Container) error) (*Container, error)
 	return c, err
 }
 
+// UpdateOrDelete applies fn to the stored container and, in one
+// transaction, writes the result or, if fn says so, deletes the container
+// as Delete does. It returns the container as fn left it and whether it
+// was deleted.
+func (s *Store) UpdateOrDelete(id string, fn func(*Container) (bool, error)) (*Container, bool, error) {
+	var c *Container
+	var deleted bool
+	err := s.update(func(tx *bolt.Tx) (err error) {
+		if c, err = get(tx, id); err != nil {
+			return err
+		}
+		if deleted, err = fn(c); err != nil {
+			return err
+		}
+		if deleted {
+			return del(tx, c)
+		}
+		return put(tx, c)
+	})
+	return c, deleted, err
+}
+
 // Delete removes the container, its name and its id range.
 func (s *Store) Delete(id string) error {
 	return s.update(func(tx *bolt.Tx) error {
@@ -335,18 +357,22 @@ func (s *Store) Delete(id string) error {
 		if err != nil {
 			return err
 		}
-		if err := bucket(tx, bucketNames).Delete([]byte(c.Name)); err != nil {
+		return del(tx, c)
+	})
+}
+
+func del(tx *bolt.Tx, c *Container) error {
+	if err := bucket(tx, bucketNames).Delete([]byte(c.Name)); err != nil {
+		return err
+	}
+	if c.UsernsBase != 0 {
+		key := make([]byte, 8)
+		binary.BigEndian.PutUint64(key, uint64(c.UsernsBase))
+		if err := bucket(tx, bucketUserns).Delete(key); err != nil {
 			return err
 		}
-		if c.UsernsBase != 0 {
-			key := make([]byte, 8)
-			binary.BigEndian.PutUint64(key, uint64(c.UsernsBase))
-			if err := bucket(tx, bucketUserns).Delete(key); err != nil {
-				return err
-			}
-		}
-		return bucket(tx, bucketContainers).Delete([]byte(id))
-	})
+	}
+	return bucket(tx, bucketContainers).Delete([]byte(c.ID))
 }
 
 // List returns every container, newest first (docker ps order).

@@ -163,3 +163,33 @@ func TestGroupCommit(t *testing.T) {
 		bases[c.UsernsBase] = true
 	}
 }
+
+// UpdateOrDelete either writes the record or deletes it with its name and
+// id range, as Delete does (an auto-removed container's exit).
+func TestUpdateOrDelete(t *testing.T) {
+	s, _ := open(t)
+	a := &Container{ID: "abc123", Name: "web", Created: time.Now(), Phase: PhaseReady}
+	if err := s.Create(a, true, 100000, 1<<31); err != nil {
+		t.Fatal(err)
+	}
+	c, deleted, err := s.UpdateOrDelete(a.ID, func(c *Container) (bool, error) { c.State.ExitCode = 3; return false, nil })
+	if err != nil || deleted || c.State.ExitCode != 3 {
+		t.Fatalf("update: %v %v %+v", err, deleted, c)
+	}
+	if got, err := s.Get(a.ID); err != nil || got.State.ExitCode != 3 {
+		t.Fatalf("update not stored: %v %+v", err, got)
+	}
+	if _, deleted, err = s.UpdateOrDelete(a.ID, func(c *Container) (bool, error) { return true, nil }); err != nil || !deleted {
+		t.Fatalf("delete: %v %v", err, deleted)
+	}
+	if _, err := s.Resolve("web"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("name survived the delete: %v", err)
+	}
+	b := &Container{ID: "abd456", Name: "web", Created: time.Now()}
+	if err := s.Create(b, true, 100000, 1<<31); err != nil || b.UsernsBase != 100000 {
+		t.Fatalf("name or id range not freed: %v base %d", err, b.UsernsBase)
+	}
+	if _, _, err := s.UpdateOrDelete(a.ID, func(c *Container) (bool, error) { return true, nil }); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("gone container: %v", err)
+	}
+}

@@ -537,8 +537,19 @@ func (s *Snapshotter) lowerDirs(parent string) ([]string, error) {
 	return dirs, err
 }
 
-// Remove deletes a snapshot that no other snapshot has as parent.
+// Remove deletes a snapshot that no other snapshot has as parent. Its
+// files go after its record's commit, outside the lock: once the record is
+// gone nothing refers to them (and Open removes them if a crash came
+// first), so concurrent removals and creates need not wait for them.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
+	info, err := s.removeRecord(key)
+	if err != nil {
+		return err
+	}
+	return s.removeFiles(info)
+}
+
+func (s *Snapshotter) removeRecord(key string) (Info, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var info Info
@@ -561,9 +572,9 @@ func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 		return b.Delete([]byte(key))
 	})
 	if err != nil {
-		return fmt.Errorf("remove snapshot %q: %w", key, err)
+		return Info{}, fmt.Errorf("remove snapshot %q: %w", key, err)
 	}
-	return s.removeFiles(info)
+	return info, nil
 }
 
 // GC removes committed snapshots that are neither in keep nor an ancestor
