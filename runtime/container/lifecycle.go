@@ -217,7 +217,7 @@ func (r *Runtime) deleteBroken(id string) error {
 	if _, err := os.Stat(r.dir(id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	rec := &Record{ID: id}
+	rec := &Record{savedRecord: savedRecord{ID: id}}
 	if cg, err := r.cgroupManager(rec); err == nil {
 		if pids, err := cg.Pids(); err == nil {
 			for _, p := range pids {

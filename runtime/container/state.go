@@ -32,27 +32,10 @@ const (
 	fifoFile  = "exec.fifo"
 )
 
-// Record is what the runtime keeps about a container between commands.
+// Record is what the runtime keeps about a container between commands:
+// the fields of state.json (savedRecord) and the spec.
 type Record struct {
-	ID     string `json:"id"`
-	Bundle string `json:"bundle"`
-	// Pid is the init process's pid in the runtime's pid namespace, and
-	// StartTime its start time (field 22 of /proc/<pid>/stat): a pid alone
-	// may have been reused by an unrelated process once init exited.
-	Pid       int       `json:"pid"`
-	StartTime uint64    `json:"startTime"`
-	Created   time.Time `json:"created"`
-	// Started is set by start; Paused by pause, cleared by resume.
-	Started bool `json:"started,omitempty"`
-	Paused  bool `json:"paused,omitempty"`
-	// The few parts of the spec that start, kill, pause, delete and state
-	// need, so that they decode a small record instead of the whole spec
-	// (whose seccomp profile alone can be tens of KiB). The hooks are the
-	// create-time ones, whatever the bundle holds now.
-	HasProcess  bool              `json:"hasProcess,omitempty"`
-	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	CgroupsPath string            `json:"cgroupsPath,omitempty"`
+	savedRecord
 	// Spec is the whole spec: set by create, otherwise read from
 	// spec.json on demand (fullSpec) by the commands that need it.
 	Spec *specs.Spec `json:"-"`
@@ -64,7 +47,7 @@ type Record struct {
 
 // newRecord makes the record of a container being created from spec.
 func newRecord(id, bundle string, spec *specs.Spec) *Record {
-	rec := &Record{ID: id, Bundle: bundle, Created: time.Now().UTC()}
+	rec := &Record{savedRecord: savedRecord{ID: id, Bundle: bundle, Created: time.Now().UTC()}}
 	rec.setSpec(spec)
 	return rec
 }
@@ -142,12 +125,7 @@ func (r *Runtime) load(id string) (*Record, error) {
 	if err := json.Unmarshal(b, &in); err != nil {
 		return nil, fmt.Errorf("container %q: decode state: %w", id, err)
 	}
-	sr := &in.savedRecord
-	rec := &Record{
-		ID: sr.ID, Bundle: sr.Bundle, Pid: sr.Pid, StartTime: sr.StartTime, Created: sr.Created,
-		Started: sr.Started, Paused: sr.Paused, HasProcess: sr.HasProcess, Hooks: sr.Hooks,
-		Annotations: sr.Annotations, CgroupsPath: sr.CgroupsPath,
-	}
+	rec := &Record{savedRecord: in.savedRecord}
 	if len(in.LegacySpec) > 0 && string(in.LegacySpec) != "null" {
 		rec.LegacySpec = new(specs.Spec)
 		if err := json.Unmarshal(in.LegacySpec, rec.LegacySpec); err != nil {
@@ -163,13 +141,21 @@ func (r *Runtime) load(id string) (*Record, error) {
 // hold, whether set or not, and LegacySpec's is the spec's whole type tree:
 // ~2 ms of a fresh process's time on each create.
 type savedRecord struct {
-	ID          string            `json:"id"`
-	Bundle      string            `json:"bundle"`
-	Pid         int               `json:"pid"`
-	StartTime   uint64            `json:"startTime"`
-	Created     time.Time         `json:"created"`
-	Started     bool              `json:"started,omitempty"`
-	Paused      bool              `json:"paused,omitempty"`
+	ID     string `json:"id"`
+	Bundle string `json:"bundle"`
+	// Pid is the init process's pid in the runtime's pid namespace, and
+	// StartTime its start time (field 22 of /proc/<pid>/stat): a pid alone
+	// may have been reused by an unrelated process once init exited.
+	Pid       int       `json:"pid"`
+	StartTime uint64    `json:"startTime"`
+	Created   time.Time `json:"created"`
+	// Started is set by start; Paused by pause, cleared by resume.
+	Started bool `json:"started,omitempty"`
+	Paused  bool `json:"paused,omitempty"`
+	// The few parts of the spec that start, kill, pause, delete and state
+	// need, so that they decode a small record instead of the whole spec
+	// (whose seccomp profile alone can be tens of KiB). The hooks are the
+	// create-time ones, whatever the bundle holds now.
 	HasProcess  bool              `json:"hasProcess,omitempty"`
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
@@ -181,11 +167,7 @@ func (r *Runtime) save(rec *Record) error {
 		// Kept where the older binary put it (see Record).
 		return r.saveLegacy(rec)
 	}
-	b, err := json.Marshal(savedRecord{
-		ID: rec.ID, Bundle: rec.Bundle, Pid: rec.Pid, StartTime: rec.StartTime, Created: rec.Created,
-		Started: rec.Started, Paused: rec.Paused, HasProcess: rec.HasProcess, Hooks: rec.Hooks,
-		Annotations: rec.Annotations, CgroupsPath: rec.CgroupsPath,
-	})
+	b, err := json.Marshal(&rec.savedRecord)
 	if err != nil {
 		return fmt.Errorf("container %q: encode state: %w", rec.ID, err)
 	}
