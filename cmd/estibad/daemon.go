@@ -226,21 +226,38 @@ func startMonitor(self, execRoot, logLevel string) error {
 	return nil
 }
 
-func monitorMain(args []string) int {
-	fs := pflag.NewFlagSet("estiba monitor", pflag.ContinueOnError)
-	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state")
-	logLevel := fs.String("log-level", "info", "log level")
+// helperFlags are the command line of the daemon's helpers (monitor,
+// monitor-spawner).
+type helperFlags struct {
+	execRoot, logLevel string
+	log                *slog.Logger
+}
+
+func parseHelperFlags(name string, args []string) (helperFlags, bool) {
+	var h helperFlags
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.StringVar(&h.execRoot, "exec-root", "/run/estiba", "root of runtime state")
+	fs.StringVar(&h.logLevel, "log-level", "info", "log level")
 	if err := fs.Parse(args); err != nil {
+		return h, false
+	}
+	var err error
+	if h.log, err = logger(h.logLevel); err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		return h, false
+	}
+	return h, true
+}
+
+func monitorMain(args []string) int {
+	h, ok := parseHelperFlags("estiba monitor", args)
+	if !ok {
 		return 2
 	}
-	log, err := logger(*logLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "estiba monitor:", err)
-		return 2
-	}
+	log := h.log
 	// The pid file lets scripts and tests stop the monitor (SIGTERM: it
 	// exits once no container runs).
-	pidFile := filepath.Join(*execRoot, "monitor.pid")
+	pidFile := filepath.Join(h.execRoot, "monitor.pid")
 	if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
 		log.Error("monitor", "err", err)
 		return 1
@@ -253,15 +270,15 @@ func monitorMain(args []string) int {
 	// Inits are forked by a small helper (see ocirt.Spawner), as our
 	// children: a fork of this process would cost more with every
 	// container it supervises.
-	rt := &ocirt.Spawner{Runtime: monitorRuntime(*execRoot, log), Command: func() *exec.Cmd {
-		cmd := exec.Command("/proc/self/exe", "monitor-spawner", "--exec-root", *execRoot, "--log-level", *logLevel)
+	rt := &ocirt.Spawner{Runtime: monitorRuntime(h.execRoot, log), Command: func() *exec.Cmd {
+		cmd := exec.Command("/proc/self/exe", "monitor-spawner", "--exec-root", h.execRoot, "--log-level", h.logLevel)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd
 	}}
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
-	err = monitor.Run(ctx, rt, filepath.Join(*execRoot, "monitor"), filepath.Join(*execRoot, "monitor.sock"), log)
+	err := monitor.Run(ctx, rt, filepath.Join(h.execRoot, "monitor"), filepath.Join(h.execRoot, "monitor.sock"), log)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("monitor", "err", err)
 		return 1
@@ -284,17 +301,11 @@ func monitorRuntime(execRoot string, log *slog.Logger) *ocirt.Runtime {
 // spawnerMain is the monitor's helper that forks container inits (see
 // ocirt.Spawner), serving the monitor on fd 3 until the monitor goes away.
 func spawnerMain(args []string) int {
-	fs := pflag.NewFlagSet("estiba monitor-spawner", pflag.ContinueOnError)
-	execRoot := fs.String("exec-root", "/run/estiba", "root of runtime state")
-	logLevel := fs.String("log-level", "info", "log level")
-	if err := fs.Parse(args); err != nil {
+	h, ok := parseHelperFlags("estiba monitor-spawner", args)
+	if !ok {
 		return 2
 	}
-	log, err := logger(*logLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "estiba monitor-spawner:", err)
-		return 2
-	}
+	log := h.log
 	// One P: the helper's work is forks and syscalls, which hand their P
 	// over while they block; a second P only adds threads woken to spin
 	// for work and sysmon polling, each a context switch.
@@ -302,7 +313,7 @@ func spawnerMain(args []string) int {
 	// Signals meant for the monitor's session are not ours: we end when
 	// the monitor does (EOF on fd 3).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGINT)
-	if err := ocirt.ServeSpawner(os.NewFile(3, "spawner"), monitorRuntime(*execRoot, log)); err != nil {
+	if err := ocirt.ServeSpawner(os.NewFile(3, "spawner"), monitorRuntime(h.execRoot, log)); err != nil {
 		log.Error("monitor-spawner", "err", err)
 		return 1
 	}
