@@ -227,65 +227,13 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	if p.newTime {
 		t.newTime = true
 	}
-	// init's fds 0..n-1: stdio (/dev/null for nil, as os/exec does) and
-	// ExtraFiles, each duplicated above n so that the child's dup3 onto
-	// 0..n-1 never overwrites one it still needs.
-	files := make([]*os.File, 3)
-	if f, ok := cmd.Stdin.(*os.File); ok {
-		files[0] = f
-	}
-	if f, ok := cmd.Stdout.(*os.File); ok {
-		files[1] = f
-	}
-	if f, ok := cmd.Stderr.(*os.File); ok {
-		files[2] = f
-	}
-	files = append(files, cmd.ExtraFiles...)
-	n := len(files)
-	for i, f := range files {
-		if f == nil {
-			if f, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
-				return fmt.Errorf("init stdio: %w", err)
-			}
-			keep(f)
-		}
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, n)
-		if err != nil {
-			return fmt.Errorf("init fd %d: %w", i, err)
-		}
-		closers = append(closers, func() { unix.Close(fd) })
-		t.fds = append(t.fds, fd)
-	}
-	// What the second child uses after its dup3s must be above n too.
-	high := func(fd int, what string) (int, error) {
-		defer unix.Close(fd)
-		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, n)
-		if err != nil {
-			return -1, fmt.Errorf("%s: %w", what, err)
-		}
-		closers = append(closers, func() { unix.Close(h) })
-		return h, nil
-	}
-	exe, err := unix.Open(cmd.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	ea, err := prepareExec(cmd)
 	if err != nil {
-		return fmt.Errorf("runtime binary: %w", err)
-	}
-	if t.exeFD, err = high(exe, "runtime binary"); err != nil {
 		return err
 	}
-	argv, err := syscall.SlicePtrFromStrings(cmd.Args)
-	if err != nil {
-		return fmt.Errorf("init args: %w", err)
-	}
-	envv, err := syscall.SlicePtrFromStrings(cmd.Env)
-	if err != nil {
-		return fmt.Errorf("init env: %w", err)
-	}
-	empty := cstr("")
-	t.argv, t.envv, t.emptyStr = addr2(argv), addr2(envv), addr(empty)
-	defer runtime.KeepAlive(argv)
-	defer runtime.KeepAlive(envv)
-	defer runtime.KeepAlive(empty)
+	closers = append(closers, ea.close)
+	t.fds, t.exeFD, t.argv, t.envv, t.emptyStr = ea.fds, ea.exeFD, ea.argv, ea.envv, ea.emptyStr
+	n := len(ea.fds)
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("trampoline pipe: %w", err)
