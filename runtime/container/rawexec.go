@@ -87,17 +87,6 @@ func prepareExec(cmd *exec.Cmd) (a *execArgs, err error) {
 	return a, nil
 }
 
-// high returns a close-on-exec copy of fd above init's fds (closed by
-// close), for what the child still uses after its dup3s.
-func (a *execArgs) high(fd int) (int, error) {
-	h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, len(a.fds))
-	if err != nil {
-		return -1, err
-	}
-	a.closers = append(a.closers, func() { unix.Close(h) })
-	return h, nil
-}
-
 // close releases the fds and, from here on, the memory the child read.
 func (a *execArgs) close() {
 	for i := len(a.closers) - 1; i >= 0; i-- {

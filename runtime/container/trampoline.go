@@ -114,9 +114,10 @@ type trampoline struct {
 	oldmask  [2]uint32
 	msg      [3]int64 // {kind, step, value}: the report being written
 	retry    []bool
-	newUser  bool    // unshare a user namespace after the joins (step 3)
-	resume   int     // read end: the parent has written its id maps
-	resBuf   [8]byte // what resume delivers
+	newUser  bool         // unshare a user namespace after the joins (step 3)
+	resume   int          // read end: the parent has written its id maps
+	resBuf   [8]byte      // what resume delivers
+	nofile   *unix.Rlimit // init's RLIMIT_NOFILE, if not ours (childNofile)
 }
 
 type rawJoin struct {
@@ -145,6 +146,7 @@ const (
 	stepExec     = -11
 	stepNewUser  = -12
 	stepMaps     = -13
+	stepRlimit   = -14
 	// steps >= 0 are joins[step]
 )
 
@@ -155,6 +157,7 @@ var stepNames = map[int64]string{
 	stepOffsets: "write time namespace offsets", stepFork: "fork init", stepSetsid: "setsid",
 	stepDup: "dup3", stepExec: "execveat init",
 	stepNewUser: "unshare user namespace", stepMaps: "wait for the id maps",
+	stepRlimit: "setrlimit(RLIMIT_NOFILE)",
 }
 
 // needsTrampoline reports whether p joins a user or time namespace.
@@ -234,6 +237,9 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	closers = append(closers, ea.close)
 	t.fds, t.exeFD, t.argv, t.envv, t.emptyStr = ea.fds, ea.exeFD, ea.argv, ea.envv, ea.emptyStr
 	n := len(ea.fds)
+	if lim, ok := childNofile(); ok {
+		t.nofile = &lim
+	}
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("trampoline pipe: %w", err)
@@ -538,6 +544,11 @@ func (t *trampoline) stage2() {
 	for i := 0; i < len(t.fds); i++ {
 		if _, _, e := syscall.RawSyscall6(unix.SYS_DUP3, uintptr(t.fds[i]), uintptr(i), 0, 0, 0, 0); e != 0 {
 			t.fail(stepDup, e)
+		}
+	}
+	if t.nofile != nil {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(t.nofile)), 0, 0, 0); e != 0 {
+			t.fail(stepRlimit, e)
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&t.oldmask)), 0, 8, 0, 0)

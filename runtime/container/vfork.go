@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -87,8 +88,9 @@ type vforkSpawn struct {
 	emptyStr uintptr // "\0" for execveat
 	sigmask  [2]uint32
 	oldmask  [2]uint32
-	dfl      kSigaction // SIG_DFL
-	old      kSigaction // stage 2's scratch
+	dfl      kSigaction   // SIG_DFL
+	old      kSigaction   // stage 2's scratch
+	nofile   *unix.Rlimit // init's RLIMIT_NOFILE, if not ours
 
 	// Written by the children, read once they are gone.
 	initPid int64
@@ -142,6 +144,9 @@ func (p *nsPlan) startVfork(cmd *exec.Cmd, cloneParent bool) error {
 		}
 		defer f.Close()
 		t.joins = append(t.joins, rawJoin{int(f.Fd()), uintptr(j.flag)})
+	}
+	if lim, ok := childNofile(); ok {
+		t.nofile = &lim
 	}
 	t.flags2 = unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD)
 	if cloneParent {
@@ -214,6 +219,39 @@ func (t *vforkSpawn) run() (ws unix.WaitStatus, err error) {
 	}
 	return ws, nil
 }
+
+// childNofile is the RLIMIT_NOFILE os/exec would give init. Go raises its
+// own soft limit at start (to the hard limit less one, its mark) and gives
+// the original back to the children it forks, if the mark is still there;
+// the value it keeps (syscall.origRlimitNofile) is out of our reach, so a
+// child of os/exec, stopped at its execve, shows it, once per process.
+func childNofile() (unix.Rlimit, bool) {
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
+		return cur, false
+	}
+	orig, ok := origNofile()
+	if !ok || cur.Max != orig.Max || cur.Cur != orig.Max-1 || orig.Cur == cur.Cur {
+		return cur, false // not raised by Go, or changed since: inherited
+	}
+	return orig, true
+}
+
+var origNofile = sync.OnceValues(func() (unix.Rlimit, bool) {
+	var lim unix.Rlimit
+	p, err := os.StartProcess("/proc/self/exe", []string{"estiba-rlimit-probe"}, &os.ProcAttr{
+		// Stopped by ptrace at its execve: nothing of it ever runs.
+		Sys: &syscall.SysProcAttr{Ptrace: true},
+	})
+	if err != nil {
+		return lim, false
+	}
+	defer func() { p.Kill(); p.Wait() }()
+	if err := unix.Prlimit(p.Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
+		return lim, false
+	}
+	return lim, true
+})
 
 // procPPid is the parent of pid, from /proc/<pid>/stat.
 func procPPid(pid int) (int, error) {
@@ -343,6 +381,12 @@ func (t *vforkSpawn) stage2() {
 		syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&t.old)), 8, 0, 0)
 		if t.old.handler != 0 && t.old.handler != 1 { // SIG_DFL, SIG_IGN
 			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&t.dfl)), 0, 8, 0, 0)
+		}
+	}
+	if t.nofile != nil {
+		// As os/exec's child does (see childNofile).
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(t.nofile)), 0, 0, 0); e != 0 {
+			t.fail(stepRlimit, e)
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&t.oldmask)), 0, 8, 0, 0)
