@@ -237,7 +237,7 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	closers = append(closers, ea.close)
 	t.fds, t.exeFD, t.argv, t.envv, t.emptyStr = ea.fds, ea.exeFD, ea.argv, ea.envv, ea.emptyStr
 	n := len(ea.fds)
-	if lim, ok := childNofile(); ok {
+	if lim, set, _ := childNofile(); set {
 		t.nofile = &lim
 	}
 	var pipe [2]int

@@ -112,8 +112,15 @@ type kSigaction struct {
 // time namespace (joining one, or writing a new one's offsets, needs a
 // single-threaded mm, and the kernel refuses CLONE_VM children across time
 // namespaces) or a user namespace to join (the trampoline's).
+//
+// It also needs to know the RLIMIT_NOFILE init gets from Go's fork (see
+// childNofile).
 func (p *nsPlan) vforkable() bool {
-	return haveVfork && p.cloneflags&unix.CLONE_NEWUSER != 0 && !p.newTime && !p.needsTrampoline() && os.Geteuid() == 0
+	if !haveVfork || p.cloneflags&unix.CLONE_NEWUSER == 0 || p.newTime || p.needsTrampoline() || os.Geteuid() != 0 {
+		return false
+	}
+	_, _, known := childNofile()
+	return known
 }
 
 // startVfork starts cmd (init's command from initCmd) in a new session and
@@ -145,7 +152,7 @@ func (p *nsPlan) startVfork(cmd *exec.Cmd, cloneParent bool) error {
 		defer f.Close()
 		t.joins = append(t.joins, rawJoin{int(f.Fd()), uintptr(j.flag)})
 	}
-	if lim, ok := childNofile(); ok {
+	if lim, set, _ := childNofile(); set {
 		t.nofile = &lim
 	}
 	t.flags2 = unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD)
@@ -220,21 +227,27 @@ func (t *vforkSpawn) run() (ws unix.WaitStatus, err error) {
 	return ws, nil
 }
 
-// childNofile is the RLIMIT_NOFILE os/exec would give init. Go raises its
-// own soft limit at start (to the hard limit less one, its mark) and gives
-// the original back to the children it forks, if the mark is still there;
-// the value it keeps (syscall.origRlimitNofile) is out of our reach, so a
-// child of os/exec, stopped at its execve, shows it, once per process.
-func childNofile() (unix.Rlimit, bool) {
+// childNofile is the RLIMIT_NOFILE os/exec gives the children it forks,
+// if it is not ours (set). Go raises its own soft limit at start, to the
+// hard limit less one (its mark), and gives the original back to its
+// children while the mark is still there; the value it keeps
+// (syscall.origRlimitNofile) is out of our reach, so a child of os/exec,
+// stopped by ptrace at its execve, shows it, once per process (~1.5 ms of
+// CPU here). known is false if that probe fails (a traced runtime, ptrace
+// denied).
+func childNofile() (lim unix.Rlimit, set, known bool) {
 	var cur unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
-		return cur, false
+		return cur, false, false
+	}
+	if cur.Max == 0 || cur.Cur != cur.Max-1 {
+		return cur, false, true // not Go's mark: children inherit ours
 	}
 	orig, ok := origNofile()
-	if !ok || cur.Max != orig.Max || cur.Cur != orig.Max-1 || orig.Cur == cur.Cur {
-		return cur, false // not raised by Go, or changed since: inherited
+	if !ok {
+		return cur, false, false
 	}
-	return orig, true
+	return orig, orig.Cur != cur.Cur, true
 }
 
 var origNofile = sync.OnceValues(func() (unix.Rlimit, bool) {
