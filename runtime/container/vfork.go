@@ -386,14 +386,14 @@ func (t *vforkSpawn) stage2() {
 	// we share, as its suspended thread). Caught signals go back to their
 	// default before the mask opens, as in Go's own vfork child
 	// (runtime_AfterForkInChild); ignored ones stay ignored, as execve
-	// would keep them.
+	// would keep them (one call per signal: set, and see what it was).
 	for sig := uintptr(1); sig <= 64; sig++ {
 		if sig == uintptr(unix.SIGKILL) || sig == uintptr(unix.SIGSTOP) {
 			continue
 		}
-		syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, 0, uintptr(unsafe.Pointer(&t.old)), 8, 0, 0)
-		if t.old.handler != 0 && t.old.handler != 1 { // SIG_DFL, SIG_IGN
-			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&t.dfl)), 0, 8, 0, 0)
+		syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&t.dfl)), uintptr(unsafe.Pointer(&t.old)), 8, 0, 0)
+		if t.old.handler == 1 { // SIG_IGN
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&t.old)), 0, 8, 0, 0)
 		}
 	}
 	if t.nofile != nil {
