@@ -142,6 +142,7 @@ func TestVforkUserNSErrors(t *testing.T) {
 		name   string
 		mutate func(*specs.Spec)
 		exe    string
+		orphan bool // CloneParent: stage 1 reaps a failed init itself
 		want   string
 		is     error
 	}{
@@ -156,6 +157,7 @@ func TestVforkUserNSErrors(t *testing.T) {
 			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 1, HostID: 100001, Size: 65535}}
 		}},
 		{name: "exec", exe: garbage, want: "execveat init: exec format error"},
+		{name: "exec, orphan", exe: garbage, orphan: true, want: "execveat init: exec format error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := *r
@@ -168,9 +170,17 @@ func TestVforkUserNSErrors(t *testing.T) {
 					tc.mutate(s)
 				}
 			})
+			if tc.orphan {
+				// An init that stage 1 left unreaped would be
+				// orphaned to us, and counted.
+				if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+			}
 			id := uniqueID(t)
 			before := allChildren(t)
-			_, err := rt.Create(id, b, CreateOptions{})
+			_, err := rt.Create(id, b, CreateOptions{CloneParent: tc.orphan})
 			if err == nil {
 				rt.Delete(id, true)
 				t.Fatal("create succeeded")
