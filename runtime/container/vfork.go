@@ -43,13 +43,15 @@ import (
 //     user namespace, which the kernel allows a process that shares its
 //     memory (userns_install checks the thread group and that fs_struct is
 //     not shared, which is why CLONE_FS is never passed) and which gives it
-//     the full capability set there; gid and uid 0 inside it (init execs as
-//     that root); unshare of the new namespaces, so that the user namespace
-//     owns them (a new pid namespace applies to children, hence stage 2);
-//     then it vforks stage 2, writes its pid, and exits;
-//   - stage 2, the first process of the new pid namespace, is init: a new
-//     session, its fds in place, the caught signals back to their default,
-//     execveat(2) of the runtime binary by fd.
+//     the full capability set there; unshare of the new namespaces, so
+//     that the user namespace owns them (a new pid namespace applies to
+//     children, hence stage 2); then it vforks stage 2, writes its pid, and
+//     exits;
+//   - stage 2, the first process of the new pid namespace, is init: gid
+//     and uid 0 in the user namespace (init execs as that root, or execve
+//     would drop its capabilities), a new session, its fds in place, the
+//     caught signals back to their default, execveat(2) of the runtime
+//     binary by fd.
 //
 // init's parent: with CLONE_PARENT, stage 2 is our child, and we wait for
 // it as for any init. With CreateOptions.CloneParent init must be our
@@ -61,16 +63,16 @@ import (
 // gets its containers' inits). startVfork checks that init's parent is
 // ours indeed.
 //
-// While stage 1 works it is host root with every capability in the
-// container's user namespace, and it shares our memory: whoever could
-// ptrace it or open its /proc/<pid>/mem would own the runtime. With the
-// container's uid 0 it passes ptrace's uid check for any process with that
-// host uid (another container's, with the same mapping); what stops those
-// is a non-dumpable mm, whose ptrace needs CAP_SYS_PTRACE over the host. So
-// the whole runtime is non-dumpable (dumpable is per mm) from before the
-// first child until no child shares our memory any more (exec'd or
-// reaped), under syscall.ForkLock, which also orders us with os/exec's
-// forks (no fd another goroutine is creating leaks into init).
+// Both children share our memory, with every capability in the container's
+// user namespace: whoever could ptrace one or open its /proc/<pid>/mem
+// would own the runtime. Stage 2, once the container's root, passes
+// ptrace's uid check for any process with that host uid (another
+// container's, with the same mapping); what stops those is a non-dumpable
+// mm, whose ptrace needs CAP_SYS_PTRACE over the host. So the whole runtime
+// is non-dumpable (dumpable is per mm) from before the first child until
+// no child shares our memory any more (exec'd or reaped), under
+// syscall.ForkLock, which also orders us with os/exec's forks (no fd
+// another goroutine is creating leaks into init).
 
 // vforkSpawn is what the children need, prepared by the parent, and what
 // they report.
@@ -321,6 +323,11 @@ func (t *vforkSpawn) fail(step int64, e syscall.Errno) {
 }
 
 // stage1: groups, joins, the user namespace, the new namespaces, init.
+// It keeps the runtime's uid (host root: its capabilities in the user
+// namespace come from setns, the new namespaces' owner from the user
+// namespace it is in), so that no process with the container's host uid
+// may signal it (a SIGSTOP would hold our thread, and syscall.ForkLock,
+// as long as it liked): only stage 2 takes that uid, until its execve.
 //
 //go:nosplit
 //go:norace
@@ -335,13 +342,6 @@ func (t *vforkSpawn) stage1() {
 	}
 	if _, _, e := syscall.RawSyscall6(unix.SYS_SETNS, uintptr(t.userFD), unix.CLONE_NEWUSER, 0, 0, 0, 0); e != 0 {
 		t.fail(stepUser, e)
-	}
-	// gid first, the usual order: a uid change can cost capabilities.
-	if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESGID, 0, 0, 0, 0, 0, 0); e != 0 {
-		t.fail(stepGid, e)
-	}
-	if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESUID, 0, 0, 0, 0, 0, 0); e != 0 {
-		t.fail(stepUid, e)
 	}
 	if t.unshare != 0 {
 		if _, _, e := syscall.RawSyscall6(unix.SYS_UNSHARE, t.unshare, 0, 0, 0, 0, 0); e != 0 {
@@ -366,11 +366,19 @@ func (t *vforkSpawn) stage1() {
 	syscall.RawSyscall6(unix.SYS_EXIT_GROUP, 0, 0, 0, 0, 0, 0)
 }
 
-// stage2 becomes init: session, fds, signals, execveat.
+// stage2 becomes init: the container's root, session, fds, signals,
+// execveat.
 //
 //go:nosplit
 //go:norace
 func (t *vforkSpawn) stage2() {
+	// gid first, the usual order: a uid change can cost capabilities.
+	if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESGID, 0, 0, 0, 0, 0, 0); e != 0 {
+		t.fail(stepGid, e)
+	}
+	if _, _, e := syscall.RawSyscall6(unix.SYS_SETRESUID, 0, 0, 0, 0, 0, 0); e != 0 {
+		t.fail(stepUid, e)
+	}
 	if t.setsid {
 		if _, _, e := syscall.RawSyscall6(unix.SYS_SETSID, 0, 0, 0, 0, 0, 0); e != 0 {
 			t.fail(stepSetsid, e)
