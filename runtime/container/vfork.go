@@ -50,8 +50,8 @@ import (
 //   - stage 2, the first process of the new pid namespace, is init: gid
 //     and uid 0 in the user namespace (init execs as that root, or execve
 //     would drop its capabilities), a new session, its fds in place, the
-//     caught signals back to their default, execveat(2) of the runtime
-//     binary by fd.
+//     caught signals back to their default, the RLIMIT_NOFILE of Go's
+//     children (childNofile), execveat(2) of the runtime binary by fd.
 //
 // init's parent: with CLONE_PARENT, stage 2 is our child, and we wait for
 // it as for any init. With CreateOptions.CloneParent init must be our
