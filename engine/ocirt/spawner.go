@@ -19,14 +19,16 @@ import (
 // helper process: Create goes to the helper, every other call runs
 // in-process (they fork nothing).
 //
-// Why: a new user namespace (--userns=auto, the default) rules out vfork,
-// since the parent writes the id maps while the child waits, so each
-// Create is a full fork of the forking process. Forked by the monitor, that
-// copies the monitor's page tables and write-protects its memory, which
+// Why: a new user namespace (--userns=auto, the default) used to rule out
+// vfork, since the parent writes the id maps while the child waits, so each
+// Create was a full fork of the forking process. Forked by the monitor, that
+// copied the monitor's page tables and write-protected its memory, which
 // grows with every container it supervises: each start got slower as N
 // grew (31 ms of monitor CPU per start at 25 containers, 68 ms at 300).
-// The helper's memory stays small and constant; with CLONE_PARENT the init
-// is still the monitor's child, which reaps it and owns its stdio.
+// The helper's memory stays small and constant. On amd64 the runtime now
+// starts such an init with vforks (runtime/container/vfork.go), which copy
+// nothing; the inits still reach the monitor, by CLONE_PARENT or, with a
+// new user namespace, by being orphaned to the monitor, a child subreaper.
 type Spawner struct {
 	*Runtime
 	// Command returns the helper's command (ServeSpawner on fd 3). The

@@ -89,6 +89,12 @@ func newSpawner(t *testing.T) (*Spawner, string) {
 			os.Remove(d)
 		}
 	})
+	// We stand for the monitor, a child subreaper: the helper hands it
+	// the inits of containers with a user namespace by orphaning them
+	// (see CreateOptions.CloneParent).
+	if err := monitor.BecomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
 	root := t.TempDir()
 	self, err := os.Executable()
 	if err != nil {

@@ -63,12 +63,15 @@ type CreateOptions struct {
 	NoNewKeyring  bool
 	// PreserveFDs is the number of fds from 3 on passed to the container.
 	PreserveFDs int
-	// CloneParent makes init a child of the caller's parent
-	// (CLONE_PARENT), which then reaps it: a small helper process can do
-	// the fork for a big supervisor. With a new user namespace the fork is
-	// a full copy of the forking process's address space (no vfork: the
-	// parent must write the id maps while the child waits), so its cost
-	// grows with the forker's memory.
+	// CloneParent makes init a child of the caller's parent, which then
+	// reaps it: a small helper process can start inits for a big
+	// supervisor. Go's fork of a new user namespace copies the forker's
+	// address space, and its cost grew with the supervisor's memory; the
+	// vfork path (vfork.go) copies nothing, but cannot name a grandparent
+	// as init's parent: it orphans init, which the kernel gives to the
+	// nearest child subreaper (PR_SET_CHILD_SUBREAPER). With a new user
+	// namespace the caller's parent must therefore be a subreaper (the
+	// engine's monitor is); Create checks that init went to it.
 	CloneParent bool
 	// Spawned, if set, is called with init's pid right after the fork.
 	// With CloneParent the caller cannot reap a failed init itself: its

@@ -197,30 +197,13 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	}
 	defer releaseExe()
 	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: plan.cloneflags,
-		// A new session: init must not keep the runtime's controlling
-		// terminal, where it could inject input (TIOCSTI).
-		Setsid: true,
+	if plan.vforkable() {
+		err = plan.startVfork(cmd, o.CloneParent)
+	} else {
+		cmd.SysProcAttr = goSysProcAttr(plan, spec, o.CloneParent)
+		err = plan.start(cmd)
 	}
-	if plan.cloneflags&unix.CLONE_NEWUSER != 0 {
-		cmd.SysProcAttr.UidMappings = idMaps(spec.Linux.UIDMappings)
-		cmd.SysProcAttr.GidMappings = idMaps(spec.Linux.GIDMappings)
-		// Setgroups stays allowed when we are root on the host: the
-		// container's additionalGids need it. An unprivileged (rootless)
-		// runtime may write a gid_map only with setgroups denied.
-		privileged := os.Geteuid() == 0
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = privileged
-		// The child keeps the runtime's host uid, which the new
-		// namespace may not map: it must become the namespace's root
-		// (setuid(0) inside it, right after the maps are written) to
-		// hold capabilities there.
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !privileged}
-	}
-	if o.CloneParent {
-		cmd.SysProcAttr.Cloneflags |= unix.CLONE_PARENT
-	}
-	if err := plan.start(cmd); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	if o.Spawned != nil {
@@ -257,6 +240,35 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		return nil, err
 	}
 	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil
+}
+
+// goSysProcAttr is how Go's os/exec starts init in the plan's new
+// namespaces, when startVfork cannot (see nsPlan.vforkable).
+func goSysProcAttr(plan *nsPlan, spec *specs.Spec, cloneParent bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{
+		Cloneflags: plan.cloneflags,
+		// A new session: init must not keep the runtime's controlling
+		// terminal, where it could inject input (TIOCSTI).
+		Setsid: true,
+	}
+	if plan.cloneflags&unix.CLONE_NEWUSER != 0 {
+		a.UidMappings = idMaps(spec.Linux.UIDMappings)
+		a.GidMappings = idMaps(spec.Linux.GIDMappings)
+		// Setgroups stays allowed when we are root on the host: the
+		// container's additionalGids need it. An unprivileged (rootless)
+		// runtime may write a gid_map only with setgroups denied.
+		privileged := os.Geteuid() == 0
+		a.GidMappingsEnableSetgroups = privileged
+		// The child keeps the runtime's host uid, which the new
+		// namespace may not map: it must become the namespace's root
+		// (setuid(0) inside it, right after the maps are written) to
+		// hold capabilities there.
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !privileged}
+	}
+	if cloneParent {
+		a.Cloneflags |= unix.CLONE_PARENT
+	}
+	return a
 }
 
 // converse runs the parent's half of the sync protocol. mounted, if not

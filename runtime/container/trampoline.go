@@ -114,9 +114,10 @@ type trampoline struct {
 	oldmask  [2]uint32
 	msg      [3]int64 // {kind, step, value}: the report being written
 	retry    []bool
-	newUser  bool    // unshare a user namespace after the joins (step 3)
-	resume   int     // read end: the parent has written its id maps
-	resBuf   [8]byte // what resume delivers
+	newUser  bool         // unshare a user namespace after the joins (step 3)
+	resume   int          // read end: the parent has written its id maps
+	resBuf   [8]byte      // what resume delivers
+	nofile   *unix.Rlimit // init's RLIMIT_NOFILE, if not ours (childNofile)
 }
 
 type rawJoin struct {
@@ -145,6 +146,7 @@ const (
 	stepExec     = -11
 	stepNewUser  = -12
 	stepMaps     = -13
+	stepRlimit   = -14
 	// steps >= 0 are joins[step]
 )
 
@@ -155,6 +157,7 @@ var stepNames = map[int64]string{
 	stepOffsets: "write time namespace offsets", stepFork: "fork init", stepSetsid: "setsid",
 	stepDup: "dup3", stepExec: "execveat init",
 	stepNewUser: "unshare user namespace", stepMaps: "wait for the id maps",
+	stepRlimit: "setrlimit(RLIMIT_NOFILE)",
 }
 
 // needsTrampoline reports whether p joins a user or time namespace.
@@ -227,65 +230,16 @@ func (p *nsPlan) startTrampoline(cmd *exec.Cmd) (err error) {
 	if p.newTime {
 		t.newTime = true
 	}
-	// init's fds 0..n-1: stdio (/dev/null for nil, as os/exec does) and
-	// ExtraFiles, each duplicated above n so that the child's dup3 onto
-	// 0..n-1 never overwrites one it still needs.
-	files := make([]*os.File, 3)
-	if f, ok := cmd.Stdin.(*os.File); ok {
-		files[0] = f
-	}
-	if f, ok := cmd.Stdout.(*os.File); ok {
-		files[1] = f
-	}
-	if f, ok := cmd.Stderr.(*os.File); ok {
-		files[2] = f
-	}
-	files = append(files, cmd.ExtraFiles...)
-	n := len(files)
-	for i, f := range files {
-		if f == nil {
-			if f, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
-				return fmt.Errorf("init stdio: %w", err)
-			}
-			keep(f)
-		}
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, n)
-		if err != nil {
-			return fmt.Errorf("init fd %d: %w", i, err)
-		}
-		closers = append(closers, func() { unix.Close(fd) })
-		t.fds = append(t.fds, fd)
-	}
-	// What the second child uses after its dup3s must be above n too.
-	high := func(fd int, what string) (int, error) {
-		defer unix.Close(fd)
-		h, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, n)
-		if err != nil {
-			return -1, fmt.Errorf("%s: %w", what, err)
-		}
-		closers = append(closers, func() { unix.Close(h) })
-		return h, nil
-	}
-	exe, err := unix.Open(cmd.Path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	ea, err := prepareExec(cmd)
 	if err != nil {
-		return fmt.Errorf("runtime binary: %w", err)
-	}
-	if t.exeFD, err = high(exe, "runtime binary"); err != nil {
 		return err
 	}
-	argv, err := syscall.SlicePtrFromStrings(cmd.Args)
-	if err != nil {
-		return fmt.Errorf("init args: %w", err)
+	closers = append(closers, ea.close)
+	t.fds, t.exeFD, t.argv, t.envv, t.emptyStr = ea.fds, ea.exeFD, ea.argv, ea.envv, ea.emptyStr
+	n := len(ea.fds)
+	if lim, set, _ := childNofile(); set {
+		t.nofile = &lim
 	}
-	envv, err := syscall.SlicePtrFromStrings(cmd.Env)
-	if err != nil {
-		return fmt.Errorf("init env: %w", err)
-	}
-	empty := cstr("")
-	t.argv, t.envv, t.emptyStr = addr2(argv), addr2(envv), addr(empty)
-	defer runtime.KeepAlive(argv)
-	defer runtime.KeepAlive(envv)
-	defer runtime.KeepAlive(empty)
 	var pipe [2]int
 	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("trampoline pipe: %w", err)
@@ -590,6 +544,11 @@ func (t *trampoline) stage2() {
 	for i := 0; i < len(t.fds); i++ {
 		if _, _, e := syscall.RawSyscall6(unix.SYS_DUP3, uintptr(t.fds[i]), uintptr(i), 0, 0, 0, 0); e != 0 {
 			t.fail(stepDup, e)
+		}
+	}
+	if t.nofile != nil {
+		if _, _, e := syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE, uintptr(unsafe.Pointer(t.nofile)), 0, 0, 0); e != 0 {
+			t.fail(stepRlimit, e)
 		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&t.oldmask)), 0, 8, 0, 0)
