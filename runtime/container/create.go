@@ -122,22 +122,8 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 			undo.run()
 		}
 	}()
-	dir := r.dir(id)
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("create root %s: %w", r.Root, err)
-	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
-		}
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
-	undo.add(func() { os.RemoveAll(dir) })
-	if err := r.writeAtomic(id, specFile, raw); err != nil {
-		return nil, err
-	}
 	rec := newRecord(id, bundle, spec)
-	p, err := r.spawn(rec, o, &undo)
+	p, err := r.spawn(rec, raw, o, &undo)
 	if err != nil {
 		return nil, err
 	}
@@ -154,21 +140,51 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	return p, nil
 }
 
+// makeStateDir creates the container's state directory, which also claims
+// its id, and writes the bundle's config there as spec.json. On an error
+// nothing of it remains.
+func (r *Runtime) makeStateDir(id string, raw []byte) error {
+	dir := r.dir(id)
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return fmt.Errorf("create root %s: %w", r.Root, err)
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := r.writeAtomic(id, specFile, raw); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
 // spawn starts init and drives it through the sync protocol (see
 // initproc.Msg) until it waits on the exec fifo.
-func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Container, error) {
+//
+// Init is started first, and the state directory, exec fifo and cgroup
+// are made while it execs and starts up: init needs none of them before
+// it reads its config, which is sent after they exist. A duplicate id
+// therefore costs an init that is killed at once; nothing else changes.
+func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChain) (*Container, error) {
 	spec := rec.Spec
-	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
-	if err := makeFifo(fifo, spec); err != nil {
-		return nil, err
-	}
-	cg, err := r.cgroupManager(rec)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	// Destroy must come after the process is gone: the undo chain runs
-	// in reverse, and the kill is added below, after this.
-	undo.add(func() { cg.Destroy() })
+	// The undo chain runs in reverse: the cgroup and the state directory
+	// go after the process is gone (its kill is added once it exists),
+	// and they are added here, before it, for that reason.
+	stateDir := false
+	undo.add(func() {
+		if stateDir {
+			os.RemoveAll(r.dir(rec.ID))
+		}
+	})
+	var cg cgroups.Manager
+	undo.add(func() {
+		if cg != nil {
+			cg.Destroy()
+		}
+	})
 	parentSock, childSock, err := socketPair()
 	if err != nil {
 		return nil, err
@@ -229,6 +245,17 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
 	rec.Pid = cmd.Process.Pid
+	if err := r.makeStateDir(rec.ID, raw); err != nil {
+		return nil, err
+	}
+	stateDir = true
+	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
+	if err := makeFifo(fifo, spec); err != nil {
+		return nil, err
+	}
+	if cg, err = r.cgroupManager(rec); err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
 	if rec.StartTime, _, err = procStat(rec.Pid); err != nil {
 		return nil, fmt.Errorf("init pid %d: %w", rec.Pid, err)
 	}
