@@ -273,6 +273,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		PreserveFDs:  o.PreserveFDs,
 		NewCgroupNS:  plan.newCgroupNS,
 		InUserNS:     hasNS(spec, specs.UserNamespace),
+		TimerSlack:   r.TimerSlack,
 	}
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1
