@@ -47,12 +47,20 @@ func (c *Container) Start() error {
 }
 
 // Delete is Runtime.Delete for a container this process created, reusing
-// its cgroup manager. (A Container from Exec has none.)
+// its cgroup manager and record. (A Container from Exec has neither.)
+// What another process may have changed in the record on disk since (a
+// pause) is not read: the status comes from the live process, and the
+// rest (pid, cgroup, hooks) is fixed at create.
 func (c *Container) Delete(force bool) error {
 	if c.rt == nil {
 		return fmt.Errorf("delete %q: not a container made by Create: %w", c.ID, ErrInvalid)
 	}
-	return c.rt.delete(c.ID, force, c.cg)
+	// A state file that is gone (another delete) or broken takes the
+	// general path, which knows what to do with it.
+	if _, err := os.Lstat(filepath.Join(c.rt.dir(c.ID), stateFile)); c.rec == nil || err != nil {
+		return c.rt.delete(c.ID, force, c.cg)
+	}
+	return c.rt.deleteRecord(c.rec, force, c.cg)
 }
 
 // Wait waits for the container's init to exit and returns its exit code
