@@ -93,6 +93,10 @@ func (a *app) exec(args []string) error {
 	if *apparmor != "" {
 		p.ApparmorProfile = *apparmor
 	}
+	var relay chan<- *os.Process
+	if !*detach {
+		relay = forwardSignals()
+	}
 	c, err := a.rt.Exec(id, p, container.ExecOptions{
 		Stdio:         container.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
 		PidFile:       *pidFile,
@@ -105,9 +109,8 @@ func (a *app) exec(args []string) error {
 	if *detach {
 		return nil
 	}
-	stop := forwardSignals(c.Process)
+	relay <- c.Process
 	code, err := c.Wait()
-	stop()
 	if err != nil {
 		return err
 	}

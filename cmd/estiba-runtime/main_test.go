@@ -27,7 +27,7 @@ func TestErrorsGoToJSONLog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		os.Remove(log)
-		if code := realMain(tt.args); code == 0 {
+		if code := realMain(tt.args, 0); code == 0 {
 			t.Errorf("%v: exit 0", tt.args)
 			continue
 		}
@@ -44,10 +44,10 @@ func TestErrorsGoToJSONLog(t *testing.T) {
 
 func TestListEmptyAndSpec(t *testing.T) {
 	dir := t.TempDir()
-	if code := realMain([]string{"--root", dir, "list", "--format", "json"}); code != 0 {
+	if code := realMain([]string{"--root", dir, "list", "--format", "json"}, 0); code != 0 {
 		t.Fatalf("list exit %d", code)
 	}
-	if code := realMain([]string{"spec", "--bundle", dir}); code != 0 {
+	if code := realMain([]string{"spec", "--bundle", dir}, 0); code != 0 {
 		t.Fatalf("spec exit %d", code)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
@@ -58,7 +58,7 @@ func TestListEmptyAndSpec(t *testing.T) {
 	if err := json.Unmarshal(b, &s); err != nil || s.Root.Path != "rootfs" || s.Process.Args[0] != "sh" {
 		t.Fatalf("spec = %s, %v", b, err)
 	}
-	if code := realMain([]string{"spec", "--bundle", dir}); code == 0 {
+	if code := realMain([]string{"spec", "--bundle", dir}, 0); code == 0 {
 		t.Fatal("spec overwrote an existing config.json")
 	}
 }

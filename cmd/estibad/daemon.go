@@ -23,6 +23,7 @@ import (
 	"github.com/estiba/estiba/engine/ocirt"
 	"github.com/estiba/estiba/image/registry"
 	"github.com/estiba/estiba/image/service"
+	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/network"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/spf13/pflag"
@@ -130,7 +131,10 @@ func daemonMain(args []string) int {
 		}
 		o.LogMaxFiles = n
 	}
-	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel) }
+	// The monitor, and through it the containers, learn the slack we
+	// were started with (see internal/timerslack).
+	slack := timerslack.Widen()
+	o.StartMonitor = func() error { return startMonitor(self, *execRoot, *logLevel, slack) }
 	if err := os.MkdirAll(*dataRoot, 0o711); err != nil {
 		log.Error("daemon", "err", err)
 		return 1
@@ -206,7 +210,7 @@ func logger(level string) (*slog.Logger, error) {
 // startMonitor launches `estiba monitor` in its own session, detached from
 // the daemon: it must outlive a kill -9 of the daemon. Its output goes to
 // exec-root/monitor.log.
-func startMonitor(self, execRoot, logLevel string) error {
+func startMonitor(self, execRoot, logLevel string, timerSlack uint64) error {
 	if err := os.MkdirAll(execRoot, 0o711); err != nil {
 		return err
 	}
@@ -215,7 +219,7 @@ func startMonitor(self, execRoot, logLevel string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "monitor", "--exec-root", execRoot, "--log-level", logLevel)
+	cmd := exec.Command(self, "monitor", "--exec-root", execRoot, "--log-level", logLevel, "--timer-slack", strconv.FormatUint(timerSlack, 10))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -230,7 +234,10 @@ func startMonitor(self, execRoot, logLevel string) error {
 // monitor-spawner).
 type helperFlags struct {
 	execRoot, logLevel string
-	log                *slog.Logger
+	// timerSlack is the daemon's caller's timer slack, which containers
+	// get; the helpers run with a wider one (internal/timerslack).
+	timerSlack uint64
+	log        *slog.Logger
 }
 
 func parseHelperFlags(name string, args []string) (helperFlags, bool) {
@@ -238,8 +245,12 @@ func parseHelperFlags(name string, args []string) (helperFlags, bool) {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.StringVar(&h.execRoot, "exec-root", "/run/estiba", "root of runtime state")
 	fs.StringVar(&h.logLevel, "log-level", "info", "log level")
+	fs.Uint64Var(&h.timerSlack, "timer-slack", 0, "timer slack (ns) of container processes (default: ours)")
 	if err := fs.Parse(args); err != nil {
 		return h, false
+	}
+	if prev := timerslack.Widen(); h.timerSlack == 0 {
+		h.timerSlack = prev
 	}
 	var err error
 	if h.log, err = logger(h.logLevel); err != nil {
@@ -270,8 +281,9 @@ func monitorMain(args []string) int {
 	// Inits are forked by a small helper (see ocirt.Spawner), as our
 	// children: a fork of this process would cost more with every
 	// container it supervises.
-	rt := &ocirt.Spawner{Runtime: monitorRuntime(h.execRoot, log), Command: func() *exec.Cmd {
-		cmd := exec.Command("/proc/self/exe", "monitor-spawner", "--exec-root", h.execRoot, "--log-level", h.logLevel)
+	rt := &ocirt.Spawner{Runtime: monitorRuntime(h, log), Command: func() *exec.Cmd {
+		cmd := exec.Command("/proc/self/exe", "monitor-spawner", "--exec-root", h.execRoot, "--log-level", h.logLevel,
+			"--timer-slack", strconv.FormatUint(h.timerSlack, 10))
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd
 	}}
@@ -286,15 +298,16 @@ func monitorMain(args []string) int {
 	return 0
 }
 
-func monitorRuntime(execRoot string, log *slog.Logger) *ocirt.Runtime {
+func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 	return &ocirt.Runtime{
 		RT: &container.Runtime{
-			Root: filepath.Join(execRoot, "runtime"), Warn: func(m string) { log.Warn(m) },
+			Root: filepath.Join(h.execRoot, "runtime"), Warn: func(m string) { log.Warn(m) },
 			// Container inits run from estiba-init when it is installed
 			// beside us: ~half the start-up cost of this binary.
 			Exe: container.InitBeside(), Version: version,
+			TimerSlack: h.timerSlack,
 		},
-		ConsoleDir: filepath.Join(execRoot, "console"),
+		ConsoleDir: filepath.Join(h.execRoot, "console"),
 	}
 }
 
@@ -313,7 +326,7 @@ func spawnerMain(args []string) int {
 	// Signals meant for the monitor's session are not ours: we end when
 	// the monitor does (EOF on fd 3).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGTERM, syscall.SIGINT)
-	if err := ocirt.ServeSpawner(os.NewFile(3, "spawner"), monitorRuntime(h.execRoot, log)); err != nil {
+	if err := ocirt.ServeSpawner(os.NewFile(3, "spawner"), monitorRuntime(h, log)); err != nil {
 		log.Error("monitor-spawner", "err", err)
 		return 1
 	}

@@ -44,6 +44,10 @@ type Runtime struct {
 	Rootless bool
 	// Warn receives non-fatal problems (poststart/poststop hook failures).
 	Warn func(msg string)
+	// TimerSlack, if not 0, is the timer slack (ns) of container
+	// processes, when this process runs with a wider one
+	// (internal/timerslack): the slack of whoever started the runtime.
+	TimerSlack uint64
 }
 
 // Stdio are the container process's standard streams; nil means /dev/null.

@@ -47,12 +47,20 @@ func (c *Container) Start() error {
 }
 
 // Delete is Runtime.Delete for a container this process created, reusing
-// its cgroup manager. (A Container from Exec has none.)
+// its cgroup manager and record. (A Container from Exec has neither.)
+// What another process may have changed in the record on disk since (a
+// pause) is not read: the status comes from the live process, and the
+// rest (pid, cgroup, hooks) is fixed at create.
 func (c *Container) Delete(force bool) error {
 	if c.rt == nil {
 		return fmt.Errorf("delete %q: not a container made by Create: %w", c.ID, ErrInvalid)
 	}
-	return c.rt.delete(c.ID, force, c.cg)
+	// A state file that is gone (another delete) or broken takes the
+	// general path, which knows what to do with it.
+	if _, err := os.Lstat(filepath.Join(c.rt.dir(c.ID), stateFile)); c.rec == nil || err != nil {
+		return c.rt.delete(c.ID, force, c.cg)
+	}
+	return c.rt.deleteRecord(c.rec, force, c.cg)
 }
 
 // Wait waits for the container's init to exit and returns its exit code
@@ -122,22 +130,8 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 			undo.run()
 		}
 	}()
-	dir := r.dir(id)
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return nil, fmt.Errorf("create root %s: %w", r.Root, err)
-	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
-		}
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
-	undo.add(func() { os.RemoveAll(dir) })
-	if err := r.writeAtomic(id, specFile, raw); err != nil {
-		return nil, err
-	}
 	rec := newRecord(id, bundle, spec)
-	p, err := r.spawn(rec, o, &undo)
+	p, err := r.spawn(rec, raw, o, &undo)
 	if err != nil {
 		return nil, err
 	}
@@ -154,21 +148,51 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	return p, nil
 }
 
+// makeStateDir creates the container's state directory, which also claims
+// its id, and writes the bundle's config there as spec.json. On an error
+// nothing of it remains.
+func (r *Runtime) makeStateDir(id string, raw []byte) error {
+	dir := r.dir(id)
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return fmt.Errorf("create root %s: %w", r.Root, err)
+	}
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := r.writeAtomic(id, specFile, raw); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
 // spawn starts init and drives it through the sync protocol (see
 // initproc.Msg) until it waits on the exec fifo.
-func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Container, error) {
+//
+// Init is started first, and the state directory, exec fifo and cgroup
+// are made while it execs and starts up: init needs none of them before
+// it reads its config, which is sent after they exist. A duplicate id
+// therefore costs an init that is killed at once; nothing else changes.
+func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChain) (*Container, error) {
 	spec := rec.Spec
-	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
-	if err := makeFifo(fifo, spec); err != nil {
-		return nil, err
-	}
-	cg, err := r.cgroupManager(rec)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
-	// Destroy must come after the process is gone: the undo chain runs
-	// in reverse, and the kill is added below, after this.
-	undo.add(func() { cg.Destroy() })
+	// The undo chain runs in reverse: the cgroup and the state directory
+	// go after the process is gone (its kill is added once it exists),
+	// and they are added here, before it, for that reason.
+	stateDir := false
+	undo.add(func() {
+		if stateDir {
+			os.RemoveAll(r.dir(rec.ID))
+		}
+	})
+	var cg cgroups.Manager
+	undo.add(func() {
+		if cg != nil {
+			cg.Destroy()
+		}
+	})
 	parentSock, childSock, err := socketPair()
 	if err != nil {
 		return nil, err
@@ -212,6 +236,17 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
 	rec.Pid = cmd.Process.Pid
+	if err := r.makeStateDir(rec.ID, raw); err != nil {
+		return nil, err
+	}
+	stateDir = true
+	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
+	if err := makeFifo(fifo, spec); err != nil {
+		return nil, err
+	}
+	if cg, err = r.cgroupManager(rec); err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
 	if rec.StartTime, _, err = procStat(rec.Pid); err != nil {
 		return nil, fmt.Errorf("init pid %d: %w", rec.Pid, err)
 	}
@@ -229,6 +264,7 @@ func (r *Runtime) spawn(rec *Record, o CreateOptions, undo *undoChain) (*Contain
 		PreserveFDs:  o.PreserveFDs,
 		NewCgroupNS:  plan.newCgroupNS,
 		InUserNS:     hasNS(spec, specs.UserNamespace),
+		TimerSlack:   r.TimerSlack,
 	}
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1

@@ -126,6 +126,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 		State:       *r.specState(rec),
 		PreserveFDs: o.PreserveFDs,
 		MountNSFD:   mntFD,
+		TimerSlack:  r.TimerSlack,
 	}
 	if console != nil {
 		cfg.ConsoleFD = 3 + o.PreserveFDs + 1

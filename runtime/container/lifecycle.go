@@ -176,6 +176,13 @@ func (r *Runtime) delete(id string, force bool, cg cgroups.Manager) error {
 		}
 		return err
 	}
+	return r.deleteRecord(rec, force, cg)
+}
+
+// deleteRecord is delete of a loaded record.
+func (r *Runtime) deleteRecord(rec *Record, force bool, cg cgroups.Manager) error {
+	id := rec.ID
+	var err error
 	st := r.status(rec)
 	if st != string(specs.StateStopped) && !force {
 		return fmt.Errorf("container %q is %s: stop it or use --force: %w", id, st, ErrState)

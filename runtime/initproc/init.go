@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
@@ -262,6 +263,12 @@ func waitStart(fifo *os.File) error {
 // finishExec is the tail shared by create and exec: seccomp, closing every
 // fd the container must not inherit, execve.
 func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn, path string) error {
+	// execve keeps the calling thread's timer slack: set it on the thread
+	// that execs, before the filter, which may not allow prctl.
+	runtime.LockOSThread()
+	if err := timerslack.Restore(cfg.TimerSlack); err != nil {
+		return fmt.Errorf("timer slack: %w", err)
+	}
 	// The filter goes last so that it filters the container's process,
 	// not the runtime's setup; execve is all that follows.
 	if prog != nil && p.NoNewPrivileges {

@@ -70,6 +70,10 @@ type Config struct {
 	MountNSFD int
 	// InUserNS: the container has its own user namespace.
 	InUserNS bool
+	// TimerSlack, if not 0, is the timer slack (ns) the container's
+	// process gets: the runtime's caller's, not the wider one estiba's own
+	// processes run with (see internal/timerslack).
+	TimerSlack uint64
 }
 
 // Message types over the sync socket. The exchange is strictly alternating:
@@ -110,6 +114,7 @@ const (
 	tagPreserveFDs
 	tagConsoleFD
 	tagMountNSFD
+	tagTimerSlack
 )
 
 // Bits of tagFlags.
@@ -191,6 +196,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	b = num(tagPreserveFDs, uint64(c.PreserveFDs))
 	b = num(tagConsoleFD, uint64(c.ConsoleFD))
 	b = num(tagMountNSFD, uint64(c.MountNSFD))
+	if c.TimerSlack != 0 {
+		b = num(tagTimerSlack, c.TimerSlack)
+	}
 	return b, nil
 }
 
@@ -239,6 +247,10 @@ func (c *Config) Unmarshal(b []byte) error {
 			c.ConsoleFD, err = num()
 		case tagMountNSFD:
 			c.MountNSFD, err = num()
+		case tagTimerSlack:
+			var ns int
+			ns, err = num()
+			c.TimerSlack = uint64(ns)
 		default:
 			return fmt.Errorf("config: unknown field %d", tag)
 		}

@@ -1,9 +1,13 @@
 package security
 
 import (
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // narrowCaps is the default capability set a runc-compatible runtime may
@@ -78,5 +82,41 @@ func TestDefaultContainer(t *testing.T) {
 		case strings.HasPrefix(l, "WRITABLE"), strings.HasSuffix(l, "NOT-RO"):
 			t.Errorf("default container: %s", l)
 		}
+	}
+}
+
+// TestTimerSlackIsTheCallers: estiba's processes run with a wide timer
+// slack (internal/timerslack); the container's process, run or exec'd,
+// has its caller's instead.
+func TestTimerSlackIsTheCallers(t *testing.T) {
+	// The runtime inherits the slack of the thread that starts it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const mine = 123457
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, mine, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0)
+	e := newEnv(t, "cat", "/proc/self/timerslack_ns")
+	r, err := e.runContainer()
+	if err != nil {
+		t.Fatalf("run: %s", r)
+	}
+	if got := strings.TrimSpace(r.stdout); got != strconv.Itoa(mine) {
+		t.Errorf("container's timer slack %s, want the caller's %d", got, mine)
+	}
+	e = newEnv(t, "sleep", "60")
+	e.create()
+	defer e.delete()
+	r, err = e.exec("cat", "/proc/self/timerslack_ns")
+	if err != nil {
+		t.Fatalf("exec: %s", r)
+	}
+	if got := strings.TrimSpace(r.stdout); got != strconv.Itoa(mine) {
+		t.Errorf("exec'd process's timer slack %s, want the caller's %d", got, mine)
 	}
 }
