@@ -419,7 +419,9 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		fmt.Fprintln(c.Stdout, id)
 		return nil
 	}
-	return runAttached(ctx, c, cl, id, attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}, f.rm)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	return runAttached(ctx, cancel, c, cl, id, attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}, f.rm)
 }
 
 func exitWith(c *CLI, err error, code int) error {
@@ -437,32 +439,38 @@ type attachOpts struct {
 }
 
 // runAttached is docker run without -d: attach, wait, start, stream, and
-// exit with the container's status.
-func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
+// exit with the container's status. SIGINT and SIGTERM cancel ctx (cancel,
+// if not nil: start -a's ctx is cancelled by them already).
+func runAttached(ctx context.Context, cancel context.CancelFunc, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
 	// Signals are caught before anything is attached: none is lost.
-	sig := handleSignals(cl, id, o)
+	sig := handleSignals(cl, id, o, cancel)
 	defer sig.stop()
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
 	}
 	// The attachment and the wait request are independent round trips:
-	// made side by side, both before the start. The wait's headers arrive
-	// before the start, so no exit is missed (the body comes at exit).
-	attached := make(chan attachment, 1)
-	go func() {
-		conn, br, err := attach(ctx, cl, id, o)
-		attached <- attachment{conn, br, err}
-	}()
-	waitResp, werr := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
-	a := <-attached
+	// both sent before either answer is read, both answered before the
+	// start. The wait's headers arrive before the start, so no exit is
+	// missed (the body comes at exit).
+	as, aerr := cl.send(ctx, attachRequest(id, o))
+	ws, werr := cl.send(context.Background(), streamRequest(ctx, "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, ""))
+	var conn net.Conn
+	var br *bufio.Reader
+	if aerr == nil {
+		conn, br, aerr = hijacked(as.recv())
+	}
+	var waitResp *response
+	if werr == nil {
+		_, _, waitResp, werr = ws.recv()
+		waitResp, werr = checked(waitResp, werr)
+	}
 	if werr == nil {
 		defer waitResp.Body.Close()
 	}
-	if a.err != nil {
-		return exitWith(c, a.err, 125)
+	if aerr != nil {
+		return exitWith(c, aerr, 125)
 	}
-	conn, br := a.conn, a.br
 	defer conn.Close()
 	sig.attached(conn)
 	if werr != nil {
@@ -484,13 +492,6 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	return exitIf(int(r.StatusCode))
 }
 
-// attachment is a hijacked attach connection, or why there is none.
-type attachment struct {
-	conn net.Conn
-	br   *bufio.Reader
-	err  error
-}
-
 // signals is the CLI's handling of its own signals while attached.
 type signals struct {
 	ch   chan os.Signal
@@ -501,8 +502,8 @@ type signals struct {
 
 // handleSignals forwards signals to the container (sig-proxy) or, without
 // the proxy, ends the attachment on SIGINT/SIGTERM (the container runs on),
-// as docker does.
-func handleSignals(cl *Client, id string, o attachOpts) *signals {
+// as docker does. SIGINT and SIGTERM also call cancel (if not nil).
+func handleSignals(cl *Client, id string, o attachOpts, cancel context.CancelFunc) *signals {
 	s := &signals{ch: make(chan os.Signal, 8)}
 	proxy := o.sigProxy && !o.tty
 	if proxy {
@@ -513,6 +514,9 @@ func handleSignals(cl *Client, id string, o attachOpts) *signals {
 	go func() {
 		for sg := range s.ch {
 			n := int(sg.(unix.Signal))
+			if cancel != nil && (sg == unix.SIGINT || sg == unix.SIGTERM) {
+				cancel()
+			}
 			if proxy {
 				// Not the command's context: SIGINT and SIGTERM cancel it.
 				cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
@@ -558,6 +562,10 @@ func exitIf(code int) error {
 }
 
 func attach(ctx context.Context, cl *Client, id string, o attachOpts) (net.Conn, *bufio.Reader, error) {
+	return hijacked(cl.roundTrip(ctx, attachRequest(id, o)))
+}
+
+func attachRequest(id string, o attachOpts) *request {
 	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
 	if o.stdin {
 		q.Set("stdin", "1")
@@ -565,7 +573,7 @@ func attach(ctx context.Context, cl *Client, id string, o attachOpts) (net.Conn,
 	if o.detachKeys != "" {
 		q.Set("detachKeys", o.detachKeys)
 	}
-	return cl.hijack(ctx, "/containers/"+id+"/attach", q, nil)
+	return hijackRequest("/containers/"+id+"/attach", q, nil)
 }
 
 func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bool, detachKeys string) error {
@@ -573,7 +581,7 @@ func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bo
 	if err := cl.call(ctx, "GET", "/containers/"+ref+"/json", nil, nil, &j); err != nil {
 		return err
 	}
-	return runAttached(ctx, c, cl, j.ID, attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}, false)
+	return runAttached(ctx, nil, c, cl, j.ID, attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}, false)
 }
 
 // stream proxies the terminal or pipes to a hijacked connection: raw mode
@@ -675,7 +683,7 @@ func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return fmt.Errorf("You cannot attach to a paused container, unpause it first")
 	}
 	o := attachOpts{stdin: j.Config.OpenStdin && !*noStdin, tty: j.Config.Tty, detachKeys: *keys, sigProxy: *sigProxy}
-	sig := handleSignals(cl, j.ID, o)
+	sig := handleSignals(cl, j.ID, o, nil)
 	defer sig.stop()
 	conn, br, err := attach(ctx, cl, j.ID, o)
 	if err != nil {
