@@ -352,17 +352,24 @@ func create(ctx context.Context, c *CLI, cl *Client, req *types.ContainerCreateR
 	if name != "" {
 		q.Set("name", name)
 	}
-	var resp types.ContainerCreateResponse
-	err := cl.call(ctx, "POST", "/containers/create", q, req, &resp)
+	body, err := createBody(req)
+	if err != nil {
+		return "", err
+	}
+	b, err := cl.callRaw(ctx, "POST", "/containers/create", q, body)
 	if isNotFound(err) && strings.Contains(err.Error(), "image") {
 		fmt.Fprintf(c.Stderr, "Unable to find image '%s' locally\n", req.Image)
 		if perr := pull(ctx, c, cl, req.Image); perr != nil {
 			return "", perr
 		}
-		err = cl.call(ctx, "POST", "/containers/create", q, req, &resp)
+		b, err = cl.callRaw(ctx, "POST", "/containers/create", q, body)
 	}
 	if err != nil {
 		return "", err
+	}
+	var resp types.ContainerCreateResponse
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return "", fmt.Errorf("create: %w", err)
 	}
 	for _, w := range resp.Warnings {
 		fmt.Fprintln(c.Stderr, "WARNING:", w)
