@@ -4,14 +4,6 @@
 // monitor and the container inits are the estibad binary installed beside
 // this one; `estiba daemon ...` execs it (as `docker` and `dockerd`, but
 // with the old command line kept working).
-//
-// The runtime's GOMAXPROCS tracking is off: reading the cgroup's CPU
-// limit at start and a goroutine watching for changes (which wakes a
-// thread of its own) are worth nothing to a process that lives for
-// milliseconds.
-//
-//go:debug containermaxprocs=0
-//go:debug updatemaxprocs=0
 package main
 
 import (
