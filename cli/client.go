@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -82,9 +81,15 @@ func isNotFound(err error) bool {
 // it closes the connection).
 type response struct {
 	StatusCode int
-	Header     textproto.MIMEHeader
+	Header     header
 	Body       io.ReadCloser
 }
+
+// header holds an answer's header fields, by lower-case name (the first
+// of a repeated field).
+type header map[string]string
+
+func (h header) Get(name string) string { return h[strings.ToLower(name)] }
 
 // request is one API call on the wire.
 type request struct {
@@ -107,20 +112,32 @@ func (r *request) uri() string {
 // write sends the request line, the headers and the body: with a
 // Content-Length when the body's size is known, chunked otherwise (a
 // tarball streamed from stdin).
-func (r *request) write(w *bufio.Writer) error {
-	fmt.Fprintf(w, "%s %s HTTP/1.1\r\nHost: estiba\r\nUser-Agent: estiba-cli\r\n", r.method, r.uri())
+func (r *request) write(conn io.Writer) error {
+	h := make([]byte, 0, 512)
+	h = append(append(append(append(h, r.method...), ' '), r.uri()...), " HTTP/1.1\r\nHost: estiba\r\nUser-Agent: estiba-cli\r\n"...)
 	for k, v := range r.header {
-		fmt.Fprintf(w, "%s: %s\r\n", k, v)
+		h = append(append(append(append(h, k...), ": "...), v...), "\r\n"...)
 	}
 	size, known := bodySize(r.body)
 	switch {
 	case r.body == nil:
 		if r.method == "POST" || r.method == "PUT" {
-			w.WriteString("Content-Length: 0\r\n")
+			h = append(h, "Content-Length: 0\r\n"...)
 		}
-		w.WriteString("\r\n")
-		return w.Flush()
-	case known:
+		_, err := conn.Write(append(h, "\r\n"...))
+		return err
+	case known && size <= 64<<10:
+		// One write: the head and a small body (a create) go together.
+		h = append(strconv.AppendInt(append(h, "Content-Length: "...), size, 10), "\r\n\r\n"...)
+		if _, err := io.Copy(bytesWriter{&h}, r.body); err != nil {
+			return err
+		}
+		_, err := conn.Write(h)
+		return err
+	}
+	w := bufio.NewWriter(conn)
+	w.Write(h)
+	if known {
 		fmt.Fprintf(w, "Content-Length: %d\r\n\r\n", size)
 		if _, err := io.Copy(w, r.body); err != nil {
 			return err
@@ -134,6 +151,11 @@ func (r *request) write(w *bufio.Writer) error {
 	w.WriteString("0\r\n\r\n")
 	return w.Flush()
 }
+
+// bytesWriter appends to a byte slice.
+type bytesWriter struct{ b *[]byte }
+
+func (w bytesWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
 func bodySize(b io.Reader) (int64, bool) {
 	switch b := b.(type) {
@@ -196,9 +218,9 @@ func (c *Client) send(ctx context.Context, req *request) (*sent, error) {
 	if _, known := bodySize(req.body); known || req.body == nil {
 		// A small request fits the socket's buffer: no goroutine (whose
 		// stack costs page faults at every start) to write it.
-		s.wrote <- req.write(bufio.NewWriter(conn))
+		s.wrote <- req.write(conn)
 	} else {
-		go func() { s.wrote <- req.write(bufio.NewWriter(conn)) }()
+		go func() { s.wrote <- req.write(conn) }()
 	}
 	return s, nil
 }
@@ -302,7 +324,7 @@ func isClosed(err error) bool {
 func (pc *persistConn) exchange(ctx context.Context, req *request) (resp *response, b []byte, keep, wrote bool, err error) {
 	stop := context.AfterFunc(ctx, func() { pc.conn.Close() })
 	defer stop()
-	if err := req.write(bufio.NewWriter(pc.conn)); err != nil {
+	if err := req.write(pc.conn); err != nil {
 		return nil, nil, false, false, err
 	}
 	if resp, err = readHead(pc.br); err != nil {
@@ -320,10 +342,11 @@ func (pc *persistConn) exchange(ctx context.Context, req *request) (resp *respon
 	return resp, b, keep && stop(), true, nil
 }
 
-// readHead reads the status line and the headers.
+// readHead reads the status line and the headers. It is written out
+// rather than net/textproto's: the three fields the client reads do not
+// need textproto's table of common header names, built at its first use.
 func readHead(br *bufio.Reader) (*response, error) {
-	tp := textproto.NewReader(br)
-	line, err := tp.ReadLine()
+	line, err := readLine(br)
 	if err != nil {
 		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
 	}
@@ -333,11 +356,50 @@ func readHead(br *bufio.Reader) (*response, error) {
 	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || err != nil {
 		return nil, fmt.Errorf("malformed answer from the daemon: %q", line)
 	}
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
+	h := header{}
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading the daemon's answer: %w", unexpected(err))
+		}
+		if line == "" {
+			return &response{StatusCode: status, Header: h}, nil
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("malformed header line from the daemon: %q", line)
+		}
+		k = strings.ToLower(k)
+		if _, dup := h[k]; !dup {
+			h[k] = strings.TrimSpace(v)
+		}
 	}
-	return &response{StatusCode: status, Header: h}, nil
+}
+
+// readLine reads one line without its CRLF (or LF), at most 64 KiB.
+func readLine(br *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		line = append(line, frag...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF && len(line) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		if len(line) > 64<<10 {
+			return "", errors.New("header line too long")
+		}
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return string(line), nil
 }
 
 // bodyReader frames the body as HTTP/1.1 does: none, chunked, a length,

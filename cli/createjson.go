@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -304,4 +305,107 @@ func appendString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// parseCreateResponse reads a create's answer as the daemon writes it,
+// {"Id":"…","Warnings":[…]}, without encoding/json (see createBody);
+// anything else (escapes, other members) is left to encoding/json.
+func parseCreateResponse(b []byte) (types.ContainerCreateResponse, error) {
+	var r types.ContainerCreateResponse
+	p := jsonScan{b: b}
+	ok := p.skip('{')
+	for ok && !p.skip('}') {
+		if len(r.ID) > 0 || r.Warnings != nil {
+			ok = p.skip(',')
+		}
+		var k string
+		if k, ok = p.str(); !ok || !p.skip(':') {
+			ok = false
+			break
+		}
+		switch k {
+		case "Id":
+			r.ID, ok = p.str()
+		case "Warnings":
+			r.Warnings, ok = p.strs()
+		default:
+			ok = false
+		}
+	}
+	if !ok || p.rest() {
+		r = types.ContainerCreateResponse{}
+		err := json.Unmarshal(b, &r)
+		return r, err
+	}
+	return r, nil
+}
+
+// jsonScan reads the little JSON parseCreateResponse takes.
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+func (p *jsonScan) space() {
+	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+		p.i++
+	}
+}
+
+// skip consumes c if it comes next.
+func (p *jsonScan) skip(c byte) bool {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes or control characters.
+func (p *jsonScan) str() (string, bool) {
+	if !p.skip('"') {
+		return "", false
+	}
+	for j := p.i; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			s := string(p.b[p.i:j])
+			p.i = j + 1
+			return s, utf8.ValidString(s)
+		case c == '\\' || c < 0x20:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+// strs reads an array of strings; null is nil.
+func (p *jsonScan) strs() ([]string, bool) {
+	p.space()
+	if bytes.HasPrefix(p.b[p.i:], []byte("null")) {
+		p.i += 4
+		return nil, true
+	}
+	if !p.skip('[') {
+		return nil, false
+	}
+	out := []string{}
+	for !p.skip(']') {
+		if len(out) > 0 && !p.skip(',') {
+			return nil, false
+		}
+		s, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+// rest reports whether anything but spaces follows.
+func (p *jsonScan) rest() bool {
+	p.space()
+	return p.i < len(p.b)
 }

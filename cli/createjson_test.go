@@ -107,3 +107,26 @@ func TestCreateBodyMatchesJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestParseCreateResponse(t *testing.T) {
+	for _, in := range []string{
+		`{"Id":"abc","Warnings":[]}` + "\n",
+		`{"Id":"abc","Warnings":null}`,
+		` { "Warnings" : [ "w1" , "w\"2" ] , "Id" : "abc" } `,
+		`{"Id":"abc","Warnings":["w1","w2"],"Extra":1}`,
+		`{"Id":"a\u00e9","Warnings":["\ud83d\ude00"]}`,
+		`{"Id":"abc"}`,
+		`{}`,
+		`{"Id":"abc",}`,
+		`{"Id":"abc"} x`,
+		`["abc"]`,
+		`{"Id":"ab` + "\xff" + `"}`,
+	} {
+		got, gerr := parseCreateResponse([]byte(in))
+		var want types.ContainerCreateResponse
+		werr := json.Unmarshal([]byte(in), &want)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %+v, %v; encoding/json %+v, %v", in, got, gerr, want, werr)
+		}
+	}
+}

@@ -367,8 +367,8 @@ func create(ctx context.Context, c *CLI, cl *Client, req *types.ContainerCreateR
 	if err != nil {
 		return "", err
 	}
-	var resp types.ContainerCreateResponse
-	if err := json.Unmarshal(b, &resp); err != nil {
+	resp, err := parseCreateResponse(b)
+	if err != nil {
 		return "", fmt.Errorf("create: %w", err)
 	}
 	for _, w := range resp.Warnings {
