@@ -409,3 +409,36 @@ func (p *jsonScan) rest() bool {
 	p.space()
 	return p.i < len(p.b)
 }
+
+// parseWaitResponse reads a wait's answer as the daemon writes it,
+// {"StatusCode":N} (see parseCreateResponse); anything else is left to
+// encoding/json.
+func parseWaitResponse(b []byte) (types.WaitResponse, error) {
+	var r types.WaitResponse
+	p := jsonScan{b: b}
+	if p.skip('{') {
+		if k, ok := p.str(); ok && k == "StatusCode" && p.skip(':') {
+			if n, ok := p.int(); ok && p.skip('}') && !p.rest() {
+				r.StatusCode = n
+				return r, nil
+			}
+		}
+	}
+	err := json.Unmarshal(b, &r)
+	return r, err
+}
+
+// int reads an integer.
+func (p *jsonScan) int() (int64, bool) {
+	p.space()
+	j := p.i
+	if j < len(p.b) && p.b[j] == '-' {
+		j++
+	}
+	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
+		j++
+	}
+	n, err := strconv.ParseInt(string(p.b[p.i:j]), 10, 64)
+	p.i = j
+	return n, err == nil
+}

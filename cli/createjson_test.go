@@ -130,3 +130,25 @@ func TestParseCreateResponse(t *testing.T) {
 		}
 	}
 }
+
+func TestParseWaitResponse(t *testing.T) {
+	for _, in := range []string{
+		`{"StatusCode":0}` + "\n",
+		`{"StatusCode":137}`,
+		`{ "StatusCode" : -1 }`,
+		`{"StatusCode":3,"Error":{"Message":"boom"}}`,
+		`{"StatusCode":1.5}`,
+		`{"StatusCode":"1"}`,
+		`{"StatusCode":99999999999999999999}`,
+		`{"StatusCode":1}x`,
+		``,
+		`{}`,
+	} {
+		got, gerr := parseWaitResponse([]byte(in))
+		var want types.WaitResponse
+		werr := json.Unmarshal([]byte(in), &want)
+		if (gerr == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %+v, %v; encoding/json %+v, %v", in, got, gerr, want, werr)
+		}
+	}
+}

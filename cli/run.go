@@ -492,9 +492,10 @@ func runAttached(ctx context.Context, cancel context.CancelFunc, c *CLI, cl *Cli
 	if code := sig.interrupted(); code != 0 {
 		return exitCode(code)
 	}
-	var r types.WaitResponse
-	if err := jsonDecode(waitResp.Body, &r); err != nil {
-		return exitWith(c, fmt.Errorf("wait: %w", err), 125)
+	b, err := io.ReadAll(waitResp.Body)
+	r, perr := parseWaitResponse(b)
+	if err != nil || perr != nil {
+		return exitWith(c, fmt.Errorf("wait: %w", errors.Join(err, perr)), 125)
 	}
 	return exitIf(int(r.StatusCode))
 }
