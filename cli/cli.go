@@ -143,7 +143,7 @@ func (c *CLI) Run(args []string) int {
 // thread of its own (the runtime's signal mask keeper) and a handoff to
 // it per signal, on every start. create and a detached run are two short
 // round trips, which a signal simply ends; an attached run handles the
-// signals itself (handleSignals), from the attachment on.
+// signals itself (handleSignals), from its create on.
 func ownSignals(name string) bool { return name == "run" || name == "create" }
 
 var aliases = map[string]map[string]string{

@@ -415,7 +415,22 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if _, err := detachkeys.Parse(f.detachKeys); err != nil {
 		return usageErr("%v", err)
 	}
+	o := attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var caught chan *signals
+	if !f.detach {
+		// os/signal's setup (a thread of its own, a handoff to it per
+		// signal) goes on beside the create's round trip, not after it.
+		caught = make(chan *signals, 1)
+		go func() { caught <- handleSignals(cl, o, cancel) }()
+	}
 	id, err := create(ctx, c, cl, req, f.name)
+	var sig *signals
+	if caught != nil {
+		sig = <-caught
+		defer sig.stop()
+	}
 	if err != nil {
 		return exitWith(c, err, 125)
 	}
@@ -426,9 +441,8 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		io.WriteString(c.Stdout, id+"\n") // not fmt: its first use costs page faults
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	return runAttached(ctx, cancel, c, cl, id, attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}, f.rm)
+	sig.container(id)
+	return runAttached(ctx, c, cl, id, o, f.rm, sig)
 }
 
 func exitWith(c *CLI, err error, code int) error {
@@ -446,12 +460,9 @@ type attachOpts struct {
 }
 
 // runAttached is docker run without -d: attach, wait, start, stream, and
-// exit with the container's status. SIGINT and SIGTERM cancel ctx (cancel,
-// if not nil: start -a's ctx is cancelled by them already).
-func runAttached(ctx context.Context, cancel context.CancelFunc, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
-	// Signals are caught before anything is attached: none is lost.
-	sig := handleSignals(cl, id, o, cancel)
-	defer sig.stop()
+// exit with the container's status. sig handles the signals (see
+// handleSignals) from before the attachment on: none is lost.
+func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool, sig *signals) error {
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
@@ -504,14 +515,16 @@ func runAttached(ctx context.Context, cancel context.CancelFunc, c *CLI, cl *Cli
 type signals struct {
 	ch   chan os.Signal
 	mu   sync.Mutex
+	id   string   // the container, once known
 	conn net.Conn // the attachment, once made
 	code int      // 128+signal once one ended the attachment
 }
 
-// handleSignals forwards signals to the container (sig-proxy) or, without
-// the proxy, ends the attachment on SIGINT/SIGTERM (the container runs on),
-// as docker does. SIGINT and SIGTERM also call cancel (if not nil).
-func handleSignals(cl *Client, id string, o attachOpts, cancel context.CancelFunc) *signals {
+// handleSignals forwards signals to the container (sig-proxy) once it is
+// known (container) or, without the proxy, ends the attachment on
+// SIGINT/SIGTERM (the container runs on), as docker does. SIGINT and
+// SIGTERM also call cancel (if not nil).
+func handleSignals(cl *Client, o attachOpts, cancel context.CancelFunc) *signals {
 	s := &signals{ch: make(chan os.Signal, 8)}
 	proxy := o.sigProxy && !o.tty
 	if proxy {
@@ -526,8 +539,13 @@ func handleSignals(cl *Client, id string, o attachOpts, cancel context.CancelFun
 				cancel()
 			}
 			if proxy {
-				// Not the command's context: SIGINT and SIGTERM cancel it.
-				cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
+				s.mu.Lock()
+				id := s.id
+				s.mu.Unlock()
+				if id != "" {
+					// Not the command's context: SIGINT and SIGTERM cancel it.
+					cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
+				}
 				continue
 			}
 			s.mu.Lock()
@@ -539,6 +557,13 @@ func handleSignals(cl *Client, id string, o attachOpts, cancel context.CancelFun
 		}
 	}()
 	return s
+}
+
+// container names the container signals go to (with the proxy).
+func (s *signals) container(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
 }
 
 // attached gives the attachment a signal (without the proxy) ends.
@@ -589,7 +614,12 @@ func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bo
 	if err := cl.call(ctx, "GET", "/containers/"+ref+"/json", nil, nil, &j); err != nil {
 		return err
 	}
-	return runAttached(ctx, nil, c, cl, j.ID, attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}, false)
+	o := attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}
+	// ctx is cancelled by SIGINT and SIGTERM already (CLI.Run).
+	sig := handleSignals(cl, o, nil)
+	defer sig.stop()
+	sig.container(j.ID)
+	return runAttached(ctx, c, cl, j.ID, o, false, sig)
 }
 
 // stream proxies the terminal or pipes to a hijacked connection: raw mode
@@ -691,8 +721,9 @@ func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return fmt.Errorf("You cannot attach to a paused container, unpause it first")
 	}
 	o := attachOpts{stdin: j.Config.OpenStdin && !*noStdin, tty: j.Config.Tty, detachKeys: *keys, sigProxy: *sigProxy}
-	sig := handleSignals(cl, j.ID, o, nil)
+	sig := handleSignals(cl, o, nil)
 	defer sig.stop()
+	sig.container(j.ID)
 	conn, br, err := attach(ctx, cl, j.ID, o)
 	if err != nil {
 		return err
