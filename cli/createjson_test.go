@@ -97,7 +97,7 @@ func TestCreateBodyMatchesJSON(t *testing.T) {
 			}
 			json.Unmarshal(want, &w)
 			if !reflect.DeepEqual(g, w) {
-				t.Fatalf("createBody:\n%s\njson.Marshal:\n%s", got, want)
+				t.Fatalf("createBody (cli/createjson.go: a field of the types missing there?):\n%s\njson.Marshal:\n%s", got, want)
 			}
 			// And it decodes into the same request.
 			var back types.ContainerCreateRequest
