@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where a detached start's cost goes, estiba only: N `run -d sleep` in
-# batches of 25, per batch wall ms per start, CPU ms per start of the daemon
+# batches of 25, per batch wall ms per start, CPU ms per start of the client
+# (the `estiba run -d` processes: this shell's reaped children), of the daemon
 # (self, and reaped children), of the monitor (self, and reaped children)
 # and of its spawner (the helper that forks container inits), the daemon's
 # and the spawner's page faults per start, and their RSS — the monitor's RSS growth per
@@ -44,8 +45,8 @@ flt() { awk '{print $10}' "/proc/$1/stat"; }          # minor page faults
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 now() { date +%s%N; }
 for b in $(seq $((N / 25))); do
-	d0=$(self "$DP"); k0=$(kids "$DP"); f0=$(flt "$DP"); m0=$(self "$MP"); c0=$(kids "$MP"); p0=$(self "$SP"); g0=$(flt "$SP"); s=$(now)
+	d0=$(self "$DP"); k0=$(kids "$DP"); f0=$(flt "$DP"); m0=$(self "$MP"); c0=$(kids "$MP"); p0=$(self "$SP"); g0=$(flt "$SP"); s=$(now); u0=$(kids $$)
 	for _ in $(seq 25); do "$BIN" run -d --network none bench/bb sleep 3600 >/dev/null; done
-	e=$((($(now) - s) / 1000000)); d1=$(self "$DP"); k1=$(kids "$DP"); f1=$(flt "$DP"); m1=$(self "$MP"); c1=$(kids "$MP"); p1=$(self "$SP"); g1=$(flt "$SP")
-	echo "batch $b: $((e / 25)) ms/start; cpu ms/start daemon $(((d1 - d0) * 10 / 25)) (+children $(((k1 - k0) * 10 / 25)), faults $(((f1 - f0) / 25))) monitor $(((m1 - m0) * 10 / 25)) (+children $(((c1 - c0) * 10 / 25))) spawner $(((p1 - p0) * 10 / 25)) (faults $(((g1 - g0) / 25))); rss KiB daemon $(rss "$DP") monitor $(rss "$MP") spawner $(rss "$SP"); load $(cut -d' ' -f1 /proc/loadavg)"
+	u1=$(kids $$); e=$((($(now) - s) / 1000000)); d1=$(self "$DP"); k1=$(kids "$DP"); f1=$(flt "$DP"); m1=$(self "$MP"); c1=$(kids "$MP"); p1=$(self "$SP"); g1=$(flt "$SP")
+	echo "batch $b: $((e / 25)) ms/start; cpu ms/start client $(((u1 - u0) * 10 / 25)) daemon $(((d1 - d0) * 10 / 25)) (+children $(((k1 - k0) * 10 / 25)), faults $(((f1 - f0) / 25))) monitor $(((m1 - m0) * 10 / 25)) (+children $(((c1 - c0) * 10 / 25))) spawner $(((p1 - p0) * 10 / 25)) (faults $(((g1 - g0) / 25))); rss KiB daemon $(rss "$DP") monitor $(rss "$MP") spawner $(rss "$SP"); load $(cut -d' ' -f1 /proc/loadavg)"
 done

@@ -116,7 +116,10 @@ func (c *CLI) Run(args []string) int {
 		fmt.Fprintln(c.Stderr, err)
 		return 125
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	if !ownSignals(name) {
+		ctx, cancel = signal.NotifyContext(ctx, os.Interrupt, unix.SIGTERM)
+	}
 	defer cancel()
 	err = cmd.run(ctx, c, cl, rest)
 	var ec exitCode
@@ -134,6 +137,14 @@ func (c *CLI) Run(args []string) int {
 	}
 	return 1
 }
+
+// ownSignals tells the commands that do without the context's
+// cancellation by SIGINT and SIGTERM: os/signal costs the process a
+// thread of its own (the runtime's signal mask keeper) and a handoff to
+// it per signal, on every start. create and a detached run are two short
+// round trips, which a signal simply ends; an attached run handles the
+// signals itself (handleSignals), from its create on.
+func ownSignals(name string) bool { return name == "run" || name == "create" }
 
 var aliases = map[string]map[string]string{
 	"container": {"ls": "ps", "list": "ps", "run": "run", "create": "create", "start": "start", "stop": "stop", "restart": "restart",

@@ -9,21 +9,34 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/estiba/estiba/engine/api/types"
 )
 
-// Client speaks the Engine API over a unix socket: HTTP/1.1, one
-// connection per request. It is written on net rather than net/http: the
-// CLI starts for every `estiba run`, and net/http links TLS, x509, HTTP/2
-// and proxy support, whose package inits and page faults a unix-socket
-// client never needs (about a fifth of the CLI's start cost).
+// Client speaks the Engine API over a unix socket: HTTP/1.1. It is
+// written on net rather than net/http: the CLI starts for every `estiba
+// run`, and net/http links TLS, x509, HTTP/2 and proxy support, whose
+// package inits and page faults a unix-socket client never needs (about a
+// fifth of the CLI's start cost). JSON calls (call) keep their connection
+// for the next one, as net/http would (`run` creates, then starts, on one
+// connection: a dial less for the CLI, an accept and a connection
+// goroutine less for the daemon); streams and upgrades get their own.
 type Client struct {
 	socket string
+
+	mu   sync.Mutex
+	idle *persistConn // a kept-alive connection, at a response's end
+}
+
+// persistConn is a connection that outlives its request.
+type persistConn struct {
+	conn net.Conn
+	br   *bufio.Reader
 }
 
 // NewClient parses a -H value: unix:///path (or a bare path).
@@ -68,9 +81,15 @@ func isNotFound(err error) bool {
 // it closes the connection).
 type response struct {
 	StatusCode int
-	Header     textproto.MIMEHeader
+	Header     header
 	Body       io.ReadCloser
 }
+
+// header holds an answer's header fields, by lower-case name (the first
+// of a repeated field).
+type header map[string]string
+
+func (h header) Get(name string) string { return h[strings.ToLower(name)] }
 
 // request is one API call on the wire.
 type request struct {
@@ -93,20 +112,32 @@ func (r *request) uri() string {
 // write sends the request line, the headers and the body: with a
 // Content-Length when the body's size is known, chunked otherwise (a
 // tarball streamed from stdin).
-func (r *request) write(w *bufio.Writer) error {
-	fmt.Fprintf(w, "%s %s HTTP/1.1\r\nHost: estiba\r\nUser-Agent: estiba-cli\r\n", r.method, r.uri())
+func (r *request) write(conn io.Writer) error {
+	h := make([]byte, 0, 512)
+	h = append(append(append(append(h, r.method...), ' '), r.uri()...), " HTTP/1.1\r\nHost: estiba\r\nUser-Agent: estiba-cli\r\n"...)
 	for k, v := range r.header {
-		fmt.Fprintf(w, "%s: %s\r\n", k, v)
+		h = append(append(append(append(h, k...), ": "...), v...), "\r\n"...)
 	}
 	size, known := bodySize(r.body)
 	switch {
 	case r.body == nil:
 		if r.method == "POST" || r.method == "PUT" {
-			w.WriteString("Content-Length: 0\r\n")
+			h = append(h, "Content-Length: 0\r\n"...)
 		}
-		w.WriteString("\r\n")
-		return w.Flush()
-	case known:
+		_, err := conn.Write(append(h, "\r\n"...))
+		return err
+	case known && size <= 64<<10:
+		// One write: the head and a small body (a create) go together.
+		h = append(strconv.AppendInt(append(h, "Content-Length: "...), size, 10), "\r\n\r\n"...)
+		if _, err := io.Copy(bytesWriter{&h}, r.body); err != nil {
+			return err
+		}
+		_, err := conn.Write(h)
+		return err
+	}
+	w := bufio.NewWriter(conn)
+	w.Write(h)
+	if known {
 		fmt.Fprintf(w, "Content-Length: %d\r\n\r\n", size)
 		if _, err := io.Copy(w, r.body); err != nil {
 			return err
@@ -120,6 +151,11 @@ func (r *request) write(w *bufio.Writer) error {
 	w.WriteString("0\r\n\r\n")
 	return w.Flush()
 }
+
+// bytesWriter appends to a byte slice.
+type bytesWriter struct{ b *[]byte }
+
+func (w bytesWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); return len(p), nil }
 
 func bodySize(b io.Reader) (int64, bool) {
 	switch b := b.(type) {
@@ -154,29 +190,53 @@ func (c chunkedWriter) Write(p []byte) (int, error) {
 // and its message is what the user needs. Cancelling ctx closes the
 // connection (until the body is closed).
 func (c *Client) roundTrip(ctx context.Context, req *request) (net.Conn, *bufio.Reader, *response, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	s, err := c.send(ctx, req)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cannot connect to the estiba daemon at unix://%s. Is the daemon running? (%w)", c.socket, err)
+		return nil, nil, nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	wrote := make(chan error, 1)
+	return s.recv()
+}
+
+// sent is a request on its own connection, written (or being written),
+// its answer not read yet: requests that do not depend on each other
+// (run's attach and wait) are all sent before any answer is awaited.
+type sent struct {
+	ctx   context.Context
+	req   *request
+	conn  net.Conn
+	stop  func() bool
+	wrote chan error
+}
+
+// send dials the daemon and sends req (see roundTrip).
+func (c *Client) send(ctx context.Context, req *request) (*sent, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &sent{ctx: ctx, req: req, conn: conn, stop: context.AfterFunc(ctx, func() { conn.Close() }), wrote: make(chan error, 1)}
 	if _, known := bodySize(req.body); known || req.body == nil {
 		// A small request fits the socket's buffer: no goroutine (whose
 		// stack costs page faults at every start) to write it.
-		wrote <- req.write(bufio.NewWriter(conn))
+		s.wrote <- req.write(conn)
 	} else {
-		go func() { wrote <- req.write(bufio.NewWriter(conn)) }()
+		go func() { s.wrote <- req.write(conn) }()
 	}
+	return s, nil
+}
+
+// recv reads the answer's head; the body is the caller's.
+func (s *sent) recv() (net.Conn, *bufio.Reader, *response, error) {
+	req, conn := s.req, s.conn
 	br := bufio.NewReader(conn)
 	resp, err := readHead(br)
 	if err != nil {
-		werr := <-wrote
-		stop()
+		werr := <-s.wrote
+		s.stop()
 		conn.Close()
 		switch {
-		case ctx.Err() != nil:
-			return nil, nil, nil, ctx.Err()
+		case s.ctx.Err() != nil:
+			return nil, nil, nil, s.ctx.Err()
 		case werr != nil:
 			return nil, nil, nil, fmt.Errorf("%s %s: %w", req.method, req.path, werr)
 		}
@@ -184,20 +244,109 @@ func (c *Client) roundTrip(ctx context.Context, req *request) (net.Conn, *bufio.
 	}
 	if req.header["Upgrade"] != "" {
 		// The stream is the caller's once the request is all sent.
-		if err := <-wrote; err != nil {
-			stop()
+		if err := <-s.wrote; err != nil {
+			s.stop()
 			conn.Close()
 			return nil, nil, nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
 		}
 	}
-	resp.Body = &body{r: bodyReader(req.method, resp, br), conn: conn, stop: stop, ctx: ctx}
+	resp.Body = &body{r: bodyReader(req.method, resp, br), conn: conn, stop: s.stop, ctx: s.ctx}
 	return conn, br, resp, nil
 }
 
-// readHead reads the status line and the headers.
+func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to the estiba daemon at unix://%s. Is the daemon running? (%w)", c.socket, err)
+	}
+	return conn, nil
+}
+
+// exchange sends a small request (its body in memory) and reads the
+// whole answer, on the kept-alive connection if there is one, which it
+// keeps again unless the daemon closes it. A kept connection the daemon
+// closed meanwhile (idle too long) fails before the request reaches it:
+// the request then goes again on a new connection, if it surely did not
+// reach the daemon (not all written), or has no body (create's does: it
+// is never sent twice).
+func (c *Client) exchange(ctx context.Context, req *request, body []byte) (*response, []byte, error) {
+	c.mu.Lock()
+	pc := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for {
+		reused := pc != nil
+		if pc == nil {
+			conn, err := c.dial(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			pc = &persistConn{conn: conn, br: bufio.NewReader(conn)}
+		}
+		if body != nil {
+			req.body = bytes.NewReader(body)
+		}
+		resp, b, keep, wrote, err := pc.exchange(ctx, req)
+		if err != nil {
+			pc.conn.Close()
+			pc = nil
+			if reused && ctx.Err() == nil && (!wrote || (body == nil && isClosed(err))) {
+				continue
+			}
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return nil, nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
+		}
+		if keep {
+			c.mu.Lock()
+			if c.idle == nil {
+				c.idle, pc = pc, nil
+			}
+			c.mu.Unlock()
+		}
+		if pc != nil {
+			pc.conn.Close()
+		}
+		return resp, b, nil
+	}
+}
+
+// isClosed tells the errors of a connection the daemon had closed.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// exchange is one request and its whole answer on pc. keep: the
+// connection is at the answer's end and the daemon keeps it open; wrote:
+// the request was all written.
+func (pc *persistConn) exchange(ctx context.Context, req *request) (resp *response, b []byte, keep, wrote bool, err error) {
+	stop := context.AfterFunc(ctx, func() { pc.conn.Close() })
+	defer stop()
+	if err := req.write(pc.conn); err != nil {
+		return nil, nil, false, false, err
+	}
+	if resp, err = readHead(pc.br); err != nil {
+		return nil, nil, false, true, err
+	}
+	r := bodyReader(req.method, resp, pc.br)
+	if b, err = io.ReadAll(r); err != nil {
+		return nil, nil, false, true, unexpected(err)
+	}
+	// A body that ends with the connection (no length, not chunked) or a
+	// daemon that says so ends the connection.
+	_, toEOF := r.(*bufio.Reader)
+	keep = !toEOF && !strings.EqualFold(resp.Header.Get("Connection"), "close") && resp.StatusCode != statusSwitchingProtocols
+	// stop fails once ctx closed the connection: it is not kept.
+	return resp, b, keep && stop(), true, nil
+}
+
+// readHead reads the status line and the headers. It is written out
+// rather than net/textproto's: the three fields the client reads do not
+// need textproto's table of common header names, built at its first use.
 func readHead(br *bufio.Reader) (*response, error) {
-	tp := textproto.NewReader(br)
-	line, err := tp.ReadLine()
+	line, err := readLine(br)
 	if err != nil {
 		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
 	}
@@ -207,11 +356,50 @@ func readHead(br *bufio.Reader) (*response, error) {
 	if !ok || !strings.HasPrefix(proto, "HTTP/1.") || err != nil {
 		return nil, fmt.Errorf("malformed answer from the daemon: %q", line)
 	}
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
+	h := header{}
+	for {
+		line, err := readLine(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading the daemon's answer: %w", unexpected(err))
+		}
+		if line == "" {
+			return &response{StatusCode: status, Header: h}, nil
+		}
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("malformed header line from the daemon: %q", line)
+		}
+		k = strings.ToLower(k)
+		if _, dup := h[k]; !dup {
+			h[k] = strings.TrimSpace(v)
+		}
 	}
-	return &response{StatusCode: status, Header: h}, nil
+}
+
+// readLine reads one line without its CRLF (or LF), at most 64 KiB.
+func readLine(br *bufio.Reader) (string, error) {
+	var line []byte
+	for {
+		frag, err := br.ReadSlice('\n')
+		line = append(line, frag...)
+		if err == nil {
+			break
+		}
+		if err != bufio.ErrBufferFull {
+			if err == io.EOF && len(line) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return "", err
+		}
+		if len(line) > 64<<10 {
+			return "", errors.New("header line too long")
+		}
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return string(line), nil
 }
 
 // bodyReader frames the body as HTTP/1.1 does: none, chunked, a length,
@@ -320,6 +508,13 @@ func withHeaders(ctx context.Context, h map[string]string) context.Context {
 // do sends a request and returns the response for the caller to read;
 // non-2xx answers become *apiError.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*response, error) {
+	_, _, resp, err := c.roundTrip(ctx, streamRequest(ctx, method, path, q, body, ctype))
+	return checked(resp, err)
+}
+
+// streamRequest is a request whose answer is the caller's to read, on a
+// connection of its own.
+func streamRequest(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) *request {
 	req := &request{method: method, path: path, query: q, body: body, header: map[string]string{"Connection": "close"}}
 	if ctype != "" {
 		req.header["Content-Type"] = ctype
@@ -329,7 +524,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 			req.header[k] = v
 		}
 	}
-	_, _, resp, err := c.roundTrip(ctx, req)
+	return req
+}
+
+// checked turns a non-2xx answer into *apiError.
+func checked(resp *response, err error) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -350,39 +549,62 @@ func errorMessage(r io.Reader) string {
 	return e.Message
 }
 
-// call sends in (JSON) and decodes the answer into out (if non-nil).
+// call sends in (JSON) and decodes the answer into out (if non-nil), on
+// a kept-alive connection (see exchange).
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, in, out any) error {
-	var body io.Reader
-	ctype := ""
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return err
 		}
-		body, ctype = bytes.NewReader(b), "application/json"
 	}
-	resp, err := c.do(ctx, method, path, q, body, ctype)
-	if err != nil {
+	b, err := c.callRaw(ctx, method, path, q, body)
+	if err != nil || out == nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if out == nil {
-		io.Copy(io.Discard, resp.Body)
-		return nil
+	return json.Unmarshal(b, out)
+}
+
+// callRaw sends body (JSON, if non-nil) and returns the answer's body;
+// non-2xx answers become *apiError.
+func (c *Client) callRaw(ctx context.Context, method, path string, q url.Values, body []byte) ([]byte, error) {
+	req := &request{method: method, path: path, query: q, header: map[string]string{}}
+	if body != nil {
+		req.header["Content-Type"] = "application/json"
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if h, ok := ctx.Value(headersKey{}).(map[string]string); ok {
+		for k, v := range h {
+			req.header[k] = v
+		}
+	}
+	resp, b, err := c.exchange(ctx, req, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != statusNotModified {
+		return nil, &apiError{Status: resp.StatusCode, Message: "Error response from daemon: " + errorMessage(bytes.NewReader(b))}
+	}
+	return b, nil
 }
 
 // hijack sends a request that upgrades to a raw stream (attach, exec).
 // The connection outlives ctx: the caller closes it.
 func (c *Client) hijack(ctx context.Context, path string, q url.Values, in any) (net.Conn, *bufio.Reader, error) {
+	return hijacked(c.roundTrip(ctx, hijackRequest(path, q, in)))
+}
+
+func hijackRequest(path string, q url.Values, in any) *request {
 	b := []byte{}
 	if in != nil {
 		b, _ = json.Marshal(in)
 	}
-	req := &request{method: "POST", path: path, query: q, body: bytes.NewReader(b),
+	return &request{method: "POST", path: path, query: q, body: bytes.NewReader(b),
 		header: map[string]string{"Content-Type": "application/json", "Connection": "Upgrade", "Upgrade": "tcp"}}
-	conn, br, resp, err := c.roundTrip(ctx, req)
+}
+
+// hijacked is the stream of an upgrade's answer.
+func hijacked(conn net.Conn, br *bufio.Reader, resp *response, err error) (net.Conn, *bufio.Reader, error) {
 	if err != nil {
 		return nil, nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -127,5 +128,76 @@ func TestClientAgainstHTTPServer(t *testing.T) {
 	cancel()
 	if _, err := br.ReadString('\n'); err != context.Canceled {
 		t.Fatalf("read after cancel: %v, want context.Canceled", err)
+	}
+}
+
+// JSON calls share one kept-alive connection; one the daemon closed
+// meanwhile is replaced without the caller seeing it.
+func TestClientKeepAlive(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns := 0
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /containers/create", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, `{"Id":%q}`, b)
+	})
+	mux.HandleFunc("POST /containers/x/start", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	mux.HandleFunc("POST /containers/x/stop", func(w http.ResponseWriter, r *http.Request) {
+		// Answered, then the connection goes (Connection: close).
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(304)
+	})
+	srv := &http.Server{Handler: http.StripPrefix("/v"+types.APIVersion, mux), ConnState: func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c, err := NewClient("unix://" + sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dialed := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return conns
+	}
+	var created struct{ Id string }
+	if err := c.call(ctx, "POST", "/containers/create", nil, "abc", &created); err != nil || created.Id != `"abc"` {
+		t.Fatalf("create: %+v, %v", created, err)
+	}
+	if err := c.call(ctx, "POST", "/containers/x/start", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := dialed(); n != 1 {
+		t.Fatalf("create and start took %d connections, want 1", n)
+	}
+	// The daemon closes the idle connection: the next call redials.
+	c.idle.conn.(*net.UnixConn).CloseRead() // the client sees EOF as on a closed connection
+	if err := c.call(ctx, "POST", "/containers/x/start", nil, nil, nil); err != nil {
+		t.Fatalf("start on a closed connection: %v", err)
+	}
+	if err := c.call(ctx, "POST", "/containers/x/stop", nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.idle != nil {
+		t.Fatal("a connection the daemon closes is kept")
+	}
+	err = c.call(ctx, "GET", "/missing", nil, nil, nil)
+	if !isNotFound(err) {
+		t.Fatalf("missing: %v", err)
+	}
+	if err := c.call(ctx, "POST", "/containers/x/start", nil, nil, nil); err != nil {
+		t.Fatal(err)
 	}
 }

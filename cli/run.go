@@ -352,17 +352,24 @@ func create(ctx context.Context, c *CLI, cl *Client, req *types.ContainerCreateR
 	if name != "" {
 		q.Set("name", name)
 	}
-	var resp types.ContainerCreateResponse
-	err := cl.call(ctx, "POST", "/containers/create", q, req, &resp)
+	body, err := createBody(req)
+	if err != nil {
+		return "", err
+	}
+	b, err := cl.callRaw(ctx, "POST", "/containers/create", q, body)
 	if isNotFound(err) && strings.Contains(err.Error(), "image") {
 		fmt.Fprintf(c.Stderr, "Unable to find image '%s' locally\n", req.Image)
 		if perr := pull(ctx, c, cl, req.Image); perr != nil {
 			return "", perr
 		}
-		err = cl.call(ctx, "POST", "/containers/create", q, req, &resp)
+		b, err = cl.callRaw(ctx, "POST", "/containers/create", q, body)
 	}
 	if err != nil {
 		return "", err
+	}
+	resp, err := parseCreateResponse(b)
+	if err != nil {
+		return "", fmt.Errorf("create: %w", err)
 	}
 	for _, w := range resp.Warnings {
 		fmt.Fprintln(c.Stderr, "WARNING:", w)
@@ -408,7 +415,22 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 	if _, err := detachkeys.Parse(f.detachKeys); err != nil {
 		return usageErr("%v", err)
 	}
+	o := attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var caught chan *signals
+	if !f.detach {
+		// os/signal's setup (a thread of its own, a handoff to it per
+		// signal) goes on beside the create's round trip, not after it.
+		caught = make(chan *signals, 1)
+		go func() { caught <- handleSignals(cl, o, cancel) }()
+	}
 	id, err := create(ctx, c, cl, req, f.name)
+	var sig *signals
+	if caught != nil {
+		sig = <-caught
+		defer sig.stop()
+	}
 	if err != nil {
 		return exitWith(c, err, 125)
 	}
@@ -416,10 +438,11 @@ func cmdRun(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		if err := cl.call(ctx, "POST", "/containers/"+id+"/start", nil, nil, nil); err != nil {
 			return exitWith(c, err, 125)
 		}
-		fmt.Fprintln(c.Stdout, id)
+		io.WriteString(c.Stdout, id+"\n") // not fmt: its first use costs page faults
 		return nil
 	}
-	return runAttached(ctx, c, cl, id, attachOpts{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys, sigProxy: f.sigProxy}, f.rm)
+	sig.container(id)
+	return runAttached(ctx, c, cl, id, o, f.rm, sig)
 }
 
 func exitWith(c *CLI, err error, code int) error {
@@ -437,32 +460,35 @@ type attachOpts struct {
 }
 
 // runAttached is docker run without -d: attach, wait, start, stream, and
-// exit with the container's status.
-func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool) error {
-	// Signals are caught before anything is attached: none is lost.
-	sig := handleSignals(cl, id, o)
-	defer sig.stop()
+// exit with the container's status. sig handles the signals (see
+// handleSignals) from before the attachment on: none is lost.
+func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpts, autoRemove bool, sig *signals) error {
 	cond := "next-exit"
 	if autoRemove {
 		cond = "removed"
 	}
 	// The attachment and the wait request are independent round trips:
-	// made side by side, both before the start. The wait's headers arrive
-	// before the start, so no exit is missed (the body comes at exit).
-	attached := make(chan attachment, 1)
-	go func() {
-		conn, br, err := attach(ctx, cl, id, o)
-		attached <- attachment{conn, br, err}
-	}()
-	waitResp, werr := cl.do(context.Background(), "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, "")
-	a := <-attached
+	// both sent before either answer is read, both answered before the
+	// start. The wait's headers arrive before the start, so no exit is
+	// missed (the body comes at exit).
+	as, aerr := cl.send(ctx, attachRequest(id, o))
+	ws, werr := cl.send(context.Background(), streamRequest(ctx, "POST", "/containers/"+id+"/wait", url.Values{"condition": {cond}}, nil, ""))
+	var conn net.Conn
+	var br *bufio.Reader
+	if aerr == nil {
+		conn, br, aerr = hijacked(as.recv())
+	}
+	var waitResp *response
+	if werr == nil {
+		_, _, waitResp, werr = ws.recv()
+		waitResp, werr = checked(waitResp, werr)
+	}
 	if werr == nil {
 		defer waitResp.Body.Close()
 	}
-	if a.err != nil {
-		return exitWith(c, a.err, 125)
+	if aerr != nil {
+		return exitWith(c, aerr, 125)
 	}
-	conn, br := a.conn, a.br
 	defer conn.Close()
 	sig.attached(conn)
 	if werr != nil {
@@ -477,32 +503,28 @@ func runAttached(ctx context.Context, c *CLI, cl *Client, id string, o attachOpt
 	if code := sig.interrupted(); code != 0 {
 		return exitCode(code)
 	}
-	var r types.WaitResponse
-	if err := jsonDecode(waitResp.Body, &r); err != nil {
-		return exitWith(c, fmt.Errorf("wait: %w", err), 125)
+	b, err := io.ReadAll(waitResp.Body)
+	r, perr := parseWaitResponse(b)
+	if err != nil || perr != nil {
+		return exitWith(c, fmt.Errorf("wait: %w", errors.Join(err, perr)), 125)
 	}
 	return exitIf(int(r.StatusCode))
-}
-
-// attachment is a hijacked attach connection, or why there is none.
-type attachment struct {
-	conn net.Conn
-	br   *bufio.Reader
-	err  error
 }
 
 // signals is the CLI's handling of its own signals while attached.
 type signals struct {
 	ch   chan os.Signal
 	mu   sync.Mutex
+	id   string   // the container, once known
 	conn net.Conn // the attachment, once made
 	code int      // 128+signal once one ended the attachment
 }
 
-// handleSignals forwards signals to the container (sig-proxy) or, without
-// the proxy, ends the attachment on SIGINT/SIGTERM (the container runs on),
-// as docker does.
-func handleSignals(cl *Client, id string, o attachOpts) *signals {
+// handleSignals forwards signals to the container (sig-proxy) once it is
+// known (container) or, without the proxy, ends the attachment on
+// SIGINT/SIGTERM (the container runs on), as docker does. SIGINT and
+// SIGTERM also call cancel (if not nil).
+func handleSignals(cl *Client, o attachOpts, cancel context.CancelFunc) *signals {
 	s := &signals{ch: make(chan os.Signal, 8)}
 	proxy := o.sigProxy && !o.tty
 	if proxy {
@@ -513,9 +535,17 @@ func handleSignals(cl *Client, id string, o attachOpts) *signals {
 	go func() {
 		for sg := range s.ch {
 			n := int(sg.(unix.Signal))
+			if cancel != nil && (sg == unix.SIGINT || sg == unix.SIGTERM) {
+				cancel()
+			}
 			if proxy {
-				// Not the command's context: SIGINT and SIGTERM cancel it.
-				cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
+				s.mu.Lock()
+				id := s.id
+				s.mu.Unlock()
+				if id != "" {
+					// Not the command's context: SIGINT and SIGTERM cancel it.
+					cl.call(context.Background(), "POST", "/containers/"+id+"/kill", url.Values{"signal": {strconv.Itoa(n)}}, nil, nil)
+				}
 				continue
 			}
 			s.mu.Lock()
@@ -527,6 +557,13 @@ func handleSignals(cl *Client, id string, o attachOpts) *signals {
 		}
 	}()
 	return s
+}
+
+// container names the container signals go to (with the proxy).
+func (s *signals) container(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.id = id
 }
 
 // attached gives the attachment a signal (without the proxy) ends.
@@ -558,6 +595,10 @@ func exitIf(code int) error {
 }
 
 func attach(ctx context.Context, cl *Client, id string, o attachOpts) (net.Conn, *bufio.Reader, error) {
+	return hijacked(cl.roundTrip(ctx, attachRequest(id, o)))
+}
+
+func attachRequest(id string, o attachOpts) *request {
 	q := url.Values{"stream": {"1"}, "stdout": {"1"}, "stderr": {"1"}}
 	if o.stdin {
 		q.Set("stdin", "1")
@@ -565,7 +606,7 @@ func attach(ctx context.Context, cl *Client, id string, o attachOpts) (net.Conn,
 	if o.detachKeys != "" {
 		q.Set("detachKeys", o.detachKeys)
 	}
-	return cl.hijack(ctx, "/containers/"+id+"/attach", q, nil)
+	return hijackRequest("/containers/"+id+"/attach", q, nil)
 }
 
 func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bool, detachKeys string) error {
@@ -573,7 +614,12 @@ func startAttached(ctx context.Context, c *CLI, cl *Client, ref string, stdin bo
 	if err := cl.call(ctx, "GET", "/containers/"+ref+"/json", nil, nil, &j); err != nil {
 		return err
 	}
-	return runAttached(ctx, c, cl, j.ID, attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}, false)
+	o := attachOpts{stdin: stdin && j.Config.OpenStdin, tty: j.Config.Tty, detachKeys: detachKeys, sigProxy: true}
+	// ctx is cancelled by SIGINT and SIGTERM already (CLI.Run).
+	sig := handleSignals(cl, o, nil)
+	defer sig.stop()
+	sig.container(j.ID)
+	return runAttached(ctx, c, cl, j.ID, o, false, sig)
 }
 
 // stream proxies the terminal or pipes to a hijacked connection: raw mode
@@ -675,8 +721,9 @@ func cmdAttach(ctx context.Context, c *CLI, cl *Client, args []string) error {
 		return fmt.Errorf("You cannot attach to a paused container, unpause it first")
 	}
 	o := attachOpts{stdin: j.Config.OpenStdin && !*noStdin, tty: j.Config.Tty, detachKeys: *keys, sigProxy: *sigProxy}
-	sig := handleSignals(cl, j.ID, o)
+	sig := handleSignals(cl, o, nil)
 	defer sig.stop()
+	sig.container(j.ID)
 	conn, br, err := attach(ctx, cl, j.ID, o)
 	if err != nil {
 		return err

@@ -211,25 +211,35 @@ func (d *Daemon) destroy(ctx context.Context, c *store.Container) error {
 // no such order, since the monitor finishes it on its own (or redoes it
 // when it starts again): it only has to be over before the caller returns.
 func (d *Daemon) destroyWith(ctx context.Context, c *store.Container, r *removal, gone bool) error {
-	monDone := make(chan struct{})
-	go func() {
-		defer close(monDone)
-		d.monitorDelete(ctx, c.ID)
-	}()
+	if r.monDone == nil {
+		r.deleteInMonitor(ctx, d, c.ID)
+	}
 	err := r.wait()
 	if !gone {
 		if derr := d.store.Delete(c.ID); derr != nil && !errors.Is(derr, errdefs.ErrNotFound) {
 			err = errors.Join(err, derr)
 		}
 	}
-	<-monDone
+	<-r.monDone
 	return err
 }
 
-// removal is a container's files going, side by side (see removeFiles).
+// removal is a container's files going, side by side (see removeFiles),
+// and the monitor's delete, once started (monDone).
 type removal struct {
-	wg   sync.WaitGroup
-	errs [3]error
+	wg      sync.WaitGroup
+	errs    [3]error
+	monDone chan struct{}
+}
+
+// deleteInMonitor starts the monitor's delete (monitorDelete) beside the
+// removal of the files.
+func (r *removal) deleteInMonitor(ctx context.Context, d *Daemon, id string) {
+	r.monDone = make(chan struct{})
+	go func() {
+		defer close(r.monDone)
+		d.monitorDelete(ctx, id)
+	}()
 }
 
 // removeFiles unmounts the container's rootfs, then starts removing its

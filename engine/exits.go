@@ -228,13 +228,16 @@ func recordExit(c *store.Container, st monitor.Status) exitRecord {
 // may be going already) or the restart.
 // gone: the exit's commit deleted the record (goesWithExit).
 func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.Status, ex exitRecord, err error, files *removal, gone bool) {
-	if err != nil || !ex.applied || !c.HostConfig.AutoRemove {
+	if (err != nil || !ex.applied || !c.HostConfig.AutoRemove) && (files == nil || files.monDone == nil) {
 		// An auto-removal forgets the exit as its last step (destroy).
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: st.ID})
 	}
 	if err != nil || !ex.applied {
 		if files != nil {
 			files.wait()
+			if files.monDone != nil {
+				<-files.monDone
+			}
 		}
 		return
 	}
@@ -264,19 +267,25 @@ func (d *Daemon) afterExit(ctx context.Context, c *store.Container, st monitor.S
 	}
 }
 
-// removeEarly starts removing the files of an auto-removed container
-// whose run st ended, before the exit's commit: the commits of the two
-// stores (state, image) overlap. It returns nil for any other container.
+// removeEarly starts removing an auto-removed container whose run st
+// ended before the exit's commit: its files and the monitor's delete (the
+// wait for the run's cgroup to go, and the monitor forgetting the exit),
+// so that the commits of the two stores (state, image) and the round
+// trip to the monitor overlap. It returns nil for any other container.
 // Going early is safe: the container is dead and is removed whatever
-// else happens, and the monitor keeps the exit until the removal's end,
-// so a removal cut short is found again by repair.
+// else happens. A removal cut short is found again by repair: by the
+// record (removing, or running with an exit the monitor keeps or, once
+// it forgot it, a run it does not know, which repair ends and removes as
+// an exit would), or by the sweep of files without a record.
 func (d *Daemon) removeEarly(ctx context.Context, st monitor.Status) *removal {
 	c, err := d.store.Get(st.ID)
 	if err != nil || !c.HostConfig.AutoRemove || c.State.Pid != st.Pid ||
 		(c.State.Status != store.StatusRunning && c.State.Status != store.StatusPaused) {
 		return nil
 	}
-	return d.removeFiles(ctx, st.ID)
+	r := d.removeFiles(ctx, st.ID)
+	r.deleteInMonitor(ctx, d, st.ID)
+	return r
 }
 
 func (d *Daemon) scheduleRestart(id string, delay time.Duration) {

@@ -44,7 +44,18 @@ type helperCreds struct {
 }
 
 // errHelperNotFound is a helper's answer that it holds nothing for a server.
-var errHelperNotFound = fmt.Errorf("credential helper: %s: %w", helperNotFound, ErrNotFound)
+// A value of its own type, not fmt.Errorf's: the CLI links this package,
+// and an error formatted at init would cost every CLI start fmt's first
+// use.
+var errHelperNotFound error = helperNotFoundError{}
+
+type helperNotFoundError struct{}
+
+func (helperNotFoundError) Error() string {
+	return "credential helper: " + helperNotFound + ": " + ErrNotFound.Error()
+}
+
+func (helperNotFoundError) Unwrap() error { return ErrNotFound }
 
 func (h credHelper) program() string { return helperPrefix + h.name }
 
