@@ -2,7 +2,6 @@ package initproc
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -104,7 +103,7 @@ func (s *syncer) send(typ byte) error {
 // resolves the program (so that a missing binary fails create or exec, not
 // start), and only then tells the runtime it is ready: once ready is sent,
 // no error can reach the runtime any more.
-func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) (string, error) {
+func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int) (string, error) {
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return "", err
 	}
@@ -262,7 +261,7 @@ func waitStart(fifo *os.File) error {
 
 // finishExec is the tail shared by create and exec: seccomp, closing every
 // fd the container must not inherit, execve.
-func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn, path string) error {
+func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int, path string) error {
 	// execve keeps the calling thread's timer slack: set it on the thread
 	// that execs, before the filter, which may not allow prctl.
 	runtime.LockOSThread()
