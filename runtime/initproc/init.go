@@ -209,11 +209,14 @@ func runCreate(s *syncer, cfg *Config) error {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	// Opened by path now, while the state directory is still visible;
-	// reopened for writing through /proc/self/fd after pivot_root.
-	fifo, err := os.OpenFile(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	// reopened for writing through /proc/self/fd after pivot_root. With
+	// unix.Open: os.OpenFile would start Go's network poller for it (see
+	// rootfs.readProcFile).
+	fifoFD, err := unix.Open(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("exec fifo: %w", err)
+		return fmt.Errorf("exec fifo: open %s: %w", cfg.FifoPath, err)
 	}
+	fifo := os.NewFile(uintptr(fifoFD), cfg.FifoPath)
 	listener, err := dialListener(spec)
 	if err != nil {
 		return err
