@@ -299,8 +299,10 @@ func waitStart(fifo *os.File) error {
 // fd the container must not inherit, execve.
 func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int, path string) error {
 	// execve keeps the calling thread's timer slack: set it on the thread
-	// that execs, before the filter, which may not allow prctl.
-	runtime.LockOSThread()
+	// that execs (all of init runs on it, see start), before the filter,
+	// which may not allow prctl. No runtime.LockOSThread here: from
+	// MainInInit it would start Go's template thread now, cloned from this
+	// thread with the container's credentials and rlimits (see run).
 	if err := timerslack.Restore(cfg.TimerSlack); err != nil {
 		return fmt.Errorf("timer slack: %w", err)
 	}
