@@ -17,10 +17,15 @@ import (
 
 var version = "dev"
 
-func main() {
-	if len(os.Args) < 2 || os.Args[1] != initproc.Arg {
-		fmt.Fprintln(os.Stderr, "estiba-init: the container init of estiba's runtime; not to be run by hand")
-		os.Exit(2)
+// init runs the container's init before main: see initproc.MainInInit,
+// which never returns.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == initproc.Arg {
+		initproc.MainInInit(version)
 	}
-	initproc.Main(version)
+}
+
+func main() {
+	fmt.Fprintln(os.Stderr, "estiba-init: the container init of estiba's runtime; not to be run by hand")
+	os.Exit(2)
 }

@@ -88,6 +88,10 @@ func Validate(c *specs.LinuxCapabilities) error {
 	if err != nil {
 		return err
 	}
+	return s.validate()
+}
+
+func (s Sets) validate() error {
 	if extra := s.Effective &^ s.Permitted; extra != 0 {
 		return fmt.Errorf("capabilities.effective: %s not in the permitted set", list(extra))
 	}
@@ -117,6 +121,10 @@ func Unsupported(c *specs.LinuxCapabilities) ([]string, error) {
 // not in c.Bounding. It must run before the process changes uid (it needs
 // CAP_SETPCAP). A capability in c.Bounding that the thread's bounding set
 // lacks is an error wrapping ErrUnavailable: it could never be gained.
+//
+// It reads only the wanted capabilities and drops every other one without
+// reading it first (dropping one the set lacks is a no-op for the kernel):
+// one prctl per capability the kernel knows, not two.
 func DropBounding(c *specs.LinuxCapabilities) error {
 	s, err := FromSpec(c)
 	if err != nil {
@@ -127,7 +135,7 @@ func DropBounding(c *specs.LinuxCapabilities) error {
 		return err
 	}
 	want := s.Bounding & upTo(last)
-	have, err := readBounding(last)
+	have, err := readBounding(want, last)
 	if err != nil {
 		return err
 	}
@@ -135,7 +143,7 @@ func DropBounding(c *specs.LinuxCapabilities) error {
 		return fmt.Errorf("capabilities.bounding: %s: %w (host bounding set lacks them)", list(missing), ErrUnavailable)
 	}
 	for cp := 0; cp <= last; cp++ {
-		if have.Has(cp) && !want.Has(cp) {
+		if !want.Has(cp) {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(cp), 0, 0, 0); err != nil {
 				return fmt.Errorf("drop %s from bounding set: %w", Name(cp), err)
 			}
@@ -150,10 +158,13 @@ func DropBounding(c *specs.LinuxCapabilities) error {
 // Capabilities the kernel does not know are ignored; ones the thread cannot
 // gain are an error wrapping ErrUnavailable.
 func Apply(c *specs.LinuxCapabilities) error {
-	if err := Validate(c); err != nil {
+	s, err := FromSpec(c)
+	if err != nil {
 		return err
 	}
-	s, _ := FromSpec(c)
+	if err := s.validate(); err != nil {
+		return err
+	}
 	last, err := LastCap()
 	if err != nil {
 		return err
@@ -163,11 +174,11 @@ func Apply(c *specs.LinuxCapabilities) error {
 	s.Permitted &= known
 	s.Inheritable &= known
 	s.Ambient &= known
-	cur, err := Current()
+	_, perm, inh, err := capget()
 	if err != nil {
 		return err
 	}
-	if err := checkGainable(s, cur); err != nil {
+	if err := checkGainable(s, perm, inh, last); err != nil {
 		return err
 	}
 	if err := capset(s.Effective, s.Permitted, s.Inheritable); err != nil {
@@ -177,15 +188,22 @@ func Apply(c *specs.LinuxCapabilities) error {
 }
 
 // checkGainable reports, by name, what capset(2) would refuse with EPERM:
-// new permitted capabilities outside the old permitted set, and new
-// inheritable ones outside the bounding set (security/commoncap.c,
-// cap_capset).
-func checkGainable(want, cur Sets) error {
-	if extra := want.Permitted &^ cur.Permitted; extra != 0 {
+// new permitted capabilities outside the old permitted set (perm), and new
+// inheritable ones outside the old inheritable (inh) and bounding sets
+// (security/commoncap.c, cap_capset). Only the bounding bits that matter
+// are read, usually none.
+func checkGainable(want Sets, perm, inh Set, last int) error {
+	if extra := want.Permitted &^ perm; extra != 0 {
 		return fmt.Errorf("capabilities.permitted: %s: %w (not in the bounding or permitted set of the runtime)", list(extra), ErrUnavailable)
 	}
-	if extra := want.Inheritable &^ (cur.Inheritable | cur.Bounding); extra != 0 {
-		return fmt.Errorf("capabilities.inheritable: %s: %w (not in the bounding set)", list(extra), ErrUnavailable)
+	if extra := want.Inheritable &^ inh; extra != 0 {
+		bnd, err := readBounding(extra, last)
+		if err != nil {
+			return err
+		}
+		if extra &^= bnd; extra != 0 {
+			return fmt.Errorf("capabilities.inheritable: %s: %w (not in the bounding set)", list(extra), ErrUnavailable)
+		}
 	}
 	return nil
 }
@@ -213,19 +231,15 @@ func setAmbient(amb Set, last int) error {
 // Current reads the five capability sets of the calling thread.
 func Current() (Sets, error) {
 	var s Sets
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return s, fmt.Errorf("capget: %w", err)
+	var err error
+	if s.Effective, s.Permitted, s.Inheritable, err = capget(); err != nil {
+		return s, err
 	}
-	s.Effective = Set(data[0].Effective) | Set(data[1].Effective)<<32
-	s.Permitted = Set(data[0].Permitted) | Set(data[1].Permitted)<<32
-	s.Inheritable = Set(data[0].Inheritable) | Set(data[1].Inheritable)<<32
 	last, err := LastCap()
 	if err != nil {
 		return s, err
 	}
-	if s.Bounding, err = readBounding(last); err != nil {
+	if s.Bounding, err = readBounding(upTo(last), last); err != nil {
 		return s, err
 	}
 	for cp := 0; cp <= last; cp++ {
@@ -243,9 +257,28 @@ func Current() (Sets, error) {
 	return s, nil
 }
 
-func readBounding(last int) (Set, error) {
+// capget reads the calling thread's effective, permitted and inheritable
+// sets.
+func capget() (eff, perm, inh Set, err error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0, 0, 0, fmt.Errorf("capget: %w", err)
+	}
+	eff = Set(data[0].Effective) | Set(data[1].Effective)<<32
+	perm = Set(data[0].Permitted) | Set(data[1].Permitted)<<32
+	inh = Set(data[0].Inheritable) | Set(data[1].Inheritable)<<32
+	return eff, perm, inh, nil
+}
+
+// readBounding returns which capabilities of which (up to last) are in the
+// calling thread's bounding set, one prctl each.
+func readBounding(which Set, last int) (Set, error) {
 	var s Set
 	for cp := 0; cp <= last; cp++ {
+		if !which.Has(cp) {
+			continue
+		}
 		on, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(cp), 0, 0, 0)
 		if err != nil {
 			return 0, fmt.Errorf("read bounding %s: %w", Name(cp), err)

@@ -3,9 +3,9 @@ package caps
 import (
 	"fmt"
 	"math/bits"
-	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,25 +120,30 @@ func Parse(list []string) (Set, error) {
 }
 
 // LastCap returns the number of the newest capability the running kernel
-// knows, from /proc/sys/kernel/cap_last_cap. Where /proc is not mounted (a
-// container's init after pivot_root may have none) it asks the kernel
-// instead: PR_CAPBSET_READ fails with EINVAL past the last capability.
+// knows. It asks the kernel, which answers PR_CAPBSET_READ past the last
+// capability with EINVAL: a binary search of seven prctl calls, which needs
+// no /proc (a container's init after pivot_root may have none, or one its
+// root has mounted over) and allocates nothing. The answer is kept: the
+// kernel's does not change.
 func LastCap() (int, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if n := lastCap.Load(); n > 0 {
+		return int(n - 1), nil
+	}
+	n, err := probeLastCap()
 	if err != nil {
-		return probeLastCap(err)
+		return 0, err
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || n < 0 || n > 63 {
-		return 0, fmt.Errorf("parse /proc/sys/kernel/cap_last_cap %q: bad value", b)
-	}
+	lastCap.Store(int32(n + 1))
 	return n, nil
 }
 
-func probeLastCap(readErr error) (int, error) {
+// lastCap is LastCap's answer plus one, 0 until known.
+var lastCap atomic.Int32
+
+func probeLastCap() (int, error) {
 	lo, hi := 0, 63 // the last valid number is in [lo, hi]
 	if _, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, 0, 0, 0, 0); err != nil {
-		return 0, fmt.Errorf("find kernel's last capability: %w (and prctl: %w)", readErr, err)
+		return 0, fmt.Errorf("find kernel's last capability: prctl: %w", err)
 	}
 	for lo < hi {
 		mid := (lo + hi + 1) / 2

@@ -2,7 +2,6 @@ package initproc
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -22,7 +21,19 @@ import (
 // its own as os.Args[2], init refuses to run from a binary of another build,
 // whose sync protocol may differ. It never returns: it execs the container
 // process or exits non-zero after reporting the error to the parent.
-func Main(version string) {
+func Main(version string) { start(version, false) }
+
+// MainInInit is Main for a binary that is init only (cmd/estiba-init),
+// called from a package init function of its main package when os.Args[1]
+// is Arg. While packages initialize, the Go runtime keeps the main
+// goroutine on the main thread (runtime.main locks them together), which
+// is what init needs; runtime.LockOSThread would also start Go's template
+// thread, a clean thread kept to clone new ones from, one more thread per
+// container start (see run for when init still wants it).
+func MainInInit(version string) { start(version, true) }
+
+func start(version string, inPkgInit bool) {
+	prefaultHeap()
 	// Not dumpable, from here until execve (which restores it for the
 	// container's process): /proc/1/fd and ptrace of init then need
 	// CAP_SYS_PTRACE over it. Between create and start, init runs with
@@ -55,7 +66,9 @@ func Main(version string) {
 	// Capabilities, the bounding set, no_new_privs, seccomp filters and
 	// (with raw syscalls) credentials are per thread, and execve keeps only
 	// the calling thread: all of init runs on this one thread.
-	runtime.LockOSThread()
+	if !inPkgInit {
+		runtime.LockOSThread()
+	}
 	fd, err := strconv.Atoi(os.Getenv(EnvSync))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "estiba-runtime init: must be started by the runtime")
@@ -64,7 +77,7 @@ func Main(version string) {
 	os.Unsetenv(EnvSync)
 	sock := os.NewFile(uintptr(fd), "sync")
 	s := &syncer{sock: sock}
-	if err := run(s, version); err != nil {
+	if err := run(s, version, inPkgInit); err != nil {
 		if !s.done {
 			WriteMsg(sock, MsgError, []byte(err.Error()))
 		} else {
@@ -104,7 +117,7 @@ func (s *syncer) send(typ byte) error {
 // resolves the program (so that a missing binary fails create or exec, not
 // start), and only then tells the runtime it is ready: once ready is sent,
 // no error can reach the runtime any more.
-func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) (string, error) {
+func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int) (string, error) {
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return "", err
 	}
@@ -120,7 +133,7 @@ func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Confi
 	return path, nil
 }
 
-func run(s *syncer, version string) error {
+func run(s *syncer, version string, inPkgInit bool) error {
 	b, err := s.recv(MsgConfig)
 	if err != nil {
 		return err
@@ -133,10 +146,29 @@ func run(s *syncer, version string) error {
 	if err := cfg.Unmarshal(b); err != nil {
 		return fmt.Errorf("config from runtime: %w", err)
 	}
+	if inPkgInit && hooksInInit(cfg) {
+		// Go starts a thread when a goroutine must run while this one
+		// waits, here for a hook's process. Without the template thread
+		// it clones this thread as it is then: the container's
+		// credentials, rlimits and seccomp filter, under which clone may
+		// fail (RLIMIT_NPROC, a filter refusing it) and Go aborts. Only
+		// hooks make init wait on other goroutines (its own waits are
+		// blocking syscalls, which leave threads to sysmon), so only with
+		// hooks is the template started, now, while this thread is still
+		// as the runtime made it.
+		runtime.LockOSThread()
+	}
 	if cfg.Exec {
 		return runExec(s, cfg)
 	}
 	return runCreate(s, cfg)
+}
+
+// hooksInInit reports whether init itself runs hooks (createContainer,
+// startContainer); the runtime runs the others.
+func hooksInInit(cfg *Config) bool {
+	h := cfg.Spec.Hooks
+	return !cfg.Exec && h != nil && len(h.CreateContainer)+len(h.StartContainer) > 0
 }
 
 // runCreate sets the container up. The order is the kernel's and the spec's:
@@ -177,11 +209,14 @@ func runCreate(s *syncer, cfg *Config) error {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	// Opened by path now, while the state directory is still visible;
-	// reopened for writing through /proc/self/fd after pivot_root.
-	fifo, err := os.OpenFile(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	// reopened for writing through /proc/self/fd after pivot_root. With
+	// unix.Open: os.OpenFile would start Go's network poller for it (see
+	// rootfs.readProcFile).
+	fifoFD, err := unix.Open(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("exec fifo: %w", err)
+		return fmt.Errorf("exec fifo: open %s: %w", cfg.FifoPath, err)
 	}
+	fifo := os.NewFile(uintptr(fifoFD), cfg.FifoPath)
 	listener, err := dialListener(spec)
 	if err != nil {
 		return err
@@ -262,10 +297,12 @@ func waitStart(fifo *os.File) error {
 
 // finishExec is the tail shared by create and exec: seccomp, closing every
 // fd the container must not inherit, execve.
-func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn, path string) error {
+func finishExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int, path string) error {
 	// execve keeps the calling thread's timer slack: set it on the thread
-	// that execs, before the filter, which may not allow prctl.
-	runtime.LockOSThread()
+	// that execs (all of init runs on it, see start), before the filter,
+	// which may not allow prctl. No runtime.LockOSThread here: from
+	// MainInInit it would start Go's template thread now, cloned from this
+	// thread with the container's credentials and rlimits (see run).
 	if err := timerslack.Restore(cfg.TimerSlack); err != nil {
 		return fmt.Errorf("timer slack: %w", err)
 	}

@@ -3,7 +3,6 @@ package initproc
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -134,7 +133,7 @@ type consoleMounter interface {
 // capability; setuid comes after the bounding set is cut (that needs
 // CAP_SETPCAP) and before the final capability sets (setuid clears them
 // unless PR_SET_KEEPCAPS).
-func prepareExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener *net.UnixConn) error {
+func prepareExec(spec *specs.Spec, p *specs.Process, cfg *Config, prog *seccomp.Program, listener int) error {
 	// Only stdio and the preserved fds reach the container: mark every
 	// other inherited fd close-on-exec (CVE-2024-21626: a leaked fd of a
 	// host directory is a way out of the root); whatever init opens
@@ -370,22 +369,29 @@ func setLabels(p *specs.Process) error {
 }
 
 // dialListener connects to the seccomp notify listener before pivot_root,
-// while its (host) path is reachable.
-func dialListener(spec *specs.Spec) (*net.UnixConn, error) {
+// while its (host) path is reachable, and returns the socket, or -1 without
+// a listener. A plain blocking socket, not package net: init links no
+// network code, whose package initializers and data every container start
+// would pay for.
+func dialListener(spec *specs.Spec) (int, error) {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil || spec.Linux.Seccomp.ListenerPath == "" {
-		return nil, nil
+		return -1, nil
 	}
-	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: spec.Linux.Seccomp.ListenerPath, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("seccomp listener: %w", err)
+		return -1, fmt.Errorf("seccomp listener: socket: %w", err)
 	}
-	return c, nil
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: spec.Linux.Seccomp.ListenerPath}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("seccomp listener: connect %s: %w", spec.Linux.Seccomp.ListenerPath, err)
+	}
+	return fd, nil
 }
 
 // installSeccomp loads the filter; with a notify action it sends the
 // listener fd and the container process state to listenerPath (runtime-spec
 // "Seccomp": one SCM_RIGHTS message carrying ContainerProcessState).
-func installSeccomp(prog *seccomp.Program, spec *specs.Spec, cfg *Config, listener *net.UnixConn) error {
+func installSeccomp(prog *seccomp.Program, spec *specs.Spec, cfg *Config, listener int) error {
 	fd, err := seccomp.Install(prog)
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
@@ -394,10 +400,10 @@ func installSeccomp(prog *seccomp.Program, spec *specs.Spec, cfg *Config, listen
 		return nil
 	}
 	defer unix.Close(fd)
-	if listener == nil {
+	if listener < 0 {
 		return fmt.Errorf("seccomp: the profile uses SCMP_ACT_NOTIFY but has no listenerPath")
 	}
-	defer listener.Close()
+	defer unix.Close(listener)
 	st := specs.ContainerProcessState{
 		Version: specs.Version, Fds: []string{specs.SeccompFdName}, Pid: cfg.State.Pid,
 		Metadata: spec.Linux.Seccomp.ListenerMetadata, State: cfg.State,
@@ -406,7 +412,7 @@ func installSeccomp(prog *seccomp.Program, spec *specs.Spec, cfg *Config, listen
 	if err != nil {
 		return err
 	}
-	if _, _, err := listener.WriteMsgUnix(b, unix.UnixRights(fd), nil); err != nil {
+	if err := unix.Sendmsg(listener, b, unix.UnixRights(fd), nil, 0); err != nil {
 		return fmt.Errorf("seccomp: send notify fd: %w", err)
 	}
 	return nil

@@ -28,7 +28,9 @@ const (
 // /proc/1/fd and lift its own CPU limit. containermaxprocs=0 makes the Go
 // runtime close them right after its one read at startup, before main;
 // updatemaxprocs=0 stops the periodic GOMAXPROCS updates.
-const GoDebug = "GODEBUG=containermaxprocs=0,updatemaxprocs=0"
+// profstackdepth=0 spares every thread of init the two stack buffers Go
+// allocates for profiling, which init never does.
+const GoDebug = "GODEBUG=containermaxprocs=0,updatemaxprocs=0,profstackdepth=0"
 
 // GoMaxProcs is init's other Go setting: one P. Init runs its setup on one
 // locked thread with a few helper goroutines, and lives for milliseconds; a
