@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -51,8 +50,12 @@ func (c *Client) dial(ctx context.Context) (*bufConn, error) {
 	return &bufConn{Conn: conn, r: bufio.NewReader(conn)}, nil
 }
 
-// errStale is a kept connection that the monitor closed while it was idle
-// (a monitor exits once idle): it read nothing of the request.
+// errStale is a kept connection that the monitor closed before it read
+// the request (a monitor exits once idle): a write to a closed peer fails
+// (EPIPE), and a peer closing with our request unread resets the
+// connection (ECONNRESET). A plain EOF after the write is a monitor that
+// read the request and died on it: that is no stale connection, and the
+// request is not sent again.
 var errStale = errors.New("connection closed by the monitor")
 
 // roundTrip sends req on conn and reads its answer.
@@ -63,7 +66,7 @@ func roundTrip(conn *bufConn, req *Request) (*Response, error) {
 	}
 	line, err := conn.r.ReadBytes('\n')
 	if err != nil {
-		if len(line) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		if len(line) == 0 && errors.Is(err, syscall.ECONNRESET) {
 			err = fmt.Errorf("%w: %w", errStale, err)
 		}
 		return nil, fmt.Errorf("monitor %s: %w", req.Op, err)

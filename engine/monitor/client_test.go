@@ -96,3 +96,48 @@ func TestClientRedialsStaleConnection(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
+
+// A monitor that read the request and died on it is not asked again: the
+// call fails, as it did before connections were kept.
+func TestClientNoResendAfterRead(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "m.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var reads atomic.Int32
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				br := bufio.NewReader(conn)
+				for {
+					if _, err := br.ReadBytes('\n'); err != nil {
+						conn.Close()
+						return
+					}
+					if reads.Add(1) == 2 {
+						conn.Close() // read, then gone without an answer
+						return
+					}
+					conn.Write([]byte(`{"reuse":true}` + "\n"))
+				}
+			}()
+		}
+	}()
+	c := &Client{Socket: sock}
+	defer c.Close()
+	if _, err := c.Call(context.Background(), &Request{Op: OpList}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(context.Background(), &Request{Op: OpStart, ID: "x"}); err == nil {
+		t.Fatal("call answered by a monitor that died on it")
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("the monitor read %d requests, want 2 (no resend)", n)
+	}
+}
