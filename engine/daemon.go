@@ -190,6 +190,7 @@ func (d *Daemon) Close() error {
 		t.Stop()
 	}
 	d.mu.Unlock()
+	d.mon.Close()
 	return d.store.Close()
 }
 

@@ -20,11 +20,12 @@ import (
 // owner (the container's root as a host id; 0 without a user namespace),
 // as the image's own files do in its eyes.
 func ensureMountTargets(rootfs string, mounts []specs.Mount, owner uint32) error {
-	root, err := os.Open(rootfs)
+	// A plain descriptor, not an os.File (which tries the poller).
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("rootfs: %w", err)
+		return fmt.Errorf("rootfs: %w", &os.PathError{Op: "open", Path: rootfs, Err: err})
 	}
-	defer root.Close()
+	defer unix.Close(root)
 	var done []string
 	for _, m := range mounts {
 		dest := strings.Trim(filepath.Clean("/"+m.Destination), "/")
@@ -46,7 +47,7 @@ func ensureMountTargets(rootfs string, mounts []specs.Mount, owner uint32) error
 				isFile = true
 			}
 		}
-		if err := makeIn(int(root.Fd()), dest, isFile, int(owner)); err != nil {
+		if err := makeIn(root, dest, isFile, int(owner)); err != nil {
 			return fmt.Errorf("mount point %s: %w", m.Destination, err)
 		}
 	}

@@ -44,6 +44,7 @@ type Images struct {
 
 	noIDMap atomic.Bool // set once idmapped layers failed here
 	userns  usernsCache
+	mounts  mountsCache
 }
 
 var _ engine.Images = (*Images)(nil)
@@ -252,8 +253,40 @@ func (i *Images) Resolve(ctx context.Context, ref string) (string, ocispec.Image
 
 // PrepareRootfs makes the container's snapshot.
 func (i *Images) PrepareRootfs(ctx context.Context, imageID, key string) error {
-	_, err := i.S.PrepareRootfs(ctx, imageID, key, false)
+	r, err := i.S.PrepareRootfs(ctx, imageID, key, false)
+	if err == nil {
+		i.mounts.put(key, r.Mounts)
+	}
 	return classify(err, imageID)
+}
+
+// mountsCache keeps the mounts of the snapshots made here, for their
+// first start: they are the snapshot's id and its parent chain, which do
+// not change while it exists, and reading them again costs a transaction
+// and a record decode per layer. A start after a restart of the engine
+// reads them from the snapshot store.
+type mountsCache struct {
+	mu sync.Mutex
+	m  map[string][]snapshot.Mount
+}
+
+func (c *mountsCache) put(key string, ms []snapshot.Mount) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string][]snapshot.Mount)
+	}
+	c.m[key] = ms
+}
+
+// take returns and forgets key's mounts: only the first start is spared
+// the read, and the cache holds no container past it.
+func (c *mountsCache) take(key string) ([]snapshot.Mount, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ms, ok := c.m[key]
+	delete(c.m, key)
+	return ms, ok
 }
 
 // MountRootfs mounts the container's snapshot on target. With ids, the
@@ -263,9 +296,12 @@ func (i *Images) PrepareRootfs(ctx context.Context, imageID, key string) error {
 // as nobody (65534) in the container, which owns only its / and what it
 // writes.
 func (i *Images) MountRootfs(ctx context.Context, key, target string, ids *engine.IDRange) error {
-	ms, err := i.S.RootfsMounts(ctx, key)
-	if err != nil {
-		return err
+	ms, ok := i.mounts.take(key)
+	if !ok {
+		var err error
+		if ms, err = i.S.RootfsMounts(ctx, key); err != nil {
+			return err
+		}
 	}
 	if ids == nil {
 		return snapshot.MountAll(ms, target)
@@ -362,5 +398,6 @@ func (i *Images) RootfsKeys(ctx context.Context) ([]string, error) { return i.S.
 
 // RemoveRootfs drops the snapshot.
 func (i *Images) RemoveRootfs(ctx context.Context, key string) error {
+	i.mounts.take(key) // a container removed before its first start
 	return i.S.RemoveRootfs(ctx, key)
 }

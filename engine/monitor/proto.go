@@ -110,6 +110,9 @@ type Response struct {
 	Pid    int      `json:"pid,omitempty"`
 	Pids   []int    `json:"pids,omitempty"`
 	States []Status `json:"states,omitempty"`
+	// Reuse says the monitor reads a next request on this connection
+	// (monitors before it closed it after each answer).
+	Reuse bool `json:"reuse,omitempty"`
 }
 
 // Status is a container's (or exec's) process state; subscribers get one

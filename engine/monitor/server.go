@@ -85,22 +85,27 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 
 func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	br := bufio.NewReader(conn)
-	line, err := br.ReadBytes('\n')
-	if err != nil {
-		conn.Close()
-		return
-	}
-	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		reply(conn, Response{Error: "bad request: " + err.Error()})
-		conn.Close()
-		return
-	}
 	stream := &bufConn{Conn: conn, r: br}
-	if s.dispatch(ctx, &req, stream) {
-		return // the connection became a stream; its owner closes it
+	// Requests without a stream follow each other on one connection: a
+	// client that keeps it (see Response.Reuse) spares both sides a
+	// connect, an accept and a goroutine per call. One that closes it
+	// after its answer ends the loop with EOF.
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			conn.Close()
+			return
+		}
+		var req Request
+		if err := json.Unmarshal(line, &req); err != nil {
+			reply(conn, Response{Error: "bad request: " + err.Error()})
+			conn.Close()
+			return
+		}
+		if s.dispatch(ctx, &req, stream) {
+			return // the connection became a stream; its owner closes it
+		}
 	}
-	conn.Close()
 }
 
 // dispatch answers req; it returns true when conn now belongs to a stream.
@@ -142,6 +147,7 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	if err != nil {
 		resp.Error = err.Error()
 	}
+	resp.Reuse = true
 	reply(conn, resp)
 	return false
 }

@@ -153,23 +153,53 @@ func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
 		"resolv.conf": hostResolvers(),
 	}
+	// The container's root owns them, as with Docker's userns-remap: it
+	// may edit its /etc/hosts. (Only root gives files away; a daemon not
+	// run as root has no id ranges to hand out.)
+	owner := -1
+	if in.UsernsBase != 0 && os.Geteuid() == 0 {
+		owner = int(in.UsernsBase)
+	}
 	var ms []specs.Mount
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		p := filepath.Join(in.ContainerDir, f)
-		if err := os.WriteFile(p, []byte(files[f]), 0o644); err != nil {
+		if err := writeFile(p, files[f], 0o644, owner); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f, err)
-		}
-		// The container's root owns them, as with Docker's userns-remap:
-		// it may edit its /etc/hosts. (Only root gives files away; a
-		// daemon not run as root has no id ranges to hand out.)
-		if in.UsernsBase != 0 && os.Geteuid() == 0 {
-			if err := os.Chown(p, int(in.UsernsBase), int(in.UsernsBase)); err != nil {
-				return nil, fmt.Errorf("chown %s: %w", f, err)
-			}
 		}
 		ms = append(ms, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
 	}
 	return ms, nil
+}
+
+// writeFile writes data to path, owned by owner (-1: as created). Plain
+// system calls, not os.File's: an os.File tries the poller on every open
+// (four fcntls and an epoll_ctl that a regular file refuses), and a start
+// writes several small files.
+func writeFile(path, data string, perm uint32, owner int) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	op := "write"
+	for b := []byte(data); len(b) > 0 && err == nil; {
+		var n int
+		if n, err = unix.Write(fd, b); err == unix.EINTR {
+			err = nil
+		}
+		if n > 0 {
+			b = b[n:]
+		}
+	}
+	if err == nil && owner >= 0 {
+		op, err = "chown", unix.Fchown(fd, owner, owner)
+	}
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		op, err = "close", cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: op, Path: path, Err: err}
+	}
+	return nil
 }
 
 // ResolveUser turns "name|uid[:group|gid]" into ids, reading the

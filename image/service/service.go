@@ -86,6 +86,8 @@ type Service struct {
 	// gc: writers (pull, load, import) hold it shared so a collection
 	// never deletes blobs they committed but have not recorded yet.
 	gc sync.RWMutex
+	// metas: decoded manifests and configs (content-addressed).
+	metas metaCache
 }
 
 // Open opens (creating) the image store under root.
@@ -130,23 +132,12 @@ type Image struct {
 }
 
 func (s *Service) image(ctx context.Context, r metadata.Record) (Image, error) {
-	mb, err := archive.ReadBlob(ctx, s.content, r.Manifest)
+	m, cfg, err := s.manifest(ctx, r.Manifest)
 	if err != nil {
 		return Image{}, err
 	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return Image{}, fmt.Errorf("manifest %s: %w", r.Manifest.Digest, err)
-	}
-	cb, err := archive.ReadBlob(ctx, s.content, m.Config)
-	if err != nil {
-		return Image{}, err
-	}
-	img := Image{ID: r.ID, Manifest: r.Manifest, Created: r.Created}
+	img := Image{ID: r.ID, Manifest: r.Manifest, Created: r.Created, Config: cfg}
 	img.Names, img.RepoDigests = splitNames(r.Names)
-	if err := json.Unmarshal(cb, &img.Config); err != nil {
-		return Image{}, fmt.Errorf("config %s: %w", m.Config.Digest, err)
-	}
 	for _, l := range m.Layers {
 		img.Size += l.Size
 	}
@@ -487,6 +478,9 @@ func (s *Service) collect(ctx context.Context) error {
 }
 
 func (s *Service) manifest(ctx context.Context, d ocispec.Descriptor) (ocispec.Manifest, ocispec.Image, error) {
+	if m, cfg, ok := s.metas.get(d.Digest); ok {
+		return m, cfg, nil
+	}
 	var m ocispec.Manifest
 	var cfg ocispec.Image
 	mb, err := archive.ReadBlob(ctx, s.content, d)
@@ -503,6 +497,7 @@ func (s *Service) manifest(ctx context.Context, d ocispec.Descriptor) (ocispec.M
 	if err := json.Unmarshal(cb, &cfg); err != nil {
 		return m, cfg, fmt.Errorf("config %s: %w", m.Config.Digest, err)
 	}
+	s.metas.put(d.Digest, m, cfg)
 	return m, cfg, nil
 }
 

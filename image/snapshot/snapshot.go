@@ -285,21 +285,24 @@ func (s *Snapshotter) newLink(id string) (string, error) {
 	return link, nil
 }
 
-// create records a new active or view snapshot on parent.
-func (s *Snapshotter) create(key, parent string, kind Kind) (Info, error) {
+// create records a new active or view snapshot on parent, and returns it
+// with its committed ancestors, nearest first (read in the same
+// transaction: its mounts need no second one).
+func (s *Snapshotter) create(key, parent string, kind Kind) (Info, []Info, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var info Info
+	var parents []Info
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		if _, err := get(tx, key); err == nil {
 			return fmt.Errorf("snapshot %q: %w", key, ErrExists)
 		}
 		if parent != "" {
-			p, err := get(tx, parent)
-			if err != nil {
+			var err error
+			if parents, err = s.chain(tx, parent); err != nil {
 				return err
 			}
-			if p.Kind != Committed {
+			if p := parents[0]; p.Kind != Committed {
 				return fmt.Errorf("parent %q is %s, not committed", parent, p.Kind)
 			}
 		}
@@ -315,9 +318,9 @@ func (s *Snapshotter) create(key, parent string, kind Kind) (Info, error) {
 		return nil
 	})
 	if err != nil {
-		return Info{}, fmt.Errorf("create snapshot %q: %w", key, err)
+		return Info{}, nil, fmt.Errorf("create snapshot %q: %w", key, err)
 	}
-	return info, nil
+	return info, parents, nil
 }
 
 func (s *Snapshotter) removeFiles(i Info) error {
@@ -330,10 +333,11 @@ func (s *Snapshotter) removeFiles(i Info) error {
 // Prepare creates a writable snapshot key on top of committed parent ("" for
 // none) and returns the mounts for its root filesystem.
 func (s *Snapshotter) Prepare(ctx context.Context, key, parent string) ([]Mount, error) {
-	if _, err := s.create(key, parent, Active); err != nil {
+	info, parents, err := s.create(key, parent, Active)
+	if err != nil {
 		return nil, err
 	}
-	return s.Mounts(ctx, key)
+	return s.mounts(info, parents), nil
 }
 
 // View creates a read-only snapshot of parent and returns its mounts.
@@ -341,10 +345,11 @@ func (s *Snapshotter) View(ctx context.Context, key, parent string) ([]Mount, er
 	if parent == "" {
 		return nil, fmt.Errorf("view %q: no parent", key)
 	}
-	if _, err := s.create(key, parent, View); err != nil {
+	info, parents, err := s.create(key, parent, View)
+	if err != nil {
 		return nil, err
 	}
-	return s.Mounts(ctx, key)
+	return s.mounts(info, parents), nil
 }
 
 // chain returns the short links of key's committed ancestors, nearest first.
@@ -464,7 +469,7 @@ func (s *Snapshotter) Apply(ctx context.Context, name, parent string, fill func(
 		return nil
 	}
 	key := "extract-" + name + "-" + randHex()
-	info, err := s.create(key, parent, Active)
+	info, _, err := s.create(key, parent, Active)
 	if err != nil {
 		return err
 	}
