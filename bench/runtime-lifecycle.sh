@@ -2,7 +2,7 @@
 # Lifecycle of one container running `true` (run = create+start+wait+delete)
 # with estiba-runtime, runc and crun on the same busybox bundle, plus the
 # floor `unshare -fpmuin true`, measured in short interleaved batches
-# (A B C D, A B C D...) so the machine's drift hits all alike; medians over
+# (A B C D, B C D A...) so the machine's drift hits all alike; medians over
 # all batches and ratios; then peak RSS of each via /usr/bin/time -v.
 #
 #   bench/runtime-lifecycle.sh [runs-per-batch] [batches]
@@ -79,7 +79,12 @@ if [ -n "$EST_BASE" ]; then
 	order=(est-base "${order[@]}")
 fi
 for b in $(seq "$BATCHES"); do
-	for n in "${order[@]}"; do
+	# The order turns by one every batch, so that each contender runs as
+	# often right after each other one: a batch pays for what the batch
+	# before left to the kernel's workers (network namespaces are torn
+	# down asynchronously), and a fixed order let the first one win.
+	for k in "${!order[@]}"; do
+		n=${order[$(((k + b) % ${#order[@]}))]}
 		hyperfine -N -w 2 -r "$RUNS" --export-json "$work/$n.$b.json" "${cmds[$n]}" >/dev/null 2>&1 ||
 			hyperfine -w 2 -r "$RUNS" --export-json "$work/$n.$b.json" "${cmds[$n]}" >/dev/null
 	done
