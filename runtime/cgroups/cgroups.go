@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/estiba/estiba/internal/openat"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -102,11 +103,11 @@ type IOEntry struct {
 // New returns the Manager for cfg on this host's cgroup layout, read from
 // /proc/self/mountinfo and /proc/self/cgroup.
 func New(cfg Config) (Manager, error) {
-	mi, err := readRaw("/proc/self/mountinfo")
+	mi, err := openat.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	self, err := readRaw("/proc/self/cgroup")
+	self, err := openat.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}

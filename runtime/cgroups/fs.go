@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/estiba/estiba/internal/openat"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,37 +58,11 @@ func writeFile(dir, name, value string) error {
 }
 
 func readFile(dir, name string) (string, error) {
-	b, err := readRaw(filepath.Join(dir, name))
+	b, err := openat.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		return "", fmt.Errorf("read cgroup file: %w", err)
 	}
 	return strings.TrimSpace(string(b)), nil
-}
-
-// readRaw is os.ReadFile without os.File (see above).
-func readRaw(p string) ([]byte, error) {
-	fd, err := openRaw(p, unix.O_RDONLY)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: p, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-	}
 }
 
 // openRaw opens p close-on-exec, retrying on EINTR, with os's error form.

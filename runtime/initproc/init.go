@@ -211,7 +211,7 @@ func runCreate(s *syncer, cfg *Config) error {
 	// Opened by path now, while the state directory is still visible;
 	// reopened for writing through /proc/self/fd after pivot_root. With
 	// unix.Open: os.OpenFile would start Go's network poller for it (see
-	// rootfs.readProcFile).
+	// openat.ReadFile).
 	fifoFD, err := unix.Open(cfg.FifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("exec fifo: open %s: %w", cfg.FifoPath, err)

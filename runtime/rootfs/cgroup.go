@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/estiba/estiba/internal/openat"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +48,7 @@ func (h hierarchy) dir() string {
 // host. Each hierarchy is rooted at the container's own cgroup, so with or
 // without a cgroup namespace the container never sees its parents.
 func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
-	b, err := readProcFile("/proc/self/cgroup")
+	b, err := openat.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return fmt.Errorf("cgroup mount: %w", err)
 	}
@@ -218,34 +218,4 @@ func (r *Root) newCgroupMount(h hierarchy, attrs uint64) (int, error) {
 		return -1, fmt.Errorf("bind own cgroup %s out of a new mount (kernels before 6.15 cannot): %w", h.path, err)
 	}
 	return sub, nil
-}
-
-// readProcFile reads a small /proc file with plain syscalls. os.ReadFile
-// would work too, but os.Open starts Go's network poller (epoll and eventfd
-// descriptors, then a failed registration of the file) the first time it
-// runs in a process, and in a container's init it is the first: ~8 syscalls
-// and a netpoll sysmon then keeps polling, for one read.
-func readProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 1024)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-	}
 }
