@@ -240,7 +240,10 @@ type helperFlags struct {
 	log        *slog.Logger
 }
 
-func parseHelperFlags(name string, args []string) (helperFlags, bool) {
+// setUpHelper parses a helper's command line and widens its timer slack
+// (internal/timerslack), keeping the slack it was started with for the
+// containers unless --timer-slack names the daemon's.
+func setUpHelper(name string, args []string) (helperFlags, bool) {
 	var h helperFlags
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.StringVar(&h.execRoot, "exec-root", "/run/estiba", "root of runtime state")
@@ -261,7 +264,7 @@ func parseHelperFlags(name string, args []string) (helperFlags, bool) {
 }
 
 func monitorMain(args []string) int {
-	h, ok := parseHelperFlags("estiba monitor", args)
+	h, ok := setUpHelper("estiba monitor", args)
 	if !ok {
 		return 2
 	}
@@ -314,7 +317,7 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 // spawnerMain is the monitor's helper that forks container inits (see
 // ocirt.Spawner), serving the monitor on fd 3 until the monitor goes away.
 func spawnerMain(args []string) int {
-	h, ok := parseHelperFlags("estiba monitor-spawner", args)
+	h, ok := setUpHelper("estiba monitor-spawner", args)
 	if !ok {
 		return 2
 	}
