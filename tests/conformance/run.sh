@@ -30,6 +30,12 @@ work=$(mktemp -d /tmp/estiba-conformance.XXXXXX)
 logs=${CONFORMANCE_LOGS:-$work/logs}
 mkdir -p "$logs"
 trap 'rm -rf "$work"' EXIT
+# Some of the suite's programs leave their bundles (ocitest*) in TMPDIR.
+# Others map the container's root to another uid, which must be able to
+# reach its bundle: the directories are searchable by all.
+chmod 711 "$work"
+mkdir -m 755 "$work/tmp"
+export TMPDIR=$work/tmp
 mkdir -p "$work/bundle"
 cp "$VAL/runtimetest" "$VAL/rootfs-amd64.tar.gz" "$work/bundle/"
 cd "$work/bundle"
