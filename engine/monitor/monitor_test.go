@@ -39,8 +39,17 @@ func startMonitorWith(t *testing.T, rt monitor.Runtime) (*monitor.Client, string
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go srv.Serve(ctx, l)
-	t.Cleanup(cancel)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	// Serve returns once no process runs and no runtime delete is in
+	// flight: only then may the temp dir (exits/ in it) go. A container
+	// that exited as the test ended still has its exit being written.
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
 	return &monitor.Client{Socket: sock}, dir
 }
 
