@@ -120,7 +120,7 @@ func realMain(argv []string, timerSlack uint64) int {
 	}
 	// Init runs from estiba-init when it is installed beside us (cheaper
 	// to start than this binary), else from this binary.
-	a.rt.Exe, a.rt.Version = container.InitBeside(), version
+	a.rt.Exe, a.rt.Stub, a.rt.Version = container.InitBeside(), container.StubBeside(), version
 	if *systemd {
 		return a.fail(errors.New("--systemd-cgroup is not supported: use the cgroupfs cgroup manager"))
 	}

@@ -193,7 +193,21 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 			cg.Destroy()
 		}
 	})
-	parentSock, childSock, err := socketPair()
+	plan, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	lean, err := r.leanFor(spec, o, plan)
+	if err != nil {
+		return nil, err
+	}
+	// The stub's messages are whole programs and replies: a socket that
+	// keeps their boundaries.
+	sockType := unix.SOCK_STREAM
+	if lean != nil {
+		sockType = unix.SOCK_SEQPACKET
+	}
+	parentSock, childSock, err := socketPair(sockType)
 	if err != nil {
 		return nil, err
 	}
@@ -206,21 +220,24 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		}
 		defer console.Close()
 	}
-	plan, err := planNamespaces(spec)
-	if err != nil {
-		return nil, err
-	}
 	stdio, closeNull, err := devNullStdio(o.Stdio)
 	if err != nil {
 		return nil, err
 	}
 	defer closeNull()
-	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, childSock, console))
+	src := r.Exe
+	if lean != nil {
+		src = r.Stub
+	}
+	exe, releaseExe, err := r.initExe(src, exeFloor(stdio, o.PreserveFDs, childSock, console))
 	if err != nil {
 		return nil, err
 	}
 	defer releaseExe()
 	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
+	if lean != nil {
+		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock)
+	}
 	if plan.vforkable() {
 		err = plan.startVfork(cmd, o.CloneParent)
 	} else {
@@ -255,6 +272,12 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	// namespace that init unshares next is rooted at it.
 	if err := applyCgroup(cg, rec.Pid, spec); err != nil {
 		return nil, err
+	}
+	if lean != nil {
+		if err := r.leanConverse(&stub{cmd, parentSock}, lean, rec, o, plan, cg, fifo); err != nil {
+			return nil, err
+		}
+		return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil
 	}
 	cfg := &initproc.Config{
 		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, FifoPath: fifo,
@@ -485,8 +508,8 @@ func initCmd(exe, version string, stdio Stdio, preserve int, sync, console *os.F
 	return cmd
 }
 
-func socketPair() (parent, child *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+func socketPair(typ int) (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}

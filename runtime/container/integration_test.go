@@ -488,7 +488,7 @@ func TestInitBinaryReadOnly(t *testing.T) {
 	testutil.CheckNoNewMounts(t)
 	r := newRuntime(t)
 	r.Exe = ""
-	exe, release, err := r.initExe(0)
+	exe, release, err := r.initExe(r.Exe, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Confi
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return "", err
 	}
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := LookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
 	}
