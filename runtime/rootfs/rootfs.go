@@ -63,6 +63,24 @@ type Options struct {
 	// how a container with a user namespace gets idmapped mounts. Setup
 	// uses them in place of the source and leaves them open.
 	MountSources map[int]*os.File `json:"-"`
+
+	// The fields below are for a Setup that does not run in the
+	// container's init but in a runtime thread that joined its mount
+	// namespace (see package nsthread): what Setup would otherwise take
+	// from the calling process ("self") comes from init.
+
+	// FS, if set, creates new file system instances (what newFS does
+	// with fsopen/fsconfig/fsmount): the container's init, whose
+	// namespaces and credentials they must carry.
+	FS FSMaker `json:"-"`
+	// CgroupFile, if non-nil, is used instead of reading
+	// /proc/self/cgroup: init's /proc/<pid>/cgroup, read from inside its
+	// cgroup namespace (the paths are relative to the reader's).
+	CgroupFile []byte
+	// UserNSFile, if set, is the container's user namespace, used
+	// instead of /proc/self/ns/user (with InUserNS) by idmapped mounts
+	// without mappings of their own. Setup does not close it.
+	UserNSFile *os.File `json:"-"`
 }
 
 // Root is a root filesystem prepared by Setup, not yet pivoted into.
@@ -72,7 +90,8 @@ type Root struct {
 	bundle string
 	opts   Options
 	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
-	// cgroups are the lines of /proc/self/cgroup, read for a cgroup mount.
+	// cgroups are the lines of /proc/self/cgroup (or Options.CgroupFile),
+	// read for a cgroup mount.
 	cgroups []hierarchy
 }
 
