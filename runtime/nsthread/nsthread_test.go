@@ -1,8 +1,12 @@
 package nsthread
 
 import (
+	"bufio"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -56,6 +60,7 @@ func TestRunGoneProcess(t *testing.T) {
 // kernels before 5.8), and checks that only the thread that ran f moved.
 func TestRun(t *testing.T) {
 	testutil.RequiresRoot(t)
+	testutil.CheckNoNewMounts(t)
 	joiners := map[string]func(pid int, f func() error) error{
 		"pidfd": func(pid int, f func() error) error {
 			return Run(pid, unix.CLONE_NEWNS|unix.CLONE_NEWUTS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC, f)
@@ -170,4 +175,71 @@ func equal(a, b map[string]string) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// TestSetFSOwner: a tmpfs made by a process in a user namespace mapping
+// 0-65535 to 100000-165535 refuses inodes of host root; after SetFSOwner,
+// the thread creates them as the container's root and can still chown and
+// mknod.
+func TestSetFSOwner(t *testing.T) {
+	testutil.RequiresRoot(t)
+	testutil.CheckNoNewMounts(t)
+	dir := t.TempDir()
+	// The shell in the namespace, host uid 100000, must reach dir.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("sh", "-c", "mount -t tmpfs tmpfs "+dir+" && echo ready && read x")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+		Credential:  &syscall.Credential{Uid: 0, Gid: 0},
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if l, err := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
+		t.Fatalf("child: %q, %v", l, err)
+	}
+	var st unix.Stat_t
+	err = Run(cmd.Process.Pid, unix.CLONE_NEWNS, func() error {
+		if err := unix.Mkdir(dir+"/d", 0o755); !errors.Is(err, unix.EOVERFLOW) {
+			return fmt.Errorf("mkdir as host root: %v, want EOVERFLOW", err)
+		}
+		if err := SetFSOwner(100000, 100000); err != nil {
+			return err
+		}
+		if err := unix.Mkdir(dir+"/d", 0o755); err != nil {
+			return fmt.Errorf("mkdir: %w", err)
+		}
+		if err := unix.Mknod(dir+"/null", unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			return fmt.Errorf("mknod: %w", err)
+		}
+		if err := unix.Lchown(dir+"/d", 100005, 100006); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+		return unix.Lstat(dir+"/d", &st)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 100005 || st.Gid != 100006 {
+		t.Errorf("owner %d:%d, want 100005:100006", st.Uid, st.Gid)
+	}
 }
