@@ -13,6 +13,7 @@ import (
 
 	"github.com/estiba/estiba/internal/testutil"
 	"github.com/estiba/estiba/runtime/nsthread"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,8 +33,13 @@ func TestSetupFromThread(t *testing.T) {
 		// notFollowed is what CheckFollowed must name ("" if it
 		// must pass).
 		notFollowed string
+		cgroupNS    bool
 	}{
 		{name: "init at /", init: func(t *testing.T, _ *syscall.SysProcAttr, cmd *exec.Cmd) { cmd.Dir = "/" }},
+		{name: "cgroup namespace", cgroupNS: true, init: func(t *testing.T, attr *syscall.SysProcAttr, cmd *exec.Cmd) {
+			cmd.Dir = "/"
+			attr.Cloneflags |= unix.CLONE_NEWCGROUP
+		}},
 		{name: "init's cwd elsewhere", notFollowed: "cwd", init: func(t *testing.T, _ *syscall.SysProcAttr, cmd *exec.Cmd) {
 			cmd.Dir = t.TempDir()
 		}},
@@ -59,9 +65,11 @@ func TestSetupFromThread(t *testing.T) {
 			tc.init(t, cmd.SysProcAttr, cmd)
 			pid := startInit(t, cmd)
 			proc := "/proc/" + strconv.Itoa(pid)
-			cgroups, err := os.ReadFile(proc + "/cgroup")
-			if err != nil {
-				t.Fatal(err)
+			spec := runcSpec()
+			types := unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+			if tc.cgroupNS {
+				spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+				types |= unix.CLONE_NEWCGROUP
 			}
 
 			var made []string
@@ -70,9 +78,15 @@ func TestSetupFromThread(t *testing.T) {
 				return NewFS(typ, c)
 			})
 			var r *Root
-			err = nsthread.Run(pid, unix.CLONE_NEWNS|unix.CLONE_NEWNET|unix.CLONE_NEWIPC|unix.CLONE_NEWUTS, func() error {
-				var err error
-				r, err = Setup(runcSpec(), bundle, Options{FS: maker, CgroupFile: cgroups})
+			err := nsthread.Run(pid, types, func() error {
+				// Read from inside init's cgroup namespace (its
+				// paths are relative to the reader's), through the
+				// host's /proc, still there before the pivot.
+				cgroups, err := os.ReadFile(proc + "/cgroup")
+				if err != nil {
+					return err
+				}
+				r, err = Setup(spec, bundle, Options{FS: maker, CgroupFile: cgroups})
 				if err != nil {
 					return err
 				}
@@ -113,6 +127,12 @@ func TestSetupFromThread(t *testing.T) {
 			}
 			if m, _ := mountAt(rep, "/dev/pts"); m.FSType != "devpts" {
 				t.Errorf("/dev/pts: %+v", m)
+			}
+			// Read from the host's cgroup namespace, mountinfo shows
+			// cgroup roots as the host sees them, in a namespace or not.
+			checkCgroupMounts(t, rep, false)
+			if newCgroup := slices.ContainsFunc(made, func(typ string) bool { return strings.HasPrefix(typ, "cgroup") }); newCgroup != tc.cgroupNS {
+				t.Errorf("new cgroup file systems made: %v, want %v (made: %v)", newCgroup, tc.cgroupNS, made)
 			}
 		})
 	}
