@@ -290,7 +290,7 @@ func (r *Root) idmap(fd int, m specs.Mount, o mountOptions) error {
 			defer ns.Close()
 		}
 	case r.opts.UserNSFile != nil:
-		ns = r.opts.UserNSFile // the caller's
+		ns = r.opts.UserNSFile // the caller closes it
 	case r.opts.InUserNS:
 		ns, err = os.Open("/proc/self/ns/user")
 		if err == nil {

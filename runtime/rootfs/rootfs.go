@@ -87,8 +87,8 @@ type Options struct {
 	// cgroup namespace (the paths are relative to the reader's).
 	CgroupFile []byte
 	// UserNSFile, if set, is the container's user namespace, used
-	// instead of /proc/self/ns/user (with InUserNS) by idmapped mounts
-	// without mappings of their own. Setup does not close it.
+	// instead of /proc/self/ns/user by idmapped mounts without mappings
+	// of their own. Setup does not close it.
 	UserNSFile *os.File `json:"-"`
 }
 
