@@ -48,9 +48,12 @@ func (h hierarchy) dir() string {
 // host. Each hierarchy is rooted at the container's own cgroup, so with or
 // without a cgroup namespace the container never sees its parents.
 func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
-	b, err := openat.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return fmt.Errorf("cgroup mount: %w", err)
+	b := r.opts.CgroupFile
+	if b == nil {
+		var err error
+		if b, err = openat.ReadFile("/proc/self/cgroup"); err != nil {
+			return fmt.Errorf("cgroup mount: %w", err)
+		}
 	}
 	hs, err := parseCgroupFile(b)
 	if err != nil {
@@ -72,7 +75,7 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 	// The tmpfs stays writable until the hierarchies' directories are made
 	// in it; the attributes ("ro"...) are set last, on the whole tree in
 	// one call rather than one per hierarchy.
-	tmpfs, err := newFS("tmpfs", "tmpfs", mountOptions{data: []string{"mode=755"}})
+	tmpfs, err := r.newFS("tmpfs", "tmpfs", mountOptions{data: []string{"mode=755"}})
 	if err != nil {
 		return fmt.Errorf("cgroup mount: %w", err)
 	}
@@ -204,7 +207,7 @@ func (r *Root) newCgroupMount(h hierarchy, attrs uint64) (int, error) {
 			fso.data = append(fso.data, "none")
 		}
 	}
-	full, err := newFS(typ, "cgroup", fso)
+	full, err := r.newFS(typ, "cgroup", fso)
 	if err != nil {
 		return -1, err
 	}

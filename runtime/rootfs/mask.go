@@ -96,7 +96,7 @@ func (m *masker) maskDir(dst int) error {
 	if m.tmpfs >= 0 {
 		return bindFd(m.tmpfs, dst, false)
 	}
-	src, err := newFS("tmpfs", "tmpfs", mountOptions{
+	src, err := m.root.newFS("tmpfs", "tmpfs", mountOptions{
 		attrSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC,
 		data:    []string{"mode=0555"},
 	})
