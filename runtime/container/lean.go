@@ -221,6 +221,9 @@ func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptio
 	var root *rootfs.Root
 	defer func() { root.Close() }()
 	err := nsthread.Run(rec.Pid, nstypes, func() (err error) {
+		if err := actAsContainerRoot(spec); err != nil {
+			return err
+		}
 		root, err = leanSetupRoot(s, spec, rec)
 		return err
 	})
@@ -246,10 +249,10 @@ func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptio
 	}
 	var path string
 	err = nsthread.Run(rec.Pid, nstypes, func() (err error) {
-		if err := root.Pivot(); err != nil {
-			return fmt.Errorf("rootfs: %w", err)
+		if err := actAsContainerRoot(spec); err != nil {
+			return err
 		}
-		if err := root.CheckFollowed(rec.Pid); err != nil {
+		if err := root.Pivot(); err != nil {
 			return fmt.Errorf("rootfs: %w", err)
 		}
 		// In the container's root now, as init would be.
@@ -259,12 +262,32 @@ func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptio
 	if err != nil {
 		return err
 	}
+	// Through the host's /proc, which the thread above no longer sees.
+	if err := root.CheckFollowed(rec.Pid); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
 	last, err := r.lastProgram(lp, spec.Process, o.PreserveFDs, fifoFD, path)
 	if err != nil {
 		return err
 	}
 	_, err = s.run(last)
 	return err
+}
+
+// actAsContainerRoot makes the thread create files as the container's root
+// would, when it has a user namespace: host root's uid 0 has no mapping in
+// the file systems init made there (EOVERFLOW), and what the thread creates
+// in the rootfs (mount points, copies) belongs to the container as with a
+// Go init.
+func actAsContainerRoot(spec *specs.Spec) error {
+	if !hasNS(spec, specs.UserNamespace) {
+		return nil
+	}
+	uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+	if uid < 0 || gid < 0 {
+		return fmt.Errorf("the user namespace must map uid and gid 0: %w", ErrInvalid)
+	}
+	return nsthread.SetFSOwner(uid, gid)
 }
 
 // firstProgram is what the stub does as itself before the mounts: become
@@ -288,6 +311,10 @@ func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub
 	p.Syscall("exec fifo: open "+fifo, unix.SYS_OPENAT, initstub.Int(atFDCWD), initstub.Str(fifo), initstub.Int(unix.O_PATH|unix.O_CLOEXEC)).Out(tmp)
 	p.Syscall("exec fifo: dup", unix.SYS_DUP3, initstub.Slot(tmp), initstub.Int(uintptr(fifoFD)), initstub.Int(unix.O_CLOEXEC))
 	p.Syscall("exec fifo: close", unix.SYS_CLOSE, initstub.Slot(tmp))
+	// pivot_root takes along a process whose cwd (and root) is the old
+	// root; the stub starts in the runtime's cwd (which a relative fifo
+	// path above is relative to).
+	p.Syscall("chdir /", unix.SYS_CHDIR, initstub.Str("/"))
 	return p
 }
 
