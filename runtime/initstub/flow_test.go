@@ -170,6 +170,7 @@ func TestMalformed(t *testing.T) {
 		{"allow without ALLOW", func(t *testing.T) []byte { return mutate(t, prog(), set32(op(1)+20, 2)) }, 1, unix.EINVAL},
 		{"syscall number", func(t *testing.T) []byte { return mutate(t, prog(), set64(op(1)+24, 4096)) }, 1, unix.EINVAL},
 		{"unknown arg tag", func(t *testing.T) []byte { return mutate(t, prog(), set32(arg(1, 0), 4)) }, 1, unix.EINVAL},
+		{"arg tag 33 (the C shift would wrap to 1)", func(t *testing.T) []byte { return mutate(t, prog(), set32(arg(1, 0), 33)) }, 1, unix.EINVAL},
 		{"NONE with a value", func(t *testing.T) []byte { return mutate(t, prog(), set64(arg(1, 5)+8, 1)) }, 1, unix.EINVAL},
 		{"DATA out of data", func(t *testing.T) []byte {
 			return mutate(t, prog(), func(b []byte) []byte {
@@ -249,7 +250,11 @@ func TestMalformed(t *testing.T) {
 			defer r.Close()
 			s := startStub(t, stubOpts{extra: []*os.File{w}})
 			w.Close()
-			s.sendRaw(t, tt.bytes(t))
+			b := tt.bytes(t)
+			if _, ref := decode(b, 0); ref == nil || *ref != (refusal{tt.index, tt.errno}) {
+				t.Errorf("decode: %+v, want the program refused at %d with %v", ref, tt.index, tt.errno)
+			}
+			s.sendRaw(t, b)
 			_, err = WaitReply(s.sock, prog())
 			var se *StepError
 			if !errors.As(err, &se) || !se.Invalid || se.Index != tt.index || se.Errno != tt.errno {

@@ -187,7 +187,7 @@ static u32 check_arg(const struct prog *p, const struct arg *a, u64 set)
 static u32 check_shape(const struct op *o, const u32 want[NARGS])
 {
 	for (int i = 0; i < NARGS; i++)
-		if (!(want[i] >> o->args[i].tag & 1))
+		if (o->args[i].tag > A_SLOT || !(want[i] >> o->args[i].tag & 1))
 			return EINVAL;
 	return 0;
 }
