@@ -2,6 +2,7 @@ package initstub
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,7 +55,9 @@ func decode(b []byte, slotsSet uint64) (*decoded, *refusal) {
 	}
 	for i := range int(nrelocs) {
 		r := le.Uint32(b[opsEnd+4*uint64(i):])
-		if r%8 != 0 || !inData(d.data, uint64(r), 8) || le.Uint64(d.data[r:]) >= uint64(len(d.data)) {
+		// A word relocated already holds an address, no offset: the
+		// stub's check refuses it as out of data.
+		if r%8 != 0 || !inData(d.data, uint64(r), 8) || le.Uint64(d.data[r:]) >= uint64(len(d.data)) || slices.Contains(d.relocs, r) {
 			return nil, whole(unix.ERANGE)
 		}
 		d.relocs = append(d.relocs, r)

@@ -64,8 +64,12 @@ func Send(sock *os.File, p *Program) error {
 	}
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
-		for {
+		for grown := false; ; {
 			serr = unix.Sendto(int(fd), b, unix.MSG_NOSIGNAL, nil)
+			if serr == unix.EMSGSIZE && !grown {
+				grown = growSendBuffer(int(fd), len(b))
+				continue
+			}
 			if serr != unix.EINTR {
 				return serr != unix.EAGAIN
 			}
@@ -78,6 +82,15 @@ func Send(sock *os.File, p *Program) error {
 		return fmt.Errorf("initstub: send a program of %d bytes: %w", len(b), err)
 	}
 	return nil
+}
+
+// growSendBuffer makes room for a message of n bytes. A unix datagram or
+// seqpacket message must fit in the sender's SO_SNDBUF (wmem_default, 208
+// KiB, unless raised): past that, sendto fails with EMSGSIZE. The kernel
+// doubles the value set; SO_SNDBUFFORCE (root) passes wmem_max.
+func growSendBuffer(fd, n int) bool {
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n) == nil ||
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n) == nil
 }
 
 // WaitReply waits for the reply to p, which was sent with Send, as Exchange

@@ -227,6 +227,15 @@ func TestMalformed(t *testing.T) {
 			p.Syscall("x", unix.SYS_GETPID, StrArray([]string{"a"}))
 			return mutate(t, &p, set32(op(1), 1<<20))
 		}, -1, unix.ERANGE},
+		{"the same reloc twice (the pointer is no offset)", func(t *testing.T) []byte {
+			var p Program
+			p.Syscall("x", unix.SYS_GETPID, StrArray([]string{"a"}))
+			b := mutate(t, &p, func(b []byte) []byte { return b })
+			// The second reloc takes the 4 bytes of padding before data.
+			copy(b[op(1)+4:], b[op(1):op(1)+4])
+			le.PutUint32(b[8:], 2)
+			return b
+		}, -1, unix.ERANGE},
 		{"reloc not aligned", func(t *testing.T) []byte {
 			var p Program
 			p.Syscall("x", unix.SYS_GETPID, StrArray([]string{"a"}))
@@ -267,6 +276,36 @@ func TestMalformed(t *testing.T) {
 				t.Fatal("an op of the refused program ran")
 			}
 		})
+	}
+}
+
+// A program of MaxSize bytes crosses (past the socket's default send
+// buffer) and runs; one byte more is refused.
+func TestMaxSize(t *testing.T) {
+	var p Program
+	p.Syscall("getpid", unix.SYS_GETPID, Bytes(nil))
+	b, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := MaxSize - len(b)
+	p = Program{}
+	p.Syscall("getpid", unix.SYS_GETPID, Bytes(make([]byte, pad)))
+	s := startStub(t, stubOpts{})
+	if _, err := Exchange(s.sock, &p); err != nil {
+		t.Fatalf("a program of MaxSize bytes: %v", err)
+	}
+	big := make([]byte, MaxSize+1)
+	copy(big, mutate(t, &p, func(b []byte) []byte { return b }))
+	if ok := growSendBuffer(int(s.sock.Fd()), len(big)); !ok {
+		t.Fatal("no room for MaxSize+1 bytes")
+	}
+	s.sendRaw(t, big)
+	_, err = WaitReply(s.sock, &p)
+	wantStepError(t, err, StepError{Index: -1, Name: "program", Errno: unix.EMSGSIZE, Invalid: true})
+	p.Syscall("getpid", unix.SYS_GETPID)
+	if _, err := p.Encode(); err == nil {
+		t.Fatal("Encode of MaxSize+128 bytes: no error")
 	}
 }
 

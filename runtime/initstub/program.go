@@ -338,7 +338,7 @@ func (o *Op) encode(b []byte) {
 
 // opName is the name of op i, for errors.
 func (p *Program) opName(i int) string {
-	if i < 0 || i >= len(p.ops) {
+	if p == nil || i < 0 || i >= len(p.ops) {
 		return "program"
 	}
 	return p.ops[i].name
