@@ -42,8 +42,9 @@ func (e *StepError) Unwrap() error { return e.Errno }
 
 // Exchange sends p on sock (the runtime's end of the stub's SOCK_SEQPACKET
 // socket) and waits for the reply, collecting the fds that SENDFD ops sent
-// before it (close-on-exec, in order). A failed op comes back as a
-// *StepError, and then the fds are closed.
+// before it (close-on-exec, in order; those sent after a REPLY op come with
+// the next reply). A failed op comes back as a *StepError, and then the fds
+// are closed.
 func Exchange(sock *os.File, p *Program) (fds []int, err error) {
 	if err := Send(sock, p); err != nil {
 		return nil, err

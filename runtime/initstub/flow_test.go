@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -346,4 +347,51 @@ func commentFrom(src, start, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The cost of a container init by stub: start it, run a program, exec
+// /bin/true, reap it.
+func BenchmarkStubToExec(b *testing.B) {
+	var cpu time.Duration
+	for b.Loop() {
+		s := startStub(b, stubOpts{})
+		var p Program
+		p.Syscall("getpid", unix.SYS_GETPID).Out(0)
+		if _, err := Exchange(s.sock, &p); err != nil {
+			b.Fatal(err)
+		}
+		p = Program{}
+		p.Syscall("execve", unix.SYS_EXECVE, Str("/bin/true"), StrArray([]string{"true"}), StrArray(nil))
+		if err := Send(s.sock, &p); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := WaitReply(s.sock, &p); !errors.Is(err, ErrNoReply) {
+			b.Fatal(err)
+		}
+		if st := s.exit(b); st != 0 {
+			b.Fatalf("exit status %d", st)
+		}
+		cpu += s.cmd.ProcessState.UserTime() + s.cmd.ProcessState.SystemTime()
+	}
+	// The CPU of the stub and of /bin/true (a dynamic one: most of it).
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "child-cpu-µs/op")
+}
+
+// The CPU of the stub alone: start, one program, EOF, exit.
+func BenchmarkStubAlone(b *testing.B) {
+	var cpu time.Duration
+	for b.Loop() {
+		s := startStub(b, stubOpts{})
+		var p Program
+		p.Syscall("getpid", unix.SYS_GETPID).Out(0)
+		if _, err := Exchange(s.sock, &p); err != nil {
+			b.Fatal(err)
+		}
+		s.sock.Close()
+		if st := s.exit(b); st != 1 {
+			b.Fatalf("exit status %d", st)
+		}
+		cpu += s.cmd.ProcessState.UserTime() + s.cmd.ProcessState.SystemTime()
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "child-cpu-µs/op")
 }

@@ -71,7 +71,7 @@ type stubOpts struct {
 	extra []*os.File // fds 4, 5, ... in the stub
 }
 
-func startStub(t *testing.T, o stubOpts) *stub {
+func startStub(t testing.TB, o stubOpts) *stub {
 	t.Helper()
 	if strings.HasPrefix(stubSkip, "BUILD FAILED") {
 		t.Fatal(stubSkip)
@@ -105,7 +105,7 @@ func startStub(t *testing.T, o stubOpts) *stub {
 }
 
 // exit waits for the stub to end and returns its exit status.
-func (s *stub) exit(t *testing.T) int {
+func (s *stub) exit(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-s.done:
