@@ -65,11 +65,13 @@ func Send(sock *os.File, p *Program) error {
 	}
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
-		for grown := false; ; {
+		for grew := false; ; {
 			serr = unix.Sendto(int(fd), b, unix.MSG_NOSIGNAL, nil)
-			if serr == unix.EMSGSIZE && !grown {
-				grown = growSendBuffer(int(fd), len(b))
-				continue
+			if serr == unix.EMSGSIZE && !grew {
+				grew = true
+				if growSendBuffer(int(fd), len(b)) {
+					continue
+				}
 			}
 			if serr != unix.EINTR {
 				return serr != unix.EAGAIN
