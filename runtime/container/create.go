@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/openat"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/initproc"
@@ -90,7 +91,7 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 // readSpec reads and decodes <bundle>/config.json, returning its bytes
 // too: create keeps them as spec.json as they are, without encoding.
 func readSpec(bundle string) (*specs.Spec, []byte, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := openat.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read bundle config: %w", err)
 	}
@@ -253,6 +254,12 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
 	rec.Pid = cmd.Process.Pid
+	var rs *rootSetup
+	if lean != nil {
+		rs = startRootSetup(&stub{cmd: cmd, sock: parentSock}, rec, plan.newCgroupNS)
+		// Before the kill above: the setup may still be waiting.
+		undo.add(rs.abort)
+	}
 	if err := r.makeStateDir(rec.ID, raw); err != nil {
 		return nil, err
 	}
@@ -274,7 +281,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		return nil, err
 	}
 	if lean != nil {
-		if err := r.leanConverse(&stub{cmd, parentSock}, lean, rec, o, plan, cg, fifo); err != nil {
+		if err := r.leanConverse(rs, lean, rec, o, plan, cg, fifo); err != nil {
 			return nil, err
 		}
 		return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil

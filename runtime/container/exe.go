@@ -81,11 +81,14 @@ func devNullStdio(stdio Stdio) (Stdio, func(), error) {
 		if *s.f != nil {
 			continue
 		}
-		f, err := os.OpenFile(os.DevNull, s.flag, 0)
+		// A plain open: os.OpenFile would start Go's poller for it
+		// (see openat.ReadFile).
+		fd, err := unix.Open(os.DevNull, s.flag|unix.O_CLOEXEC, 0)
 		if err != nil {
 			closeAll()
-			return Stdio{}, nil, fmt.Errorf("init stdio: %w", err)
+			return Stdio{}, nil, fmt.Errorf("init stdio: open %s: %w", os.DevNull, err)
 		}
+		f := os.NewFile(uintptr(fd), os.DevNull)
 		*s.f = f
 		opened = append(opened, f)
 	}

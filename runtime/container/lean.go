@@ -8,11 +8,12 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
-	"syscall"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/openat"
 	"github.com/estiba/estiba/runtime/caps"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
@@ -99,6 +100,12 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 	if l.Seccomp != nil && l.Seccomp.ListenerPath != "" {
 		return nil, nil
 	}
+	// A user namespace that does not own the network namespace cannot
+	// mount sysfs, where rootfs binds the host's /sys instead: a failed
+	// step ends the stub.
+	if plan.cloneflags&unix.CLONE_NEWUSER != 0 && plan.cloneflags&unix.CLONE_NEWNET == 0 {
+		return nil, nil
+	}
 	lp := &leanPlan{}
 	if l.Seccomp != nil {
 		prog, err := seccomp.Compile(l.Seccomp)
@@ -154,10 +161,15 @@ func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File) *exec.Cmd {
 type stub struct {
 	cmd  *exec.Cmd
 	sock *os.File
+	// mu makes each program and its reply one exchange: the rootfs
+	// setup and the create's own steps talk to the stub at once.
+	mu sync.Mutex
 }
 
 // run sends p and waits for its reply, returning the fds it sent.
 func (s *stub) run(p *initstub.Program) ([]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	fds, err := initstub.Exchange(s.sock, p)
 	if err != nil {
 		var se *initstub.StepError
@@ -173,7 +185,34 @@ func (s *stub) run(p *initstub.Program) ([]int, error) {
 // and with its credentials, and send back the detached mount
 // (rootfs.FSMaker).
 func (s *stub) NewFS(typ string, c rootfs.FSConfig) (int, error) {
+	fds, err := s.NewFSBatch([]rootfs.FSRequest{{Type: typ, Config: c}})
+	if err != nil {
+		return -1, err
+	}
+	return fds[0], nil
+}
+
+// NewFSBatch is NewFS for several instances, in one program
+// (rootfs.FSBatchMaker).
+func (s *stub) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
 	p := &initstub.Program{}
+	for _, q := range reqs {
+		addNewFS(p, q.Type, q.Config)
+	}
+	fds, err := s.run(p)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", reqs[0].Type, err)
+	}
+	if len(fds) != len(reqs) {
+		closeFDs(fds)
+		return nil, fmt.Errorf("mount %s: init sent %d fds for %d file systems", reqs[0].Type, len(fds), len(reqs))
+	}
+	return fds, nil
+}
+
+// addNewFS adds to p the steps of rootfs.NewFS: fsopen, fsconfig, fsmount,
+// and the mount sent back.
+func addNewFS(p *initstub.Program, typ string, c rootfs.FSConfig) {
 	const fsfd, mnt = 0, 1
 	p.Syscall("fsopen "+typ, unix.SYS_FSOPEN, initstub.Str(typ), initstub.Int(unix.FSOPEN_CLOEXEC)).Out(fsfd)
 	if c.Source != "" {
@@ -190,15 +229,6 @@ func (s *stub) NewFS(typ string, c rootfs.FSConfig) (int, error) {
 	p.SendFD("send "+typ+" mount", initstub.Slot(mnt))
 	p.Syscall("close", unix.SYS_CLOSE, initstub.Slot(mnt))
 	p.Syscall("close", unix.SYS_CLOSE, initstub.Slot(fsfd))
-	fds, err := s.run(p)
-	if err != nil {
-		return -1, fmt.Errorf("mount %s: %w", typ, err)
-	}
-	if len(fds) != 1 {
-		closeFDs(fds)
-		return -1, fmt.Errorf("mount %s: init sent %d fds", typ, len(fds))
-	}
-	return fds[0], nil
 }
 
 func closeFDs(fds []int) {
@@ -207,29 +237,172 @@ func closeFDs(fds []int) {
 	}
 }
 
-// leanConverse sets the container up with the stub as init (see the top of
-// this file), in the order of initproc's runCreate: cgroup namespace, host
-// /proc writes, hostname, keyring, rootfs, the runtime's hooks, pivot, the
-// process's settings, ready; then, on start, the exec.
-func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptions, plan *nsPlan, cg cgroups.Manager, fifo string) error {
-	spec := rec.Spec
-	fifoFD := 3 + o.PreserveFDs + 1 // see firstProgram
-	if _, err := s.run(firstProgram(rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring)); err != nil {
+// nsTypes are the stub's namespaces that the runtime's threads join.
+const nsTypes = unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
+
+// rootSetup is rootfs.Setup running for a lean create on a thread of its
+// own while the caller makes the state directory and the cgroup: the stub
+// is idle until its first mount, and the two interleave their system calls.
+// Only the cgroup mount needs the stub in its cgroup (and cgroup namespace):
+// it waits for inCgroup. The thread then stays for the pivot (onThread): a
+// thread and its joins are not free either.
+type rootSetup struct {
+	stub     *stub
+	pid      int
+	newCgNS  bool
+	once     sync.Once
+	inCgroup chan struct{}
+	cgErr    error // set before inCgroup is closed
+	done     chan struct{}
+	root     *rootfs.Root
+	err      error
+	jobs     chan func() error // to run on the thread after Setup
+	jobErr   chan error
+	endOnce  sync.Once
+}
+
+// startRootSetup starts rootfs.Setup in the stub's namespaces.
+func startRootSetup(s *stub, rec *Record, newCgroupNS bool) *rootSetup {
+	rs := &rootSetup{
+		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, inCgroup: make(chan struct{}), done: make(chan struct{}),
+		jobs: make(chan func() error, 1), jobErr: make(chan error, 1),
+	}
+	go func() {
+		ran := false
+		err := nsthread.Run(rec.Pid, nsTypes, func() error {
+			ran = true
+			rs.root, rs.err = setupAsContainerRoot(rs, rec)
+			close(rs.done)
+			if rs.err != nil {
+				return nil
+			}
+			if job, ok := <-rs.jobs; ok {
+				rs.jobErr <- job()
+			}
+			return nil
+		})
+		if !ran {
+			rs.err = err
+			close(rs.done)
+		}
+	}()
+	return rs
+}
+
+func setupAsContainerRoot(rs *rootSetup, rec *Record) (*rootfs.Root, error) {
+	if err := actAsContainerRoot(rec.Spec); err != nil {
+		return nil, err
+	}
+	return leanSetupRoot(rs, rec.Spec, rec)
+}
+
+// placed tells the setup that the stub is in its cgroup (err nil), or
+// that it never will be. Only the first call counts.
+func (rs *rootSetup) placed(err error) {
+	rs.once.Do(func() {
+		rs.cgErr = err
+		close(rs.inCgroup)
+	})
+}
+
+// wait returns Setup's result, after placed.
+func (rs *rootSetup) wait() (*rootfs.Root, error) {
+	<-rs.done
+	return rs.root, rs.err
+}
+
+// onThread runs f on Setup's thread, once Setup succeeded; the thread
+// ends after it.
+func (rs *rootSetup) onThread(f func() error) error {
+	if _, err := rs.wait(); err != nil {
 		return err
 	}
-	nstypes := unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP
-	var root *rootfs.Root
-	defer func() { root.Close() }()
-	err := nsthread.Run(rec.Pid, nstypes, func() (err error) {
-		if err := actAsContainerRoot(spec); err != nil {
-			return err
+	rs.endOnce.Do(func() { rs.jobs <- f; close(rs.jobs) })
+	return <-rs.jobErr
+}
+
+// abort ends the setup on a failed create: nothing will place the stub,
+// the thread gets no job, and what Setup made is dropped.
+func (rs *rootSetup) abort() {
+	rs.placed(errors.New("create failed"))
+	root, _ := rs.wait()
+	rs.endOnce.Do(func() { close(rs.jobs) })
+	if root != nil {
+		root.Close()
+	}
+}
+
+// NewFS is the stub's, but a cgroup file system must wait until the stub
+// is in its cgroup namespace (rootfs.FSMaker).
+func (rs *rootSetup) NewFS(typ string, c rootfs.FSConfig) (int, error) {
+	fds, err := rs.NewFSBatch([]rootfs.FSRequest{{Type: typ, Config: c}})
+	if err != nil {
+		return -1, err
+	}
+	return fds[0], nil
+}
+
+// NewFSBatch is NewFS for several (rootfs.FSBatchMaker).
+func (rs *rootSetup) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
+	for _, q := range reqs {
+		if q.Type == "cgroup" || q.Type == "cgroup2" {
+			<-rs.inCgroup
+			if rs.cgErr != nil {
+				return nil, rs.cgErr
+			}
+			break
 		}
-		root, err = leanSetupRoot(s, spec, rec)
-		return err
-	})
+	}
+	return rs.stub.NewFSBatch(reqs)
+}
+
+// cgroups is rootfs.Options.Cgroups: the stub's cgroup file, read inside its
+// cgroup namespace (the paths are relative to the reader's), once it is in
+// its cgroup. It runs on Setup's thread, which joined the stub's cgroup
+// namespace before the stub made its own: it joins that one first.
+func (rs *rootSetup) cgroups() ([]byte, error) {
+	<-rs.inCgroup
+	if rs.cgErr != nil {
+		return nil, rs.cgErr
+	}
+	proc := "/proc/" + strconv.Itoa(rs.pid)
+	if rs.newCgNS {
+		fd, err := unix.Open(proc+"/ns/cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("init's cgroup namespace: %w", err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWCGROUP); err != nil {
+			return nil, fmt.Errorf("join init's cgroup namespace: %w", err)
+		}
+	}
+	b, err := openat.ReadFile(proc + "/cgroup")
+	if err != nil {
+		return nil, fmt.Errorf("init's cgroups: %w", err)
+	}
+	return b, nil
+}
+
+// leanConverse finishes a lean create (see the top of this file) once the
+// stub is in its cgroup, in the order of initproc's runCreate: cgroup
+// namespace and keyring (first program), the rootfs (rs, running already),
+// the runtime's hooks, pivot, the process's settings, ready; then, on
+// start, the exec.
+func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o CreateOptions, plan *nsPlan, cg cgroups.Manager, fifo string) error {
+	spec := rec.Spec
+	// Above every fd the stub has: stdio, the preserved fds, the sync
+	// socket, and the fifo's first fd (the lowest free).
+	fifoFD := 3 + o.PreserveFDs + 8
+	_, err := rs.stub.run(firstProgram(rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring))
+	rs.placed(err)
 	if err != nil {
 		return err
 	}
+	root, err := rs.wait()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	if err := finalDevices(cg, spec); err != nil {
 		return err
 	}
@@ -248,10 +421,7 @@ func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptio
 		}
 	}
 	var path string
-	err = nsthread.Run(rec.Pid, nstypes, func() (err error) {
-		if err := actAsContainerRoot(spec); err != nil {
-			return err
-		}
+	err = rs.onThread(func() (err error) {
 		if err := root.Pivot(); err != nil {
 			return fmt.Errorf("rootfs: %w", err)
 		}
@@ -270,7 +440,7 @@ func (r *Runtime) leanConverse(s *stub, lp *leanPlan, rec *Record, o CreateOptio
 	if err != nil {
 		return err
 	}
-	_, err = s.run(last)
+	_, err = rs.stub.run(last)
 	return err
 }
 
@@ -308,7 +478,7 @@ func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub
 		p.Syscall("join session keyring", unix.SYS_KEYCTL, initstub.Int(keyctlJoinSessionKeyring), initstub.Str("_ses."+id)).Allow(unix.ENOSYS)
 	}
 	const tmp = 0
-	p.Syscall("exec fifo: open "+fifo, unix.SYS_OPENAT, initstub.Int(atFDCWD), initstub.Str(fifo), initstub.Int(unix.O_PATH|unix.O_CLOEXEC)).Out(tmp)
+	p.Syscall("exec fifo: open "+fifo, unix.SYS_OPENAT, initstub.Signed(unix.AT_FDCWD), initstub.Str(fifo), initstub.Int(unix.O_PATH|unix.O_CLOEXEC)).Out(tmp)
 	p.Syscall("exec fifo: dup", unix.SYS_DUP3, initstub.Slot(tmp), initstub.Int(uintptr(fifoFD)), initstub.Int(unix.O_CLOEXEC))
 	p.Syscall("exec fifo: close", unix.SYS_CLOSE, initstub.Slot(tmp))
 	// pivot_root takes along a process whose cwd (and root) is the old
@@ -318,8 +488,8 @@ func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub
 	return p
 }
 
-// atFDCWD is AT_FDCWD (-100) as a system call argument.
-const atFDCWD = ^uintptr(99)
+// sizeofStat is amd64's struct stat, which fstat fills.
+const sizeofStat = 144
 
 // lastProgram is initproc's prepareExec, waitStart and finishExec as system
 // calls: fds, rlimits, cwd, no_new_privs or an early seccomp filter, the
@@ -362,10 +532,10 @@ func (r *Runtime) lastProgram(lp *leanPlan, p *specs.Process, preserve, fifoFD i
 	prog.Reply()
 	// waitStart: the fifo reopened for writing through /proc/self/fd (the
 	// container's procfs now), checked to be the fifo itself.
-	want, got := prog.Buffer(unix.SizeofStat_t), prog.Buffer(unix.SizeofStat_t)
+	want, got := prog.Buffer(sizeofStat), prog.Buffer(sizeofStat)
 	const w = 0
 	prog.Syscall("exec fifo: stat", unix.SYS_FSTAT, initstub.Int(uintptr(fifoFD)), want.Arg())
-	prog.Syscall("open exec fifo", unix.SYS_OPENAT, initstub.Int(atFDCWD), initstub.Str("/proc/self/fd/"+strconv.Itoa(fifoFD)), initstub.Int(unix.O_WRONLY|unix.O_CLOEXEC)).Out(w)
+	prog.Syscall("open exec fifo", unix.SYS_OPENAT, initstub.Signed(unix.AT_FDCWD), initstub.Str("/proc/self/fd/"+strconv.Itoa(fifoFD)), initstub.Int(unix.O_WRONLY|unix.O_CLOEXEC)).Out(w)
 	prog.Syscall("exec fifo: stat", unix.SYS_FSTAT, initstub.Slot(w), got.Arg())
 	// st_dev and st_ino, the first 16 bytes of amd64's struct stat.
 	prog.Equal("open exec fifo: /proc/self/fd led elsewhere", want, 0, got, 0, 16)
@@ -439,13 +609,7 @@ func le64(a, b uint64) []byte {
 
 // leanSetupRoot runs on a thread in the stub's namespaces: the writes to
 // the container's /proc/sys and hostname, then the root filesystem.
-func leanSetupRoot(s *stub, spec *specs.Spec, rec *Record) (*rootfs.Root, error) {
-	// Read from this thread, which is in the container's cgroup
-	// namespace: the paths are relative to it, as init would see them.
-	cgroupFile, err := os.ReadFile("/proc/" + strconv.Itoa(rec.Pid) + "/cgroup")
-	if err != nil {
-		return nil, fmt.Errorf("init's cgroups: %w", err)
-	}
+func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, error) {
 	if err := leanProcWrites(spec, rec.Pid); err != nil {
 		return nil, err
 	}
@@ -453,7 +617,7 @@ func leanSetupRoot(s *stub, spec *specs.Spec, rec *Record) (*rootfs.Root, error)
 		return nil, err
 	}
 	root, err := rootfs.Setup(spec, rec.Bundle, rootfs.Options{
-		InUserNS: hasNS(spec, specs.UserNamespace), FS: s, CgroupFile: cgroupFile,
+		InUserNS: hasNS(spec, specs.UserNamespace), FS: rs, Cgroups: rs.cgroups,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)

@@ -84,6 +84,7 @@ var shapes = map[uint32][nArgs]uint32{
 	kindCheckCwd: {tData, tNone, tNone, tNone, tNone, tNone},
 	kindEqual:    {tData, tData, tNone, tNone, tNone, tNone},
 	kindReply:    {tNone, tNone, tNone, tNone, tNone, tNone},
+	kindSeccomp:  {tInt, tData, tNone, tNone, tNone, tNone},
 }
 
 func decodeOp(b, data []byte, set *uint64) (decodedOp, unix.Errno) {
@@ -114,6 +115,7 @@ func decodeOp(b, data []byte, set *uint64) (decodedOp, unix.Errno) {
 	case o.kind == kindSyscall && o.nr >= 4096,
 		o.kind == kindCheckCwd && o.args[0].len < 1,
 		o.kind == kindEqual && o.args[0].len != o.args[1].len,
+		o.kind == kindSeccomp && (o.args[1].len == 0 || o.args[1].len%8 != 0 || o.args[1].len > 4096*8),
 		o.kind != kindSyscall && (o.flags != 0 || o.nr != 0),
 		o.flags&^(flagOut|flagAllow) != 0,
 		o.flags&flagOut == 0 && o.out != 0:

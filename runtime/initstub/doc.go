@@ -20,7 +20,8 @@ package initstub
 //         u32 nops
 //         u32 nrelocs
 //         u32 flags     0
-// op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY
+// op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY,
+//                       6 SECCOMP
 //         u32 flags     SYSCALL only: 1 OUT (store the result in slot out),
 //                       2 ALLOW (a -allow result is no failure; the slot gets it)
 //         u32 name_off  the op's name for failure reports: a range of data,
@@ -45,6 +46,9 @@ package initstub
 //   CHECKCWD  args[0] DATA, the getcwd buffer, len >= 1
 //   EQUAL     args[0], args[1] DATA ranges of the same length
 //   REPLY     none
+//   SECCOMP   args[0] INT, the SECCOMP_FILTER_FLAG_* flags; args[1] DATA, the
+//             struct sock_filter[] (8 bytes each, 1..4096 of them): the stub
+//             loads it with seccomp(SECCOMP_SET_MODE_FILTER)
 // The stub checks all of it before it runs the first op; a malformed program is
 // refused with an INVALID reply. The data area is the stub's copy, writable.
 // Slots keep their values from one program to the next; data does not.

@@ -29,6 +29,7 @@ const (
 	kindCheckCwd
 	kindEqual
 	kindReply
+	kindSeccomp
 )
 
 const (
@@ -282,6 +283,16 @@ func (b Buf) slice(off, n int) Buf {
 		return Buf{p: b.p, off: b.off}
 	}
 	return Buf{p: b.p, off: b.off + off, n: n}
+}
+
+// Seccomp loads the BPF filter (struct sock_filter[], 8 bytes each) with
+// seccomp(SECCOMP_SET_MODE_FILTER, flags): its struct sock_fprog holds a
+// pointer, which the stub makes.
+func (p *Program) Seccomp(name string, flags uintptr, filter []byte) *Op {
+	if len(filter) == 0 || len(filter)%8 != 0 || len(filter) > 4096*8 {
+		p.fail("%s: a filter of %d bytes", name, len(filter))
+	}
+	return p.add(kindSeccomp, name, 0, Int(flags), Bytes(filter))
 }
 
 // Reply sends OK now and goes on: the runtime, which stops listening, cannot

@@ -32,6 +32,25 @@ type FSConfig struct {
 	Attrs  uint64      // MOUNT_ATTR_* for fsmount
 }
 
+// FSBatchMaker is an FSMaker that also makes several instances at once:
+// the init stub, which then takes one round trip for all of them instead
+// of one each. Setup asks for each batch of instances it knows it will
+// need (prefetch) and takes them from it as it goes.
+type FSBatchMaker interface {
+	FSMaker
+	// NewFSBatch returns one detached mount per request, in order, or
+	// none and an error.
+	NewFSBatch(reqs []FSRequest) ([]int, error)
+}
+
+// FSRequest is one file system instance of a batch.
+type FSRequest struct {
+	Type   string
+	Config FSConfig
+}
+
+func (q FSRequest) key() string { return fmt.Sprintf("%s %#v", q.Type, q.Config) }
+
 // FSFunc adapts a function to FSMaker.
 type FSFunc func(typ string, c FSConfig) (int, error)
 
@@ -67,6 +86,9 @@ func (o mountOptions) fsConfig(source string) FSConfig {
 // Options.FS if set, else in the calling thread.
 func (r *Root) newFS(typ, source string, o mountOptions) (int, error) {
 	c := o.fsConfig(source)
+	if fd, ok := r.fromPool(FSRequest{typ, c}); ok {
+		return fd, nil
+	}
 	if r.opts.FS == nil {
 		return NewFS(typ, c)
 	}
@@ -137,4 +159,70 @@ func fsError(fsfd int, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w (%s)", err, strings.Join(msgs, "; "))
+}
+
+// prefetch makes reqs in one batch when Options.FS can, for newFS to take
+// as Setup goes: a batch maker is a process to ask, and a round trip each
+// cost more than the work.
+func (r *Root) prefetch(reqs []FSRequest) error {
+	b, ok := r.opts.FS.(FSBatchMaker)
+	if !ok || len(reqs) < 2 {
+		return nil
+	}
+	fds, err := b.NewFSBatch(reqs)
+	if err != nil {
+		return err
+	}
+	if r.pool == nil {
+		r.pool = map[string][]int{}
+	}
+	for i, q := range reqs {
+		r.pool[q.key()] = append(r.pool[q.key()], fds[i])
+	}
+	return nil
+}
+
+func (r *Root) fromPool(q FSRequest) (int, bool) {
+	fds := r.pool[q.key()]
+	if len(fds) == 0 {
+		return -1, false
+	}
+	r.pool[q.key()] = fds[1:]
+	return fds[0], true
+}
+
+// closePool closes what was prefetched and not used.
+func (r *Root) closePool() {
+	for _, fds := range r.pool {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	r.pool = nil
+}
+
+// plannedFS lists the new file system instances of the spec's mounts but the
+// cgroup ones (which may have to wait for the container's cgroup), of the
+// default /dev, and of the masks, for one prefetch.
+func (r *Root) plannedFS() []FSRequest {
+	var reqs []FSRequest
+	hasDev := false
+	for i, m := range r.spec.Mounts {
+		if relPath(m.Destination) == "dev" {
+			hasDev = true
+		}
+		o, err := parseOptions(m.Type, m.Options)
+		if err != nil || o.bind || m.Type == "cgroup" || m.Type == "cgroup2" || r.opts.MountSources[i] != nil {
+			continue
+		}
+		reqs = append(reqs, FSRequest{m.Type, o.fsConfig(m.Source)})
+	}
+	if !hasDev {
+		o, _ := parseOptions(devTmpfs.Type, devTmpfs.Options)
+		reqs = append([]FSRequest{{devTmpfs.Type, o.fsConfig(devTmpfs.Source)}}, reqs...)
+	}
+	if l := r.spec.Linux; l != nil && len(l.MaskedPaths) > 0 {
+		reqs = append(reqs, FSRequest{"tmpfs", maskTmpfs.fsConfig("tmpfs")})
+	}
+	return reqs
 }

@@ -86,7 +86,7 @@ func TestSetupFromThread(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				r, err = Setup(spec, bundle, Options{FS: maker, CgroupFile: cgroups})
+				r, err = Setup(spec, bundle, Options{FS: maker, Cgroups: func() ([]byte, error) { return cgroups, nil }})
 				if err != nil {
 					return err
 				}

@@ -16,7 +16,7 @@
 // (net, ipc, uts, cgroup) namespaces with nsthread.Run, as root of the
 // initial user namespace. What Setup would take from the calling process is
 // then given: Options.FS makes the file systems in init (a new superblock
-// belongs to its creator's namespaces and credentials), Options.CgroupFile
+// belongs to its creator's namespaces and credentials), Options.Cgroups
 // and Options.UserNSFile stand for /proc/self/cgroup and /proc/self/ns/user.
 // Init follows the thread's pivot_root if its root and cwd are the
 // namespace's "/" (see Pivot and CheckFollowed).
@@ -82,10 +82,12 @@ type Options struct {
 	// with fsopen/fsconfig/fsmount): the container's init, whose
 	// namespaces and credentials they must carry.
 	FS FSMaker `json:"-"`
-	// CgroupFile, if non-nil, is used instead of reading
-	// /proc/self/cgroup: init's /proc/<pid>/cgroup, read from inside its
-	// cgroup namespace (the paths are relative to the reader's).
-	CgroupFile []byte
+	// Cgroups, if set, is called instead of reading /proc/self/cgroup
+	// when the spec's cgroup mount is made: init's /proc/<pid>/cgroup,
+	// read from inside its cgroup namespace (the paths are relative to
+	// the reader's). A func: the runtime may still be placing init in
+	// its cgroup while the mounts before that one are made.
+	Cgroups func() ([]byte, error) `json:"-"`
 	// UserNSFile, if set, is the container's user namespace, used
 	// instead of /proc/self/ns/user by idmapped mounts without mappings
 	// of their own. Setup does not close it.
@@ -99,9 +101,12 @@ type Root struct {
 	bundle string
 	opts   Options
 	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
-	// cgroups are the lines of /proc/self/cgroup (or Options.CgroupFile),
+	// cgroups are the lines of /proc/self/cgroup (or Options.Cgroups),
 	// read for a cgroup mount.
 	cgroups []hierarchy
+	// pool holds the prefetched file system instances by request (see
+	// prefetch); Pivot's masks take the last, and Close drops the rest.
+	pool map[string][]int
 }
 
 // Setup must run in the container's new mount namespace: in its init, or
@@ -127,6 +132,9 @@ func Setup(spec *specs.Spec, bundle string, opts Options) (*Root, error) {
 
 func (r *Root) setup() error {
 	if err := r.prepareRoot(); err != nil {
+		return err
+	}
+	if err := r.prefetch(r.plannedFS()); err != nil {
 		return err
 	}
 	devMount := -1
@@ -223,6 +231,7 @@ func (r *Root) Close() error {
 	if r == nil || r.fd < 0 {
 		return nil
 	}
+	r.closePool()
 	err := unix.Close(r.fd)
 	r.fd = -1
 	return err

@@ -28,7 +28,8 @@
  *         u32 nops
  *         u32 nrelocs
  *         u32 flags     0
- * op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY
+ * op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY,
+ *                       6 SECCOMP
  *         u32 flags     SYSCALL only: 1 OUT (store the result in slot out),
  *                       2 ALLOW (a -allow result is no failure; the slot gets it)
  *         u32 name_off  the op's name for failure reports: a range of data,
@@ -53,6 +54,9 @@
  *   CHECKCWD  args[0] DATA, the getcwd buffer, len >= 1
  *   EQUAL     args[0], args[1] DATA ranges of the same length
  *   REPLY     none
+ *   SECCOMP   args[0] INT, the SECCOMP_FILTER_FLAG_* flags; args[1] DATA, the
+ *             struct sock_filter[] (8 bytes each, 1..4096 of them): the stub
+ *             loads it with seccomp(SECCOMP_SET_MODE_FILTER)
  * The stub checks all of it before it runs the first op; a malformed program is
  * refused with an INVALID reply. The data area is the stub's copy, writable.
  * Slots keep their values from one program to the next; data does not.
@@ -75,14 +79,15 @@ typedef unsigned long u64;
 #define NARGS 6
 #define NOIDX 0xffffffffu
 
-enum { OP_SYSCALL = 1, OP_SENDFD, OP_CHECKCWD, OP_EQUAL, OP_REPLY };
+enum { OP_SYSCALL = 1, OP_SENDFD, OP_CHECKCWD, OP_EQUAL, OP_REPLY, OP_SECCOMP };
 enum { F_OUT = 1, F_ALLOW = 2 };
 enum { A_NONE = 0, A_INT, A_DATA, A_SLOT };
 enum { R_OK = 0, R_FAILED, R_INVALID };
 
 /* The few Linux x86-64 numbers the stub needs itself. */
 enum { SYS_write = 1, SYS_sendto = 44, SYS_recvfrom = 45, SYS_sendmsg = 46,
-       SYS_fcntl = 72, SYS_getcwd = 79, SYS_exit_group = 231 };
+       SYS_fcntl = 72, SYS_getcwd = 79, SYS_exit_group = 231, SYS_seccomp = 317 };
+enum { SECCOMP_SET_MODE_FILTER = 1 };
 enum { ENOENT = 2, EINTR = 4, EINVAL = 22, ERANGE = 34, EBADSLT = 57,
        EBADMSG = 74, EMSGSIZE = 90, EXDEV = 18 };
 enum { F_SETFD = 2, FD_CLOEXEC = 1, MSG_TRUNC = 0x20, MSG_NOSIGNAL = 0x4000,
@@ -205,6 +210,7 @@ static u32 check_kind(const struct op *o)
 	static const u32 checkcwd_args[NARGS] = { T(A_DATA), NONE, NONE, NONE, NONE, NONE };
 	static const u32 equal_args[NARGS] = { T(A_DATA), T(A_DATA), NONE, NONE, NONE, NONE };
 	static const u32 reply_args[NARGS] = { NONE, NONE, NONE, NONE, NONE, NONE };
+	static const u32 seccomp_args[NARGS] = { T(A_INT), T(A_DATA), NONE, NONE, NONE, NONE };
 
 	switch (o->kind) {
 	case OP_SYSCALL:
@@ -221,6 +227,11 @@ static u32 check_kind(const struct op *o)
 		return o->args[0].len == o->args[1].len ? 0 : EINVAL;
 	case OP_REPLY:
 		return check_shape(o, reply_args);
+	case OP_SECCOMP:
+		if (check_shape(o, seccomp_args))
+			return EINVAL;
+		/* BPF_MAXINSNS is 4096. */
+		return o->args[1].len && o->args[1].len % 8 == 0 && o->args[1].len <= 4096 * 8 ? 0 : EINVAL;
 	}
 	return EINVAL;
 }
@@ -374,6 +385,17 @@ static u32 run_equal(const struct prog *p, const struct op *o)
 	return 0;
 }
 
+/* struct sock_fprog holds a pointer, which the program's data cannot carry
+ * without a relocation: built here around the filter in data. */
+static u32 run_seccomp(const struct prog *p, const struct op *o)
+{
+	struct { unsigned short len; u8 *filter; } fprog = {
+		(unsigned short)(o->args[1].len / 8), p->data + o->args[1].val };
+	long r = syscall6(SYS_seccomp, SECCOMP_SET_MODE_FILTER, o->args[0].val, (u64)&fprog, 0, 0, 0);
+
+	return r < 0 ? (u32)-r : 0;
+}
+
 static u32 run_op(const struct prog *p, const struct op *o)
 {
 	switch (o->kind) {
@@ -385,6 +407,8 @@ static u32 run_op(const struct prog *p, const struct op *o)
 		return run_checkcwd(p, o);
 	case OP_EQUAL:
 		return run_equal(p, o);
+	case OP_SECCOMP:
+		return run_seccomp(p, o);
 	}
 	return EINVAL; /* OP_REPLY is run by run() */
 }
