@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/estiba/estiba/internal/prefault"
 	"github.com/estiba/estiba/internal/timerslack"
 
 	"github.com/estiba/estiba/runtime/container"
@@ -75,6 +76,10 @@ func main() {
 	// ~13% less CPU; with the stub, two cost no more CPU and ~2 ms less
 	// per `run`.)
 	runtime.GOMAXPROCS(2)
+	// A command's heap grows to ~1-2 MiB: ~250 page faults of ~15 µs
+	// each on a VM with shadow paging, against ~0.7 µs a page mapped ahead
+	// (internal/prefault).
+	prefault.Heap(1 << 20)
 	// Containers get the caller's slack back (see internal/timerslack).
 	slack := timerslack.Widen()
 	os.Exit(realMain(os.Args[1:], slack))
