@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 		initproc.Main("")
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testutil.CleanupStub()
+	os.Exit(code)
 }
 
 // testExe is a copy of the test binary that a container's mapped root can

@@ -395,3 +395,55 @@ func BenchmarkStubAlone(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "child-cpu-µs/op")
 }
+
+// SECCOMP loads a filter: here one that fails getppid with EPERM (BPF:
+// load the syscall number, compare, return ERRNO or ALLOW), which a later
+// op then meets (allowed, its slot gets -EPERM), and the program goes on.
+func TestSeccomp(t *testing.T) {
+	s := startStub(t, stubOpts{})
+	const (
+		ldNr     = 0x20 // BPF_LD|BPF_W|BPF_ABS, k=0: seccomp_data.nr
+		jeq      = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+		ret      = 0x06 // BPF_RET|BPF_K
+		allow    = 0x7fff0000
+		errEPERM = 0x00050000 | 1
+	)
+	ins := [][4]uint32{{ldNr, 0, 0, 0}, {jeq, 0, 1, unix.SYS_GETPPID}, {ret, 0, 0, errEPERM}, {ret, 0, 0, allow}}
+	var filter []byte
+	for _, i := range ins {
+		filter = append(filter, byte(i[0]), byte(i[0]>>8), byte(i[1]), byte(i[2]), byte(i[3]), byte(i[3]>>8), byte(i[3]>>16), byte(i[3]>>24))
+	}
+	var p Program
+	p.Syscall("no_new_privs", unix.SYS_PRCTL, Int(unix.PR_SET_NO_NEW_PRIVS), Int(1), Int(0), Int(0), Int(0))
+	p.Seccomp("seccomp", 0, filter)
+	p.Syscall("getppid", unix.SYS_GETPPID).Allow(unix.EPERM).Out(0)
+	p.Syscall("getppid again", unix.SYS_GETPPID)
+	_, err := Exchange(s.sock, &p)
+	wantStepError(t, err, StepError{Index: 3, Name: "getppid again", Errno: unix.EPERM})
+
+	var bad Program
+	bad.Seccomp("seccomp", 0, filter[:5])
+	if _, err := bad.Encode(); err == nil {
+		t.Fatal("Encode took a filter of 5 bytes")
+	}
+}
+
+// A signal that ends an ordinary process ends the stub (as pid 1 of a pid
+// namespace it would otherwise ignore it), with status 128+signal.
+func TestSignalEndsStub(t *testing.T) {
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1, unix.SIGHUP} {
+		s := startStub(t, stubOpts{})
+		// A program answered: the stub has set its handlers up.
+		var p Program
+		p.Syscall("getpid", unix.SYS_GETPID)
+		if _, err := Exchange(s.sock, &p); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		if st := s.exit(t); st != 128+int(sig) {
+			t.Errorf("%v: exit status %d, want %d", sig, st, 128+int(sig))
+		}
+	}
+}

@@ -479,6 +479,39 @@ static int parse_fd(const char *s)
 	return (int)v;
 }
 
+/* A signal that would end an ordinary process ends the stub too, as it
+ * ended a Go init (whose runtime catches them all): the container's pid 1
+ * ignores a signal it has no handler for, so `kill` of a created container
+ * would otherwise do nothing. execve resets the handlers. */
+static void on_signal(int sig)
+{
+	exit_group(128 + sig);
+}
+
+/* x86-64 delivers a signal only with SA_RESTORER; on_signal never returns,
+ * but the frame needs a return address. */
+void stub_restorer(void);
+__asm__(".text\n"
+	"stub_restorer:\n"
+	"	mov $15, %eax\n" /* rt_sigreturn */
+	"	syscall\n"
+	"	hlt\n");
+
+struct ksigaction { void (*handler)(int); u64 flags; void (*restorer)(void); u64 mask; };
+
+static void catch_signals(void)
+{
+	enum { SYS_rt_sigaction = 13, SA_RESTORER = 0x04000000 };
+	/* Those whose default is to end the process, but KILL and STOP. */
+	static const u8 sigs[] = { 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 24, 25, 26, 27, 29, 30, 31 };
+	struct ksigaction sa = { on_signal, SA_RESTORER, stub_restorer, ~0ul };
+
+	for (u64 i = 0; i < sizeof sigs; i++)
+		syscall6(SYS_rt_sigaction, sigs[i], (u64)&sa, 0, 8, 0, 0);
+	for (u64 sig = 34; sig <= 64; sig++)
+		syscall6(SYS_rt_sigaction, sig, (u64)&sa, 0, 8, 0, 0);
+}
+
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
 	static const char usage[] = "usage: estiba-init-stub <syncfd>\n";
@@ -496,6 +529,7 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
 	 * execve is also how the runtime sees the exec (EOF, no reply). */
 	if (syscall6(SYS_fcntl, (u64)syncfd, F_SETFD, FD_CLOEXEC, 0, 0, 0) < 0)
 		exit_group(1);
+	catch_signals();
 	for (;;) {
 		/* MSG_TRUNC: n is the whole message's length, even past msg. */
 		n = sys_retry(SYS_recvfrom, (u64)syncfd, (u64)msg, sizeof msg, MSG_TRUNC, 0, 0);
