@@ -59,7 +59,7 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 			s.Hostname, s.Domainname = "lean", "example.org"
 			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.msgmax": "4096"}
 			s.Root.Readonly = true
-			s.Process.Args[2] += "; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax; domainname"
+			s.Process.Args[2] += "; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /proc/sys/kernel/domainname"
 		}},
 		{"seccomp with no_new_privs", func(s *specs.Spec) {
 			s.Linux.Seccomp = denyMkdir()
@@ -72,7 +72,7 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 		}},
 		{"masked and read-only paths, no cgroup namespace", func(s *specs.Spec) {
 			s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc")
-			s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/bin")
+			s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/tmp")
 			var ns []specs.LinuxNamespace
 			for _, n := range s.Linux.Namespaces {
 				if n.Type != specs.CgroupNamespace {
@@ -80,7 +80,7 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 				}
 			}
 			s.Linux.Namespaces = ns
-			s.Process.Args[2] += "; ls /etc | wc -l; touch /bin/x; echo $?"
+			s.Process.Args[2] += "; ls /etc | wc -l; touch /tmp/x; echo $?"
 		}},
 		{"user namespace", withUserNS},
 		{"user namespace and a user", func(s *specs.Spec) {

@@ -202,8 +202,10 @@ func (r *Root) closePool() {
 }
 
 // plannedFS lists the new file system instances of the spec's mounts but the
-// cgroup ones (which may have to wait for the container's cgroup), of the
-// default /dev, and of the masks, for one prefetch.
+// cgroup ones (which may have to wait for the container's cgroup), and of
+// the default /dev, for one prefetch. Not the masks' tmpfs: made now, it
+// would come before the later mounts in mountinfo (in mount id order), not
+// where a Go init puts it.
 func (r *Root) plannedFS() []FSRequest {
 	var reqs []FSRequest
 	hasDev := false
@@ -220,9 +222,6 @@ func (r *Root) plannedFS() []FSRequest {
 	if !hasDev {
 		o, _ := parseOptions(devTmpfs.Type, devTmpfs.Options)
 		reqs = append([]FSRequest{{devTmpfs.Type, o.fsConfig(devTmpfs.Source)}}, reqs...)
-	}
-	if l := r.spec.Linux; l != nil && len(l.MaskedPaths) > 0 {
-		reqs = append(reqs, FSRequest{"tmpfs", maskTmpfs.fsConfig("tmpfs")})
 	}
 	return reqs
 }
