@@ -271,7 +271,12 @@ func startRootSetup(s *stub, rec *Record, newCgroupNS bool) *rootSetup {
 		ran := false
 		err := nsthread.Run(rec.Pid, nsTypes, func() error {
 			ran = true
-			rs.root, rs.err = setupAsContainerRoot(rs, rec)
+			done, err := actAsContainerRoot(rec.Spec)
+			defer done()
+			if err == nil {
+				rs.root, err = leanSetupRoot(rs, rec.Spec, rec)
+			}
+			rs.err = err
 			close(rs.done)
 			if rs.err != nil {
 				return nil
@@ -287,13 +292,6 @@ func startRootSetup(s *stub, rec *Record, newCgroupNS bool) *rootSetup {
 		}
 	}()
 	return rs
-}
-
-func setupAsContainerRoot(rs *rootSetup, rec *Record) (*rootfs.Root, error) {
-	if err := actAsContainerRoot(rec.Spec); err != nil {
-		return nil, err
-	}
-	return leanSetupRoot(rs, rec.Spec, rec)
 }
 
 // placed tells the setup that the stub is in its cgroup (err nil), or
@@ -448,16 +446,20 @@ func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o Creat
 // would, when it has a user namespace: host root's uid 0 has no mapping in
 // the file systems init made there (EOVERFLOW), and what the thread creates
 // in the rootfs (mount points, copies) belongs to the container as with a
-// Go init.
-func actAsContainerRoot(spec *specs.Spec) error {
+// Go init. Call done when the thread's work is over.
+func actAsContainerRoot(spec *specs.Spec) (done func(), err error) {
 	if !hasNS(spec, specs.UserNamespace) {
-		return nil
+		return func() {}, nil
 	}
 	uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
 	if uid < 0 || gid < 0 {
-		return fmt.Errorf("the user namespace must map uid and gid 0: %w", ErrInvalid)
+		return func() {}, fmt.Errorf("the user namespace must map uid and gid 0: %w", ErrInvalid)
 	}
-	return nsthread.SetFSOwner(uid, gid)
+	done, err = nsthread.SetFSOwner(uid, gid)
+	if err != nil {
+		return func() {}, err
+	}
+	return done, nil
 }
 
 // firstProgram is what the stub does as itself before the mounts: become

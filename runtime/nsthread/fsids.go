@@ -2,6 +2,8 @@ package nsthread
 
 import (
 	"fmt"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,8 +23,48 @@ import (
 //
 // Both are per-thread in the kernel (setfsuid, setfsgid and capset are raw
 // system calls here, not Go's all-threads ones), and a Run thread ends with
-// f: nothing needs undoing.
-func SetFSOwner(uid, gid int) error {
+// f. One thing is process-wide: a change of a thread's credentials makes
+// the whole process non-dumpable (fs.suid_dumpable, commit_creds). Call the
+// returned func when the thread is done: the last one gives the process its
+// dumpable flag back.
+func SetFSOwner(uid, gid int) (done func(), err error) {
+	dumpable.Lock()
+	if dumpable.n == 0 {
+		dumpable.was, _ = unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	}
+	dumpable.n++
+	dumpable.Unlock()
+	done = sync.OnceFunc(undoFSOwner)
+	if err := setFSOwner(uid, gid); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
+}
+
+// dumpable counts the threads with an fsuid of SetFSOwner's, and keeps the
+// process's dumpable flag from before the first.
+var dumpable struct {
+	sync.Mutex
+	n   int
+	was int
+}
+
+func undoFSOwner() {
+	dumpable.Lock()
+	defer dumpable.Unlock()
+	if dumpable.n--; dumpable.n > 0 {
+		return
+	}
+	// Under ForkLock: the runtime's vfork spawns (runtime/container) make
+	// the process non-dumpable while their children share its memory, and
+	// restore it themselves.
+	syscall.ForkLock.Lock()
+	unix.Prctl(unix.PR_SET_DUMPABLE, uintptr(dumpable.was), 0, 0, 0)
+	syscall.ForkLock.Unlock()
+}
+
+func setFSOwner(uid, gid int) error {
 	unix.Setfsgid(gid)
 	unix.Setfsuid(uid)
 	// setfs[ug]id return the previous id, never an error: -1 (no valid

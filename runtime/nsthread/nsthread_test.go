@@ -218,13 +218,16 @@ func TestSetFSOwner(t *testing.T) {
 		t.Fatalf("child: %q, %v", l, err)
 	}
 	var st unix.Stat_t
+	was, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
 	err = Run(cmd.Process.Pid, unix.CLONE_NEWNS, func() error {
 		if err := unix.Mkdir(dir+"/d", 0o755); !errors.Is(err, unix.EOVERFLOW) {
 			return fmt.Errorf("mkdir as host root: %v, want EOVERFLOW", err)
 		}
-		if err := SetFSOwner(100000, 100000); err != nil {
+		done, err := SetFSOwner(100000, 100000)
+		if err != nil {
 			return err
 		}
+		defer done()
 		if err := unix.Mkdir(dir+"/d", 0o755); err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
@@ -241,5 +244,10 @@ func TestSetFSOwner(t *testing.T) {
 	}
 	if st.Uid != 100005 || st.Gid != 100006 {
 		t.Errorf("owner %d:%d, want 100005:100006", st.Uid, st.Gid)
+	}
+	// The kernel made the process non-dumpable at the fsuid change; done
+	// gave it back.
+	if now, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); err != nil || now != was {
+		t.Errorf("dumpable %d (%v) after, %d before", now, err, was)
 	}
 }
