@@ -6,6 +6,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # Static, cgo-free binaries: they run unchanged inside the cgroup v2 VM lane
 # and inside containers (the conformance suite's runtimetest model).
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
+# The init stub: freestanding, static, no libc (runtime/initstub/c/stub.c).
+CC      ?= cc
+STUBCFLAGS := -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector \
+	-fno-asynchronous-unwind-tables -O2 -Wall -Wextra -Werror
 
 .PHONY: all build demo test test-unit setup clean fmt vet
 
@@ -17,6 +21,7 @@ build:
 	$(GOBUILD) -o $(BIN)/estibad ./cmd/estibad
 	$(GOBUILD) -o $(BIN)/estiba-runtime ./cmd/estiba-runtime
 	$(GOBUILD) -o $(BIN)/estiba-init ./cmd/estiba-init
+	$(CC) $(STUBCFLAGS) -o $(BIN)/estiba-init-stub runtime/initstub/c/stub.c
 
 setup:
 	./scripts/setup.sh

@@ -34,7 +34,7 @@ gotests() {
 stage vet go vet ./...
 stage gofmt bash -c 'out=$(gofmt -l $(git ls-files "*.go")); [ -z "$out" ] || { echo "gofmt needed: $out"; exit 1; }'
 stage go-test gotests
-stage cgroup-v2-vm env V2VM_EXTRA="bin/estiba-runtime bin/estiba bin/estibad bin/estiba-init" tests/v2vm/run-tests.sh  # real-cgroup tests again on a v2-only kernel (qemu)
+stage cgroup-v2-vm env V2VM_EXTRA="bin/estiba-runtime bin/estiba bin/estibad bin/estiba-init bin/estiba-init-stub" tests/v2vm/run-tests.sh  # real-cgroup tests again on a v2-only kernel (qemu)
 # Fuzz runs are bounded by executions, not seconds: a slow exec on a loaded
 # machine otherwise ends the run with "context deadline exceeded" (a race in
 # Go's fuzz coordinator, golang/go#75804, unfixed in go1.26).

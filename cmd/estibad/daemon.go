@@ -308,6 +308,8 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// Container inits run from estiba-init when it is installed
 			// beside us: ~half the start-up cost of this binary.
 			Exe: container.InitBeside(), Version: version,
+			// Containers that need no Go init get the stub (lean.go).
+			Stub:       container.StubBeside(),
 			TimerSlack: h.timerSlack,
 		},
 		ConsoleDir: filepath.Join(h.execRoot, "console"),

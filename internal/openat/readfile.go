@@ -41,3 +41,33 @@ func ReadFile(path string) ([]byte, error) {
 		b = b[:len(b)+n]
 	}
 }
+
+// WriteFile is os.WriteFile with plain system calls (see ReadFile): it
+// creates or truncates path with perm and writes b.
+func WriteFile(path string, b []byte, perm uint32) error {
+	var fd int
+	var err error
+	for {
+		if fd, err = unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, perm); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			unix.Close(fd)
+			return &os.PathError{Op: "write", Path: path, Err: err}
+		}
+		b = b[n:]
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}

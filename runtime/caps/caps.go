@@ -300,3 +300,88 @@ func capset(eff, perm, inh Set) error {
 }
 
 func list(s Set) string { return strings.Join(s.Names(), ", ") }
+
+// Plan is what DropBounding, then Apply, would do, worked out in advance for
+// another process that runs the system calls itself (the init stub,
+// runtime/initstub) and inherits the calling thread's bounding and
+// inheritable sets.
+type Plan struct {
+	// Drop are the capabilities to drop from the bounding set, in order.
+	Drop []int
+	// Effective, Permitted and Inheritable are capset(2)'s sets, after
+	// the uid change.
+	Effective, Permitted, Inheritable Set
+	// Ambient are raised one by one after capset, the set cleared first.
+	Ambient []int
+}
+
+// PlanFor checks c as DropBounding and Apply would, against the calling
+// thread's bounding and inheritable sets and the given permitted set (the
+// one the other process will hold when it calls capset), and returns the
+// steps.
+func PlanFor(c *specs.LinuxCapabilities, permitted Set) (Plan, error) {
+	var p Plan
+	s, err := FromSpec(c)
+	if err != nil {
+		return p, err
+	}
+	if err := s.validate(); err != nil {
+		return p, err
+	}
+	last, err := LastCap()
+	if err != nil {
+		return p, err
+	}
+	known := upTo(last)
+	want := s.Bounding & known
+	have, err := readBounding(want, last)
+	if err != nil {
+		return p, err
+	}
+	if missing := want &^ have; missing != 0 {
+		return p, fmt.Errorf("capabilities.bounding: %s: %w (host bounding set lacks them)", list(missing), ErrUnavailable)
+	}
+	for cp := 0; cp <= last; cp++ {
+		if !want.Has(cp) {
+			p.Drop = append(p.Drop, cp)
+		}
+	}
+	s.Effective &= known
+	s.Permitted &= known
+	s.Inheritable &= known
+	s.Ambient &= known
+	_, _, inh, err := capget()
+	if err != nil {
+		return p, err
+	}
+	if err := checkGainable(s, permitted&known, inh, last); err != nil {
+		return p, err
+	}
+	// capset runs after the drops: a new inheritable capability must be
+	// in the bounding set as it will be then.
+	if extra := s.Inheritable &^ inh &^ want; extra != 0 {
+		return p, fmt.Errorf("capabilities.inheritable: %s: %w (not in the bounding set)", list(extra), ErrUnavailable)
+	}
+	p.Effective, p.Permitted, p.Inheritable = s.Effective, s.Permitted, s.Inheritable
+	for cp := 0; cp <= last; cp++ {
+		if s.Ambient.Has(cp) {
+			p.Ambient = append(p.Ambient, cp)
+		}
+	}
+	return p, nil
+}
+
+// Permitted is the calling thread's permitted set.
+func Permitted() (Set, error) {
+	_, perm, _, err := capget()
+	return perm, err
+}
+
+// All is every capability the running kernel knows.
+func All() (Set, error) {
+	last, err := LastCap()
+	if err != nil {
+		return 0, err
+	}
+	return upTo(last), nil
+}

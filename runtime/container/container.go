@@ -35,6 +35,10 @@ type Runtime struct {
 	// own executable. Either way init runs from a detached read-only
 	// clone of it (see exe.go).
 	Exe string
+	// Stub is the init stub (cmd StubName, runtime/initstub), the lean
+	// init of containers that need nothing else of one (see lean.go), run
+	// from a read-only clone like Exe. Empty: every container gets Exe.
+	Stub string
 	// Version, if set, is passed to init, which refuses to run from a
 	// binary of another version (Exe may be a separate file).
 	Version string

@@ -14,6 +14,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/openat"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/initproc"
@@ -90,7 +91,7 @@ func LoadSpec(bundle string) (*specs.Spec, error) {
 // readSpec reads and decodes <bundle>/config.json, returning its bytes
 // too: create keeps them as spec.json as they are, without encoding.
 func readSpec(bundle string) (*specs.Spec, []byte, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	b, err := openat.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
 		return nil, nil, fmt.Errorf("read bundle config: %w", err)
 	}
@@ -193,7 +194,21 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 			cg.Destroy()
 		}
 	})
-	parentSock, childSock, err := socketPair()
+	plan, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	lean, err := r.leanFor(spec, o, plan)
+	if err != nil {
+		return nil, err
+	}
+	// The stub's messages are whole programs and replies: a socket that
+	// keeps their boundaries.
+	sockType := unix.SOCK_STREAM
+	if lean != nil {
+		sockType = unix.SOCK_SEQPACKET
+	}
+	parentSock, childSock, err := socketPair(sockType)
 	if err != nil {
 		return nil, err
 	}
@@ -206,21 +221,24 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		}
 		defer console.Close()
 	}
-	plan, err := planNamespaces(spec)
-	if err != nil {
-		return nil, err
-	}
 	stdio, closeNull, err := devNullStdio(o.Stdio)
 	if err != nil {
 		return nil, err
 	}
 	defer closeNull()
-	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, childSock, console))
+	src := r.Exe
+	if lean != nil {
+		src = r.Stub
+	}
+	exe, releaseExe, err := r.initExe(src, exeFloor(stdio, o.PreserveFDs, childSock, console))
 	if err != nil {
 		return nil, err
 	}
 	defer releaseExe()
 	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
+	if lean != nil {
+		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock)
+	}
 	if plan.vforkable() {
 		err = plan.startVfork(cmd, o.CloneParent)
 	} else {
@@ -236,6 +254,12 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
 	rec.Pid = cmd.Process.Pid
+	var rs *rootSetup
+	if lean != nil {
+		rs = startRootSetup(&stub{cmd: cmd, sock: parentSock}, rec, plan.newCgroupNS)
+		// Before the kill above: the setup may still be waiting.
+		undo.add(rs.abort)
+	}
 	if err := r.makeStateDir(rec.ID, raw); err != nil {
 		return nil, err
 	}
@@ -255,6 +279,12 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	// namespace that init unshares next is rooted at it.
 	if err := applyCgroup(cg, rec.Pid, spec); err != nil {
 		return nil, err
+	}
+	if lean != nil {
+		if err := r.leanConverse(rs, lean, rec, o, plan, cg, fifo); err != nil {
+			return nil, err
+		}
+		return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil
 	}
 	cfg := &initproc.Config{
 		ID: rec.ID, Bundle: rec.Bundle, Spec: spec, FifoPath: fifo,
@@ -485,8 +515,8 @@ func initCmd(exe, version string, stdio Stdio, preserve int, sync, console *os.F
 	return cmd
 }
 
-func socketPair() (parent, child *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+func socketPair(typ int) (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socketpair: %w", err)
 	}

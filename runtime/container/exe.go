@@ -25,8 +25,7 @@ import (
 // in any mount namespace can remount it, and it disappears with the last
 // reference. Three syscalls per start, no copy, no state on the host, and no
 // window where another runtime version could swap a shared mount under us.
-func (r *Runtime) initExe(low int) (string, func(), error) {
-	src := r.Exe
+func (r *Runtime) initExe(src string, low int) (string, func(), error) {
 	if src == "" {
 		src = "/proc/self/exe"
 	}
@@ -82,11 +81,14 @@ func devNullStdio(stdio Stdio) (Stdio, func(), error) {
 		if *s.f != nil {
 			continue
 		}
-		f, err := os.OpenFile(os.DevNull, s.flag, 0)
+		// A plain open: os.OpenFile would start Go's poller for it
+		// (see openat.ReadFile).
+		fd, err := unix.Open(os.DevNull, s.flag|unix.O_CLOEXEC, 0)
 		if err != nil {
 			closeAll()
-			return Stdio{}, nil, fmt.Errorf("init stdio: %w", err)
+			return Stdio{}, nil, fmt.Errorf("init stdio: open %s: %w", os.DevNull, err)
 		}
+		f := os.NewFile(uintptr(fd), os.DevNull)
 		*s.f = f
 		opened = append(opened, f)
 	}
@@ -168,12 +170,16 @@ const InitName = "estiba-init"
 // page faults of its data and heap. The engine's binary (HTTP server,
 // registry client, nftables…) spent ~28 ms of CPU per init; a binary that
 // links runtime/initproc only starts in about half that.
-func InitBeside() string {
+func InitBeside() string { return beside(InitName) }
+
+// beside returns the path of name in the directory of this process's
+// executable if it is a regular executable file there, else "".
+func beside(name string) string {
 	self, err := os.Executable()
 	if err != nil {
 		return ""
 	}
-	p := filepath.Join(filepath.Dir(self), InitName)
+	p := filepath.Join(filepath.Dir(self), name)
 	st, err := os.Stat(p)
 	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
 		return ""

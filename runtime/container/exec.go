@@ -77,7 +77,7 @@ func (r *Runtime) Exec(id string, p *specs.Process, o ExecOptions) (c *Container
 			undo.run()
 		}
 	}()
-	parentSock, childSock, err := socketPair()
+	parentSock, childSock, err := socketPair(unix.SOCK_STREAM)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +158,7 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 		}
 		return nil, nil, nil, err
 	}
-	exe, releaseExe, err := r.initExe(exeFloor(stdio, o.PreserveFDs, sync, console))
+	exe, releaseExe, err := r.initExe(r.Exe, exeFloor(stdio, o.PreserveFDs, sync, console))
 	if err != nil {
 		closeNull()
 		if console != nil {

@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 		initproc.Main("")
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testutil.CleanupStub()
+	os.Exit(code)
 }
 
 // testExe is a copy of the test binary that a container's mapped root can
@@ -488,7 +490,7 @@ func TestInitBinaryReadOnly(t *testing.T) {
 	testutil.CheckNoNewMounts(t)
 	r := newRuntime(t)
 	r.Exe = ""
-	exe, release, err := r.initExe(0)
+	exe, release, err := r.initExe(r.Exe, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

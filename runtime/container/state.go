@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/openat"
 	"github.com/estiba/estiba/runtime/specjson"
 )
 
@@ -68,7 +69,7 @@ func (r *Runtime) fullSpec(rec *Record) (*specs.Spec, error) {
 	if rec.Spec != nil {
 		return rec.Spec, nil
 	}
-	b, err := os.ReadFile(filepath.Join(r.dir(rec.ID), specFile))
+	b, err := openat.ReadFile(filepath.Join(r.dir(rec.ID), specFile))
 	if err != nil {
 		return nil, fmt.Errorf("container %q: read spec: %w", rec.ID, err)
 	}
@@ -107,7 +108,7 @@ func (r *Runtime) load(id string) (*Record, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(filepath.Join(r.dir(id), stateFile))
+	b, err := openat.ReadFile(filepath.Join(r.dir(id), stateFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
 	}
@@ -187,7 +188,7 @@ func (r *Runtime) saveLegacy(rec *Record) error {
 func (r *Runtime) writeAtomic(id, name string, b []byte) error {
 	dir := r.dir(id)
 	tmp := filepath.Join(dir, "."+name)
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := openat.WriteFile(tmp, b, 0o600); err != nil {
 		return fmt.Errorf("container %q: write %s: %w", id, name, err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
@@ -226,7 +227,7 @@ func (r *Runtime) status(rec *Record) string {
 // /proc/<pid>/stat. The comm field may hold spaces and parentheses, so parse
 // from the last ')'.
 func procStat(pid int) (uint64, byte, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := openat.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/estiba/estiba/internal/prefault"
 	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/rootfs"
@@ -33,7 +34,7 @@ func Main(version string) { start(version, false) }
 func MainInInit(version string) { start(version, true) }
 
 func start(version string, inPkgInit bool) {
-	prefaultHeap()
+	prefault.Heap(heapPrefault)
 	// Not dumpable, from here until execve (which restores it for the
 	// container's process): /proc/1/fd and ptrace of init then need
 	// CAP_SYS_PTRACE over it. Between create and start, init runs with
@@ -121,7 +122,7 @@ func (s *syncer) prepareAndReport(spec *specs.Spec, p *specs.Process, cfg *Confi
 	if err := prepareExec(spec, p, cfg, prog, listener); err != nil {
 		return "", err
 	}
-	path, err := lookPath(p.Args[0], p.Env)
+	path, err := LookPath(p.Args[0], p.Env)
 	if err != nil {
 		return "", err
 	}

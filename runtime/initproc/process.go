@@ -418,8 +418,8 @@ func installSeccomp(prog *seccomp.Program, spec *specs.Spec, cfg *Config, listen
 	return nil
 }
 
-// lookPath finds file on the PATH of the container's environment.
-func lookPath(file string, env []string) (string, error) {
+// LookPath finds file on the PATH of the container's environment.
+func LookPath(file string, env []string) (string, error) {
 	if strings.Contains(file, "/") {
 		return file, nil
 	}

@@ -26,12 +26,12 @@ func TestLookPath(t *testing.T) {
 		{"sh", nil, "/usr/bin/sh", false}, // default PATH
 	}
 	for _, tt := range tests {
-		got, err := lookPath(tt.file, tt.env)
+		got, err := LookPath(tt.file, tt.env)
 		if (err != nil) != tt.err || !tt.err && got != tt.want {
 			if tt.file == "sh" && got == "/bin/sh" {
 				continue
 			}
-			t.Errorf("lookPath(%q, %v) = %q, %v", tt.file, tt.env, got, err)
+			t.Errorf("LookPath(%q, %v) = %q, %v", tt.file, tt.env, got, err)
 		}
 	}
 }

@@ -48,7 +48,11 @@ func (h hierarchy) dir() string {
 // host. Each hierarchy is rooted at the container's own cgroup, so with or
 // without a cgroup namespace the container never sees its parents.
 func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
-	b, err := openat.ReadFile("/proc/self/cgroup")
+	read := r.opts.Cgroups
+	if read == nil {
+		read = func() ([]byte, error) { return openat.ReadFile("/proc/self/cgroup") }
+	}
+	b, err := read()
 	if err != nil {
 		return fmt.Errorf("cgroup mount: %w", err)
 	}
@@ -72,7 +76,18 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 	// The tmpfs stays writable until the hierarchies' directories are made
 	// in it; the attributes ("ro"...) are set last, on the whole tree in
 	// one call rather than one per hierarchy.
-	tmpfs, err := newFS("tmpfs", "tmpfs", mountOptions{data: []string{"mode=755"}})
+	if r.cgroupNS() {
+		// New mounts of every hierarchy: ask for all at once.
+		reqs := []FSRequest{{"tmpfs", cgroupTmpfs.fsConfig("tmpfs")}}
+		for _, h := range hs {
+			typ, fso := cgroupFS(h, 0)
+			reqs = append(reqs, FSRequest{typ, fso.fsConfig("cgroup")})
+		}
+		if err := r.prefetch(reqs); err != nil {
+			return fmt.Errorf("cgroup mount: %w", err)
+		}
+	}
+	tmpfs, err := r.newFS("tmpfs", "tmpfs", cgroupTmpfs)
 	if err != nil {
 		return fmt.Errorf("cgroup mount: %w", err)
 	}
@@ -188,23 +203,29 @@ func (r *Root) hostCgroupBind(h hierarchy, attrs uint64) (int, error) {
 	return fd, nil
 }
 
+// cgroupTmpfs holds the hierarchies of a cgroup v1 mount.
+var cgroupTmpfs = mountOptions{data: []string{"mode=755"}}
+
+// cgroupFS is the file system type and options of a new mount of h.
+func cgroupFS(h hierarchy, attrs uint64) (string, mountOptions) {
+	if h.controllers == "" {
+		return "cgroup2", mountOptions{attrSet: attrs}
+	}
+	fso := mountOptions{attrSet: attrs, data: strings.Split(h.controllers, ",")}
+	if strings.HasPrefix(h.controllers, "name=") && len(fso.data) == 1 {
+		// A named hierarchy alone: without "none" cgroup v1 would bind
+		// every controller to it.
+		fso.data = append(fso.data, "none")
+	}
+	return "cgroup", fso
+}
+
 // newCgroupMount mounts a new instance of the hierarchy (in a cgroup
 // namespace, rooted at the namespace) and clones the process's cgroup out of
 // it when that is not the root.
 func (r *Root) newCgroupMount(h hierarchy, attrs uint64) (int, error) {
-	typ := "cgroup"
-	fso := mountOptions{attrSet: attrs}
-	if h.controllers == "" {
-		typ = "cgroup2"
-	} else {
-		fso.data = strings.Split(h.controllers, ",")
-		if strings.HasPrefix(h.controllers, "name=") && len(fso.data) == 1 {
-			// A named hierarchy alone: without "none" cgroup v1 would
-			// bind every controller to it.
-			fso.data = append(fso.data, "none")
-		}
-	}
-	full, err := newFS(typ, "cgroup", fso)
+	typ, fso := cgroupFS(h, attrs)
+	full, err := r.newFS(typ, "cgroup", fso)
 	if err != nil {
 		return -1, err
 	}

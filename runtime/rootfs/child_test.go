@@ -187,7 +187,7 @@ func runChild(job string) error {
 			rep.Exec += err.Error()
 		}
 	}
-	rep.Mounts, err = readMountinfo()
+	rep.Mounts, err = readMountinfo("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
@@ -218,8 +218,8 @@ func mountConsole(r *Root) error {
 	return r.MountConsole(pty)
 }
 
-func readMountinfo() ([]mountEntry, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+func readMountinfo(path string) ([]mountEntry, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

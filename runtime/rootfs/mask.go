@@ -92,14 +92,17 @@ func (m *masker) mask(path string) error {
 	return bindFd(m.devNull, dst, false)
 }
 
+// maskTmpfs is the empty, read-only tmpfs over masked directories.
+var maskTmpfs = mountOptions{
+	attrSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC,
+	data:    []string{"mode=0555"},
+}
+
 func (m *masker) maskDir(dst int) error {
 	if m.tmpfs >= 0 {
 		return bindFd(m.tmpfs, dst, false)
 	}
-	src, err := newFS("tmpfs", "tmpfs", mountOptions{
-		attrSet: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC,
-		data:    []string{"mode=0555"},
-	})
+	src, err := m.root.newFS("tmpfs", "tmpfs", maskTmpfs)
 	if err != nil {
 		return err
 	}

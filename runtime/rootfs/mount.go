@@ -50,7 +50,7 @@ func (r *Root) mountSpec(m specs.Mount, idx int) error {
 	} else if o.bind {
 		src, err = r.detachedBind(m, o)
 	} else {
-		src, err = newFS(m.Type, m.Source, o)
+		src, err = r.newFS(m.Type, m.Source, o)
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// In a user namespace that does not own the network
 			// namespace, sysfs cannot be mounted; runc binds the
@@ -273,7 +273,7 @@ func PrepareMount(m specs.Mount, bundle string, userns *os.File) (*os.File, erro
 
 // idmap makes the detached mount fd idmapped. The user namespace giving the
 // mapping comes from Options.UserNS for explicit mappings, else it is the
-// container's own (the caller's).
+// container's own: Options.UserNSFile, or the caller's.
 func (r *Root) idmap(fd int, m specs.Mount, o mountOptions) error {
 	if !o.idmap {
 		return errors.New("uidMappings/gidMappings need the idmap or ridmap option")
@@ -286,15 +286,22 @@ func (r *Root) idmap(fd int, m specs.Mount, o mountOptions) error {
 			return errors.New("idmapped mount with its own mappings: the runtime gave no way to create a user namespace (Options.UserNS)")
 		}
 		ns, err = r.opts.UserNS.UserNS(m.UIDMappings, m.GIDMappings)
+		if err == nil {
+			defer ns.Close()
+		}
+	case r.opts.UserNSFile != nil:
+		ns = r.opts.UserNSFile // the caller closes it
 	case r.opts.InUserNS:
 		ns, err = os.Open("/proc/self/ns/user")
+		if err == nil {
+			defer ns.Close()
+		}
 	default:
 		return errors.New("idmap without uidMappings/gidMappings needs a container user namespace")
 	}
 	if err != nil {
 		return fmt.Errorf("user namespace for idmap: %w", err)
 	}
-	defer ns.Close()
 	flags := uint(unix.AT_EMPTY_PATH)
 	if o.recIdmap {
 		flags |= unix.AT_RECURSIVE
@@ -303,75 +310,6 @@ func (r *Root) idmap(fd int, m specs.Mount, o mountOptions) error {
 		return fmt.Errorf("idmap (the kernel refuses idmapped mounts of this file system, or from a user namespace not owning it): %w", err)
 	}
 	return nil
-}
-
-// newFS creates a detached mount of a new file system instance.
-func newFS(typ, source string, o mountOptions) (int, error) {
-	fsfd, err := unix.Fsopen(typ, unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, fmt.Errorf("mount %s: %w", typ, err)
-	}
-	defer unix.Close(fsfd)
-	if err := configureFS(fsfd, source, o); err != nil {
-		return -1, fmt.Errorf("mount %s: %w", typ, err)
-	}
-	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(o.attrSet|o.recSet))
-	if err != nil {
-		return -1, fmt.Errorf("mount %s: %w", typ, fsError(fsfd, err))
-	}
-	return fd, nil
-}
-
-// configureFS passes superblock flags and data options to a file system
-// context and creates the superblock. Options not taken by the file system
-// come back as errors carrying the kernel's own message.
-func configureFS(fsfd int, source string, o mountOptions) error {
-	if source != "" {
-		if err := unix.FsconfigSetString(fsfd, "source", source); err != nil {
-			return fmt.Errorf("source %q: %w", source, fsError(fsfd, err))
-		}
-	}
-	for _, f := range o.sbFlags {
-		if f == "silent" || f == "loud" {
-			continue // only kernel log verbosity, not a parameter
-		}
-		if err := unix.FsconfigSetFlag(fsfd, f); err != nil {
-			return fmt.Errorf("option %q: %w", f, fsError(fsfd, err))
-		}
-	}
-	for _, d := range o.data {
-		k, v, hasValue := strings.Cut(d, "=")
-		var err error
-		if hasValue {
-			err = unix.FsconfigSetString(fsfd, k, v)
-		} else {
-			err = unix.FsconfigSetFlag(fsfd, k)
-		}
-		if err != nil {
-			return fmt.Errorf("option %q: %w", d, fsError(fsfd, err))
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return fsError(fsfd, err)
-	}
-	return nil
-}
-
-// fsError adds the messages the kernel logged on the file system context.
-func fsError(fsfd int, err error) error {
-	buf := make([]byte, 256)
-	var msgs []string
-	for i := 0; i < 8; i++ {
-		n, rerr := unix.Read(fsfd, buf)
-		if rerr != nil || n <= 0 {
-			break
-		}
-		msgs = append(msgs, strings.TrimSpace(string(buf[:n])))
-	}
-	if len(msgs) == 0 {
-		return err
-	}
-	return fmt.Errorf("%w (%s)", err, strings.Join(msgs, "; "))
 }
 
 func keys(m map[string]bool) []string {

@@ -12,6 +12,15 @@
 //	err = root.Pivot()              // cwd is now the container's "/"
 //	err = root.MountConsole(pty)    // if process.terminal
 //
+// Or the runtime calls them itself, on a thread that joined init's mount
+// (net, ipc, uts, cgroup) namespaces with nsthread.Run, as root of the
+// initial user namespace. What Setup would take from the calling process is
+// then given: Options.FS makes the file systems in init (a new superblock
+// belongs to its creator's namespaces and credentials), Options.Cgroups
+// and Options.UserNSFile stand for /proc/self/cgroup and /proc/self/ns/user.
+// Init follows the thread's pivot_root if its root and cwd are the
+// namespace's "/" (see Pivot and CheckFollowed).
+//
 // Guarantees: targets are opened with openat2(RESOLVE_IN_ROOT) and mounted
 // onto by descriptor (move_mount), so a symlink or a racing rename of the
 // image never places a mount outside the rootfs (CVE-2021-30465); proc and
@@ -63,6 +72,26 @@ type Options struct {
 	// how a container with a user namespace gets idmapped mounts. Setup
 	// uses them in place of the source and leaves them open.
 	MountSources map[int]*os.File `json:"-"`
+
+	// The fields below are for a Setup that does not run in the
+	// container's init but in a runtime thread that joined its mount
+	// namespace (see package nsthread): what Setup would otherwise take
+	// from the calling process ("self") comes from init.
+
+	// FS, if set, creates new file system instances (what newFS does
+	// with fsopen/fsconfig/fsmount): the container's init, whose
+	// namespaces and credentials they must carry.
+	FS FSMaker `json:"-"`
+	// Cgroups, if set, is called instead of reading /proc/self/cgroup
+	// when the spec's cgroup mount is made: init's /proc/<pid>/cgroup,
+	// read from inside its cgroup namespace (the paths are relative to
+	// the reader's). A func: the runtime may still be placing init in
+	// its cgroup while the mounts before that one are made.
+	Cgroups func() ([]byte, error) `json:"-"`
+	// UserNSFile, if set, is the container's user namespace, used
+	// instead of /proc/self/ns/user by idmapped mounts without mappings
+	// of their own. Setup does not close it.
+	UserNSFile *os.File `json:"-"`
 }
 
 // Root is a root filesystem prepared by Setup, not yet pivoted into.
@@ -72,12 +101,16 @@ type Root struct {
 	bundle string
 	opts   Options
 	fd     int // O_PATH descriptor of the rootfs bind mount; "/" after Pivot
-	// cgroups are the lines of /proc/self/cgroup, read for a cgroup mount.
+	// cgroups are the lines of /proc/self/cgroup (or Options.Cgroups),
+	// read for a cgroup mount.
 	cgroups []hierarchy
+	// pool holds the prefetched file system instances by request (see
+	// prefetch); Pivot's masks take the last, and Close drops the rest.
+	pool map[string][]int
 }
 
-// Setup must run in the container's init process, in its new mount
-// namespace. It makes the old root's propagation private (or as
+// Setup must run in the container's new mount namespace: in its init, or
+// in a runtime thread that joined it (see the package comment). It makes the old root's propagation private (or as
 // linux.rootfsPropagation says), bind-mounts root.path onto itself, performs
 // spec.Mounts in order, and populates /dev. It stops before pivot_root so the
 // createContainer hooks can run on the prepared tree.
@@ -99,6 +132,9 @@ func Setup(spec *specs.Spec, bundle string, opts Options) (*Root, error) {
 
 func (r *Root) setup() error {
 	if err := r.prepareRoot(); err != nil {
+		return err
+	}
+	if err := r.prefetch(r.plannedFS()); err != nil {
 		return err
 	}
 	devMount := -1
@@ -195,6 +231,7 @@ func (r *Root) Close() error {
 	if r == nil || r.fd < 0 {
 		return nil
 	}
+	r.closePool()
 	err := unix.Close(r.fd)
 	r.fd = -1
 	return err
@@ -203,6 +240,16 @@ func (r *Root) Close() error {
 // Pivot switches the calling process's root to r (pivot_root, or chroot with
 // NoPivot), detaches the old root, then applies maskedPaths, readonlyPaths
 // and root.readonly. After Pivot the process's cwd is "/" of the container.
+//
+// Called from a runtime thread that joined the container's mount namespace
+// (nsthread), Pivot changes the thread's root and cwd, and the container's
+// init follows: pivot_root(2) moves the root and the cwd of every process
+// whose root, or cwd, is the old root, so an init whose root and cwd are the
+// namespace's "/" ends up in the container's "/" as well. A root or cwd
+// anywhere else (an init chrooted, or left in the bundle directory) stays in
+// the detached host tree, open to the container: the runtime checks with
+// CheckFollowed. NoPivot does not work that way: chroot(2) is the caller's
+// alone, so init keeps the old root.
 func (r *Root) Pivot() error {
 	if r == nil || r.fd < 0 {
 		return errors.New("rootfs: Pivot on a Root that Setup did not return")
@@ -220,6 +267,51 @@ func (r *Root) Pivot() error {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	return nil
+}
+
+// CheckFollowed checks that process pid's root and cwd are the container's
+// "/" after Pivot (same mount, same inode), i.e. that pid followed a Pivot
+// made by another process or thread. It reads /proc/<pid>, so it must run
+// in a thread whose /proc shows pid: the runtime's own threads, not the
+// thread that pivoted (whose /proc is now the container's).
+func (r *Root) CheckFollowed(pid int) error {
+	if r == nil || r.fd < 0 {
+		return errors.New("rootfs: CheckFollowed on a closed Root")
+	}
+	want, err := statxID(r.fd, "", unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fmt.Errorf("rootfs: statx container root: %w", err)
+	}
+	for _, l := range []string{"root", "cwd"} {
+		p := "/proc/" + strconv.Itoa(pid) + "/" + l
+		got, err := statxID(unix.AT_FDCWD, p, 0)
+		if err != nil {
+			return fmt.Errorf("rootfs: process %d: %w", pid, err)
+		}
+		if got != want {
+			return fmt.Errorf("rootfs: process %d's %s is not the container's root after pivot_root (mount %d inode %d, want mount %d inode %d): it was not the mount namespace's \"/\" (a chroot?) and stays in the host's tree",
+				pid, l, got.mnt, got.ino, want.mnt, want.ino)
+		}
+	}
+	return nil
+}
+
+// fileID names an inode of a mount: a bind of a directory onto itself has
+// the same dev and inode as the directory, only the mount tells them apart.
+type fileID struct {
+	mnt, ino           uint64
+	devMajor, devMinor uint32
+}
+
+func statxID(dirfd int, path string, flags int) (fileID, error) {
+	var st unix.Statx_t
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_INO|unix.STATX_MNT_ID, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "statx", Path: path, Err: err}
+	}
+	if st.Mask&unix.STATX_MNT_ID == 0 {
+		return fileID{}, fmt.Errorf("statx %s: no mount id (Linux 5.8 or newer needed)", path)
+	}
+	return fileID{mnt: st.Mnt_id, ino: st.Ino, devMajor: st.Dev_major, devMinor: st.Dev_minor}, nil
 }
 
 // pivotRoot uses pivot_root(".", "."): the old root ends up stacked on the

@@ -1,0 +1,198 @@
+package container
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/estiba/estiba/internal/testutil"
+	"github.com/estiba/estiba/runtime/initstub"
+)
+
+// newLeanRuntime is newRuntime with the init stub: containers that need
+// nothing else of an init get the stub (lean.go).
+func newLeanRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	r := newRuntime(t)
+	r.Stub = testutil.InitStub(t)
+	return r
+}
+
+// The same containers, once with the Go init and once with the stub, must
+// see the same process: credentials, capabilities, limits, filters, cwd,
+// umask, names, mounts.
+func TestLeanInitMatchesGoInit(t *testing.T) {
+	goRT, leanRT := newRuntime(t), newLeanRuntime(t)
+	show := "id; umask; pwd; hostname; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; " +
+		"ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; ls /dev; " +
+		"cut -d' ' -f5,9 /proc/self/mountinfo; ls -l /proc/self/fd | wc -l"
+	withUserNS := func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+		s.Linux.Resources = nil
+	}
+	tests := []struct {
+		name   string
+		mutate func(*specs.Spec)
+	}{
+		{"default", nil},
+		{"user, groups, cwd, umask, fewer capabilities", func(s *specs.Spec) {
+			umask := uint32(0o027)
+			s.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 20}, Umask: &umask}
+			s.Process.Cwd = "/tmp"
+			c := []string{"CAP_CHOWN", "CAP_NET_BIND_SERVICE"}
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: c, Effective: c, Permitted: c, Inheritable: c, Ambient: c}
+		}},
+		{"no capabilities, no no_new_privs", func(s *specs.Spec) {
+			s.Process.Capabilities = nil
+			s.Process.NoNewPrivileges = false
+		}},
+		{"rlimits, oom_score_adj, names, sysctl, read-only root", func(s *specs.Spec) {
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}}
+			adj := 500
+			s.Process.OOMScoreAdj = &adj
+			s.Hostname, s.Domainname = "lean", "example.org"
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.msgmax": "4096"}
+			s.Root.Readonly = true
+			s.Process.Args[2] += "; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/msgmax /proc/sys/kernel/domainname"
+		}},
+		{"seccomp with no_new_privs", func(s *specs.Spec) {
+			s.Linux.Seccomp = denyMkdir()
+			s.Process.Args[2] += "; mkdir /tmp/x; echo $?"
+		}},
+		{"seccomp without no_new_privs", func(s *specs.Spec) {
+			s.Linux.Seccomp = denyMkdir()
+			s.Process.NoNewPrivileges = false
+			s.Process.Args[2] += "; mkdir /tmp/x; echo $?"
+		}},
+		{"masked and read-only paths, no cgroup namespace", func(s *specs.Spec) {
+			s.Linux.MaskedPaths = append(s.Linux.MaskedPaths, "/etc")
+			s.Linux.ReadonlyPaths = append(s.Linux.ReadonlyPaths, "/tmp")
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.CgroupNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+			s.Process.Args[2] += "; ls /etc | wc -l; touch /tmp/x; echo $?"
+		}},
+		{"user namespace", withUserNS},
+		{"user namespace and a user", func(s *specs.Spec) {
+			withUserNS(s)
+			s.Process.User = specs.User{UID: 1000, GID: 1000}
+			s.Process.Args[2] += "; cat /proc/self/uid_map; touch /dev/shm/x; echo $?"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mutate := func(s *specs.Spec) {
+				if tt.mutate != nil {
+					tt.mutate(s)
+				}
+			}
+			b := bundle(t, []string{"sh", "-c", show}, mutate)
+			goCode, goOut := run(t, goRT, b)
+			leanCode, leanOut := run(t, leanRT, b)
+			if goCode != 0 {
+				t.Fatalf("Go init: exit %d: %s", goCode, goOut)
+			}
+			if leanCode != goCode || leanOut != goOut {
+				t.Errorf("stub: exit %d, output:\n%s\nGo init: exit %d, output:\n%s", leanCode, leanOut, goCode, goOut)
+			}
+		})
+	}
+}
+
+// denyMkdir is a profile that fails mkdir/mkdirat with EPERM.
+func denyMkdir() *specs.LinuxSeccomp {
+	errno := uint(1)
+	return &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &errno}},
+	}
+}
+
+// Between create and start, a lean container's init is the stub, exec'd
+// from a read-only clone (CVE-2019-5736) and not dumpable (its fd of the
+// exec fifo); after start, the container's process.
+func TestLeanInitIsTheStub(t *testing.T) {
+	r := newLeanRuntime(t)
+	out := outFile(t)
+	id := uniqueID(t)
+	c, err := r.Create(id, bundle(t, []string{"sh", "-c", "echo started"}, nil), CreateOptions{Stdio: Stdio{Stdout: out, Stderr: out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Delete(id, true)
+	proc := "/proc/" + strconv.Itoa(c.Process.Pid)
+	cmdline, err := os.ReadFile(proc + "/cmdline")
+	if err != nil || !strings.HasPrefix(string(cmdline), StubName+"\x00") {
+		t.Fatalf("init's cmdline %q, %v: not the stub", cmdline, err)
+	}
+	if !exeIsReadOnly(proc + "/exe") {
+		t.Error("the stub does not run from a read-only mount")
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.Wait(); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if got := readOut(t, out); got != "started\n" {
+		t.Fatalf("output %q", got)
+	}
+}
+
+// A lean create that fails (a missing program, a cwd that is not there)
+// says why, like the Go init, and leaves nothing behind (newRuntime's
+// checks).
+func TestLeanCreateErrors(t *testing.T) {
+	r := newLeanRuntime(t)
+	tests := []struct {
+		name   string
+		args   []string
+		mutate func(*specs.Spec)
+		want   string
+	}{
+		{"missing program", []string{"no-such-program"}, nil, "executable file not found"},
+		{"missing cwd", []string{"true"}, func(s *specs.Spec) { s.Process.Cwd = "/no/such/dir" }, "chdir to cwd /no/such/dir: no such file or directory"},
+		{"capability the host lacks", []string{"true"}, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SYS_RESOURCE")
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := uniqueID(t)
+			_, err := r.Create(id, bundle(t, tt.args, tt.mutate), CreateOptions{})
+			if tt.want == "" {
+				// Only where the host's bounding set lacks it (CI's).
+				if err == nil {
+					r.Delete(id, true)
+					t.Skip("the host has CAP_SYS_RESOURCE")
+				}
+				if !strings.Contains(err.Error(), "CAP_SYS_RESOURCE") {
+					t.Fatalf("err = %v, want it to name CAP_SYS_RESOURCE", err)
+				}
+				return
+			}
+			if err == nil {
+				r.Delete(id, true)
+				t.Fatal("create succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			var se *initstub.StepError
+			if tt.name == "missing cwd" && !errors.As(err, &se) {
+				t.Fatalf("err = %v: not the stub's step", err)
+			}
+		})
+	}
+}
