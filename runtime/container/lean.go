@@ -20,7 +20,6 @@ import (
 	"github.com/estiba/estiba/runtime/initproc"
 	"github.com/estiba/estiba/runtime/initstub"
 	"github.com/estiba/estiba/runtime/nsthread"
-	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
@@ -613,10 +612,11 @@ func le64(a, b uint64) []byte {
 // leanSetupRoot runs on a thread in the stub's namespaces: the writes to
 // the container's /proc/sys and hostname, then the root filesystem.
 func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, error) {
-	if err := leanProcWrites(spec, rec.Pid); err != nil {
+	// The sysctls apply to the thread's namespaces, the stub's.
+	if err := initproc.HostProcWrites(spec, strconv.Itoa(rec.Pid)); err != nil {
 		return nil, err
 	}
-	if err := setUTSNames(spec); err != nil {
+	if err := initproc.SetUTS(spec); err != nil {
 		return nil, err
 	}
 	root, err := rootfs.Setup(spec, rec.Bundle, rootfs.Options{
@@ -626,47 +626,4 @@ func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, 
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	return root, nil
-}
-
-// leanProcWrites writes the sysctls through a procfs instance of the
-// thread's (the kernel applies them to the writer's namespaces, which are
-// the container's) and oom_score_adj through /proc/<pid>.
-func leanProcWrites(spec *specs.Spec, pid int) error {
-	var adj *int
-	if spec.Process != nil {
-		adj = spec.Process.OOMScoreAdj
-	}
-	if len(spec.Linux.Sysctl) == 0 && adj == nil {
-		return nil
-	}
-	proc, err := procfs.Open()
-	if err != nil {
-		return err
-	}
-	defer proc.Close()
-	for k, v := range spec.Linux.Sysctl {
-		if err := proc.WriteSysctl(k, v); err != nil {
-			return fmt.Errorf("sysctl %s: %w", k, err)
-		}
-	}
-	if adj != nil {
-		if err := proc.WriteFile(strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
-			return fmt.Errorf("oomScoreAdj: %w", err)
-		}
-	}
-	return nil
-}
-
-func setUTSNames(spec *specs.Spec) error {
-	if spec.Hostname != "" {
-		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
-			return fmt.Errorf("sethostname: %w", err)
-		}
-	}
-	if spec.Domainname != "" {
-		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
-			return fmt.Errorf("setdomainname: %w", err)
-		}
-	}
-	return nil
 }

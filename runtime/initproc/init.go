@@ -194,10 +194,10 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := hostProcWrites(spec); err != nil {
+	if err := HostProcWrites(spec, "self"); err != nil {
 		return err
 	}
-	if err := setUTS(spec); err != nil {
+	if err := SetUTS(spec); err != nil {
 		return err
 	}
 	if !cfg.NoNewKeyring {

@@ -17,10 +17,12 @@ import (
 	"github.com/estiba/estiba/runtime/seccomp"
 )
 
-// hostProcWrites writes the sysctls and oom_score_adj through a procfs
+// HostProcWrites writes the sysctls and oom_score_adj through a procfs
 // instance of our own, before any container mount exists: the kernel applies
-// both to the writer's namespaces (sysctl) or the writer (oom_score_adj).
-func hostProcWrites(spec *specs.Spec) error {
+// the sysctls to the writer's namespaces, oom_score_adj to the process
+// /proc/<proc> names ("self" in init; the init stub's pid for the runtime,
+// writing from a thread in the stub's namespaces).
+func HostProcWrites(spec *specs.Spec, proc string) error {
 	var adj *int
 	if spec.Process != nil {
 		adj = spec.Process.OOMScoreAdj
@@ -28,27 +30,28 @@ func hostProcWrites(spec *specs.Spec) error {
 	if len(spec.Linux.Sysctl) == 0 && adj == nil {
 		return nil // no procfs instance to make
 	}
-	proc, err := procfs.Open()
+	h, err := procfs.Open()
 	if err != nil {
 		return err
 	}
 	// Closed before anything runs in the container: no fd of ours may
 	// lead out of its root (CVE-2024-21626).
-	defer proc.Close()
+	defer h.Close()
 	for k, v := range spec.Linux.Sysctl {
-		if err := proc.WriteSysctl(k, v); err != nil {
+		if err := h.WriteSysctl(k, v); err != nil {
 			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
 	if adj != nil {
-		if err := proc.WriteFile("self/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
+		if err := h.WriteFile(proc+"/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
 			return fmt.Errorf("oomScoreAdj: %w", err)
 		}
 	}
 	return nil
 }
 
-func setUTS(spec *specs.Spec) error {
+// SetUTS sets the hostname and domainname of the caller's UTS namespace.
+func SetUTS(spec *specs.Spec) error {
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("sethostname: %w", err)
