@@ -16,6 +16,18 @@ chmod 711 "$WORK"
 RUN=$WORK/run
 export ESTIBA_HOST=unix://$WORK/estiba.sock
 DAEMON_PID=
+# The daemon keeps its default network's bridge and nftables table when it
+# stops (a restart must not cut its containers off), but this daemon's data
+# root goes with the demo: what it made on the host goes too. What was there
+# before (another estiba daemon's) stays.
+links_before=$(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^estb/ {print $2}')
+table_before=$(nft list table inet estiba >/dev/null 2>&1 && echo yes || true)
+remove_host_network() {
+	for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^estb/ {print $2}'); do
+		grep -qx "$l" <<< "$links_before" || ip link del "$l" 2>/dev/null
+	done
+	[ -n "$table_before" ] || nft delete table inet estiba 2>/dev/null
+}
 cleanup() {
 	set +e
 	if [ -n "$DAEMON_PID" ]; then
@@ -29,6 +41,7 @@ cleanup() {
 		kill "$mpid" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$mpid" 2>/dev/null || break; sleep 0.1; done
 	fi
+	remove_host_network
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
