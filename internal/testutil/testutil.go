@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -30,4 +31,32 @@ func RequiresCommand(t testing.TB, names ...string) {
 			t.Skipf("%s not on PATH (run scripts/setup.sh)", n)
 		}
 	}
+}
+
+// StartReady starts cmd, a process that prints "ready" once set up and then
+// waits on its stdin (say, `sh -c '...; echo ready; read x'`), and returns
+// its pid once it said so. It is killed and reaped when the test ends.
+func StartReady(t testing.TB, cmd *exec.Cmd) int {
+	t.Helper()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	buf := make([]byte, len("ready\n"))
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("%s not ready: %q, %v", cmd.Path, buf, err)
+	}
+	return cmd.Process.Pid
 }

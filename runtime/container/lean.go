@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -93,7 +95,7 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 		return nil, nil
 	}
 	for _, m := range spec.Mounts {
-		if len(m.UIDMappings)+len(m.GIDMappings) > 0 || hasOption(m.Options, "idmap", "ridmap") {
+		if len(m.UIDMappings)+len(m.GIDMappings) > 0 || slices.Contains(m.Options, "idmap") || slices.Contains(m.Options, "ridmap") {
 			return nil, nil
 		}
 	}
@@ -133,17 +135,6 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 	return lp, nil
 }
 
-func hasOption(opts []string, names ...string) bool {
-	for _, o := range opts {
-		for _, n := range names {
-			if o == n {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // stubCmd is the exec of the init stub: fds 0-2 stdio, then the preserved
 // fds, then the sync socket, whose number is its only argument.
 func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File) *exec.Cmd {
@@ -181,19 +172,9 @@ func (s *stub) run(p *initstub.Program) ([]int, error) {
 	return fds, nil
 }
 
-// NewFS makes the stub create a file system instance, in its namespaces
-// and with its credentials, and send back the detached mount
-// (rootfs.FSMaker).
-func (s *stub) NewFS(typ string, c rootfs.FSConfig) (int, error) {
-	fds, err := s.NewFSBatch([]rootfs.FSRequest{{Type: typ, Config: c}})
-	if err != nil {
-		return -1, err
-	}
-	return fds[0], nil
-}
-
-// NewFSBatch is NewFS for several instances, in one program
-// (rootfs.FSBatchMaker).
+// NewFSBatch makes the stub create file system instances, in its
+// namespaces and with its credentials, in one program, and send back the
+// detached mounts (for rootSetup, the FSBatchMaker).
 func (s *stub) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
 	p := &initstub.Program{}
 	for _, q := range reqs {
@@ -490,8 +471,8 @@ func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub
 	return p
 }
 
-// sizeofStat is amd64's struct stat, which fstat fills.
-const sizeofStat = 144
+// sizeofStat is the struct stat that fstat fills.
+const sizeofStat = int(unsafe.Sizeof(unix.Stat_t{}))
 
 // lastProgram is initproc's prepareExec, waitStart and finishExec as system
 // calls: fds, rlimits, cwd, no_new_privs or an early seccomp filter, the

@@ -1,7 +1,6 @@
 package nsthread
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -198,28 +197,10 @@ func TestSetFSOwner(t *testing.T) {
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	if l, err := bufio.NewReader(stdout).ReadString('\n'); l != "ready\n" {
-		t.Fatalf("child: %q, %v", l, err)
-	}
+	testutil.StartReady(t, cmd)
 	var st unix.Stat_t
 	was, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
-	err = Run(cmd.Process.Pid, unix.CLONE_NEWNS, func() error {
+	err := Run(cmd.Process.Pid, unix.CLONE_NEWNS, func() error {
 		if err := unix.Mkdir(dir+"/d", 0o755); !errors.Is(err, unix.EOVERFLOW) {
 			return fmt.Errorf("mkdir as host root: %v, want EOVERFLOW", err)
 		}

@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +62,7 @@ func TestSetupFromThread(t *testing.T) {
 				Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 			}
 			tc.init(t, cmd.SysProcAttr, cmd)
-			pid := startInit(t, cmd)
+			pid := testutil.StartReady(t, cmd)
 			proc := "/proc/" + strconv.Itoa(pid)
 			spec := runcSpec()
 			types := unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
@@ -136,31 +135,4 @@ func TestSetupFromThread(t *testing.T) {
 			}
 		})
 	}
-}
-
-// startInit starts cmd as the container's do-nothing init and waits for
-// its "ready"; it is killed and reaped when the test ends.
-func startInit(t *testing.T, cmd *exec.Cmd) int {
-	t.Helper()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	buf := make([]byte, len("ready\n"))
-	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
-		t.Fatalf("init not ready: %q, %v", buf, err)
-	}
-	return cmd.Process.Pid
 }
