@@ -308,3 +308,57 @@ func TestDeleteWaitsForRelease(t *testing.T) {
 		t.Fatal("the runtime delete ran while the runtime still started the container")
 	}
 }
+
+// gatedCreate is the fake runtime with a Create that signals entered and
+// then waits for open.
+type gatedCreate struct {
+	*fakeruntime.Runtime
+	entered, open chan struct{}
+}
+
+func (g *gatedCreate) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
+	close(g.entered)
+	<-g.open
+	return g.Runtime.Create(ctx, id, bundle, stdio)
+}
+
+// A removal (OpDelete) that arrives while the runtime creates the
+// container must not drop the session the start then runs a process in:
+// the exit would go unlisted and a stopping monitor would not wait for it.
+func TestDeleteDuringStartKeepsSession(t *testing.T) {
+	g := &gatedCreate{Runtime: fakeruntime.New(), entered: make(chan struct{}), open: make(chan struct{})}
+	c, _ := startMonitorWith(t, g)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: bundle(t, "/bin/true")})
+		started <- err
+	}()
+	<-g.entered
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpDelete, ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: bundle(t, "/bin/true")}); err == nil {
+		t.Fatal("a second start of a container being started succeeded")
+	}
+	close(g.open)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit event")
+	}
+	resp, err := c.Call(ctx, &monitor.Request{Op: monitor.OpList})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.States) != 1 || resp.States[0].ID != "c1" {
+		t.Fatalf("listed %+v, want the exit of c1", resp.States)
+	}
+}

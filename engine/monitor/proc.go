@@ -31,6 +31,10 @@ type proc struct {
 	logw      *logs.Writer
 	attached  map[*attachment]struct{}
 	started   chan struct{} // closed when the current run's stdin is set
+	// starting is set from the start's checks until its process runs
+	// (or the start fails): a removal (OpForget, OpDelete) must not drop
+	// the session meanwhile, nor a stopping Serve forget its exit.
+	starting bool
 
 	// releasing is held while the runtime starts a held container
 	// (OpRelease); the runtime delete after an exit takes it first.
@@ -41,10 +45,17 @@ func newProc(id, execID string) *proc {
 	return &proc{id: id, execID: execID, attached: map[*attachment]struct{}{}, started: make(chan struct{})}
 }
 
-func (p *proc) isRunning() bool {
+// active reports whether p's process runs or is being started.
+func (p *proc) active() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.status.Running
+	return p.status.Running || p.starting
+}
+
+func (p *proc) startFailed() {
+	p.mu.Lock()
+	p.starting = false
+	p.mu.Unlock()
 }
 
 func (p *proc) closeLog() {
@@ -118,15 +129,15 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	// The runtime delete of the last run must be done before the
 	// runtime creates the container again.
 	s.waitDeleted(req.ID)
-	p := s.getProc(req.ID, "")
-	p.mu.Lock()
-	if p.status.Running {
-		p.mu.Unlock()
-		return 0, fmt.Errorf("container %s is already running", req.ID)
+	p, err := s.claim(req.ID)
+	if err != nil {
+		return 0, err
 	}
+	p.mu.Lock()
 	if p.logw == nil && req.LogPath != "" {
 		w, err := logs.NewWriter(req.LogPath, req.LogMaxSize, req.LogMaxFiles)
 		if err != nil {
+			p.starting = false
 			p.mu.Unlock()
 			return 0, err
 		}
@@ -134,6 +145,7 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	}
 	p.tty, p.stdinOnce = req.Tty, req.StdinOnce
 	child, stdout, stderr, err := p.stdio(req.Tty, req.OpenStdin)
+	p.starting = err == nil
 	p.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -152,6 +164,7 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 			waitPid(pid)
 			s.rt.Delete(ctx, req.ID)
 		}
+		p.startFailed()
 		return 0, err
 	}
 	p.running(pid)
@@ -191,6 +204,7 @@ func (p *proc) running(pid int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.status = Status{ID: p.id, ExecID: p.execID, Pid: pid, Running: true}
+	p.starting = false
 	select {
 	case <-p.started:
 	default:
@@ -479,6 +493,7 @@ func (s *Server) exec(ctx context.Context, req *Request, conn *bufConn) bool {
 		p.attached[a] = struct{}{}
 	}
 	child, stdout, stderr, err := p.stdio(p.tty, req.Stdin)
+	p.starting = err == nil
 	p.mu.Unlock()
 	var pid int
 	if err == nil {

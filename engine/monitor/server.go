@@ -179,7 +179,7 @@ func (s *Server) busy() bool {
 		return true
 	}
 	for _, p := range s.procs {
-		if p.isRunning() {
+		if p.active() {
 			return true
 		}
 	}
@@ -206,11 +206,12 @@ func (s *Server) list() []Status {
 func (s *Server) forget(id string) {
 	s.mu.Lock()
 	p := s.procs[id]
-	if p != nil && !p.isRunning() {
+	gone := p != nil && !p.active()
+	if gone {
 		delete(s.procs, id)
 	}
 	s.mu.Unlock()
-	if p != nil && !p.isRunning() {
+	if gone {
 		p.closeLog()
 		os.Remove(s.exitFile(id))
 	}
@@ -231,6 +232,27 @@ func (s *Server) getProc(id, execID string) *proc {
 		s.procs[key] = p
 	}
 	return p
+}
+
+// claim returns the session of container id marked as starting, or an
+// error if it runs or is being started. The mark is set under s.mu, as
+// forget checks it: a removal racing the start cannot drop the session
+// the start is about to run a process in.
+func (s *Server) claim(id string) (*proc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.procs[id]
+	if p == nil {
+		p = newProc(id, "")
+		s.procs[id] = p
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.status.Running || p.starting {
+		return nil, fmt.Errorf("container %s is already running", id)
+	}
+	p.starting = true
+	return p, nil
 }
 
 func (s *Server) dropProc(p *proc) {
