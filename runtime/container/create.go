@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -112,6 +113,7 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 	if bundle, err = filepath.Abs(bundle); err != nil {
 		return nil, fmt.Errorf("bundle path: %w", err)
 	}
+	probePidfd()
 	spec, raw, err := readSpec(bundle)
 	if err != nil {
 		return nil, err
@@ -141,13 +143,33 @@ func (r *Runtime) Create(id, bundle string, o CreateOptions) (c *Container, err 
 			return nil, err
 		}
 	}
-	if err := r.save(rec); err != nil {
+	save := r.save
+	if rec.staged {
+		save = r.commitSave
+	}
+	if err := save(rec); err != nil {
 		return nil, err
 	}
 	done = true
 	p.rec = rec
 	return p, nil
 }
+
+// probePidfd has package os check, on another thread, that pidfds work:
+// it does so once per process, by a vfork of a child that exits, on the
+// first os.FindProcess, which otherwise pays for it on the critical path
+// (right after init is started, see startVfork).
+func probePidfd() {
+	pidfdProbe.Do(func() {
+		go func() {
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				p.Release()
+			}
+		}()
+	})
+}
+
+var pidfdProbe sync.Once
 
 // makeStateDir creates the container's state directory, which also claims
 // its id, and writes the bundle's config there as spec.json. On an error
@@ -163,9 +185,11 @@ func (r *Runtime) makeStateDir(id string, raw []byte) error {
 		}
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	if err := r.writeAtomic(id, specFile, raw); err != nil {
-		os.RemoveAll(dir)
-		return err
+	// Written in place, not through a temporary file: the directory was
+	// made just now, and nothing reads spec.json before state.json exists.
+	if err := openat.WriteFile(filepath.Join(dir, specFile), raw, 0o600); err != nil {
+		r.removeStateDir(id)
+		return fmt.Errorf("container %q: write %s: %w", id, specFile, err)
 	}
 	return nil
 }
@@ -185,7 +209,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	stateDir := false
 	undo.add(func() {
 		if stateDir {
-			os.RemoveAll(r.dir(rec.ID))
+			r.removeStateDir(rec.ID)
 		}
 	})
 	var cg cgroups.Manager

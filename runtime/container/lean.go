@@ -377,6 +377,11 @@ func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o Creat
 	if err != nil {
 		return err
 	}
+	// The record is complete: its file is written while the rootfs is
+	// still being set up, and put in place at the end of create.
+	if err := r.stageSave(rec); err != nil {
+		return err
+	}
 	root, err := rs.wait()
 	if err != nil {
 		return err

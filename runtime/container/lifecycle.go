@@ -42,11 +42,6 @@ func (r *Runtime) start(rec *Record) error {
 	if err := r.releaseInit(rec, fifo); err != nil {
 		return err
 	}
-	rec.Started = true
-	if err := r.save(rec); err != nil {
-		return err
-	}
-	os.Remove(fifo)
 	if h := rec.Hooks; h != nil {
 		// The state the hooks see is the one start just made, even if
 		// the process has already exited.
@@ -60,7 +55,9 @@ func (r *Runtime) start(rec *Record) error {
 }
 
 // releaseInit opens the fifo for reading, which unblocks init's open for
-// writing, and reads the byte init writes once released. It then reads on
+// writing, and removes it: from then on the container's status is running
+// (see status; there is no state file to rewrite). Then it reads the
+// byte init writes once released, and reads on
 // to end of file: init's end is close-on-exec, so EOF means init has exec'd
 // the container's process (or died), and poststart hooks, which the spec
 // runs after that exec, come after it. The open is non-blocking and the
@@ -72,6 +69,9 @@ func (r *Runtime) releaseInit(rec *Record, fifo string) error {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer unix.Close(fd)
+	if err := unix.Unlink(fifo); err != nil {
+		return fmt.Errorf("remove exec fifo: %w", err)
+	}
 	got := false
 	for {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -205,7 +205,7 @@ func (r *Runtime) deleteRecord(rec *Record, force bool, cg cgroups.Manager) erro
 	if err := cg.Destroy(); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
-	if err := os.RemoveAll(r.dir(id)); err != nil {
+	if err := r.removeStateDir(id); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
 	if h := rec.Hooks; h != nil {
@@ -233,7 +233,7 @@ func (r *Runtime) deleteBroken(id string) error {
 		}
 		cg.Destroy()
 	}
-	if err := os.RemoveAll(r.dir(id)); err != nil {
+	if err := r.removeStateDir(id); err != nil {
 		return fmt.Errorf("delete %q: %w", id, err)
 	}
 	return nil

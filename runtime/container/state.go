@@ -44,6 +44,9 @@ type Record struct {
 	// spec.json existed; load takes it over, so that containers created
 	// by an older binary can still be managed.
 	LegacySpec *specs.Spec `json:"spec,omitempty"`
+	// staged: stageSave wrote the record's state file beside its place,
+	// for commitSave to rename there.
+	staged bool
 }
 
 // newRecord makes the record of a container being created from spec.
@@ -150,9 +153,9 @@ type savedRecord struct {
 	Pid       int       `json:"pid"`
 	StartTime uint64    `json:"startTime"`
 	Created   time.Time `json:"created"`
-	// Started is set by start; Paused by pause, cleared by resume.
-	Started bool `json:"started,omitempty"`
-	Paused  bool `json:"paused,omitempty"`
+	// Paused is set by pause, cleared by resume. (Whether it was started
+	// is the exec fifo's absence: see status.)
+	Paused bool `json:"paused,omitempty"`
 	// The few parts of the spec that start, kill, pause, delete and state
 	// need, so that they decode a small record instead of the whole spec
 	// (whose seccomp profile alone can be tens of KiB). The hooks are the
@@ -168,11 +171,35 @@ func (r *Runtime) save(rec *Record) error {
 		// Kept where the older binary put it (see Record).
 		return r.saveLegacy(rec)
 	}
+	if err := r.stageSave(rec); err != nil {
+		return err
+	}
+	return r.commitSave(rec)
+}
+
+// stageSave is the first half of save: the encoding and the write of the
+// temporary file, which a create does while it waits for the rootfs.
+func (r *Runtime) stageSave(rec *Record) error {
 	b, err := json.Marshal(&rec.savedRecord)
 	if err != nil {
 		return fmt.Errorf("container %q: encode state: %w", rec.ID, err)
 	}
-	return r.writeAtomic(rec.ID, stateFile, b)
+	if err := openat.WriteFile(filepath.Join(r.dir(rec.ID), "."+stateFile), b, 0o600); err != nil {
+		return fmt.Errorf("container %q: write %s: %w", rec.ID, stateFile, err)
+	}
+	rec.staged = true
+	return nil
+}
+
+// commitSave puts the file stageSave wrote in place: readers see the old
+// state or the new, never a part.
+func (r *Runtime) commitSave(rec *Record) error {
+	dir := r.dir(rec.ID)
+	if err := os.Rename(filepath.Join(dir, "."+stateFile), filepath.Join(dir, stateFile)); err != nil {
+		return fmt.Errorf("container %q: write %s: %w", rec.ID, stateFile, err)
+	}
+	rec.staged = false
+	return nil
 }
 
 func (r *Runtime) saveLegacy(rec *Record) error {
@@ -197,6 +224,22 @@ func (r *Runtime) writeAtomic(id, name string, b []byte) error {
 	return nil
 }
 
+// removeStateDir removes a container's state directory. What the runtime
+// puts there is known: removing those names and then the directory spares
+// os.RemoveAll's directory reads (and the poller it starts, in a process
+// that has no other use for it). Anything else there takes RemoveAll.
+func (r *Runtime) removeStateDir(id string) error {
+	dir := r.dir(id)
+	for _, name := range []string{stateFile, specFile, fifoFile, "." + stateFile, "." + specFile} {
+		unix.Unlinkat(unix.AT_FDCWD, filepath.Join(dir, name), 0)
+	}
+	err := unix.Rmdir(dir)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}
+
 // alive reports whether rec's init is still the process it started, and not
 // a zombie.
 func (rec *Record) alive() bool {
@@ -212,10 +255,9 @@ func (r *Runtime) status(rec *Record) string {
 	if !rec.alive() {
 		return string(specs.StateStopped)
 	}
-	if !rec.Started {
-		if _, err := os.Lstat(filepath.Join(r.dir(rec.ID), fifoFile)); err == nil {
-			return string(specs.StateCreated)
-		}
+	// start removes the fifo as it releases init.
+	if _, err := os.Lstat(filepath.Join(r.dir(rec.ID), fifoFile)); err == nil {
+		return string(specs.StateCreated)
 	}
 	if rec.Paused {
 		return "paused"

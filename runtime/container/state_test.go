@@ -13,7 +13,7 @@ import (
 // TestSavedRecordFields: save (savedRecord) and saveLegacy (the whole
 // Record) write the same fields, but for the legacy spec.
 func TestSavedRecordFields(t *testing.T) {
-	rec := Record{savedRecord: savedRecord{ID: "c", Bundle: "/b", Pid: 7, StartTime: 9, Started: true, Paused: true,
+	rec := Record{savedRecord: savedRecord{ID: "c", Bundle: "/b", Pid: 7, StartTime: 9, Paused: true,
 		HasProcess: true, Hooks: &specs.Hooks{}, CgroupsPath: "/x", Annotations: map[string]string{"a": "b"}}}
 	whole, err := json.Marshal(&rec)
 	if err != nil {
@@ -37,7 +37,7 @@ func TestLoadRecord(t *testing.T) {
 		hasSpec     bool
 	}{
 		{"current", `{"id":"c","bundle":"/b","pid":7,"startTime":9,"started":true,"hasProcess":true,"cgroupsPath":"/x","annotations":{"a":"b"}}`,
-			Record{savedRecord: savedRecord{ID: "c", Bundle: "/b", Pid: 7, StartTime: 9, Started: true, HasProcess: true, CgroupsPath: "/x", Annotations: map[string]string{"a": "b"}}}, false},
+			Record{savedRecord: savedRecord{ID: "c", Bundle: "/b", Pid: 7, StartTime: 9, HasProcess: true, CgroupsPath: "/x", Annotations: map[string]string{"a": "b"}}}, false},
 		{"legacy", `{"id":"c","bundle":"/b","pid":7,"spec":{"process":{"cwd":"/"},"linux":{"cgroupsPath":"/y"},"annotations":{"k":"v"}}}`,
 			Record{savedRecord: savedRecord{ID: "c", Bundle: "/b", Pid: 7, HasProcess: true, CgroupsPath: "/y", Annotations: map[string]string{"k": "v"}}}, true},
 		{"legacy null spec", `{"id":"c","bundle":"/b","pid":7,"spec":null}`,
@@ -61,6 +61,40 @@ func TestLoadRecord(t *testing.T) {
 			rec.LegacySpec, rec.Spec = nil, nil
 			if !reflect.DeepEqual(*rec, tc.want) {
 				t.Errorf("got %+v\nwant %+v", *rec, tc.want)
+			}
+		})
+	}
+}
+
+// TestRemoveStateDir: the known files go by name, anything else through
+// RemoveAll; a directory already gone is no error.
+func TestRemoveStateDir(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files []string
+	}{
+		{"known", []string{stateFile, specFile, fifoFile, "." + stateFile}},
+		{"empty", nil},
+		{"other", []string{stateFile, "extra"}},
+		{"gone", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Runtime{Root: t.TempDir()}
+			if tc.name != "gone" {
+				if err := os.Mkdir(r.dir("c"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range tc.files {
+				if err := os.WriteFile(filepath.Join(r.dir("c"), f), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.removeStateDir("c"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(r.dir("c")); !os.IsNotExist(err) {
+				t.Fatalf("state dir still there (%v)", err)
 			}
 		})
 	}
