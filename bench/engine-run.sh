@@ -21,6 +21,8 @@
 # PEER_N (default N: the peers' N, smaller if they take too long), PAR
 # (default 4; 0 skips phase 3), PEERS (default "podman docker crun"; drop
 # any to skip it). The host may be shared: try N=100 PEER_N=100 first.
+# MEMBREAK=1 also prints where each contender's memory per container went:
+# the /proc/meminfo and slab cache deltas per container (bench/lib/memsnap.py).
 # The host is shared: MemAvailable moves with everything else running, so
 # read memory figures as ±100 KiB at N=1000 unless the host is quiet.
 set -euo pipefail
@@ -163,6 +165,7 @@ density() {
 	local name=$1 count=$2 start=$3 pids=$4
 	sync; echo 3 > /proc/sys/vm/drop_caches
 	local m0 p0 t0 i=0 dt
+	[ -z "${MEMBREAK:-}" ] || python3 bench/lib/memsnap.py save "$WORK/mem0.$name"
 	m0=$(memavail); p0=$(pss $($pids)); t0=$(now)
 	local targets=()
 	for t in 100 500 1000; do if ((t <= count)); then targets+=("$t"); fi; done
@@ -181,6 +184,11 @@ density() {
 	MEM[$name]=$(( (m0 - m1) / i ))
 	USER[$name]=$(( (p1 - p0) / i ))
 	echo "$name: memory per container ${MEM[$name]} KiB (engine userspace ${USER[$name]} KiB, kernel and rest $((MEM[$name] - USER[$name])) KiB)"
+	if [ -n "${MEMBREAK:-}" ]; then
+		python3 bench/lib/memsnap.py save "$WORK/mem1.$name"
+		echo "$name: per container, /proc/meminfo and slab deltas:"
+		python3 bench/lib/memsnap.py diff "$WORK/mem0.$name" "$WORK/mem1.$name" "$i" 40
+	fi
 }
 
 # parallel NAME COUNT START_CMD: COUNT starts by PAR loops at once (loop w
