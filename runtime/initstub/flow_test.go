@@ -54,13 +54,7 @@ func TestFailureAfterReply(t *testing.T) {
 
 // The last program execs: its success is the socket's end without a reply.
 func TestExecve(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	s := startStub(t, stubOpts{extra: []*os.File{w}})
-	w.Close()
+	s, r := startStubPipe(t)
 	var p Program
 	p.Syscall("dup2 stdout", unix.SYS_DUP2, Int(4), Int(1))
 	p.Syscall("execve", unix.SYS_EXECVE, Str("/bin/sh"),
@@ -253,19 +247,13 @@ func TestMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			s := startStub(t, stubOpts{extra: []*os.File{w}})
-			w.Close()
+			s, r := startStubPipe(t)
 			b := tt.bytes(t)
 			if _, ref := decode(b, 0); ref == nil || *ref != (refusal{tt.index, tt.errno}) {
 				t.Errorf("decode: %+v, want the program refused at %d with %v", ref, tt.index, tt.errno)
 			}
 			s.sendRaw(t, b)
-			_, err = WaitReply(s.sock, prog())
+			_, err := WaitReply(s.sock, prog())
 			var se *StepError
 			if !errors.As(err, &se) || !se.Invalid || se.Index != tt.index || se.Errno != tt.errno {
 				t.Fatalf("err = %#v (%v), want the program refused at %d with %v", se, err, tt.index, tt.errno)

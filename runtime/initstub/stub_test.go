@@ -104,6 +104,20 @@ func startStub(t testing.TB, o stubOpts) *stub {
 	return s
 }
 
+// startStubPipe is startStub with the write end of a pipe as the stub's fd
+// 4; it returns the read end, closed at the test's end.
+func startStubPipe(t testing.TB) (*stub, *os.File) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	s := startStub(t, stubOpts{extra: []*os.File{w}})
+	w.Close()
+	return s, r
+}
+
 // exit waits for the stub to end and returns its exit status.
 func (s *stub) exit(t testing.TB) int {
 	t.Helper()
@@ -165,13 +179,7 @@ func TestGetpidChainedToPidfd(t *testing.T) {
 }
 
 func TestWriteToPipe(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	s := startStub(t, stubOpts{extra: []*os.File{w}})
-	w.Close()
+	s, r := startStubPipe(t)
 	var p Program
 	p.Syscall("write", unix.SYS_WRITE, Int(4), Str("hello"), Int(5))
 	p.Syscall("close", unix.SYS_CLOSE, Int(4))
