@@ -622,3 +622,38 @@ func TestRealDefaultParentRemoved(t *testing.T) {
 		}
 	}
 }
+
+// A v1 cpuset parent the manager creates clones its cpus and mems into new
+// children, so a container's cgroup under it is usable without the writes
+// that make the kernel rebuild its scheduling domains. (The kernel passes
+// the flag on to the children too.)
+func TestRealCpusetCloneChildren(t *testing.T) {
+	m, parent := realCgroup(t)
+	mm := m.(*manager)
+	dir, ok := mm.v1["cpuset"]
+	if !ok {
+		t.Skip("no v1 cpuset hierarchy")
+	}
+	if err := m.Apply(startSleep(t).Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	pdir := filepath.Dir(dir)
+	if filepath.Base(pdir) != parent {
+		t.Fatalf("cpuset dir %s is not below %s", dir, parent)
+	}
+	if got := read(filepath.Join(pdir, "cgroup.clone_children")); got != "1" {
+		t.Errorf("parent clone_children = %q, want 1", got)
+	}
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		if got, want := read(filepath.Join(dir, f)), read(filepath.Join(pdir, f)); got != want || got == "" {
+			t.Errorf("%s = %q, want the parent's %q", f, got, want)
+		}
+	}
+}
