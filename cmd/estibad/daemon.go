@@ -26,6 +26,7 @@ import (
 	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/network"
 	"github.com/estiba/estiba/runtime/container"
+	"github.com/estiba/estiba/runtime/seccomp"
 	"github.com/spf13/pflag"
 )
 
@@ -311,6 +312,9 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// Containers that need no Go init get the stub (lean.go).
 			Stub:       container.StubBeside(),
 			TimerSlack: h.timerSlack,
+			// The spawner creates every container: Docker's profile
+			// is compiled once per set of capabilities.
+			Seccomp: &seccomp.Cache{},
 		},
 		ConsoleDir: filepath.Join(h.execRoot, "console"),
 	}

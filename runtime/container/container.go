@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/estiba/estiba/runtime/cgroups"
+	"github.com/estiba/estiba/runtime/seccomp"
 )
 
 // Error classes; callers test them with errors.Is.
@@ -52,6 +53,10 @@ type Runtime struct {
 	// processes, when this process runs with a wider one
 	// (internal/timerslack): the slack of whoever started the runtime.
 	TimerSlack uint64
+	// Seccomp, if set, keeps the compiled filters of the stub's containers
+	// across creates (a long-lived caller: the engine's spawner). Nil:
+	// each create compiles its profile.
+	Seccomp *seccomp.Cache
 }
 
 // Stdio are the container process's standard streams; nil means /dev/null.

@@ -110,7 +110,7 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 	}
 	lp := &leanPlan{}
 	if l.Seccomp != nil {
-		prog, err := seccomp.Compile(l.Seccomp)
+		prog, err := r.Seccomp.Compile(l.Seccomp)
 		if err != nil {
 			return nil, fmt.Errorf("seccomp: %w", err)
 		}
