@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,7 +270,11 @@ type flagCase struct {
 	cmd    []string
 	format string // inspect this instead of running
 	want   string
-	code   int
+	// lines must each be a whole line of the output, in any order: the
+	// docker CLI (28.2) sometimes sends -e variables in another order
+	// than given (seen in its create request).
+	lines []string
+	code  int
 }
 
 // TestE2ERunFlags checks that each run/create flag the issue names has its
@@ -291,7 +296,7 @@ func TestE2ERunFlags(t *testing.T) {
 		return []string{"sh", "-c", "cat /sys/fs/cgroup/" + v1 + " 2>/dev/null || cat /sys/fs/cgroup/" + v2}
 	}
 	cases := []flagCase{
-		{flag: "-e", args: []string{"-e", "X=y", "-e", "HOSTVAR"}, cmd: []string{"env"}, want: "X=y\nHOSTVAR=from-client"},
+		{flag: "-e", args: []string{"-e", "X=y", "-e", "HOSTVAR"}, cmd: []string{"env"}, lines: []string{"X=y", "HOSTVAR=from-client"}},
 		{flag: "--env-file", args: []string{"--env-file", envFile}, cmd: []string{"env"}, want: "FROM_FILE=1\nSPACED=a b"},
 		{flag: "-v bind", args: []string{"-v", bind + ":/mnt:ro"}, cmd: []string{"sh", "-c", "cat /mnt/f; touch /mnt/g 2>&1"}, want: "bound\ntouch: /mnt/g: Read-only file system", code: 1},
 		{flag: "-v named", args: []string{"--userns", "host", "-v", "vol1:/data"}, cmd: []string{"sh", "-c", "echo kept > /data/x"}},
@@ -355,8 +360,8 @@ func TestE2ERunFlags(t *testing.T) {
 				cmd.Stdin = strings.NewReader("from-stdin\n")
 				out, _ := cmd.CombinedOutput()
 				code := cmd.ProcessState.ExitCode()
-				if code != c.code || !strings.Contains(string(out), c.want) {
-					t.Errorf("%s run %s: exit %d (want %d), output %q (want %q)", tool.name, strings.Join(c.args, " "), code, c.code, out, c.want)
+				if code != c.code || !strings.Contains(string(out), c.want) || !hasLines(string(out), c.lines) {
+					t.Errorf("%s run %s: exit %d (want %d), output %q (want %q, lines %q)", tool.name, strings.Join(c.args, " "), code, c.code, out, c.want, c.lines)
 				}
 			}
 			e.lifecycleFlags(tool.bin, tool.sfx)
@@ -381,6 +386,17 @@ func TestE2ERunFlags(t *testing.T) {
 			t.Errorf("%s estiba %v: exit %d, %q (want %d, %q)", c.env, c.args, cmd.ProcessState.ExitCode(), out, c.code, c.want)
 		}
 	}
+}
+
+// hasLines reports whether every one of lines is a whole line of out.
+func hasLines(out string, lines []string) bool {
+	have := strings.Split(out, "\n")
+	for _, l := range lines {
+		if !slices.Contains(have, l) {
+			return false
+		}
+	}
+	return true
 }
 
 func containsArg(args []string, a string) bool { return indexArg(args, a) >= 0 }
