@@ -315,6 +315,9 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// The spawner creates every container: Docker's profile
 			// is compiled once per set of capabilities.
 			Seccomp: &seccomp.Cache{},
+			// A start's answer does not wait for the container's
+			// execve (docker's neither reports nor needs it).
+			NoExecWait: true,
 		},
 		ConsoleDir: filepath.Join(h.execRoot, "console"),
 	}

@@ -57,6 +57,14 @@ type Runtime struct {
 	// across creates (a long-lived caller: the engine's spawner). Nil:
 	// each create compiles its profile.
 	Seccomp *seccomp.Cache
+	// NoExecWait has Start return once init is released, without waiting
+	// for its execve of the container's process (the engine: its own
+	// users wait for nothing more, and the execve, ~1 ms of a static
+	// binary's page faults, is then off the start's critical path). As
+	// runc does, Start still waits when there are poststart hooks, which
+	// the spec runs after that execve. An execve that fails is an exit
+	// either way: init has been released, and Start cannot fail then.
+	NoExecWait bool
 }
 
 // Stdio are the container process's standard streams; nil means /dev/null.

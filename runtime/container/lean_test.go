@@ -3,11 +3,13 @@ package container
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/internal/testutil"
 	"github.com/estiba/estiba/runtime/initstub"
@@ -193,6 +195,42 @@ func TestLeanCreateErrors(t *testing.T) {
 			if tt.name == "missing cwd" && !errors.As(err, &se) {
 				t.Fatalf("err = %v: not the stub's step", err)
 			}
+		})
+	}
+}
+
+// With NoExecWait, Start returns once init is released; a poststart hook
+// still sees the container's process exec'd, as the spec wants, and a
+// process that runs to its end is waited for as usual.
+func TestNoExecWait(t *testing.T) {
+	for _, lean := range []bool{false, true} {
+		r := newRuntime(t)
+		if lean {
+			r = newLeanRuntime(t)
+		}
+		r.NoExecWait = true
+		t.Run("lean="+strconv.FormatBool(lean), func(t *testing.T) {
+			code, out := run(t, r, bundle(t, []string{"sh", "-c", "echo ran"}, nil))
+			if code != 0 || out != "ran\n" {
+				t.Errorf("run: exit %d, output %q", code, out)
+			}
+			seen := filepath.Join(t.TempDir(), "cmdline")
+			hook := specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c",
+				`p=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p'); tr '\0' ' ' < /proc/$p/cmdline > ` + seen}}
+			id := uniqueID(t)
+			c, err := r.Run(id, bundle(t, []string{"sleep", "100"}, func(s *specs.Spec) {
+				s.Hooks = &specs.Hooks{Poststart: []specs.Hook{hook}}
+			}), CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Delete(id, true)
+			got, err := os.ReadFile(seen)
+			if err != nil || string(got) != "sleep 100 " {
+				t.Errorf("the poststart hook saw %q (%v), not the container's process", got, err)
+			}
+			r.Kill(id, unix.SIGKILL, false)
+			c.Wait()
 		})
 	}
 }

@@ -39,7 +39,7 @@ func (r *Runtime) start(rec *Record) error {
 		return fmt.Errorf("container %q has no process to start: %w", id, ErrInvalid)
 	}
 	fifo := filepath.Join(r.dir(id), fifoFile)
-	if err := r.releaseInit(rec, fifo); err != nil {
+	if err := r.releaseInit(rec, fifo, r.waitsForExec(rec)); err != nil {
 		return err
 	}
 	if h := rec.Hooks; h != nil {
@@ -54,16 +54,23 @@ func (r *Runtime) start(rec *Record) error {
 	return nil
 }
 
+// waitsForExec tells whether start waits for init's execve of the
+// container's process: always, unless NoExecWait; and with poststart hooks
+// even then.
+func (r *Runtime) waitsForExec(rec *Record) bool {
+	return !r.NoExecWait || (rec.Hooks != nil && len(rec.Hooks.Poststart) > 0)
+}
+
 // releaseInit opens the fifo for reading, which unblocks init's open for
 // writing, and removes it: from then on the container's status is running
 // (see status; there is no state file to rewrite). Then it reads the
-// byte init writes once released, and reads on
-// to end of file: init's end is close-on-exec, so EOF means init has exec'd
-// the container's process (or died), and poststart hooks, which the spec
-// runs after that exec, come after it. The open is non-blocking and the
+// byte init writes once released and, with execWait, reads on to end of
+// file: init's end is close-on-exec, so EOF means init has exec'd the
+// container's process (or died), and poststart hooks, which the spec runs
+// after that exec, come after it. The open is non-blocking and the
 // wait polls, so that an init that died meanwhile is noticed instead of
 // blocking start forever.
-func (r *Runtime) releaseInit(rec *Record, fifo string) error {
+func (r *Runtime) releaseInit(rec *Record, fifo string, execWait bool) error {
 	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
@@ -84,6 +91,9 @@ func (r *Runtime) releaseInit(rec *Record, fifo string) error {
 			switch n, _ := unix.Read(fd, b[:]); {
 			case n == 1:
 				got = true
+				if !execWait {
+					return nil
+				}
 				continue
 			case n == 0 && got:
 				return nil // init exec'd

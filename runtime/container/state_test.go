@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestSavedRecordFields: save (savedRecord) and saveLegacy (the whole
@@ -97,5 +99,73 @@ func TestRemoveStateDir(t *testing.T) {
 				t.Fatalf("state dir still there (%v)", err)
 			}
 		})
+	}
+}
+
+func TestWaitsForExec(t *testing.T) {
+	withPoststart := &specs.Hooks{Poststart: []specs.Hook{{Path: "/bin/true"}}}
+	onlyPrestart := &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}}
+	tests := []struct {
+		noExecWait bool
+		hooks      *specs.Hooks
+		want       bool
+	}{
+		{false, nil, true},
+		{false, withPoststart, true},
+		{true, nil, false},
+		{true, onlyPrestart, false},
+		{true, withPoststart, true},
+	}
+	for _, tt := range tests {
+		r := &Runtime{NoExecWait: tt.noExecWait}
+		if got := r.waitsForExec(&Record{savedRecord: savedRecord{Hooks: tt.hooks}}); got != tt.want {
+			t.Errorf("NoExecWait %v, hooks %+v: waits %v, want %v", tt.noExecWait, tt.hooks, got, tt.want)
+		}
+	}
+}
+
+// releaseInit returns at init's byte without execWait, and only at the
+// end of file (init's exec) with it. Init is played by a writer here.
+func TestReleaseInitExecWait(t *testing.T) {
+	for _, execWait := range []bool{false, true} {
+		fifo := filepath.Join(t.TempDir(), fifoFile)
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start, _, err := procStat(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &Record{savedRecord: savedRecord{ID: "c", Pid: os.Getpid(), StartTime: start}}
+		done := make(chan error, 1)
+		go func() { done <- (&Runtime{}).releaseInit(rec, fifo, execWait) }()
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for releaseInit's open
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write([]byte{0}); err != nil {
+			t.Fatal(err)
+		}
+		if !execWait {
+			select { // with w still open: no exec yet
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no execWait: still waiting for init's exec")
+			}
+			w.Close()
+			continue
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("execWait: returned (%v) before init's exec", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		w.Close() // the exec
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
