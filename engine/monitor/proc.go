@@ -145,6 +145,7 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	}
 	p.tty, p.stdinOnce = req.Tty, req.StdinOnce
 	child, stdout, stderr, err := p.stdio(req.Tty, req.OpenStdin)
+	child.Terminal = req.Tty
 	p.starting = err == nil
 	p.mu.Unlock()
 	if err != nil {

@@ -50,6 +50,10 @@ type Runtime interface {
 // Stdio are the fds given to a container process.
 type Stdio struct {
 	Stdin, Stdout, Stderr *os.File
+	// Terminal: the process has a terminal (the bundle's process.terminal,
+	// which the caller wrote); the runtime then hands back its pty master,
+	// and the files above are not used.
+	Terminal bool
 }
 
 // Request is one line from the daemon.

@@ -6,7 +6,6 @@ package ocirt
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -70,13 +69,13 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.S
 // (CLONE_PARENT), spawned gets its pid right after the fork, and the pid is
 // returned even on an error: the parent must reap it.
 func (r *Runtime) create(id, bundle string, stdio monitor.Stdio, spawned func(pid int)) (int, *os.File, *container.Container, error) {
-	terminal, err := wantsTerminal(bundle)
-	if err != nil {
-		return 0, nil, nil, err
-	}
+	// The caller wrote the bundle and says whether it has a terminal:
+	// reading config.json for it cost a read and decode of the spec (whose
+	// seccomp profile makes it large) besides the runtime's own, per start.
+	terminal := stdio.Terminal
 	var c *container.Container
 	forked := 0
-	opts := container.CreateOptions{Stdio: container.Stdio(stdio), CloneParent: spawned != nil}
+	opts := container.CreateOptions{Stdio: files(stdio), CloneParent: spawned != nil}
 	if spawned != nil {
 		opts.Spawned = func(pid int) { forked = pid; spawned(pid) }
 	}
@@ -93,24 +92,9 @@ func (r *Runtime) create(id, bundle string, stdio monitor.Stdio, spawned func(pi
 	return pid, master, c, err
 }
 
-// wantsTerminal reads only process.terminal from the bundle's config.json:
-// the runtime's Create decodes the whole spec itself, and a full decode here
-// too (the seccomp profile makes it the monitor's costliest step after the
-// fork) was paid twice per start.
-func wantsTerminal(bundle string) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return false, fmt.Errorf("read bundle config: %w", err)
-	}
-	var s struct {
-		Process *struct {
-			Terminal bool `json:"terminal"`
-		} `json:"process"`
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		return false, fmt.Errorf("decode %s/config.json: %w", bundle, err)
-	}
-	return s.Process != nil && s.Process.Terminal, nil
+// files are the process's standard streams in the runtime's terms.
+func files(s monitor.Stdio) container.Stdio {
+	return container.Stdio{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
 }
 
 // Start starts it.
@@ -124,7 +108,7 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 // Exec runs p in it.
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
 	return r.withConsole(id+"-exec", p.Terminal, func(sock string) (*container.Container, error) {
-		return r.RT.Exec(id, p, container.ExecOptions{Stdio: container.Stdio(stdio), ConsoleSocket: sock})
+		return r.RT.Exec(id, p, container.ExecOptions{Stdio: files(stdio), ConsoleSocket: sock})
 	}, func(pid int) { unix.Kill(pid, unix.SIGKILL) })
 }
 

@@ -66,6 +66,7 @@ type spawnRequest struct {
 	ID     string `json:"id"`
 	Bundle string `json:"bundle"`
 	Has    int    `json:"has"`
+	Tty    bool   `json:"tty,omitempty"`
 }
 
 // spawnReply carries the pty master as SCM_RIGHTS when Console is set. Pid
@@ -83,7 +84,7 @@ type spawnReply struct {
 
 // Create asks the helper to create the container.
 func (s *Spawner) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
-	req := spawnRequest{ID: id, Bundle: bundle}
+	req := spawnRequest{ID: id, Bundle: bundle, Tty: stdio.Terminal}
 	var fds []int
 	for i, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
 		if f != nil {
@@ -328,6 +329,7 @@ func ServeSpawner(f *os.File, rt *Runtime) error {
 		go func() {
 			r := spawnReply{Seq: req.Seq}
 			stdio, err := stdioOf(req.Has, fds)
+			stdio.Terminal = req.Tty
 			if err == nil {
 				var console *os.File
 				spawned := func(pid int) {
