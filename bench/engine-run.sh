@@ -8,7 +8,11 @@
 #     figure is the cumulative rate from 0 to that N) and host memory per
 #     container (MemAvailable delta / N), with the engine's userspace share
 #     (PSS of its processes: estiba daemon+monitor+spawner; podman's conmons;
-#     dockerd+containerd+shims) split out. Bare crun (`crun run -d` of one
+#     dockerd+containerd+shims) split out, and the resident memory per
+#     container: the MemAvailable delta once drop_caches has taken back
+#     what the host can reclaim (the containers' files in the page cache,
+#     unused dentries and inodes). Each baseline is taken after the last
+#     phase's late frees have settled. Bare crun (`crun run -d` of one
 #     shared read-only bundle) is the kernel-only reference. One client
 #     at a time (serial): every start waits for the previous one, as in
 #     a shell loop — the issue's figure;
@@ -129,7 +133,7 @@ echo "peers: $PEERS"
 
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
-declare -A RM RATE100 RATE500 RATE1000 MEM USER NDONE PRATE PDONE
+declare -A RM RATE100 RATE500 RATE1000 MEM RES USER NDONE PRATE PDONE
 
 run_estiba() { "$BIN" run --rm --network none bench/bb true; }
 run_podman() { podman_cmd run --rm --network none bench/bb true; }
@@ -160,10 +164,26 @@ pss() { # total PSS in KiB of the given pids
 	echo $t
 }
 
+# settle drops the page cache and reclaimable slab, then waits (at most
+# 30 s) until MemAvailable moves by less than 1 MiB in 2 s: what the last
+# phase's removals freed late (network namespaces are torn down by a
+# kernel worker, RCU callbacks) must not count for the next contender.
+settle() {
+	local a b
+	sync; echo 3 > /proc/sys/vm/drop_caches
+	b=$(memavail)
+	for _ in $(seq 15); do
+		sleep 2
+		a=$b; b=$(memavail)
+		((b - a < 1024 && a - b < 1024)) && break
+		sync; echo 3 > /proc/sys/vm/drop_caches
+	done
+}
+
 # density NAME COUNT START_CMD USERSPACE_PIDS_CMD
 density() {
 	local name=$1 count=$2 start=$3 pids=$4
-	sync; echo 3 > /proc/sys/vm/drop_caches
+	settle
 	local m0 p0 t0 i=0 dt
 	[ -z "${MEMBREAK:-}" ] || python3 bench/lib/memsnap.py save "$WORK/mem0.$name"
 	m0=$(memavail); p0=$(pss $($pids)); t0=$(now)
@@ -178,12 +198,18 @@ density() {
 			'BEGIN {printf "%s: %d started in %d ms: %.1f/s (load %s)\n", name, n, ms, n*1000/ms, load}'
 	done
 	sleep 2
-	local m1 p1
+	local m1 p1 m2
 	m1=$(memavail); p1=$(pss $($pids))
 	NDONE[$name]=$i
 	MEM[$name]=$(( (m0 - m1) / i ))
 	USER[$name]=$(( (p1 - p0) / i ))
 	echo "$name: memory per container ${MEM[$name]} KiB (engine userspace ${USER[$name]} KiB, kernel and rest $((MEM[$name] - USER[$name])) KiB)"
+	# What the host cannot take back: the containers' files in the page
+	# cache and unused dentries and inodes go with drop_caches.
+	settle
+	m2=$(memavail)
+	RES[$name]=$(( (m0 - m2) / i ))
+	echo "$name: resident per container (after drop_caches) ${RES[$name]} KiB"
 	if [ -n "${MEMBREAK:-}" ]; then
 		python3 bench/lib/memsnap.py save "$WORK/mem1.$name"
 		echo "$name: per container, /proc/meminfo and slab deltas:"
@@ -311,4 +337,5 @@ fi
 vals=(); for c in "${cols[@]}"; do
 	if [ -n "${MEM[$c]:-}" ]; then vals+=("${MEM[$c]} KiB (${USER[$c]})"); else vals+=("-"); fi
 done; row "memory per container" "${vals[@]}"
+vals=(); for c in "${cols[@]}"; do vals+=("${RES[$c]:--} KiB"); done; row "resident per container (after drop_caches)" "${vals[@]}"
 vals=(); for c in "${cols[@]}"; do vals+=("${NDONE[$c]:--}"); done; row "N measured" "${vals[@]}"
