@@ -38,6 +38,9 @@ type Images interface {
 	// ids (a user namespace container) the image's files show with the
 	// container's ids (root's as its root) and its writes land as them.
 	MountRootfs(ctx context.Context, key, target string, ids *IDRange) error
+	// WarmIDMap readies, in the background, what MountRootfs needs for
+	// ids, ahead of a start to come.
+	WarmIDMap(ids IDRange)
 	// UnmountRootfs undoes MountRootfs; nothing mounted is fine.
 	UnmountRootfs(target string) error
 	// RemoveRootfs drops the snapshot.

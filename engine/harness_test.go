@@ -35,6 +35,7 @@ func (fakeImages) PrepareRootfs(context.Context, string, string) error { return 
 func (fakeImages) MountRootfs(context.Context, string, string, *engine.IDRange) error {
 	return nil
 }
+func (fakeImages) WarmIDMap(engine.IDRange)   {}
 func (fakeImages) UnmountRootfs(string) error { return nil }
 
 func (fakeImages) List(context.Context) ([]types.ImageSummary, error) {

@@ -51,6 +51,9 @@ func (NoImages) PrepareRootfs(context.Context, string, string) error { return er
 // MountRootfs fails.
 func (NoImages) MountRootfs(context.Context, string, string, *IDRange) error { return errNoImages }
 
+// WarmIDMap has nothing to ready.
+func (NoImages) WarmIDMap(IDRange) {}
+
 // UnmountRootfs has nothing to unmount.
 func (NoImages) UnmountRootfs(string) error { return nil }
 

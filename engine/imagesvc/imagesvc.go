@@ -333,41 +333,64 @@ func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.I
 }
 
 // usernsCache keeps the last user namespaces made for idmapping. Making one
-// costs a clone and a few /proc writes, and ranges come back: the store
-// hands out the lowest free one, so run --rm loops and restarts reuse it.
-// The namespace only lends its mapping to mount_setattr; a bounded number
-// stay open, not one per container.
+// costs a clone and a few /proc writes (~0.5 ms here), and ranges come back:
+// the store hands out the lowest free one, so run --rm loops and restarts
+// reuse it. The namespace only lends its mapping to mount_setattr; a
+// bounded number stay open, not one per container.
 type usernsCache struct {
-	mu    sync.Mutex
-	fds   map[engine.IDRange]*os.File
-	order []engine.IDRange // oldest first
+	mu     sync.Mutex
+	fds    map[engine.IDRange]*os.File
+	order  []engine.IDRange // oldest first
+	making map[engine.IDRange]chan struct{}
+	// make makes a range's namespace; nil is newUserNS (tests replace it).
+	make func(engine.IDRange) (*os.File, error)
 }
 
 const usernsCacheSize = 32
+
+func newUserNS(ids engine.IDRange) (*os.File, error) {
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
+	return rootfs.NewUserNS(m, m)
+}
 
 // get returns a descriptor of its own (the caller closes it): the cache may
 // close its copy meanwhile, and a closed number reused by another range's
 // namespace would idmap with the wrong mapping. The namespace is made
 // outside the lock: concurrent starts (each with a range of its own) do not
-// wait for each other.
+// wait for each other; a get of a range being made (by warm, or another
+// start) waits for it rather than making a second one.
 func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
 	c.mu.Lock()
-	if f, ok := c.fds[ids]; ok {
-		defer c.mu.Unlock()
-		return dup(f)
+	for {
+		if f, ok := c.fds[ids]; ok {
+			defer c.mu.Unlock()
+			return dup(f)
+		}
+		ch, busy := c.making[ids]
+		if !busy {
+			break
+		}
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
 	}
+	ch := make(chan struct{})
+	if c.making == nil {
+		c.making = make(map[engine.IDRange]chan struct{})
+	}
+	c.making[ids] = ch
+	mk := c.make
 	c.mu.Unlock()
-	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: ids.HostID, Size: ids.Size}}
-	f, err := rootfs.NewUserNS(m, m)
-	if err != nil {
-		return nil, err
+	if mk == nil {
+		mk = newUserNS
 	}
+	f, err := mk(ids)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := c.fds[ids]; ok {
-		// Made meanwhile by another start of the same range.
-		f.Close()
-		return dup(old)
+	delete(c.making, ids)
+	close(ch)
+	if err != nil {
+		return nil, err
 	}
 	if c.fds == nil {
 		c.fds = make(map[engine.IDRange]*os.File)
@@ -382,12 +405,32 @@ func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
 	return dup(f)
 }
 
+// warm makes the range's namespace in the background, for a get to come.
+// A failure is left for that get to meet again.
+func (c *usernsCache) warm(ids engine.IDRange) {
+	go func() {
+		if f, err := c.get(ids); err == nil {
+			f.Close()
+		}
+	}()
+}
+
 func dup(f *os.File) (*os.File, error) {
 	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("dup user namespace: %w", err)
 	}
 	return os.NewFile(uintptr(fd), f.Name()), nil
+}
+
+// WarmIDMap starts making, in the background, the user namespace that
+// MountRootfs will idmap a container's layers with: create calls it once
+// the container has its range, so that the start finds it made (it is the
+// largest part of the idmapped mount).
+func (i *Images) WarmIDMap(ids engine.IDRange) {
+	if !i.noIDMap.Load() {
+		i.userns.warm(ids)
+	}
 }
 
 // UnmountRootfs unmounts target.

@@ -1,7 +1,9 @@
 package imagesvc
 
 import (
+	"errors"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/estiba/estiba/engine"
@@ -56,5 +58,66 @@ func TestUsernsCache(t *testing.T) {
 	}
 	if _, ok := c.fds[engine.IDRange{HostID: 1 << 20, Size: 65536}]; ok {
 		t.Error("the oldest range is still cached")
+	}
+}
+
+// A failed make is not kept: the next get makes it again. A get of a range
+// that warm is making waits for it: one namespace is made.
+func TestUsernsCacheWarm(t *testing.T) {
+	var mu sync.Mutex
+	made := 0
+	count := func() int { mu.Lock(); defer mu.Unlock(); return made }
+	c := usernsCache{make: func(engine.IDRange) (*os.File, error) {
+		mu.Lock()
+		made++
+		mu.Unlock()
+		return nil, errors.New("no namespace")
+	}}
+	ids := engine.IDRange{HostID: 1 << 20, Size: 65536}
+	for i := range 2 {
+		if _, err := c.get(ids); err == nil {
+			t.Fatalf("get %d: no error from a failing make", i)
+		}
+	}
+	if count() != 2 {
+		t.Fatalf("made %d times for two gets, want 2 (a failure is not cached)", count())
+	}
+
+	made = 0
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	c = usernsCache{make: func(engine.IDRange) (*os.File, error) {
+		mu.Lock()
+		made++
+		mu.Unlock()
+		started <- struct{}{}
+		<-release
+		return os.Open(os.DevNull)
+	}}
+	defer func() {
+		for _, f := range c.fds {
+			f.Close()
+		}
+	}()
+	ids.HostID = 2 << 20
+	c.warm(ids)
+	<-started // the warm is making it
+	got := make(chan error, 2)
+	for range 2 {
+		go func() {
+			f, err := c.get(ids)
+			if err == nil {
+				f.Close()
+			}
+			got <- err
+		}()
+	}
+	close(release)
+	for range 2 {
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if count() != 1 {
+		t.Errorf("made %d namespaces for one range, want 1", count())
 	}
 }
