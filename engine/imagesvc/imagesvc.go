@@ -340,10 +340,10 @@ func (i *Images) mountIDMapped(ms []snapshot.Mount, target string, ids *engine.I
 type usernsCache struct {
 	mu     sync.Mutex
 	fds    map[engine.IDRange]*os.File
-	order  []engine.IDRange // oldest first
-	making map[engine.IDRange]chan struct{}
-	// make makes a range's namespace; nil is newUserNS (tests replace it).
-	make func(engine.IDRange) (*os.File, error)
+	order  []engine.IDRange                 // oldest first
+	making map[engine.IDRange]chan struct{} // ranges being made: closed once done
+	// newNS makes a range's namespace; nil is newUserNS (tests replace it).
+	newNS func(engine.IDRange) (*os.File, error)
 }
 
 const usernsCacheSize = 32
@@ -379,7 +379,7 @@ func (c *usernsCache) get(ids engine.IDRange) (*os.File, error) {
 		c.making = make(map[engine.IDRange]chan struct{})
 	}
 	c.making[ids] = ch
-	mk := c.make
+	mk := c.newNS
 	c.mu.Unlock()
 	if mk == nil {
 		mk = newUserNS

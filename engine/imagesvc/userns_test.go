@@ -67,7 +67,7 @@ func TestUsernsCacheWarm(t *testing.T) {
 	var mu sync.Mutex
 	made := 0
 	count := func() int { mu.Lock(); defer mu.Unlock(); return made }
-	c := usernsCache{make: func(engine.IDRange) (*os.File, error) {
+	c := usernsCache{newNS: func(engine.IDRange) (*os.File, error) {
 		mu.Lock()
 		made++
 		mu.Unlock()
@@ -85,7 +85,7 @@ func TestUsernsCacheWarm(t *testing.T) {
 
 	made = 0
 	started, release := make(chan struct{}, 2), make(chan struct{})
-	c = usernsCache{make: func(engine.IDRange) (*os.File, error) {
+	c = usernsCache{newNS: func(engine.IDRange) (*os.File, error) {
 		mu.Lock()
 		made++
 		mu.Unlock()
