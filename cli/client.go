@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,13 +255,62 @@ func (s *sent) recv() (net.Conn, *bufio.Reader, *response, error) {
 	return conn, br, resp, nil
 }
 
+// dial connects to the daemon: a plain socket, in Go's poller as an
+// os.File (closing it wakes a blocked read, as with a net.Conn). net's
+// Dialer took ~0.4 ms more at every command (its connect machinery and a
+// goroutine watching the context), measured alone: 820 against 388 µs,
+// medians of 15 fresh processes. The connect itself blocks only while the
+// daemon's listen backlog is full.
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.socket)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	addr := &net.UnixAddr{Name: c.socket, Net: "unix"}
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		for {
+			if err = syscall.Connect(fd, &syscall.SockaddrUnix{Name: c.socket}); err != syscall.EINTR {
+				break
+			}
+		}
+		if err == nil {
+			err = syscall.SetNonblock(fd, true)
+		}
+		if err != nil {
+			syscall.Close(fd)
+			err = os.NewSyscallError("connect", err)
+		}
+	} else {
+		err = os.NewSyscallError("socket", err)
+	}
 	if err != nil {
+		err = &net.OpError{Op: "dial", Net: "unix", Addr: addr, Err: err}
 		return nil, fmt.Errorf("cannot connect to the estiba daemon at unix://%s. Is the daemon running? (%w)", c.socket, err)
 	}
-	return conn, nil
+	return &fileConn{File: os.NewFile(uintptr(fd), c.socket), addr: addr}, nil
+}
+
+// fileConn is a connected socket as a net.Conn.
+type fileConn struct {
+	*os.File
+	addr *net.UnixAddr
+}
+
+func (c *fileConn) LocalAddr() net.Addr  { return &net.UnixAddr{Net: "unix"} }
+func (c *fileConn) RemoteAddr() net.Addr { return c.addr }
+
+// CloseWrite shuts the sending half down (the daemon then sees the end of
+// an attached stdin), as net.UnixConn's does.
+func (c *fileConn) CloseWrite() error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.Shutdown(int(fd), syscall.SHUT_WR) }); err != nil {
+		return err
+	}
+	return os.NewSyscallError("shutdown", serr)
 }
 
 // exchange sends a small request (its body in memory) and reads the

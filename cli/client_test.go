@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/iotest"
 
@@ -183,7 +184,7 @@ func TestClientKeepAlive(t *testing.T) {
 		t.Fatalf("create and start took %d connections, want 1", n)
 	}
 	// The daemon closes the idle connection: the next call redials.
-	c.idle.conn.(*net.UnixConn).CloseRead() // the client sees EOF as on a closed connection
+	shutRead(t, c.idle.conn) // the client sees EOF as on a closed connection
 	if err := c.call(ctx, "POST", "/containers/x/start", nil, nil, nil); err != nil {
 		t.Fatalf("start on a closed connection: %v", err)
 	}
@@ -200,4 +201,18 @@ func TestClientKeepAlive(t *testing.T) {
 	if err := c.call(ctx, "POST", "/containers/x/start", nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// shutRead shuts the reading half of conn down.
+func shutRead(t *testing.T, conn net.Conn) {
+	t.Helper()
+	rc, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) {
+		if err := syscall.Shutdown(int(fd), syscall.SHUT_RD); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
