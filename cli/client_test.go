@@ -216,3 +216,43 @@ func shutRead(t *testing.T, conn net.Conn) {
 		}
 	})
 }
+
+// dial's errors read as net's Dialer's did: no daemon, and a daemon whose
+// listen backlog is full (at once, not a hang).
+func TestDialErrors(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full.sock")
+	lfd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(lfd)
+	if err := syscall.Bind(lfd, &syscall.SockaddrUnix{Name: full}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A backlog of 0 holds one connection that nobody accepts.
+	c := &Client{socket: full}
+	first, err := c.dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	for _, tt := range []struct{ socket, want string }{
+		{filepath.Join(dir, "missing.sock"), "connect: no such file or directory"},
+		{full, "connect: resource temporarily unavailable"},
+	} {
+		c := &Client{socket: tt.socket}
+		conn, err := c.dial(context.Background())
+		if err == nil {
+			conn.Close()
+			t.Errorf("%s: dialed", tt.socket)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, "Is the daemon running?") || !strings.Contains(msg, "dial unix "+tt.socket+": "+tt.want) {
+			t.Errorf("%s: %q", tt.socket, msg)
+		}
+	}
+}
