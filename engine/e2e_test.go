@@ -107,6 +107,13 @@ func startE2E(t *testing.T) *e2e {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
+		// The network layer keeps its bridges and nftables table when
+		// the daemon stops (see teardownNetworks): a test whose daemon
+		// opened it (-p, --network, the docker CLI's default network)
+		// removes them, or they outlive it on the host.
+		if dir := filepath.Join(work, "data", "network"); dirExists(dir) {
+			teardownNetworks(t, dir)
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(work, "daemon.log"))
 			t.Logf("daemon log:\n%s", b)
@@ -203,4 +210,9 @@ func TestE2EBusybox(t *testing.T) {
 		{"docker", []string{"rm", "-f", "s2"}, "s2", 0},
 		{"docker", []string{"rmi", "e2e/bb"}, "Deleted", 0},
 	})
+}
+
+func dirExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
