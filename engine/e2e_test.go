@@ -111,7 +111,8 @@ func startE2E(t *testing.T) *e2e {
 		// the daemon stops (see teardownNetworks): a test whose daemon
 		// opened it (-p, --network, the docker CLI's default network)
 		// removes them, or they outlive it on the host.
-		if dir := filepath.Join(work, "data", "network"); dirExists(dir) {
+		dir := filepath.Join(work, "data", "network")
+		if _, err := os.Stat(dir); err == nil {
 			teardownNetworks(t, dir)
 		}
 		if t.Failed() {
@@ -210,9 +211,4 @@ func TestE2EBusybox(t *testing.T) {
 		{"docker", []string{"rm", "-f", "s2"}, "s2", 0},
 		{"docker", []string{"rmi", "e2e/bb"}, "Deleted", 0},
 	})
-}
-
-func dirExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }

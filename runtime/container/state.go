@@ -184,8 +184,8 @@ func (r *Runtime) stageSave(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("container %q: encode state: %w", rec.ID, err)
 	}
-	if err := openat.WriteFile(filepath.Join(r.dir(rec.ID), "."+stateFile), b, 0o600); err != nil {
-		return fmt.Errorf("container %q: write %s: %w", rec.ID, stateFile, err)
+	if err := r.writeTemp(rec.ID, stateFile, b); err != nil {
+		return err
 	}
 	rec.staged = true
 	return nil
@@ -194,9 +194,8 @@ func (r *Runtime) stageSave(rec *Record) error {
 // commitSave puts the file stageSave wrote in place: readers see the old
 // state or the new, never a part.
 func (r *Runtime) commitSave(rec *Record) error {
-	dir := r.dir(rec.ID)
-	if err := os.Rename(filepath.Join(dir, "."+stateFile), filepath.Join(dir, stateFile)); err != nil {
-		return fmt.Errorf("container %q: write %s: %w", rec.ID, stateFile, err)
+	if err := r.commitTemp(rec.ID, stateFile); err != nil {
+		return err
 	}
 	rec.staged = false
 	return nil
@@ -213,12 +212,24 @@ func (r *Runtime) saveLegacy(rec *Record) error {
 // writeAtomic replaces file name in the container's state directory: a
 // reader sees the old content or the new, never a part.
 func (r *Runtime) writeAtomic(id, name string, b []byte) error {
-	dir := r.dir(id)
-	tmp := filepath.Join(dir, "."+name)
-	if err := openat.WriteFile(tmp, b, 0o600); err != nil {
+	if err := r.writeTemp(id, name, b); err != nil {
+		return err
+	}
+	return r.commitTemp(id, name)
+}
+
+// writeTemp writes b beside file name, for commitTemp to put in place.
+func (r *Runtime) writeTemp(id, name string, b []byte) error {
+	if err := openat.WriteFile(filepath.Join(r.dir(id), "."+name), b, 0o600); err != nil {
 		return fmt.Errorf("container %q: write %s: %w", id, name, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+	return nil
+}
+
+// commitTemp renames what writeTemp wrote to name.
+func (r *Runtime) commitTemp(id, name string) error {
+	dir := r.dir(id)
+	if err := os.Rename(filepath.Join(dir, "."+name), filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("container %q: write %s: %w", id, name, err)
 	}
 	return nil
