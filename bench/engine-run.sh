@@ -13,7 +13,10 @@
 #     what the host can reclaim (the containers' files in the page cache,
 #     unused dentries and inodes). Each baseline is taken after the last
 #     phase's late frees have settled. Bare crun (`crun run -d` of one
-#     shared read-only bundle) is the kernel-only reference. One client
+#     shared read-only bundle) is the kernel-only reference, and crun-eq
+#     the same for containers like estiba's (bare crun, each container
+#     with its own overlay and bundle, a cgroup namespace and estiba's
+#     seccomp profile: the kernel's share of such a container). One client
 #     at a time (serial): every start waits for the previous one, as in
 #     a shell loop — the issue's figure;
 #  3. the same N detached starts again with PAR clients at once (PAR
@@ -22,7 +25,8 @@
 # Ends with the issue's table in markdown. Every container, daemon and
 # state dir is removed at the end, also after a failure or ^C.
 # Run as root after `make build`. Knobs: RUNS (default 20), N (default 1000),
-# PEER_N (default N: the peers' N, smaller if they take too long), PAR
+# PEER_N (default N: podman's and docker's N, smaller if they take too
+# long), CRUN_N (default N: bare crun's, the memory references'), PAR
 # (default 4; 0 skips phase 3), PEERS (default "podman docker crun"; drop
 # any to skip it). The host may be shared: try N=100 PEER_N=100 first.
 # MEMBREAK=1 also prints where each contender's memory per container went:
@@ -34,6 +38,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 N=${N:-1000}
 PEER_N=${PEER_N:-$N}
+CRUN_N=${CRUN_N:-$N}
 PEERS=${PEERS:-podman docker crun}
 PAR=${PAR:-4}
 BIN=$PWD/bin/estiba
@@ -64,7 +69,7 @@ cleanup() {
 		podman_cmd rm -af -t 0 >/dev/null 2>&1
 		podman_cmd system reset -f >/dev/null 2>&1
 	fi
-	crun_rm_all
+	crun_eq_rm_all
 	umount "$PEERNS/mnt" 2>/dev/null
 	umount "$PEERNS" 2>/dev/null
 	dockerd_stop
@@ -100,6 +105,14 @@ crun_cmd() { peer crun --root "$WORK/crun" "$@"; }
 crun_rm_all() {
 	[ -d "$WORK/crun" ] || return 0
 	crun_cmd list -q 2>/dev/null | while read -r id; do crun_cmd delete -f "$id" >/dev/null 2>&1; done
+}
+# crun-eq's containers are crun's too (gone with crun_rm_all); then their
+# overlays.
+crun_eq_rm_all() {
+	crun_rm_all
+	[ -d "$WORK/crun-eq" ] || return 0
+	for d in "$WORK"/crun-eq/*/rootfs; do peer umount "$d" 2>/dev/null; done
+	rm -rf "$WORK/crun-eq"
 }
 if have podman && ! { command -v podman && command -v crun; } >/dev/null; then PEERS=${PEERS/podman/}; fi
 if have crun && ! command -v crun >/dev/null; then PEERS=${PEERS/crun/}; fi
@@ -145,7 +158,10 @@ echo "== run --rm img true, $RUNS rounds alternating: ${rm_engines[*]}"
 for e in "${rm_engines[@]}"; do : > "$WORK/t.$e"; done
 for _ in $(seq "$RUNS"); do
 	for e in "${rm_engines[@]}"; do
-		s=$(now); "run_$e" >/dev/null; echo $(($(now) - s)) >> "$WORK/t.$e"
+		# EPOCHREALTIME, not $(now): the fork of a subshell and a date
+		# (~3-9 ms here) would count in every run.
+		s=${EPOCHREALTIME//[^0-9]/}; "run_$e" >/dev/null; f=${EPOCHREALTIME//[^0-9]/}
+		echo $(((f - s) * 1000)) >> "$WORK/t.$e"
 	done
 done
 for e in "${rm_engines[@]}"; do
@@ -259,6 +275,11 @@ estiba_pids() {
 }
 echo "== $N detached sleep containers: estiba"
 density estiba "$N" start_estiba estiba_pids
+# crun-eq's container config: the seccomp profile estiba gave one of them.
+python3 - "$WORK/estiba-seccomp.json" "$WORK"/data/containers/*/config.json <<'PY'
+import json, sys
+json.dump(json.load(open(sys.argv[2]))["linux"]["seccomp"], open(sys.argv[1], "w"))
+PY
 "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
 parallel estiba "$N" start_estiba
 "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
@@ -288,7 +309,7 @@ if have docker; then
 	docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
 fi
 if have crun; then
-	echo "== $PEER_N detached sleep containers: bare crun (memory reference)"
+	echo "== $CRUN_N detached sleep containers: bare crun (memory reference)"
 	B=$WORK/crun-bundle
 	mkdir -p "$B" "$WORK/crun"
 	( cd "$B" && crun spec >/dev/null )
@@ -306,16 +327,45 @@ json.dump(s, open(p, "w"))
 PY
 	start_crun() { crun_cmd run -d --bundle "$B" "bench-$1" </dev/null; }
 	no_pids() { :; }
-	density crun "$PEER_N" start_crun no_pids
+	density crun "$CRUN_N" start_crun no_pids
 	crun_rm_all
-	parallel crun "$PEER_N" start_crun
+	parallel crun "$CRUN_N" start_crun
 	crun_rm_all
+
+	echo "== $CRUN_N detached sleep containers: bare crun, each with what an engine gives it (memory reference)"
+	# crun-eq: what the kernel holds for a container like estiba's, without
+	# an engine: its own overlay over the image's files (upper and work
+	# directories on the same file system as estiba's), its own bundle, a
+	# cgroup namespace, and the seccomp profile estiba applied. No user
+	# namespace (estiba's containers have one): if anything, this flatters
+	# crun-eq. The overlay is unmounted from the peers' namespace once the
+	# container runs (its own mount namespace keeps it, as estiba's do):
+	# every later container's namespace would start as a copy of them all.
+	python3 - "$B/config.json" "$WORK/crun-eq.json" "$WORK/estiba-seccomp.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["root"] = {"path": "rootfs"}  # in each container's own bundle
+s["linux"]["namespaces"].append({"type": "cgroup"})
+s["linux"]["seccomp"] = json.load(open(sys.argv[3]))
+json.dump(s, open(sys.argv[2], "w"))
+PY
+	start_crun_eq() {
+		local d=$WORK/crun-eq/$1
+		mkdir -p "$d/upper" "$d/work" "$d/rootfs" &&
+			peer mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$d/upper,workdir=$d/work" "$d/rootfs" &&
+			cp "$WORK/crun-eq.json" "$d/config.json" &&
+			crun_cmd run -d --bundle "$d" "bench-eq-$1" </dev/null &&
+			peer umount -l "$d/rootfs"
+	}
+	density crun-eq "$CRUN_N" start_crun_eq no_pids
+	crun_eq_rm_all
 fi
 
 echo
 echo "== table (run --rm: median of $RUNS; serial start rates: one client, cumulative from 0; parallel: $PAR clients at once; memory per container, engine userspace share in parentheses)"
 cols=(estiba)
 for p in podman docker crun; do have $p && cols+=("$p"); done
+have crun && cols+=(crun-eq)
 row() { local l=$1; shift; printf '| %s |' "$l"; for c in "$@"; do printf ' %s |' "$c"; done; echo; }
 hdr=(); sep=()
 for c in "${cols[@]}"; do hdr+=("$c"); sep+=("---"); done
