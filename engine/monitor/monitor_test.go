@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -360,5 +362,138 @@ func TestDeleteDuringStartKeepsSession(t *testing.T) {
 	}
 	if len(resp.States) != 1 || resp.States[0].ID != "c1" {
 		t.Fatalf("listed %+v, want the exit of c1", resp.States)
+	}
+}
+
+// readLog returns a container's log as "stream:line" entries.
+func readLog(t *testing.T, path string) []string {
+	t.Helper()
+	var lines []string
+	logs.Read(context.Background(), path, 1, logs.ReadOptions{Tail: -1}, func(e logs.Entry) error {
+		lines = append(lines, e.Stream+":"+e.Log)
+		return nil
+	})
+	return lines
+}
+
+func waitExit(t *testing.T, events <-chan monitor.Status, id string, within time.Duration) monitor.Status {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case st := <-events:
+			if st.ID == id && st.ExecID == "" {
+				return st
+			}
+		case <-deadline:
+			t.Fatalf("no exit event for %s within %v", id, within)
+		}
+	}
+}
+
+// A quiet container's output is read by the monitor's poller into the log;
+// a client attached later gets what follows (the stream moves to a
+// goroutine of its own), and the log misses nothing.
+func TestQuietOutputThenAttach(t *testing.T) {
+	c, dir := startMonitor(t)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "q-json.log")
+	gate := filepath.Join(t.TempDir(), "gate")
+	b := bundle(t, "/bin/sh", "-c", "echo one; while [ ! -e "+gate+" ]; do sleep 0.01; done; echo two; echo three >&2; exit 4")
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "q", Bundle: b, LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(readLog(t, logPath)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first line never reached the log")
+		}
+	}
+	conn, _, err := c.Dial(ctx, &monitor.Request{Op: monitor.OpAttach, ID: "q", Stdout: true, Stderr: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs := demux(t, conn); out != "two\n" || errs != "three\n" {
+		t.Fatalf("attached late, got %q %q", out, errs)
+	}
+	if st := waitExit(t, events, "q", 5*time.Second); st.ExitCode != 4 {
+		t.Fatalf("exit %+v", st)
+	}
+	got := strings.Join(readLog(t, logPath), "")
+	if got != "stdout:one\nstdout:two\nstderr:three\n" && got != "stdout:one\nstderr:three\nstdout:two\n" {
+		t.Fatalf("log %q", got)
+	}
+}
+
+// A process whose child keeps its output pipe open exits all the same:
+// the monitor stops reading after a grace period and records the exit.
+func TestExitWhilePipeHeld(t *testing.T) {
+	c, dir := startMonitor(t)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "h-json.log")
+	b := bundle(t, "/bin/sh", "-c", "sleep 4 & echo bye; exit 7")
+	start := time.Now()
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "h", Bundle: b, LogPath: logPath}); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExit(t, events, "h", 3500*time.Millisecond); st.ExitCode != 7 {
+		t.Fatalf("exit %+v", st)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Errorf("exit announced after %v: the output was not drained", d)
+	}
+	if got := strings.Join(readLog(t, logPath), ""); got != "stdout:bye\n" {
+		t.Fatalf("log %q", got)
+	}
+}
+
+// Quiet containers cost the monitor no goroutine each: their pipes and
+// exits wait in its poller.
+func TestQuietContainersNoGoroutines(t *testing.T) {
+	c, dir := startMonitor(t)
+	ctx := context.Background()
+	events, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One first: the poller's own goroutine is not per container.
+	b := bundle(t, "/bin/sleep", "30")
+	ids := []string{"g0"}
+	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "g0", Bundle: b, LogPath: filepath.Join(dir, "g0.log")}); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	const n = 30
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("g%d", i)
+		ids = append(ids, id)
+		if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: id, Bundle: b, LogPath: filepath.Join(dir, id+".log")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if grew := runtime.NumGoroutine() - before; grew > n/3 {
+		t.Errorf("%d quiet containers added %d goroutines", n, grew)
+	}
+	for _, id := range ids {
+		if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpKill, ID: id, Signal: 9}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range ids {
+		select {
+		case <-events:
+		case <-time.After(10 * time.Second):
+			t.Fatal("missing exit events")
+		}
 	}
 }

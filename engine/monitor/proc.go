@@ -214,19 +214,70 @@ func (p *proc) running(pid int) {
 }
 
 // supervise copies output until the process exits, then records the exit.
+// A quiet container costs no goroutine: its pipes and its pidfd wait in
+// the monitor's poller (see poller); a stream gets a goroutine of its own
+// once a client is attached (or with a terminal), since writes to a client
+// may block. The exit is handled by a goroutine started when it happens.
 func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
-	var copiers sync.WaitGroup
-	for stream, f := range map[byte]*os.File{1: stdout, 2: stderr} {
+	sv := &supervision{s: s, p: p, pid: pid, files: []*os.File{stdout, stderr}, pidfd: -1}
+	p.mu.Lock()
+	quiet := !p.tty && len(p.attached) == 0
+	p.mu.Unlock()
+	for i, f := range sv.files {
 		if f == nil {
 			continue
 		}
-		copiers.Add(1)
+		stream := byte(i + 1)
+		split := p.splitter(stream)
+		sv.copiers.Add(1)
+		if quiet {
+			o, err := s.watchStream(p, stream, f, split, sv.copiers.Done)
+			if err == nil {
+				sv.watched = append(sv.watched, o)
+				continue
+			}
+			s.log.Warn("poll output", "id", p.id, "err", err)
+		}
 		go func() {
-			defer copiers.Done()
-			p.pump(stream, f)
+			defer sv.copiers.Done()
+			p.pump(stream, f, split)
 		}()
 	}
-	code, err := waitPid(pid)
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err == nil {
+		sv.pidfd, sv.tok = fd, s.poll.reserve()
+		if err = s.poll.add(fd, sv.tok, sv); err == nil {
+			return
+		}
+		unix.Close(fd)
+		sv.pidfd = -1
+	}
+	s.log.Warn("poll exit", "id", p.id, "pid", pid, "err", err)
+	go sv.finish()
+}
+
+// supervision is one run of a process: its output streams and its exit.
+type supervision struct {
+	s       *Server
+	p       *proc
+	pid     int
+	files   []*os.File // stdout, stderr (nil with a terminal: the console is stdout)
+	watched []*outStream
+	copiers sync.WaitGroup // one per stream, done at its EOF
+	pidfd   int            // -1 without
+	tok     uint64
+}
+
+// ready is the pidfd's event: the process has exited.
+func (sv *supervision) ready() {
+	sv.s.poll.del(sv.pidfd, sv.tok)
+	go sv.finish()
+}
+
+// finish reaps the process, drains its output and records the exit.
+func (sv *supervision) finish() {
+	s, p, pid := sv.s, sv.p, sv.pid
+	code, err := sv.reap()
 	if err != nil {
 		s.log.Error("wait", "id", p.id, "pid", pid, "err", err)
 	}
@@ -234,12 +285,15 @@ func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
 	// the log is complete when the exit is announced. A grandchild that
 	// kept the pipe open (no pid namespace) must not hold us forever.
 	drained := make(chan struct{})
-	go func() { copiers.Wait(); close(drained) }()
+	go func() { sv.copiers.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-time.After(2 * time.Second):
+		for _, o := range sv.watched {
+			o.stop()
+		}
 	}
-	p.closeStdio(stdout, stderr)
+	p.closeStdio(sv.files[0], sv.files[1])
 	<-drained
 	st := Status{ID: p.id, ExecID: p.execID, Pid: pid, ExitCode: code, ExitedAt: time.Now().UTC()}
 	if p.execID != "" {
@@ -264,6 +318,27 @@ func (s *Server) supervise(p *proc, pid int, stdout, stderr *os.File) {
 	s.runDelete(p.id, deleted)
 }
 
+// reap collects the exit status: at once when the pidfd said it exited,
+// else (no pidfd) by waiting.
+func (sv *supervision) reap() (int, error) {
+	if sv.pidfd < 0 {
+		return waitPid(sv.pid)
+	}
+	defer unix.Close(sv.pidfd)
+	var ws unix.WaitStatus
+	for {
+		// The pidfd pins the pid: wait4 cannot reap a recycled one.
+		_, err := unix.Wait4(sv.pid, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, fmt.Errorf("wait4 %d: %w", sv.pid, err)
+		}
+		return exitStatus(ws), nil
+	}
+}
+
 // waitRelease returns once no OpRelease of p is in flight: a process that
 // exits at once may do so before the runtime's start has written its
 // state, which the delete removes.
@@ -283,13 +358,13 @@ func (p *proc) exited(st Status) {
 	p.started = make(chan struct{})
 }
 
-// pump reads one output stream into the log and the attached clients.
-func (p *proc) pump(stream byte, f *os.File) {
+// splitter turns one output stream of p into log entries.
+func (p *proc) splitter(stream byte) *logs.LineSplitter {
 	name := "stdout"
 	if stream == 2 {
 		name = "stderr"
 	}
-	split := &logs.LineSplitter{Stream: name, Emit: func(e logs.Entry) error {
+	return &logs.LineSplitter{Stream: name, Emit: func(e logs.Entry) error {
 		p.mu.Lock()
 		w := p.logw
 		p.mu.Unlock()
@@ -298,6 +373,11 @@ func (p *proc) pump(stream byte, f *os.File) {
 		}
 		return nil
 	}}
+}
+
+// pump reads one output stream into the log and the attached clients, on
+// a goroutine of its own.
+func (p *proc) pump(stream byte, f *os.File, split *logs.LineSplitter) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		split.Flush()
@@ -313,6 +393,98 @@ func (p *proc) pump(stream byte, f *os.File) {
 			return
 		}
 	}
+}
+
+// outStream is an output pipe read by the poller while no client is
+// attached: into the log only.
+type outStream struct {
+	l      *poller
+	p      *proc
+	stream byte
+	f      *os.File
+	rc     syscall.RawConn
+	split  *logs.LineSplitter
+	tok    uint64
+	done   func() // once: at EOF, at stop, or by the pump it was handed to
+
+	mu  sync.Mutex // held by ready; guards off
+	off bool       // no longer the poller's (EOF, stopped, handed off)
+}
+
+func (s *Server) watchStream(p *proc, stream byte, f *os.File, split *logs.LineSplitter, done func()) (*outStream, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	o := &outStream{l: &s.poll, p: p, stream: stream, f: f, rc: rc, split: split, tok: s.poll.reserve(), done: done}
+	var aerr error
+	if err := rc.Control(func(fd uintptr) { aerr = s.poll.add(int(fd), o.tok, o) }); err != nil {
+		return nil, err
+	}
+	return o, aerr
+}
+
+func (o *outStream) ready() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.off {
+		return
+	}
+	o.p.mu.Lock()
+	attached := len(o.p.attached) > 0
+	o.p.mu.Unlock()
+	if attached {
+		// A client's writes may block, which the poller must not: the
+		// stream is pumped by a goroutine from here on (nothing is read
+		// yet, so nothing is lost or reordered).
+		o.release()
+		go func() {
+			defer o.done()
+			o.p.pump(o.stream, o.f, o.split)
+		}()
+		return
+	}
+	var n int
+	var rerr error
+	if err := o.rc.Control(func(fd uintptr) {
+		for {
+			if n, rerr = unix.Read(int(fd), o.l.buf); rerr != unix.EINTR {
+				break
+			}
+		}
+	}); err != nil {
+		rerr = err
+	}
+	switch {
+	case rerr == unix.EAGAIN:
+		return
+	case rerr == nil && n > 0:
+		o.split.Write(o.l.buf[:n])
+		return
+	}
+	// EOF, or an error that would repeat.
+	o.release()
+	o.split.Flush()
+	o.done()
+}
+
+// release takes the stream out of the poller; o.mu is held.
+func (o *outStream) release() {
+	o.off = true
+	o.rc.Control(func(fd uintptr) { o.l.del(int(fd), o.tok) })
+}
+
+// stop gives up on a stream that did not reach EOF (a grandchild holds
+// the pipe open), before the file is closed.
+func (o *outStream) stop() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.off {
+		return
+	}
+	o.release()
+	o.split.Flush()
+	o.done()
 }
 
 // pumpBufs are the read buffers of every pump. Most containers sit silent

@@ -30,6 +30,8 @@ type Server struct {
 	// deletes are the runtime deletes in flight, by container id: each
 	// channel closes when its delete is done (see supervise).
 	deletes map[string]chan struct{}
+
+	poll poller // the quiet processes' output and exits
 }
 
 // NewServer returns a monitor keeping its files under root, and loads the
