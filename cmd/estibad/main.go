@@ -9,6 +9,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/estiba/estiba/engine/tinit"
 	"github.com/estiba/estiba/runtime/initproc"
@@ -26,11 +27,30 @@ func main() {
 		os.Exit(tinit.Run(os.Args[1:]))
 	case len(os.Args) > 1 && os.Args[1] == "daemon":
 		// `estiba daemon ARGS` execs us with its argv unchanged.
+		smallHeap(50)
 		os.Exit(daemonMain(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == "monitor":
+		smallHeap(25)
 		os.Exit(monitorMain(os.Args[2:]))
 	case len(os.Args) > 1 && os.Args[1] == "monitor-spawner":
+		// Not the spawner: its heap does not grow with the containers,
+		// and a smaller one cost ~2.5 ms of CPU per start (pages given
+		// back and faulted in again at every start, ~15 µs each here).
 		os.Exit(spawnerMain(os.Args[2:]))
 	}
+	smallHeap(50)
 	os.Exit(daemonMain(os.Args[1:]))
+}
+
+// smallHeap sets the collector's target (GOGC) of a long-lived process
+// whose live heap is small but which makes short-lived garbage with every
+// container start (requests, JSON). At GOGC=100 Go lets any heap grow to
+// 4 MiB before it collects, and to twice the live heap after that: 300
+// starts grew the daemon by ~3 MiB and the monitor by ~4 MiB, for live
+// heaps of ~1 MiB and less. At 50 and 25 they grew by ~1 and ~2.5 MiB, at
+// no CPU cost measurable in 200 starts. An explicit GOGC still wins.
+func smallHeap(percent int) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
+	}
 }
