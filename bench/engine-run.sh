@@ -15,8 +15,9 @@
 #     phase's late frees have settled. Bare crun (`crun run -d` of one
 #     shared read-only bundle) is the kernel-only reference, and crun-eq
 #     the same for containers like estiba's (bare crun, each container
-#     with its own overlay and bundle, a cgroup namespace and estiba's
-#     seccomp profile: the kernel's share of such a container). One client
+#     with its own overlay and bundle, cgroup and user namespaces and
+#     estiba's seccomp profile: the kernel's share of such a container).
+#     One client
 #     at a time (serial): every start waits for the previous one, as in
 #     a shell loop — the issue's figure;
 #  3. the same N detached starts again with PAR clients at once (PAR
@@ -111,7 +112,7 @@ crun_rm_all() {
 crun_eq_rm_all() {
 	crun_rm_all
 	[ -d "$WORK/crun-eq" ] || return 0
-	for d in "$WORK"/crun-eq/*/rootfs; do peer umount "$d" 2>/dev/null; done
+	for d in "$WORK"/crun-eq/*/rootfs; do peer umount "$d" 2>/dev/null || true; done
 	rm -rf "$WORK/crun-eq"
 }
 if have podman && ! { command -v podman && command -v crun; } >/dev/null; then PEERS=${PEERS/podman/}; fi
@@ -336,16 +337,19 @@ PY
 	# crun-eq: what the kernel holds for a container like estiba's, without
 	# an engine: its own overlay over the image's files (upper and work
 	# directories on the same file system as estiba's), its own bundle, a
-	# cgroup namespace, and the seccomp profile estiba applied. No user
-	# namespace (estiba's containers have one): if anything, this flatters
-	# crun-eq. The overlay is unmounted from the peers' namespace once the
-	# container runs (its own mount namespace keeps it, as estiba's do):
-	# every later container's namespace would start as a copy of them all.
+	# cgroup namespace, a user namespace with 65536 IDs of its own (as
+	# --userns=auto gives; crun-eq's rootfs is not idmapped, which `sleep`
+	# does not mind) and the seccomp profile estiba applied. The overlay is
+	# unmounted from the peers' namespace once the container runs (its own
+	# mount namespace keeps it, as estiba's do): every later container's
+	# namespace would start as a copy of them all.
 	python3 - "$B/config.json" "$WORK/crun-eq.json" "$WORK/estiba-seccomp.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 s["root"] = {"path": "rootfs"}  # in each container's own bundle
-s["linux"]["namespaces"].append({"type": "cgroup"})
+s["linux"]["namespaces"] += [{"type": "cgroup"}, {"type": "user"}]
+# hostID 3999999999 is replaced per container (see start_crun_eq).
+s["linux"]["uidMappings"] = s["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 3999999999, "size": 65536}]
 s["linux"]["seccomp"] = json.load(open(sys.argv[3]))
 json.dump(s, open(sys.argv[2], "w"))
 PY
@@ -353,7 +357,7 @@ PY
 		local d=$WORK/crun-eq/$1
 		mkdir -p "$d/upper" "$d/work" "$d/rootfs" &&
 			peer mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$d/upper,workdir=$d/work" "$d/rootfs" &&
-			cp "$WORK/crun-eq.json" "$d/config.json" &&
+			sed "s/3999999999/$((1000000000 + $1 * 65536))/" "$WORK/crun-eq.json" > "$d/config.json" &&
 			crun_cmd run -d --bundle "$d" "bench-eq-$1" </dev/null &&
 			peer umount -l "$d/rootfs"
 	}
