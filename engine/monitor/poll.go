@@ -23,6 +23,7 @@ import (
 type poller struct {
 	start sync.Once
 	err   error // from start
+	epfd  int   // for epoll_ctl (os.File.Fd would make it blocking)
 	ep    *os.File
 	rc    syscall.RawConn
 
@@ -49,7 +50,7 @@ func (l *poller) open() error {
 			l.err = fmt.Errorf("epoll: %w", err)
 			return
 		}
-		l.ep = os.NewFile(uintptr(fd), "epoll")
+		l.epfd, l.ep = fd, os.NewFile(uintptr(fd), "epoll")
 		if l.rc, l.err = l.ep.SyscallConn(); l.err != nil {
 			return
 		}
@@ -79,7 +80,7 @@ func (l *poller) add(fd int, tok uint64, w watcher) error {
 	l.watches[tok] = w
 	l.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
-	if err := unix.EpollCtl(int(l.ep.Fd()), unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		l.mu.Lock()
 		delete(l.watches, tok)
 		l.mu.Unlock()
@@ -96,7 +97,7 @@ func (l *poller) del(fd int, tok uint64) {
 	l.mu.Lock()
 	delete(l.watches, tok)
 	l.mu.Unlock()
-	unix.EpollCtl(int(l.ep.Fd()), unix.EPOLL_CTL_DEL, fd, nil)
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
 
 func (l *poller) run() {
