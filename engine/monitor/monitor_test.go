@@ -12,8 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -441,7 +443,16 @@ func TestExitWhilePipeHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "h-json.log")
-	b := bundle(t, "/bin/sh", "-c", "sleep 4 & echo bye; exit 7")
+	pidFile := filepath.Join(t.TempDir(), "grandchild")
+	b := bundle(t, "/bin/sh", "-c", "sleep 4 & echo $! > "+pidFile+"; echo bye; exit 7")
+	// The grandchild is no container of the monitor's: the test ends it.
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
 	start := time.Now()
 	if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: "h", Bundle: b, LogPath: logPath}); err != nil {
 		t.Fatal(err)
