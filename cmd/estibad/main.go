@@ -47,8 +47,9 @@ func main() {
 // container start (requests, JSON). At GOGC=100 Go lets any heap grow to
 // 4 MiB before it collects, and to twice the live heap after that: 300
 // starts grew the daemon by ~3 MiB and the monitor by ~4 MiB, for live
-// heaps of ~1 MiB and less. At 50 and 25 they grew by ~1 and ~2.5 MiB, at
-// no CPU cost measurable in 200 starts. An explicit GOGC still wins.
+// heaps of ~1 MiB and less. At 50 and 25 they grew by ~0.4 and ~2.8 MiB,
+// at no CPU cost measurable in two runs of 300 starts. An explicit GOGC
+// still wins.
 func smallHeap(percent int) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(percent)
