@@ -463,9 +463,7 @@ func (o *outStream) ready() {
 		return
 	}
 	// EOF, or an error that would repeat.
-	o.release()
-	o.split.Flush()
-	o.done()
+	o.end()
 }
 
 // release takes the stream out of the poller; o.mu is held.
@@ -479,9 +477,14 @@ func (o *outStream) release() {
 func (o *outStream) stop() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.off {
-		return
+	if !o.off {
+		o.end()
 	}
+}
+
+// end finishes the stream in the poller: its last partial line goes to
+// the log and the exit is told it is drained; o.mu is held.
+func (o *outStream) end() {
 	o.release()
 	o.split.Flush()
 	o.done()
