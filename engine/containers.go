@@ -34,6 +34,22 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
+// recordCreator is the store's Create.
+type recordCreator interface {
+	Create(c *store.Container, userns bool, firstID, maxID uint32) error
+}
+
+// createRecord stores c's record. A generated name that another container
+// has is drawn again from c's id (randomName), a few times.
+func createRecord(s recordCreator, c *store.Container, generated, userns bool, firstID, maxID uint32) error {
+	err := s.Create(c, userns, firstID, maxID)
+	for try := 1; generated && errors.Is(err, store.ErrNameInUse) && try < 8; try++ {
+		c.Name = randomName(c.ID, try)
+		err = s.Create(c, userns, firstID, maxID)
+	}
+	return err
+}
+
 // Create records a container: validated config, image resolved, rootfs
 // snapshot prepared. Nothing runs yet.
 func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCreateRequest) (*types.ContainerCreateResponse, error) {
@@ -49,8 +65,9 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 		return nil, fmt.Errorf("image %s: %w", req.Image, err)
 	}
 	id := newID()
-	if name == "" {
-		name = randomName(id)
+	generated := name == ""
+	if generated {
+		name = randomName(id, 0)
 	}
 	args, err := specgen.Args(&req.Config, imgCfg)
 	if err != nil {
@@ -70,7 +87,7 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 		d.destroy(context.Background(), c)
 		return nil, err
 	}
-	if err := d.store.Create(c, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
+	if err := createRecord(d.store, c, generated, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
 		d.destroy(context.Background(), c)
 		return nil, err
 	}

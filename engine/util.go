@@ -63,11 +63,15 @@ func parseSize(s string) (int64, error) {
 var adjectives = []string{"brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "wise", "zealous"}
 var nouns = []string{"anchor", "barge", "cargo", "dock", "ferry", "galley", "harbor", "keel", "lighter", "mast", "pier", "quay", "rudder", "stern", "tug", "wharf"}
 
-// randomName is Docker-style adjective_noun, made unique by id bytes.
-func randomName(id string) string {
+// randomName is Docker-style adjective_noun, made unique by id bytes: try
+// n (from 0) takes the next four hex digits of the id, so that a name in
+// use gets another on a retry (18*16*65536 names: among a few thousand
+// containers, two often draw the same).
+func randomName(id string, try int) string {
 	a, _ := strconv.ParseUint(id[:4], 16, 32)
 	n, _ := strconv.ParseUint(id[4:8], 16, 32)
-	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[8:12]
+	off := 8 + 4*(try%((len(id)-8)/4))
+	return adjectives[a%uint64(len(adjectives))] + "_" + nouns[n%uint64(len(nouns))] + "_" + id[off:off+4]
 }
 
 func fileExists(p string) bool {

@@ -235,7 +235,7 @@ func (s *Store) Create(c *Container, userns bool, firstID, maxID uint32) error {
 	return s.update(func(tx *bolt.Tx) error {
 		names := bucket(tx, bucketNames)
 		if id := names.Get([]byte(c.Name)); id != nil {
-			return fmt.Errorf("the container name %q is already in use by container %q: %w", "/"+c.Name, id, errdefs.ErrConflict)
+			return fmt.Errorf("the container name %q is already in use by container %q: %w", "/"+c.Name, id, ErrNameInUse)
 		}
 		if bucket(tx, bucketContainers).Get([]byte(c.ID)) != nil {
 			return fmt.Errorf("container id %s exists: %w", c.ID, errdefs.ErrConflict)
@@ -253,6 +253,9 @@ func (s *Store) Create(c *Container, userns bool, firstID, maxID uint32) error {
 		return put(tx, c)
 	})
 }
+
+// ErrNameInUse is Create's error for a name another container has.
+var ErrNameInUse = fmt.Errorf("you have to remove (or rename) that container to be able to reuse that name: %w", errdefs.ErrConflict)
 
 // UsernsSize is the number of ids each container gets.
 const UsernsSize = 65536
