@@ -234,12 +234,15 @@ type rootSetup struct {
 	once     sync.Once
 	inCgroup chan struct{}
 	cgErr    error // set before inCgroup is closed
-	done     chan struct{}
-	root     *rootfs.Root
-	err      error
-	jobs     chan func() error // to run on the thread after Setup
-	jobErr   chan error
-	endOnce  sync.Once
+	// hostCgroups is the stub's cgroup file as the runtime sees it, set
+	// before inCgroup is closed when the stub makes a cgroup namespace.
+	hostCgroups []byte
+	done        chan struct{}
+	root        *rootfs.Root
+	err         error
+	jobs        chan func() error // to run on the thread after Setup
+	jobErr      chan error
+	endOnce     sync.Once
 }
 
 // startRootSetup starts rootfs.Setup in the stub's namespaces.
@@ -335,27 +338,22 @@ func (rs *rootSetup) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
 	return rs.stub.NewFSBatch(reqs)
 }
 
-// cgroups is rootfs.Options.Cgroups: the stub's cgroup file, read inside its
-// cgroup namespace (the paths are relative to the reader's), once it is in
-// its cgroup. It runs on Setup's thread, which joined the stub's cgroup
-// namespace before the stub made its own: it joins that one first.
+// cgroups is rootfs.Options.Cgroups: the stub's cgroup file, once it is
+// in its cgroup. When the stub makes a cgroup namespace of its own, that is
+// the file as the runtime sees it (hostCgroups): host paths, and the new
+// namespace's root (rootfs.Options.CgroupHostPaths), since the stub unshares
+// it once placed (firstProgram). Otherwise it is read on Setup's thread,
+// which joined the stub's cgroup namespace (the paths are relative to the
+// reader's).
 func (rs *rootSetup) cgroups() ([]byte, error) {
 	<-rs.inCgroup
 	if rs.cgErr != nil {
 		return nil, rs.cgErr
 	}
-	proc := "/proc/" + strconv.Itoa(rs.pid)
 	if rs.newCgNS {
-		fd, err := unix.Open(proc+"/ns/cgroup", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("init's cgroup namespace: %w", err)
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWCGROUP); err != nil {
-			return nil, fmt.Errorf("join init's cgroup namespace: %w", err)
-		}
+		return rs.hostCgroups, nil
 	}
-	b, err := openat.ReadFile(proc + "/cgroup")
+	b, err := openat.ReadFile("/proc/" + strconv.Itoa(rs.pid) + "/cgroup")
 	if err != nil {
 		return nil, fmt.Errorf("init's cgroups: %w", err)
 	}
@@ -373,6 +371,15 @@ func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o Creat
 	// socket, and the fifo's first fd (the lowest free).
 	fifoFD := 3 + o.PreserveFDs + 8
 	_, err := rs.stub.run(firstProgram(rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring))
+	if err == nil && plan.newCgroupNS {
+		// Not on Setup's thread: it may have joined the stub's cgroup
+		// namespace after the unshare above, and would read "/" for
+		// every hierarchy. This goroutine's thread is in the runtime's.
+		rs.hostCgroups, err = openat.ReadFile("/proc/" + strconv.Itoa(rec.Pid) + "/cgroup")
+		if err != nil {
+			err = fmt.Errorf("init's cgroups: %w", err)
+		}
+	}
 	rs.placed(err)
 	if err != nil {
 		return err
@@ -607,6 +614,7 @@ func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, 
 	}
 	root, err := rootfs.Setup(spec, rec.Bundle, rootfs.Options{
 		InUserNS: hasNS(spec, specs.UserNamespace), FS: rs, Cgroups: rs.cgroups,
+		CgroupHostPaths: rs.newCgNS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)

@@ -31,7 +31,14 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 	goRT, leanRT := newRuntime(t), newLeanRuntime(t)
 	show := "id; umask; pwd; hostname; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; " +
 		"ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; ls /dev; " +
-		"cut -d' ' -f5,9 /proc/self/mountinfo; ls -l /proc/self/fd | wc -l"
+		// Mount point, type and source; not a cgroup mount's source: the
+		// lean path binds the host's hierarchies (whatever source the host
+		// gave them), a Go init mounts them anew.
+		`awk '{for (i = 7; $i != "-"; i++); s = $(i+2); if ($(i+1) ~ /^cgroup/) s = "-"; print $5, $(i+1), s}' /proc/self/mountinfo; ` +
+		"ls -l /proc/self/fd | wc -l; " +
+		// Each hierarchy is the container's own cgroup, which has no
+		// children: the hierarchy's root would show the host's.
+		"echo cgroup-subdirs=$(find /sys/fs/cgroup -mindepth 2 -type d | wc -l)"
 	withUserNS := func(s *specs.Spec) {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
 		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
@@ -103,6 +110,9 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 			leanCode, leanOut := run(t, leanRT, b)
 			if goCode != 0 {
 				t.Fatalf("Go init: exit %d: %s", goCode, goOut)
+			}
+			if !strings.Contains(leanOut, "cgroup-subdirs=0\n") {
+				t.Errorf("the container sees cgroups that are not its own:\n%s", leanOut)
 			}
 			if leanCode != goCode || leanOut != goOut {
 				t.Errorf("stub: exit %d, output:\n%s\nGo init: exit %d, output:\n%s", leanCode, leanOut, goCode, goOut)

@@ -76,7 +76,7 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 	// The tmpfs stays writable until the hierarchies' directories are made
 	// in it; the attributes ("ro"...) are set last, on the whole tree in
 	// one call rather than one per hierarchy.
-	if r.cgroupNS() {
+	if r.cgroupNS() && !r.opts.CgroupHostPaths {
 		// New mounts of every hierarchy: ask for all at once.
 		reqs := []FSRequest{{"tmpfs", cgroupTmpfs.fsConfig("tmpfs")}}
 		for _, h := range hs {
@@ -141,27 +141,34 @@ func (r *Root) mountHierarchy(tmpfs int, h hierarchy) error {
 // cgroupMount returns a detached mount of the hierarchy rooted at the
 // process's cgroup.
 //
-// Without a cgroup namespace, /proc/self/cgroup names host paths, and a bind
-// of the host's mount of the hierarchy is both what runc does and far
-// cheaper than a new cgroup v1 mount (which serializes on the kernel's global
-// cgroup mutex): it is tried first, and checked to be a cgroup file system.
-// With a cgroup namespace the paths are relative to it, so only a new mount
-// (made in the namespace, rooted at it) gives the right view.
+// Where /proc/self/cgroup (or Options.Cgroups) names host paths, a bind of
+// the host's mount of the hierarchy is both what runc does without a cgroup
+// namespace and far cheaper than a new cgroup mount (see
+// Options.CgroupHostPaths): it is tried first, and checked to be a cgroup
+// file system. That is the case without a cgroup namespace, and with a new
+// one rooted at those cgroups (CgroupHostPaths). With a namespace that was
+// joined, the paths are relative to it, so only a new mount (made in the
+// namespace, rooted at it) gives the right view.
 func (r *Root) cgroupMount(h hierarchy, attrs uint64) (int, error) {
-	if !r.cgroupNS() {
-		fd, err := r.hostCgroupBind(h, attrs)
-		if err == nil {
-			return fd, nil
-		}
-		// No host mount where expected: a new mount (needs privilege
-		// over the cgroup namespace) is the last resort.
-		fd2, err2 := r.newCgroupMount(h, attrs)
-		if err2 != nil {
-			return -1, fmt.Errorf("%w; and a new mount: %w", err, err2)
-		}
-		return fd2, nil
+	if r.cgroupNS() && !r.opts.CgroupHostPaths {
+		return r.newCgroupMount(h, attrs)
 	}
-	return r.newCgroupMount(h, attrs)
+	fd, err := r.hostCgroupBind(h, attrs)
+	if err == nil {
+		return fd, nil
+	}
+	// No host mount where expected: a new mount (needs privilege over the
+	// cgroup namespace) is the last resort. In a namespace rooted at the
+	// process's cgroups, that cgroup is the new mount's root.
+	nh := h
+	if r.cgroupNS() {
+		nh.path = "/"
+	}
+	fd2, err2 := r.newCgroupMount(nh, attrs)
+	if err2 != nil {
+		return -1, fmt.Errorf("%w; and a new mount: %w", err, err2)
+	}
+	return fd2, nil
 }
 
 // cgroupNS tells whether the container has (or joins) a cgroup namespace.

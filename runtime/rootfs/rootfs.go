@@ -88,6 +88,17 @@ type Options struct {
 	// the reader's). A func: the runtime may still be placing init in
 	// its cgroup while the mounts before that one are made.
 	Cgroups func() ([]byte, error) `json:"-"`
+	// CgroupHostPaths says that Cgroups reads init's cgroups from the
+	// host's cgroup namespace, and that a cgroup namespace of the
+	// container, if it has one, was made by init while in those cgroups
+	// (so they are its root). A bind of the host's directory of each is
+	// then the same view as a new mount in the namespace, and far
+	// cheaper: a new cgroup mount is a new superblock, whose lookup
+	// compares every cgroup superblock on the host, and on cgroup v1 it
+	// first walks every cgroup of the v2 hierarchy under the global cgroup
+	// mutex: with a cgroup namespace per container, both grow with the
+	// number of containers.
+	CgroupHostPaths bool
 	// UserNSFile, if set, is the container's user namespace, used
 	// instead of /proc/self/ns/user by idmapped mounts without mappings
 	// of their own. Setup does not close it.
