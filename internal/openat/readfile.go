@@ -23,6 +23,28 @@ func ReadFile(path string) ([]byte, error) {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
+	return readAll(fd, path)
+}
+
+// ReadFileAt is ReadFile of name below the directory dir, not following a
+// symlink in its last component.
+func ReadFileAt(dir int, name string) ([]byte, error) {
+	var fd int
+	var err error
+	for {
+		if fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "openat", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	return readAll(fd, name)
+}
+
+// readAll reads fd (opened as path) to its end.
+func readAll(fd int, path string) ([]byte, error) {
 	// A regular file's size is the buffer (one byte more, so that the
 	// read that sees EOF needs no growth): a 12 KiB config.json grown
 	// from 512 bytes was ~32 KiB of garbage and six reads, in every

@@ -614,7 +614,7 @@ func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, 
 	}
 	root, err := rootfs.Setup(spec, rec.Bundle, rootfs.Options{
 		InUserNS: hasNS(spec, specs.UserNamespace), FS: rs, Cgroups: rs.cgroups,
-		CgroupHostPaths: rs.newCgNS,
+		CgroupHostPaths: rs.newCgNS, CgroupPID: rec.Pid,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/estiba/estiba/internal/openat"
@@ -201,6 +202,10 @@ func (r *Root) hostCgroupBind(h hierarchy, attrs uint64) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("bind host cgroup %s: not a cgroup file system", src)
 	}
+	if err := r.holdsProcess(fd); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind host cgroup %s: %w", src, err)
+	}
 	if attrs != 0 {
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: attrs}); err != nil {
 			unix.Close(fd)
@@ -208,6 +213,26 @@ func (r *Root) hostCgroupBind(h hierarchy, attrs uint64) (int, error) {
 		}
 	}
 	return fd, nil
+}
+
+// holdsProcess checks that the cgroup at dir (a descriptor) has the
+// process whose cgroups were read (Options.CgroupPID).
+func (r *Root) holdsProcess(dir int) error {
+	pid := r.opts.CgroupPID
+	if pid == 0 {
+		pid = unix.Getpid()
+	}
+	b, err := openat.ReadFileAt(dir, "cgroup.procs")
+	if err != nil {
+		return err
+	}
+	want := strconv.Itoa(pid)
+	for line := range strings.Lines(string(b)) {
+		if strings.TrimSuffix(line, "\n") == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d is not in it", pid)
 }
 
 // cgroupTmpfs holds the hierarchies of a cgroup v1 mount.

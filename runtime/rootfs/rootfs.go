@@ -99,6 +99,13 @@ type Options struct {
 	// mutex: with a cgroup namespace per container, both grow with the
 	// number of containers.
 	CgroupHostPaths bool
+	// CgroupPID is the process whose cgroups Cgroups reads, as the
+	// caller's pid namespace numbers it; 0 means the caller. A bind of
+	// the host's directory of a hierarchy is used only if that process
+	// is in it (its cgroup.procs), so that paths read in one cgroup
+	// namespace and a /sys/fs/cgroup mounted for another never make the
+	// container see a cgroup that is not its own.
+	CgroupPID int
 	// UserNSFile, if set, is the container's user namespace, used
 	// instead of /proc/self/ns/user by idmapped mounts without mappings
 	// of their own. Setup does not close it.
