@@ -309,8 +309,9 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// Container inits run from estiba-init when it is installed
 			// beside us: ~half the start-up cost of this binary.
 			Exe: container.InitBeside(), Version: version,
-			// Containers that need no Go init get the stub (lean.go).
-			Stub:       container.StubBeside(),
+			// Containers that need no Go init get the stub (lean.go),
+			// from one sealed copy kept for the spawner's life.
+			Stub: container.StubBeside(), StubCache: &container.StubCache{},
 			TimerSlack: h.timerSlack,
 			// The spawner creates every container: Docker's profile
 			// is compiled once per set of capabilities.

@@ -38,8 +38,12 @@ type Runtime struct {
 	Exe string
 	// Stub is the init stub (cmd StubName, runtime/initstub), the lean
 	// init of containers that need nothing else of one (see lean.go), run
-	// from a read-only clone like Exe. Empty: every container gets Exe.
+	// from a sealed memfd copy (see stubExe). Empty: every container gets
+	// Exe.
 	Stub string
+	// StubCache, if set, keeps that copy across creates (a long-lived
+	// caller: the engine's spawner). Nil: each create copies the stub.
+	StubCache *StubCache
 	// Version, if set, is passed to init, which refuses to run from a
 	// binary of another version (Exe may be a separate file).
 	Version string

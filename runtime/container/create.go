@@ -249,11 +249,14 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		return nil, err
 	}
 	defer closeNull()
-	src := r.Exe
+	low := exeFloor(stdio, o.PreserveFDs, childSock, console)
+	var exe string
+	var releaseExe func()
 	if lean != nil {
-		src = r.Stub
+		exe, releaseExe, err = r.stubExe(low)
+	} else {
+		exe, releaseExe, err = r.initExe(r.Exe, low)
 	}
-	exe, releaseExe, err := r.initExe(src, exeFloor(stdio, o.PreserveFDs, childSock, console))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,7 +133,7 @@ func denyMkdir() *specs.LinuxSeccomp {
 }
 
 // Between create and start, a lean container's init is the stub, exec'd
-// from a read-only clone (CVE-2019-5736) and not dumpable (its fd of the
+// from a sealed memfd copy (CVE-2019-5736) and not dumpable (its fd of the
 // exec fifo); after start, the container's process.
 func TestLeanInitIsTheStub(t *testing.T) {
 	r := newLeanRuntime(t)
@@ -148,8 +149,11 @@ func TestLeanInitIsTheStub(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(cmdline), StubName+"\x00") {
 		t.Fatalf("init's cmdline %q, %v: not the stub", cmdline, err)
 	}
-	if !exeIsReadOnly(proc + "/exe") {
-		t.Error("the stub does not run from a read-only mount")
+	if !exeIsSealed(proc + "/exe") {
+		t.Error("the stub does not run from a sealed copy")
+	}
+	if _, err := os.OpenFile(proc+"/exe", os.O_WRONLY, 0); err == nil {
+		t.Error("the stub's binary is writable through /proc/<init>/exe")
 	}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
@@ -159,6 +163,41 @@ func TestLeanInitIsTheStub(t *testing.T) {
 	}
 	if got := readOut(t, out); got != "started\n" {
 		t.Fatalf("output %q", got)
+	}
+}
+
+// With a StubCache, creates exec one sealed copy of the stub; without,
+// each its own. Either way no mount is made for it (newRuntime's checks).
+func TestStubCache(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			r := newLeanRuntime(t)
+			if cached {
+				r.StubCache = &StubCache{}
+				defer r.StubCache.close()
+			}
+			var inodes []uint64
+			for range 2 {
+				id := uniqueID(t)
+				c, err := r.Create(id, bundle(t, []string{"true"}, nil), CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				exe := "/proc/" + strconv.Itoa(c.Process.Pid) + "/exe"
+				var st unix.Stat_t
+				if err := unix.Stat(exe, &st); err != nil || !exeIsSealed(exe) {
+					t.Fatalf("stub exe %s: %v, sealed %v", exe, err, exeIsSealed(exe))
+				}
+				inodes = append(inodes, st.Ino)
+				if err := r.Delete(id, true); err != nil {
+					t.Fatal(err)
+				}
+				c.Wait()
+			}
+			if same := inodes[0] == inodes[1]; same != cached {
+				t.Fatalf("inodes %v: shared %v, want %v", inodes, same, cached)
+			}
+		})
 	}
 }
 
