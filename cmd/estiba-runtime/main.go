@@ -19,6 +19,7 @@ import (
 	"github.com/estiba/estiba/internal/prefault"
 	"github.com/estiba/estiba/internal/timerslack"
 
+	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/estiba/estiba/runtime/initproc"
 )
@@ -123,6 +124,11 @@ func realMain(argv []string, timerSlack uint64) int {
 		return 0
 	}
 	args := fs.Args()
+	if len(args) > 0 && (args[0] == "create" || args[0] == "run" || args[0] == "exec") {
+		// They place a process in cgroups, which waits for the kernel's
+		// cgroup attach lock: start its switch now (cgroups.PrimeAttach).
+		cgroups.PrimeAttach()
+	}
 	if *help || len(args) == 0 {
 		usage()
 		return map[bool]int{true: 0, false: 1}[*help]
