@@ -27,6 +27,7 @@ import (
 	"github.com/estiba/estiba/network"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
+	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 	"github.com/spf13/pflag"
 )
@@ -317,6 +318,8 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// Containers that need no Go init get the stub (lean.go),
 			// from one sealed copy kept for the spawner's life.
 			Stub: container.StubBeside(), StubCache: &container.StubCache{},
+			// and one procfs instance for their sysctls.
+			Procfs:     &procfs.Shared{},
 			TimerSlack: h.timerSlack,
 			// The spawner creates every container: Docker's profile
 			// is compiled once per set of capabilities.

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/estiba/estiba/runtime/cgroups"
+	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
 
@@ -44,6 +45,10 @@ type Runtime struct {
 	// StubCache, if set, keeps that copy across creates (a long-lived
 	// caller: the engine's spawner). Nil: each create copies the stub.
 	StubCache *StubCache
+	// Procfs, if set, is the procfs instance through which the runtime
+	// writes containers' sysctls and oom_score_adj, kept across creates
+	// (a long-lived caller). Nil: each create mounts its own.
+	Procfs *procfs.Shared
 	// Version, if set, is passed to init, which refuses to run from a
 	// binary of another version (Exe may be a separate file).
 	Version string

@@ -22,6 +22,7 @@ import (
 	"github.com/estiba/estiba/runtime/initproc"
 	"github.com/estiba/estiba/runtime/initstub"
 	"github.com/estiba/estiba/runtime/nsthread"
+	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
@@ -237,6 +238,7 @@ type rootSetup struct {
 	// hostCgroups is the stub's cgroup file as the runtime sees it, set
 	// before inCgroup is closed when the stub makes a cgroup namespace.
 	hostCgroups []byte
+	procfs      *procfs.Shared // Runtime.Procfs
 	done        chan struct{}
 	root        *rootfs.Root
 	err         error
@@ -246,9 +248,9 @@ type rootSetup struct {
 }
 
 // startRootSetup starts rootfs.Setup in the stub's namespaces.
-func startRootSetup(s *stub, rec *Record, newCgroupNS bool) *rootSetup {
+func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared) *rootSetup {
 	rs := &rootSetup{
-		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, inCgroup: make(chan struct{}), done: make(chan struct{}),
+		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, procfs: proc, inCgroup: make(chan struct{}), done: make(chan struct{}),
 		jobs: make(chan func() error, 1), jobErr: make(chan error, 1),
 	}
 	go func() {
@@ -606,7 +608,7 @@ func le64(a, b uint64) []byte {
 // the container's /proc/sys and hostname, then the root filesystem.
 func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, error) {
 	// The sysctls apply to the thread's namespaces, the stub's.
-	if err := initproc.HostProcWrites(spec, strconv.Itoa(rec.Pid)); err != nil {
+	if err := initproc.HostProcWrites(spec, strconv.Itoa(rec.Pid), rs.procfs); err != nil {
 		return nil, err
 	}
 	if err := initproc.SetUTS(spec); err != nil {

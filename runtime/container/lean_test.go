@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/internal/testutil"
+	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/initstub"
 )
 
@@ -30,6 +31,9 @@ func newLeanRuntime(t *testing.T) *Runtime {
 // umask, names, mounts.
 func TestLeanInitMatchesGoInit(t *testing.T) {
 	goRT, leanRT := newRuntime(t), newLeanRuntime(t)
+	// One procfs instance for all the lean creates (as the engine's
+	// spawner has): sysctls and oom_score_adj still reach each container.
+	leanRT.Procfs = &procfs.Shared{}
 	show := "id; umask; pwd; hostname; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; " +
 		"ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; ls /dev; " +
 		// Mount point, type and source; not a cgroup mount's source: the

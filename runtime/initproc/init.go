@@ -194,7 +194,7 @@ func runCreate(s *syncer, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	if err := HostProcWrites(spec, "self"); err != nil {
+	if err := HostProcWrites(spec, "self", nil); err != nil {
 		return err
 	}
 	if err := SetUTS(spec); err != nil {

@@ -21,8 +21,9 @@ import (
 // instance of our own, before any container mount exists: the kernel applies
 // the sysctls to the writer's namespaces, oom_score_adj to the process
 // /proc/<proc> names ("self" in init; the init stub's pid for the runtime,
-// writing from a thread in the stub's namespaces).
-func HostProcWrites(spec *specs.Spec, proc string) error {
+// writing from a thread in the stub's namespaces). With shared (a
+// long-lived runtime), the instance is shared's, kept across calls.
+func HostProcWrites(spec *specs.Spec, proc string, shared *procfs.Shared) error {
 	var adj *int
 	if spec.Process != nil {
 		adj = spec.Process.OOMScoreAdj
@@ -30,13 +31,21 @@ func HostProcWrites(spec *specs.Spec, proc string) error {
 	if len(spec.Linux.Sysctl) == 0 && adj == nil {
 		return nil // no procfs instance to make
 	}
-	h, err := procfs.Open()
+	var h *procfs.Handle
+	var err error
+	if shared != nil {
+		// Close-on-exec, in the runtime: no container process ever
+		// holds it.
+		h, err = shared.Get()
+	} else {
+		h, err = procfs.Open()
+		// Closed before anything runs in the container: no fd of ours
+		// may lead out of its root (CVE-2024-21626).
+		defer h.Close()
+	}
 	if err != nil {
 		return err
 	}
-	// Closed before anything runs in the container: no fd of ours may
-	// lead out of its root (CVE-2024-21626).
-	defer h.Close()
 	for k, v := range spec.Linux.Sysctl {
 		if err := h.WriteSysctl(k, v); err != nil {
 			return fmt.Errorf("sysctl %s: %w", k, err)

@@ -189,3 +189,22 @@ func TestOpenSysfs(t *testing.T) {
 		t.Errorf("symlink in sysfs: %v, want ELOOP", err)
 	}
 }
+
+func TestShared(t *testing.T) {
+	var s Shared
+	h1, err := s.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := s.Get()
+	if err != nil || h2 != h1 {
+		t.Fatalf("second Get: %p %v, want %p", h2, err, h1)
+	}
+	if err := CheckFS(h1.Fd(), unix.PROC_SUPER_MAGIC); err != nil {
+		t.Fatal(err)
+	}
+	if flags, err := unix.FcntlInt(uintptr(h1.Fd()), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+		t.Fatalf("fd flags %#x %v: not close-on-exec", flags, err)
+	}
+	h1.Close()
+}
