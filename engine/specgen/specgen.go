@@ -476,6 +476,17 @@ func intersect(a, b []string) []string {
 	return out
 }
 
+// ownNetSysctls are Docker's (20.10+) for a container with a network
+// namespace of its own: any user may bind ports below 1024 there, which
+// images that run a server as a non-root user rely on. The namespace is
+// the container's alone, so the host's ports are not concerned.
+func ownNetSysctls(s *specs.Spec) {
+	if s.Linux.Sysctl == nil {
+		s.Linux.Sysctl = map[string]string{}
+	}
+	s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
+}
+
 // usernsSize is the number of ids --userns=auto maps.
 const usernsSize = 65536
 
@@ -490,8 +501,10 @@ func namespaces(s *specs.Spec, in *Input, hc *types.HostConfig) error {
 		// the host's name (see hostname).
 	case in.NetNSPath != "":
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.NetNSPath})
+		ownNetSysctls(s)
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		ownNetSysctls(s)
 	}
 	if in.UsernsBase != 0 {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace})

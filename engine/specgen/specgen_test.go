@@ -55,6 +55,14 @@ func TestGenerate(t *testing.T) {
 			if s.Linux.UIDMappings[0].HostID != 200000 || s.Linux.UIDMappings[0].Size != 65536 {
 				t.Errorf("uid map %v", s.Linux.UIDMappings)
 			}
+			if v := s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"]; v != "0" {
+				t.Errorf("ip_unprivileged_port_start %q: want Docker's 0 in the container's own network namespace", v)
+			}
+		}},
+		{name: "host network: no network sysctl", hc: types.HostConfig{NetworkMode: "host"}, check: func(t *testing.T, s *specs.Spec) {
+			if _, ok := s.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"]; ok || hasNS(s, specs.NetworkNamespace) {
+				t.Errorf("sysctl %v namespaces %v", s.Linux.Sysctl, s.Linux.Namespaces)
+			}
 		}},
 		{name: "cmd overrides image cmd", cfg: types.Config{Cmd: []string{"x"}}, check: func(t *testing.T, s *specs.Spec) {
 			if !slices.Equal(s.Process.Args, []string{"/entry", "x"}) {
