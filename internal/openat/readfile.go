@@ -12,32 +12,25 @@ import (
 // them): ~8 system calls for one small read, in processes that live
 // milliseconds (the runtime, a container's init).
 func ReadFile(path string) ([]byte, error) {
-	var fd int
-	var err error
-	for {
-		if fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	return readAll(fd, path)
+	return readFileAt(unix.AT_FDCWD, path, 0)
 }
 
 // ReadFileAt is ReadFile of name below the directory dir, not following a
 // symlink in its last component.
 func ReadFileAt(dir int, name string) ([]byte, error) {
+	return readFileAt(dir, name, unix.O_NOFOLLOW)
+}
+
+func readFileAt(dir int, name string, flags int) ([]byte, error) {
 	var fd int
 	var err error
 	for {
-		if fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err != unix.EINTR {
+		if fd, err = unix.Openat(dir, name, unix.O_RDONLY|unix.O_CLOEXEC|flags, 0); err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "openat", Path: name, Err: err}
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer unix.Close(fd)
 	return readAll(fd, name)

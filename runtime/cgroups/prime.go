@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,19 +81,7 @@ func writeOwn(dir string, pid int) bool {
 	if unix.Fstatfs(fd, &st) != nil || (st.Type != unix.CGROUP_SUPER_MAGIC && st.Type != unix.CGROUP2_SUPER_MAGIC) {
 		return false
 	}
-	b, err := openat.ReadFileAt(fd, "cgroup.procs")
-	if err != nil {
-		return false
-	}
-	want := strconv.Itoa(pid)
-	member := false
-	for l := range strings.Lines(string(b)) {
-		if strings.TrimSuffix(l, "\n") == want {
-			member = true
-			break
-		}
-	}
-	if !member {
+	if Holds(fd, pid) != nil {
 		return false
 	}
 	w, err := unix.Openat(fd, "cgroup.procs", unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
@@ -100,6 +89,22 @@ func writeOwn(dir string, pid int) bool {
 		return false
 	}
 	defer unix.Close(w)
-	_, err = unix.Write(w, []byte(want))
+	_, err = unix.Write(w, []byte(strconv.Itoa(pid)))
 	return err == nil
+}
+
+// Holds returns nil if the cgroup directory dir (a descriptor) lists pid
+// in its cgroup.procs.
+func Holds(dir int, pid int) error {
+	b, err := openat.ReadFileAt(dir, "cgroup.procs")
+	if err != nil {
+		return err
+	}
+	want := strconv.Itoa(pid)
+	for l := range strings.Lines(string(b)) {
+		if strings.TrimSuffix(l, "\n") == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("process %d is not in it", pid)
 }

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/internal/testutil"
-	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/initstub"
+	"github.com/estiba/estiba/runtime/procfs"
 )
 
 // newLeanRuntime is newRuntime with the init stub: containers that need

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/estiba/estiba/internal/openat"
+	"github.com/estiba/estiba/runtime/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -222,17 +222,7 @@ func (r *Root) holdsProcess(dir int) error {
 	if pid == 0 {
 		pid = unix.Getpid()
 	}
-	b, err := openat.ReadFileAt(dir, "cgroup.procs")
-	if err != nil {
-		return err
-	}
-	want := strconv.Itoa(pid)
-	for line := range strings.Lines(string(b)) {
-		if strings.TrimSuffix(line, "\n") == want {
-			return nil
-		}
-	}
-	return fmt.Errorf("process %d is not in it", pid)
+	return cgroups.Holds(dir, pid)
 }
 
 // cgroupTmpfs holds the hierarchies of a cgroup v1 mount.
