@@ -59,9 +59,9 @@ import (
 // --no-pivot, a time namespace, a joined user namespace, a rootless
 // runtime) keeps the Go init: leanFor says which.
 //
-// The stub is exec'd from a read-only clone of its file like the Go init
-// (exe.go): a container process never gets a writable handle on it
-// (CVE-2019-5736).
+// The stub is exec'd from a sealed memfd copy of its file (stubExe in
+// exe.go; the Go init from a read-only clone of its mount): a container
+// process never gets a writable handle on it (CVE-2019-5736).
 
 // StubName is the init stub's file name, installed beside the runtime.
 const StubName = "estiba-init-stub"
