@@ -34,12 +34,6 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-func (d *Daemon) beforeStart() {
-	if d.cfg.BeforeStart != nil {
-		d.cfg.BeforeStart()
-	}
-}
-
 // recordCreator is the store's Create.
 type recordCreator interface {
 	Create(c *store.Container, userns bool, firstID, maxID uint32) error
@@ -59,7 +53,6 @@ func createRecord(s recordCreator, c *store.Container, generated, userns bool, f
 // Create records a container: validated config, image resolved, rootfs
 // snapshot prepared. Nothing runs yet.
 func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCreateRequest) (*types.ContainerCreateResponse, error) {
-	d.beforeStart()
 	hc := req.HostConfig
 	if hc == nil {
 		hc = &types.HostConfig{}
@@ -318,7 +311,6 @@ func (d *Daemon) get(ref string) (*store.Container, error) {
 
 // Start runs the container.
 func (d *Daemon) Start(ctx context.Context, ref string) error {
-	d.beforeStart()
 	c, err := d.get(ref)
 	if err != nil {
 		return err

@@ -86,10 +86,6 @@ type Config struct {
 	LogMaxFiles                int
 	InitPath                   string // the binary bind-mounted for --init
 	Version                    string
-	// BeforeStart, if set, is called when a create or start begins, to
-	// get ahead of the kernel work its start will wait for
-	// (cgroups.PrimeAttach). It must not block.
-	BeforeStart func()
 }
 
 // Daemon is the engine.

@@ -124,9 +124,12 @@ func realMain(argv []string, timerSlack uint64) int {
 		return 0
 	}
 	args := fs.Args()
-	if len(args) > 0 && (args[0] == "create" || args[0] == "run" || args[0] == "exec") {
-		// They place a process in cgroups, which waits for the kernel's
-		// cgroup attach lock: start its switch now (cgroups.PrimeAttach).
+	if len(args) > 0 && args[0] == "exec" {
+		// It places a process in cgroups through cgroup.procs, which
+		// waits for the kernel's cgroup attach lock: start its switch
+		// now (cgroups.PrimeAttach). A create's init joins its cgroups
+		// without that lock (cgroups.Entry); a primer would only hold
+		// up its cgroup mkdirs, on the cgroup mutex it keeps meanwhile.
 		cgroups.PrimeAttach()
 	}
 	if *help || len(args) == 0 {

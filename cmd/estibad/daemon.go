@@ -25,7 +25,6 @@ import (
 	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/network"
-	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/seccomp"
@@ -116,11 +115,7 @@ func daemonMain(args []string) int {
 	}
 	o := engine.Options{
 		Config: engine.Config{Root: *dataRoot, MonitorSocket: filepath.Join(*execRoot, "monitor.sock"), PidsLimit: *pids,
-			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version,
-			// The container's placement in its cgroups waits for the
-			// kernel's cgroup attach lock: start its switch at the
-			// create, which comes a few ms earlier.
-			BeforeStart: cgroups.PrimeAttach},
+			UsernsFirstID: 1 << 20, UsernsMaxID: 1<<32 - 2, LogMaxSize: 0, LogMaxFiles: 1, InitPath: self, Version: version},
 		Socket: socket,
 		Log:    log,
 	}

@@ -10,7 +10,6 @@ package cgroups
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/estiba/estiba/internal/openat"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -59,13 +58,13 @@ type Manager interface {
 	Destroy() error
 	// Paths maps each controller (v1) or "" (v2) to the cgroup directory.
 	Paths() map[string]string
-	// OpenUnified creates the container's cgroup2 cgroup (v2, or the unified
-	// mount of a hybrid host) and opens its directory, for
-	// SysProcAttr.UseCgroupFD (clone3 CLONE_INTO_CGROUP). On a v2 host a child
-	// cloned into it needs no Apply; on hybrid hosts Apply is still needed
-	// for the v1 hierarchies. The caller closes the file. Fails on v1-only
-	// hosts.
-	OpenUnified() (*os.File, error)
+	// OpenEntry creates the cgroup(s) and opens what lets a new process
+	// join them without the kernel's attach lock (entry.go). The caller
+	// closes it.
+	OpenEntry() (*Entry, error)
+	// ApplyOnly is Apply for some hierarchies: those the process did not
+	// join through an Entry.
+	ApplyOnly(pid int, h Hierarchies) error
 	// Mode is the host's cgroup layout.
 	Mode() Mode
 }

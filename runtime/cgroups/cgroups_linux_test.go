@@ -378,19 +378,19 @@ func TestRealCheckBeforeUpdate(t *testing.T) {
 }
 
 // TestRealCloneIntoCgroup starts a child directly in the container's cgroup2
-// cgroup (clone3 CLONE_INTO_CGROUP) through the fd OpenUnified gives.
+// cgroup (clone3 CLONE_INTO_CGROUP) through the fd OpenEntry gives.
 func TestRealCloneIntoCgroup(t *testing.T) {
 	m, parent := realCgroup(t)
 	if m.Mode() == ModeV1 {
 		t.Skip("no cgroup2 hierarchy on this host")
 	}
-	f, err := m.OpenUnified()
+	e, err := m.OpenEntry()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer e.Close()
 	cmd := exec.Command("sleep", "1000")
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(e.Unified.Fd())}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -655,5 +655,59 @@ func TestRealCpusetCloneChildren(t *testing.T) {
 		if got, want := read(filepath.Join(dir, f)), read(filepath.Join(pdir, f)); got != want || got == "" {
 			t.Errorf("%s = %q, want the parent's %q", f, got, want)
 		}
+	}
+}
+
+// TestRealEntryTasks has a single-threaded process join every v1 hierarchy
+// itself, writing "0" to the tasks files OpenEntry gives (the init stub's
+// way in), and ApplyOnly place it in the rest: it must end up where Apply
+// would have put it.
+func TestRealEntryTasks(t *testing.T) {
+	m, parent := realCgroup(t)
+	if m.Mode() == ModeV2 {
+		t.Skip("no cgroup v1 hierarchy on this host")
+	}
+	e, err := m.OpenEntry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	script := "for fd in $(seq 3 " + fmt.Sprint(2+len(e.Tasks)) + `); do eval "echo 0 >&$fd" || exit 1; done; echo ready; exec sleep 1000`
+	cmd := exec.Command("/bin/bash", "-c", script) // dash takes fds 0-9 only
+	cmd.ExtraFiles = e.Tasks
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("helper: %q %v (stderr %q)", buf, err, stderr.String())
+	}
+	if err := m.ApplyOnly(cmd.Process.Pid, Unified); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/" + parent + "/ctr"
+	for _, l := range strings.Split(strings.TrimSpace(string(self)), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 || strings.Contains(f[1], "name=systemd") || f[1] == "rdma" || f[1] == "misc" {
+			continue
+		}
+		if f[2] != want {
+			t.Errorf("child's cgroup line %q, want the path %s", l, want)
+		}
+	}
+	pids, err := m.Pids()
+	if err != nil || !slices.Contains(pids, cmd.Process.Pid) {
+		t.Errorf("Pids() = %v, %v; want it to hold %d", pids, err, cmd.Process.Pid)
 	}
 }

@@ -240,40 +240,7 @@ func enableControllers(dir string) error {
 	return nil
 }
 
-func (m *manager) Apply(pid int) error {
-	if err := m.create(); err != nil {
-		return err
-	}
-	if pid <= 0 {
-		return nil
-	}
-	s := strconv.Itoa(pid)
-	for _, d := range m.v1dirs {
-		if err := writeFile(d, "cgroup.procs", s); err != nil {
-			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
-		}
-	}
-	if m.v2 != "" {
-		if err := writeFile(m.v2, "cgroup.procs", s); err != nil {
-			return fmt.Errorf("add pid %d to cgroup: %w", pid, err)
-		}
-	}
-	return nil
-}
-
-func (m *manager) OpenUnified() (*os.File, error) {
-	if m.v2 == "" {
-		return nil, fmt.Errorf("cgroups: no cgroup2 hierarchy on this %s host", m.layout.mode)
-	}
-	if err := m.create(); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(m.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("open cgroup: %w", err)
-	}
-	return f, nil
-}
+func (m *manager) Apply(pid int) error { return m.ApplyOnly(pid, All) }
 
 // procsDir is the directory whose cgroup.procs lists the container's
 // processes: any hierarchy holds them all, since Apply joins every one.

@@ -196,10 +196,9 @@ func (r *Runtime) makeStateDir(id string, raw []byte) error {
 // spawn starts init and drives it through the sync protocol (see
 // initproc.Msg) until it waits on the exec fifo.
 //
-// Init is started first, and the state directory, exec fifo and cgroup
-// are made while it execs and starts up: init needs none of them before
-// it reads its config, which is sent after they exist. A duplicate id
-// therefore costs an init that is killed at once; nothing else changes.
+// The state directory and the cgroups are made first (init joins the
+// cgroups as it is born or as its first step, see cgroups.Entry), the exec
+// fifo while init execs and starts up.
 func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChain) (*Container, error) {
 	spec := rec.Spec
 	// The undo chain runs in reverse: the cgroup and the state directory
@@ -249,7 +248,32 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		return nil, err
 	}
 	defer closeNull()
-	low := exeFloor(stdio, o.PreserveFDs, childSock, console)
+	// The state directory claims the id: a duplicate fails here, before
+	// any cgroup of that id is touched.
+	if err := r.makeStateDir(rec.ID, raw); err != nil {
+		return nil, err
+	}
+	stateDir = true
+	// The cgroups exist before init, which joins them itself where it
+	// can (cgroups.Entry): rest are those the parent moves it into.
+	if cg, err = r.cgroupManager(rec); err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	entry, err := r.openEntry(cg)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	defer entry.Close()
+	rest := cgroups.All
+	var tasks []*os.File
+	if lean != nil && entry != nil {
+		tasks = entry.Tasks
+		for _, f := range tasks {
+			lean.tasks = append(lean.tasks, f.Name())
+		}
+		rest &^= cgroups.V1
+	}
+	low := exeFloor(stdio, o.PreserveFDs, append([]*os.File{childSock, console}, tasks...))
 	var exe string
 	var releaseExe func()
 	if lean != nil {
@@ -263,12 +287,17 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	defer releaseExe()
 	cmd := initCmd(exe, r.Version, stdio, o.PreserveFDs, childSock, console)
 	if lean != nil {
-		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock)
+		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock, tasks)
 	}
 	if plan.vforkable() {
 		err = plan.startVfork(cmd, o.CloneParent)
 	} else {
 		cmd.SysProcAttr = goSysProcAttr(plan, spec, o.CloneParent)
+		if entry != nil && entry.Unified != nil && !plan.needsTrampoline() {
+			// Born in its cgroup2 cgroup (clone3 CLONE_INTO_CGROUP).
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(entry.Unified.Fd())
+			rest &^= cgroups.Unified
+		}
 		err = plan.start(cmd)
 	}
 	if err != nil {
@@ -279,6 +308,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	}
 	undo.add(func() { cmd.Process.Kill(); cmd.Wait() })
 	childSock.Close()
+	entry.Close()
 	rec.Pid = cmd.Process.Pid
 	var rs *rootSetup
 	if lean != nil {
@@ -286,24 +316,19 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		// Before the kill above: the setup may still be waiting.
 		undo.add(rs.abort)
 	}
-	if err := r.makeStateDir(rec.ID, raw); err != nil {
-		return nil, err
-	}
-	stateDir = true
 	fifo := filepath.Join(r.dir(rec.ID), fifoFile)
 	if err := makeFifo(fifo, spec); err != nil {
 		return nil, err
 	}
-	if cg, err = r.cgroupManager(rec); err != nil {
-		return nil, fmt.Errorf("cgroup: %w", err)
-	}
 	if rec.StartTime, _, err = procStat(rec.Pid); err != nil {
 		return nil, fmt.Errorf("init pid %d: %w", rec.Pid, err)
 	}
-	// The cgroup is joined before init does anything: every process it
-	// forks (hooks, the container) is then born inside it, and the cgroup
-	// namespace that init unshares next is rooted at it.
-	if err := applyCgroup(cg, rec.Pid, spec); err != nil {
+	// The cgroups are joined before init does anything: every process it
+	// forks (hooks, the container) is then born inside them, and the
+	// cgroup namespace that init unshares next is rooted there. The stub
+	// joins the v1 hierarchies first thing in its first program
+	// (firstProgram), after the limits below are in place.
+	if err := applyCgroup(cg, rec.Pid, spec, rest); err != nil {
 		return nil, err
 	}
 	if lean != nil {
@@ -332,6 +357,16 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		return nil, err
 	}
 	return &Container{ID: rec.ID, Process: cmd.Process, cmd: cmd, rt: r, cg: cg}, nil
+}
+
+// openEntry creates cg's cgroups and opens their entry, or returns nil
+// when init must be moved in by Apply: a rootless runtime may be denied
+// its cgroups, which rootlessCgroups.Apply tolerates.
+func (r *Runtime) openEntry(cg cgroups.Manager) (*cgroups.Entry, error) {
+	if r.Rootless {
+		return nil, nil
+	}
+	return cg.OpenEntry()
 }
 
 // goSysProcAttr is how Go's os/exec starts init in the plan's new
@@ -428,8 +463,10 @@ func initDied(cmd *exec.Cmd, err error) error {
 	return err
 }
 
-func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec) error {
-	if err := cg.Apply(pid); err != nil {
+// applyCgroup moves pid into the hierarchies h, the cgroups it did not
+// join by itself, and sets the limits.
+func applyCgroup(cg cgroups.Manager, pid int, spec *specs.Spec, h cgroups.Hierarchies) error {
+	if err := cg.ApplyOnly(pid, h); err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	if err := cg.Set(withSpecDevices(withDefaultDevices(spec.Linux.Resources), spec.Linux.Devices)); err != nil {

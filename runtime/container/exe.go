@@ -42,7 +42,8 @@ func (r *Runtime) initExe(src string, low int) (string, func(), error) {
 
 // exeFloor returns the lowest fd number for init's binary that the child's
 // fd shuffling leaves alone: the child execs /proc/self/fd/N after moving
-// its stdio, the preserved fds, sync and console to 0..n-1, and before its
+// its stdio, the preserved fds and the extra files after them (sync,
+// console, cgroup tasks files) to 0..n-1, and before its
 // close-on-exec fds close. Go's forkAndExecInChild parks fds on the way
 // from max(fds passed to the child)+1 up: the exec status pipe, then each
 // fd below its target, at most n+1 of them. N must be above that, or the
@@ -52,12 +53,14 @@ func (r *Runtime) initExe(src string, low int) (string, func(), error) {
 // monitor) and sync sockets can have any number while other creates run.
 // Every stdio entry must be set (see devNullStdio): one that os/exec opens
 // itself at Start has a number unknown here.
-func exeFloor(stdio Stdio, preserve int, sync, console *os.File) int {
-	high, n := 2+preserve, 3+preserve+1
-	if console != nil {
-		n++
+func exeFloor(stdio Stdio, preserve int, extra []*os.File) int {
+	high, n := 2+preserve, 3+preserve
+	for _, f := range extra {
+		if f != nil {
+			n++
+		}
 	}
-	for _, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr, sync, console} {
+	for _, f := range append([]*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr}, extra...) {
 		if f != nil {
 			high = max(high, int(f.Fd()))
 		}

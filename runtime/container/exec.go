@@ -158,7 +158,7 @@ func (r *Runtime) execCmd(p *specs.Process, o ExecOptions, sync *osFile) (*execC
 		}
 		return nil, nil, nil, err
 	}
-	exe, releaseExe, err := r.initExe(r.Exe, exeFloor(stdio, o.PreserveFDs, sync, console))
+	exe, releaseExe, err := r.initExe(r.Exe, exeFloor(stdio, o.PreserveFDs, []*os.File{sync, console}))
 	if err != nil {
 		closeNull()
 		if console != nil {

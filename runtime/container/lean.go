@@ -74,6 +74,9 @@ func StubBeside() string { return beside(StubName) }
 type leanPlan struct {
 	seccomp *seccomp.Program
 	caps    caps.Plan
+	// tasks names the cgroup v1 tasks files that the stub gets after its
+	// sync socket (stubCmd) and joins first (firstProgram).
+	tasks []string
 }
 
 // leanFor returns the lean plan for spec, or nil when the container needs
@@ -137,17 +140,22 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 }
 
 // stubCmd is the exec of the init stub: fds 0-2 stdio, then the preserved
-// fds, then the sync socket, whose number is its only argument.
-func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File) *exec.Cmd {
+// fds, then the sync socket, whose number is its only argument, then the
+// cgroup tasks files its first program writes to (tasksFD).
+func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File, tasks []*os.File) *exec.Cmd {
 	cmd := &exec.Cmd{Path: exe, Args: []string{StubName, strconv.Itoa(3 + preserve)}}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, sync)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, tasks...)
 	cmd.Env = []string{}
 	return cmd
 }
+
+// tasksFD is the stub's fd of the i-th cgroup tasks file (stubCmd).
+func tasksFD(preserve, i int) int { return 3 + preserve + 1 + i }
 
 // stub is the runtime's end of a conversation with the init stub.
 type stub struct {
@@ -370,9 +378,12 @@ func (rs *rootSetup) cgroups() ([]byte, error) {
 func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o CreateOptions, plan *nsPlan, cg cgroups.Manager, fifo string) error {
 	spec := rec.Spec
 	// Above every fd the stub has: stdio, the preserved fds, the sync
-	// socket, and the fifo's first fd (the lowest free).
-	fifoFD := 3 + o.PreserveFDs + 8
-	_, err := rs.stub.run(firstProgram(rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring))
+	// socket, the tasks files, and the fifo's first fd (the lowest free).
+	fifoFD := tasksFD(o.PreserveFDs, len(lp.tasks)) + 8
+	first := &initstub.Program{}
+	joinSteps(first, lp.tasks, o.PreserveFDs)
+	firstSteps(first, rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring)
+	_, err := rs.stub.run(first)
 	if err == nil && plan.newCgroupNS {
 		// Not on Setup's thread: it may have joined the stub's cgroup
 		// namespace after the unshare above, and would read "/" for
@@ -457,15 +468,27 @@ func actAsContainerRoot(spec *specs.Spec) (done func(), err error) {
 	return done, nil
 }
 
-// firstProgram is what the stub does as itself before the mounts: become
-// non-dumpable (it will hold an fd of the host's exec fifo, which /proc/1/fd
-// would otherwise hand a process exec'd into the created container), the
-// cgroup namespace (now that the parent has put it in its cgroup: the
-// namespace is rooted where its creator is), its session keyring, and the
-// exec fifo, opened by path while the host's tree is still its own, moved
-// to fifoFD (a number the last program can name in /proc/self/fd).
-func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub.Program {
-	p := &initstub.Program{}
+// joinSteps has the stub join its cgroup v1 hierarchies, as its very first
+// steps: "0" written to each tasks file (fds from stubCmd) moves the
+// stub's only thread, without the kernel's attach lock (cgroups.Entry).
+// The files are closed after: nothing of them reaches the container.
+func joinSteps(p *initstub.Program, tasks []string, preserve int) {
+	for i, name := range tasks {
+		fd := initstub.Int(uintptr(tasksFD(preserve, i)))
+		p.Syscall("join cgroup: write 0 to "+name, unix.SYS_WRITE, fd, initstub.Str("0"), initstub.Int(1))
+		p.Syscall("join cgroup: close", unix.SYS_CLOSE, fd)
+	}
+}
+
+// firstSteps are what the stub does as itself before the mounts, once in
+// its cgroups (joinSteps, and the parent's part): become non-dumpable (it
+// will hold an fd of the host's exec fifo, which /proc/1/fd would
+// otherwise hand a process exec'd into the created container), the cgroup
+// namespace (rooted where its creator is: in the container's cgroups), its
+// session keyring, and the exec fifo, opened by path while the host's tree
+// is still its own, moved to fifoFD (a number the last program can name in
+// /proc/self/fd).
+func firstSteps(p *initstub.Program, id, fifo string, fifoFD int, cgroupNS, keyring bool) {
 	p.Syscall("prctl(PR_SET_DUMPABLE)", unix.SYS_PRCTL, initstub.Int(unix.PR_SET_DUMPABLE), initstub.Int(0), initstub.Int(0), initstub.Int(0), initstub.Int(0))
 	if cgroupNS {
 		p.Syscall("unshare cgroup namespace", unix.SYS_UNSHARE, initstub.Int(unix.CLONE_NEWCGROUP))
@@ -482,7 +505,6 @@ func firstProgram(id, fifo string, fifoFD int, cgroupNS, keyring bool) *initstub
 	// root; the stub starts in the runtime's cwd (which a relative fifo
 	// path above is relative to).
 	p.Syscall("chdir /", unix.SYS_CHDIR, initstub.Str("/"))
-	return p
 }
 
 // sizeofStat is the struct stat that fstat fills.

@@ -193,17 +193,22 @@ func (r *Root) hostCgroupBind(h hierarchy, attrs uint64) (int, error) {
 		base = filepath.Join(base, h.dir())
 	}
 	src := filepath.Join(base, h.path)
-	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	// Checked before the clone: closing an unused clone unmounts it, which
+	// waits for an expedited RCU grace period.
+	dir, err := unix.Open(src, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("bind host cgroup %s: %w", src, err)
 	}
+	defer unix.Close(dir)
 	var sfs unix.Statfs_t
-	if err := unix.Fstatfs(fd, &sfs); err != nil || (sfs.Type != unix.CGROUP_SUPER_MAGIC && sfs.Type != unix.CGROUP2_SUPER_MAGIC) {
-		unix.Close(fd)
+	if err := unix.Fstatfs(dir, &sfs); err != nil || (sfs.Type != unix.CGROUP_SUPER_MAGIC && sfs.Type != unix.CGROUP2_SUPER_MAGIC) {
 		return -1, fmt.Errorf("bind host cgroup %s: not a cgroup file system", src)
 	}
-	if err := r.holdsProcess(fd); err != nil {
-		unix.Close(fd)
+	if err := r.holdsProcess(dir); err != nil {
+		return -1, fmt.Errorf("bind host cgroup %s: %w", src, err)
+	}
+	fd, err := unix.OpenTree(dir, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
 		return -1, fmt.Errorf("bind host cgroup %s: %w", src, err)
 	}
 	if attrs != 0 {
