@@ -289,14 +289,19 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	if lean != nil {
 		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock, tasks)
 	}
+	// Born in its cgroup2 cgroup (clone3 CLONE_INTO_CGROUP) where the
+	// start allows it: not through the trampoline.
+	cgroupFD := -1
+	if entry != nil && entry.Unified != nil && !plan.needsTrampoline() {
+		cgroupFD = int(entry.Unified.Fd())
+		rest &^= cgroups.Unified
+	}
 	if plan.vforkable() {
-		err = plan.startVfork(cmd, o.CloneParent)
+		err = plan.startVfork(cmd, o.CloneParent, cgroupFD)
 	} else {
 		cmd.SysProcAttr = goSysProcAttr(plan, spec, o.CloneParent)
-		if entry != nil && entry.Unified != nil && !plan.needsTrampoline() {
-			// Born in its cgroup2 cgroup (clone3 CLONE_INTO_CGROUP).
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(entry.Unified.Fd())
-			rest &^= cgroups.Unified
+		if cgroupFD >= 0 {
+			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cgroupFD
 		}
 		err = plan.start(cmd)
 	}

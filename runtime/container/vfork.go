@@ -93,11 +93,22 @@ type vforkSpawn struct {
 	dfl      kSigaction   // SIG_DFL
 	old      kSigaction   // stage 2's scratch
 	nofile   *unix.Rlimit // init's RLIMIT_NOFILE, if not ours
+	// clone3's arguments for stage 1 when it is born in a cgroup2 cgroup
+	// (CLONE_INTO_CGROUP): init, its child, is then there too.
+	clone3 *cloneArgs
 
 	// Written by the children, read once they are gone.
 	initPid int64
 	step    int64
 	errno   int64
+}
+
+// cloneArgs is the kernel's struct clone_args, up to its cgroup field
+// (CLONE_ARGS_SIZE_VER2).
+type cloneArgs struct {
+	flags, pidfd, childTID, parentTID, exitSignal uint64
+	stack, stackSize, tls, setTID, setTIDSize     uint64
+	cgroup                                        uint64
 }
 
 // kSigaction is the kernel's struct sigaction on Linux (rt_sigaction).
@@ -128,7 +139,10 @@ func (p *nsPlan) vforkable() bool {
 // startVfork starts cmd (init's command from initCmd) in a new session and
 // the plan's namespaces, as the caller's child or, with cloneParent, as
 // the caller's parent's (see the top of this file), and sets cmd.Process.
-func (p *nsPlan) startVfork(cmd *exec.Cmd, cloneParent bool) error {
+//
+// cgroupFD, if not -1, is a cgroup2 directory that init is born in
+// (cgroups.Entry).
+func (p *nsPlan) startVfork(cmd *exec.Cmd, cloneParent bool, cgroupFD int) error {
 	ufd, err := rootfs.NewUserNS(p.uidMaps, p.gidMaps)
 	if err != nil {
 		return err
@@ -156,6 +170,9 @@ func (p *nsPlan) startVfork(cmd *exec.Cmd, cloneParent bool) error {
 	}
 	if lim, set, _ := childNofile(); set {
 		t.nofile = &lim
+	}
+	if cgroupFD >= 0 {
+		t.clone3 = &cloneArgs{flags: unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_INTO_CGROUP, exitSignal: uint64(unix.SIGCHLD), cgroup: uint64(cgroupFD)}
 	}
 	t.flags2 = unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD)
 	if cloneParent {
@@ -294,8 +311,9 @@ func procPPid(pid int) (int, error) {
 // frame, finds what it left there (rawVfork itself keeps its return
 // address out of the child's reach).
 
-// spawn blocks every signal on this thread, vforks stage 1 and, resumed
-// once stage 1 has exited, restores the mask.
+// spawn blocks every signal on this thread, vforks stage 1 (into its
+// cgroup2 cgroup with clone3, if it has one) and, resumed once stage 1 has
+// exited, restores the mask.
 //
 //go:nosplit
 //go:norace
@@ -307,7 +325,12 @@ func (t *vforkSpawn) spawn() (uintptr, syscall.Errno) {
 	if e != 0 {
 		return 0, e
 	}
-	pid, e := rawVfork(unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD))
+	var pid uintptr
+	if t.clone3 != nil {
+		pid, e = rawClone3(t.clone3, unsafe.Sizeof(*t.clone3))
+	} else {
+		pid, e = rawVfork(unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD))
+	}
 	if e == 0 && pid == 0 {
 		t.stage1()
 	}

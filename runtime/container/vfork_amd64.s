@@ -29,3 +29,29 @@ ok:
 	MOVQ	AX, pid+8(FP)
 	MOVQ	$0, errno+16(FP)
 	RET
+
+// func rawClone3(args *cloneArgs, size uintptr) (pid uintptr, errno syscall.Errno)
+//
+// clone3(args, size), for args with CLONE_VM|CLONE_VFORK and no stack: the
+// child runs on our stack, as with rawVfork above (same return address
+// dance).
+TEXT ·rawClone3(SB),NOSPLIT|NOFRAME,$0-32
+	MOVQ	args+0(FP), DI
+	MOVQ	size+8(FP), SI
+	MOVQ	$0, DX
+	MOVQ	$0, R10
+	MOVQ	$0, R8
+	MOVQ	$435, AX // SYS_clone3
+	POPQ	R12
+	SYSCALL
+	PUSHQ	R12
+	CMPQ	AX, $0xfffffffffffff001
+	JLS	ok3
+	MOVQ	$0, pid+16(FP)
+	NEGQ	AX
+	MOVQ	AX, errno+24(FP)
+	RET
+ok3:
+	MOVQ	AX, pid+16(FP)
+	MOVQ	$0, errno+24(FP)
+	RET

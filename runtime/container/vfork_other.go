@@ -9,3 +9,8 @@ const haveVfork = false
 
 //go:nosplit
 func rawVfork(flags uintptr) (pid uintptr, errno syscall.Errno) { return 0, syscall.ENOSYS }
+
+//go:nosplit
+func rawClone3(args *cloneArgs, size uintptr) (pid uintptr, errno syscall.Errno) {
+	return 0, syscall.ENOSYS
+}
