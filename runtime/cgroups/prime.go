@@ -13,17 +13,16 @@ import (
 
 // Priming the cgroup attach lock.
 //
-// Every write of a pid to a cgroup.procs file (a container's placement in
-// its cgroups) takes the kernel's cgroup_threadgroup_rwsem, a per-cpu
-// rwsem, for writing. When no writer has taken it for an RCU grace period,
-// the rwsem is in its reader-fast mode, and the first writer waits a full
-// grace period to switch it (rcu_sync_enter: synchronize_rcu): 5-12 ms on
-// the machines these figures come from, the largest wait of a container
-// start (off-CPU time in perf record -e sched:sched_switch: the engine's
-// spawner waited there in 36 of 60 starts). Writers that follow within a
-// grace period of the last one pass at once. A no-op write, this process
-// into its own cgroup, when a create begins starts that switch early, so
-// that it overlaps the create's other work instead of the placement.
+// Every write of a pid to a cgroup.procs file takes the kernel's
+// cgroup_threadgroup_rwsem, a per-cpu rwsem, for writing. When no writer
+// has taken it for an RCU grace period, the rwsem is in its reader-fast
+// mode, and the first writer waits a full grace period to switch it
+// (rcu_sync_enter: synchronize_rcu), holding cgroup_mutex. Writers that
+// follow within a grace period of the last one pass at once. A no-op
+// write, this process into its own cgroup, when an exec begins starts that
+// switch early, so that it overlaps the exec's other work instead of its
+// placement. A container's init needs no such write (Entry); a primer
+// there would only make the init's cgroup mkdirs wait on the mutex.
 
 var priming atomic.Bool
 

@@ -290,9 +290,11 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		cmd = stubCmd(exe, stdio, o.PreserveFDs, childSock, tasks)
 	}
 	// Born in its cgroup2 cgroup (clone3 CLONE_INTO_CGROUP) where the
-	// start allows it: not through the trampoline.
+	// start allows it: not through the trampoline, nor from Go's fork
+	// with CLONE_PARENT (clone3 takes that only with no exit signal, and
+	// Go's sets SIGCHLD).
 	cgroupFD := -1
-	if entry != nil && entry.Unified != nil && !plan.needsTrampoline() {
+	if entry != nil && entry.Unified != nil && !plan.needsTrampoline() && (plan.vforkable() || !o.CloneParent) {
 		cgroupFD = int(entry.Unified.Fd())
 		rest &^= cgroups.Unified
 	}

@@ -23,8 +23,10 @@ type rootlessCgroups struct {
 	off bool
 }
 
-func (c *rootlessCgroups) Apply(pid int) error {
-	err := c.Manager.Apply(pid)
+func (c *rootlessCgroups) Apply(pid int) error { return c.ApplyOnly(pid, cgroups.All) }
+
+func (c *rootlessCgroups) ApplyOnly(pid int, h cgroups.Hierarchies) error {
+	err := c.Manager.ApplyOnly(pid, h)
 	if denied(err) {
 		c.off = true
 		c.Manager.Destroy()
