@@ -544,7 +544,7 @@ func (d *Daemon) generate(ctx context.Context, c *store.Container) (*specT, erro
 	// The image's config went into c.Config at create (entrypoint, cmd,
 	// env, user, workdir), so the spec takes no image defaults again.
 	in := &specgen.Input{ID: c.ID, Config: &c.Config, HostConfig: &c.HostConfig, Rootfs: d.rootfsDir(c.ID),
-		ContainerDir: d.containerDir(c.ID), UsernsBase: c.UsernsBase, CgroupsPath: path.Join(cgroups.DefaultParent, c.ID)}
+		ContainerDir: d.containerDir(c.ID), UsernsBase: c.UsernsBase, CgroupsPath: path.Join(cgroups.EngineParent, c.ID)}
 	if mode := c.HostConfig.NetworkMode; strings.HasPrefix(mode, "container:") {
 		other, err := d.get(strings.TrimPrefix(mode, "container:"))
 		if err != nil {

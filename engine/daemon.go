@@ -21,6 +21,7 @@ import (
 	"github.com/estiba/estiba/engine/specgen"
 	"github.com/estiba/estiba/engine/store"
 	"github.com/estiba/estiba/runtime/caps"
+	"github.com/estiba/estiba/runtime/cgroups"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -194,6 +195,11 @@ func (d *Daemon) Close() error {
 	}
 	d.mu.Unlock()
 	d.mon.Close()
+	// The containers' parent cgroup stays while the daemon runs
+	// (cgroups.EngineParent); running containers keep it after.
+	if err := cgroups.RemoveEmpty(cgroups.DefaultRoot, cgroups.EngineParent); err != nil {
+		d.log.Warn("remove the containers' parent cgroup", "err", err)
+	}
 	return d.store.Close()
 }
 

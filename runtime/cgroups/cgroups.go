@@ -25,8 +25,7 @@ const DefaultRoot = "/sys/fs/cgroup"
 type Config struct {
 	// Path is the OCI linux.cgroupsPath: absolute paths are relative to the
 	// cgroup root (of each v1 hierarchy, or the v2 mount); relative paths are
-	// relative to the runtime's own cgroup; empty means a path derived from ID
-	// (DefaultParent/ID).
+	// relative to the runtime's own cgroup; empty means "/" + ID.
 	Path string
 	// ID is the container ID, used when Path is empty.
 	ID string

@@ -596,29 +596,56 @@ func TestRealOOMKillStats(t *testing.T) {
 	}
 }
 
-// TestRealDefaultParentRemoved: a container without a cgroupsPath lives
-// under DefaultParent, and the last one to go takes that parent with it.
-func TestRealDefaultParentRemoved(t *testing.T) {
+// TestRealDefaultPath: a container without a cgroupsPath lives at /<id> in
+// each hierarchy, and Destroy leaves nothing of it.
+func TestRealDefaultPath(t *testing.T) {
 	testutil.RequiresRoot(t)
-	m, err := New(Config{ID: fmt.Sprintf("estiba-test-%d-default", os.Getpid()), Root: DefaultRoot})
+	id := fmt.Sprintf("estiba-test-%d-default", os.Getpid())
+	testutil.CheckNoCgroups(t, DefaultRoot, id)
+	m, err := New(Config{ID: id, Root: DefaultRoot})
 	if err != nil {
 		t.Fatal(err)
-	}
-	parents := map[string]bool{} // parent dir -> existed before
-	for _, d := range m.Paths() {
-		p := filepath.Dir(d)
-		_, err := os.Stat(p)
-		parents[p] = err == nil
 	}
 	if err := m.Apply(-1); err != nil {
 		t.Fatal(err)
 	}
+	for c, d := range m.Paths() {
+		if filepath.Base(d) != id || filepath.Dir(filepath.Dir(d)) != DefaultRoot && filepath.Dir(d) != DefaultRoot {
+			t.Errorf("%q cgroup at %s, want %s/<hierarchy>/%s", c, d, DefaultRoot, id)
+		}
+	}
 	if err := m.Destroy(); err != nil {
 		t.Fatal(err)
 	}
-	for p, existed := range parents {
-		if _, err := os.Stat(p); err == nil && !existed {
-			t.Errorf("%s left behind", p)
+}
+
+// TestRealRemoveEmpty: the engine's parent goes at daemon stop only once
+// no container is under it, and RemoveEmpty never fails on one that is.
+func TestRealRemoveEmpty(t *testing.T) {
+	m, parent := realCgroup(t)
+	sleep := startSleep(t)
+	if err := m.Apply(sleep.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveEmpty(DefaultRoot, "/"+parent); err != nil {
+		t.Fatalf("RemoveEmpty with a child: %v", err)
+	}
+	for _, d := range m.Paths() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("child %s: %v", d, err)
+		}
+	}
+	_ = sleep.Process.Kill()
+	_ = sleep.Wait()
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveEmpty(DefaultRoot, "/"+parent); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Paths() {
+		if _, err := os.Stat(filepath.Dir(d)); !os.IsNotExist(err) {
+			t.Errorf("parent %s still there (%v)", filepath.Dir(d), err)
 		}
 	}
 }

@@ -117,7 +117,7 @@ func TestInnerPathAndDirs(t *testing.T) {
 		{"absolute", Config{Path: "/a/b/../c"}, mem, "/cg/memory/a/c", ""},
 		{"relative to own cgroup", Config{Path: "ctr"}, mem, "/cg/memory/process_api/abc/ctr", ""},
 		{"relative under a mount of a sub-tree", Config{Path: "ctr"}, ns, "/cg/pids/me/ctr", ""},
-		{"default from ID", Config{ID: "c1"}, mem, "/cg/memory/estiba/c1", ""},
+		{"default from ID", Config{ID: "c1"}, mem, "/cg/memory/c1", ""},
 		{"systemd form", Config{Path: "system.slice:estiba:c1"}, mem, "", "systemd cgroup driver is not supported"},
 		{"escaping relative", Config{Path: "../x"}, mem, "", "must stay below"},
 		{"root", Config{Path: "/"}, mem, "", "root cgroup"},

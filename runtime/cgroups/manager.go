@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -28,7 +27,7 @@ type manager struct {
 	v1dirs []string
 	// v2 is the cgroup2 directory ("" on v1-only hosts); v2mount its mount.
 	v2, v2mount string
-	// inner is the cgroup path inside each hierarchy ("/estiba/<id>").
+	// inner is the cgroup path inside each hierarchy ("/<id>").
 	inner string
 	// created: create succeeded and Destroy has not run since, so Set
 	// after Apply (create's order) skips a stat and mkdir per hierarchy.
@@ -77,12 +76,14 @@ func (m *manager) warn(format string, args ...any) {
 // create makes every directory of the container's cgroup. It is idempotent:
 // Set and Apply both call it, in whichever order the runtime uses.
 //
-// Destroy of another container removes the shared DefaultParent when it
-// empties; if that happens between our mkdir of the parent and of the
-// child, the child's mkdir fails with ENOENT, and a read of the parent's
-// files (cpuset.cpus, cgroup.subtree_control) opened just before its rmdir
-// fails with ENODEV; either way we simply go again. (Seen under parallel
-// creates and deletes: 4 goroutines × 250 creates, a few such failures.)
+// A parent may be removed under us (the engine's at daemon stop,
+// RemoveEmpty, or any other cgroup manager's); if that happens between our
+// mkdir of the parent and of the child, the child's mkdir fails with
+// ENOENT, and a read of the parent's files (cpuset.cpus,
+// cgroup.subtree_control) opened just before its rmdir fails with ENODEV;
+// either way we simply go again. (Seen under parallel creates and deletes
+// when each Destroy removed a shared parent: 4 goroutines × 250 creates, a
+// few such failures.)
 func (m *manager) create() error {
 	if m.created.Load() {
 		return nil
@@ -320,20 +321,28 @@ func (m *manager) Destroy() error {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) == 0 && path.Dir(m.inner) == DefaultParent {
-		m.removeDefaultParent()
-	}
 	return errors.Join(errs...)
 }
 
-// removeDefaultParent removes DefaultParent in each hierarchy once the last
-// container under it is gone, so that nothing of ours outlives its
-// containers. rmdir fails (EBUSY, ENOTEMPTY) while another container is
-// still there; that is the expected case, not an error.
-func (m *manager) removeDefaultParent() {
-	for _, d := range m.allDirs() {
-		_ = unix.Rmdir(filepath.Dir(d))
+// RemoveEmpty removes the cgroup at path (absolute, as Config.Path) in
+// every hierarchy where it has no children and no processes; elsewhere it
+// stays, and that is no error. It never waits: rmdir is tried once.
+func RemoveEmpty(root, path string) error {
+	mi, err := New(Config{Path: path, Root: root})
+	if err != nil {
+		return err
 	}
+	m, ok := mi.(*manager)
+	if !ok {
+		return fmt.Errorf("cgroups: unexpected manager %T", mi)
+	}
+	var errs []error
+	for _, d := range m.allDirs() {
+		if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTEMPTY) && !isBusy(err) {
+			errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (m *manager) allDirs() []string {

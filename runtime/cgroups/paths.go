@@ -7,9 +7,12 @@ import (
 	"strings"
 )
 
-// DefaultParent is the cgroup under which containers without a cgroupsPath
-// are placed (absolute, so every runtime process derives the same path).
-const DefaultParent = "/estiba"
+// EngineParent is the cgroup under which the engine places its containers
+// (their cgroupsPath). It stays while the daemon runs, as Docker's
+// "docker" does: made and removed with each container, it would cost every
+// run --rm a mkdir and an rmdir in each hierarchy. The daemon removes it
+// when it stops, if it is empty (RemoveEmpty).
+const EngineParent = "/estiba"
 
 // innerPath turns a Config into the cgroup path to use inside each hierarchy:
 // absolute (from the hierarchy's root) or relative (to the runtime's own
@@ -20,7 +23,10 @@ func innerPath(cfg Config) (string, error) {
 		if cfg.ID == "" || strings.Contains(cfg.ID, "/") || cfg.ID == "." || cfg.ID == ".." {
 			return "", fmt.Errorf("cgroup path for container ID %q: ID must be a non-empty single path element", cfg.ID)
 		}
-		return path.Join(DefaultParent, cfg.ID), nil
+		// Absolute, so that every runtime process derives the same path,
+		// and with no parent of ours to make and remove (crun does the
+		// same; runc's is relative to its own cgroup).
+		return "/" + cfg.ID, nil
 	}
 	if !strings.HasPrefix(p, "/") && strings.Count(p, ":") == 2 {
 		return "", fmt.Errorf("cgroupsPath %q looks like systemd's slice:prefix:name: the systemd cgroup driver is not supported (give a path)", p)
