@@ -97,6 +97,11 @@ func TestLeanInitMatchesGoInit(t *testing.T) {
 			s.Process.Args[2] += "; ls /etc | wc -l; touch /tmp/x; echo $?"
 		}},
 		{"user namespace", withUserNS},
+		{"user namespace, sysctl (through the container's proc instance)", func(s *specs.Spec) {
+			withUserNS(s)
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "0"}
+			s.Process.Args[2] += "; cat /proc/sys/net/ipv4/ip_unprivileged_port_start"
+		}},
 		{"user namespace and a user", func(s *specs.Spec) {
 			withUserNS(s)
 			s.Process.User = specs.User{UID: 1000, GID: 1000}

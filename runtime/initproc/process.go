@@ -28,7 +28,12 @@ func HostProcWrites(spec *specs.Spec, proc string, shared *procfs.Shared) error 
 	if spec.Process != nil {
 		adj = spec.Process.OOMScoreAdj
 	}
-	if len(spec.Linux.Sysctl) == 0 && adj == nil {
+	return ProcWrites(spec.Linux.Sysctl, adj, proc, shared)
+}
+
+// ProcWrites is HostProcWrites of the given sysctls and oom_score_adj.
+func ProcWrites(sysctl map[string]string, adj *int, proc string, shared *procfs.Shared) error {
+	if len(sysctl) == 0 && adj == nil {
 		return nil // no procfs instance to make
 	}
 	var h *procfs.Handle
@@ -46,14 +51,23 @@ func HostProcWrites(spec *specs.Spec, proc string, shared *procfs.Shared) error 
 	if err != nil {
 		return err
 	}
-	for k, v := range spec.Linux.Sysctl {
-		if err := h.WriteSysctl(k, v); err != nil {
-			return fmt.Errorf("sysctl %s: %w", k, err)
-		}
+	if err := WriteSysctls(h, sysctl); err != nil {
+		return err
 	}
 	if adj != nil {
 		if err := h.WriteFile(proc+"/oom_score_adj", []byte(strconv.Itoa(*adj))); err != nil {
 			return fmt.Errorf("oomScoreAdj: %w", err)
+		}
+	}
+	return nil
+}
+
+// WriteSysctls writes the spec's sysctls through h, in the caller's
+// namespaces.
+func WriteSysctls(h *procfs.Handle, sysctl map[string]string) error {
+	for k, v := range sysctl {
+		if err := h.WriteSysctl(k, v); err != nil {
+			return fmt.Errorf("sysctl %s: %w", k, err)
 		}
 	}
 	return nil

@@ -96,6 +96,15 @@ func (s *Shared) Get() (*Handle, error) {
 	return s.h, nil
 }
 
+// At is a Handle on the procfs root fd, which stays the caller's: the
+// Handle must not be closed, nor used after fd is.
+func At(fd int) (*Handle, error) {
+	if err := CheckFS(fd, unix.PROC_SUPER_MAGIC); err != nil {
+		return nil, fmt.Errorf("procfs root: %w", err)
+	}
+	return &Handle{fd: fd}, nil
+}
+
 // Close releases the procfs root.
 func (h *Handle) Close() error {
 	if h == nil || h.fd < 0 {

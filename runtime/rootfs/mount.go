@@ -51,6 +51,12 @@ func (r *Root) mountSpec(m specs.Mount, idx int) error {
 		src, err = r.detachedBind(m, o)
 	} else {
 		src, err = r.newFS(m.Type, m.Source, o)
+		if m.Type == "proc" && err == nil && r.opts.ProcReady != nil {
+			if err = r.opts.ProcReady(src); err != nil {
+				unix.Close(src)
+				return err
+			}
+		}
 		if m.Type == "sysfs" && errors.Is(err, unix.EPERM) {
 			// In a user namespace that does not own the network
 			// namespace, sysfs cannot be mounted; runc binds the

@@ -106,6 +106,12 @@ type Options struct {
 	// namespace and a /sys/fs/cgroup mounted for another never make the
 	// container see a cgroup that is not its own.
 	CgroupPID int
+	// ProcReady, if set, is called with the detached mount of each new
+	// proc file system of the spec's mounts, before it is attached and
+	// before any path of the container can reach it: the caller writes
+	// the container's sysctls through it (its /proc/sys shows the
+	// network namespace of the calling thread).
+	ProcReady func(proc int) error `json:"-"`
 	// UserNSFile, if set, is the container's user namespace, used
 	// instead of /proc/self/ns/user by idmapped mounts without mappings
 	// of their own. Setup does not close it.
