@@ -58,6 +58,21 @@ func startSleep(t *testing.T) *exec.Cmd {
 
 func ptr[T any](v T) *T { return &v }
 
+// openEntry opens m's Entry for the test, which it skips (why) on a host
+// whose layout is skip.
+func openEntry(t *testing.T, m Manager, skip Mode, why string) *Entry {
+	t.Helper()
+	if m.Mode() == skip {
+		t.Skip(why)
+	}
+	e, err := m.OpenEntry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
 func TestRealApplySetDestroy(t *testing.T) {
 	m, _ := realCgroup(t)
 	cmd := startSleep(t)
@@ -381,14 +396,7 @@ func TestRealCheckBeforeUpdate(t *testing.T) {
 // cgroup (clone3 CLONE_INTO_CGROUP) through the fd OpenEntry gives.
 func TestRealCloneIntoCgroup(t *testing.T) {
 	m, parent := realCgroup(t)
-	if m.Mode() == ModeV1 {
-		t.Skip("no cgroup2 hierarchy on this host")
-	}
-	e, err := m.OpenEntry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := openEntry(t, m, ModeV1, "no cgroup2 hierarchy on this host")
 	cmd := exec.Command("sleep", "1000")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(e.Unified.Fd())}
 	if err := cmd.Start(); err != nil {
@@ -691,14 +699,7 @@ func TestRealCpusetCloneChildren(t *testing.T) {
 // would have put it.
 func TestRealEntryTasks(t *testing.T) {
 	m, parent := realCgroup(t)
-	if m.Mode() == ModeV2 {
-		t.Skip("no cgroup v1 hierarchy on this host")
-	}
-	e, err := m.OpenEntry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e := openEntry(t, m, ModeV2, "no cgroup v1 hierarchy on this host")
 	script := "for fd in $(seq 3 " + fmt.Sprint(2+len(e.Tasks)) + `); do eval "echo 0 >&$fd" || exit 1; done; echo ready; exec sleep 1000`
 	cmd := exec.Command("/bin/bash", "-c", script) // dash takes fds 0-9 only
 	cmd.ExtraFiles = e.Tasks
