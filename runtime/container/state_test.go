@@ -2,6 +2,7 @@ package container
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -137,9 +138,17 @@ func TestReleaseInitExecWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := &Record{savedRecord: savedRecord{ID: "c", Pid: os.Getpid(), StartTime: start}}
+		// As init does: the fifo held by an O_PATH fd first, reopened for
+		// writing through it, since releaseInit removes its name (a
+		// reopen by name raced that removal: ENOENT).
+		path, err := os.OpenFile(fifo, unix.O_PATH, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer path.Close()
 		done := make(chan error, 1)
 		go func() { done <- (&Runtime{}).releaseInit(rec, fifo, execWait) }()
-		w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for releaseInit's open
+		w, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", path.Fd()), os.O_WRONLY, 0) // waits for releaseInit's open
 		if err != nil {
 			t.Fatal(err)
 		}
