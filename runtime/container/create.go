@@ -334,7 +334,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	// forks (hooks, the container) is then born inside them, and the
 	// cgroup namespace that init unshares next is rooted there. The stub
 	// joins the v1 hierarchies first thing in its first program
-	// (firstProgram), after the limits below are in place.
+	// (joinSteps), after the limits below are in place.
 	if err := applyCgroup(cg, rec.Pid, spec, rest); err != nil {
 		return nil, err
 	}

@@ -75,7 +75,7 @@ type leanPlan struct {
 	seccomp *seccomp.Program
 	caps    caps.Plan
 	// tasks names the cgroup v1 tasks files that the stub gets after its
-	// sync socket (stubCmd) and joins first (firstProgram).
+	// sync socket (stubCmd) and joins first (joinSteps).
 	tasks []string
 }
 
@@ -352,7 +352,7 @@ func (rs *rootSetup) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
 // in its cgroup. When the stub makes a cgroup namespace of its own, that is
 // the file as the runtime sees it (hostCgroups): host paths, and the new
 // namespace's root (rootfs.Options.CgroupHostPaths), since the stub unshares
-// it once placed (firstProgram). Otherwise it is read on Setup's thread,
+// it once placed (firstSteps). Otherwise it is read on Setup's thread,
 // which joined the stub's cgroup namespace (the paths are relative to the
 // reader's).
 func (rs *rootSetup) cgroups() ([]byte, error) {
