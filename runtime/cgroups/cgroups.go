@@ -101,6 +101,15 @@ type IOEntry struct {
 // New returns the Manager for cfg on this host's cgroup layout, read from
 // /proc/self/mountinfo and /proc/self/cgroup.
 func New(cfg Config) (Manager, error) {
+	m, err := newHost(cfg)
+	if err != nil {
+		return nil, err // not a nil *manager in a non-nil Manager
+	}
+	return m, nil
+}
+
+// newHost is New's manager, read from this host.
+func newHost(cfg Config) (*manager, error) {
 	mi, err := openat.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)

@@ -62,17 +62,19 @@ type Entry struct {
 	Tasks []*os.File
 }
 
-// Close closes the entry's files.
+// Close closes the entry's files; a second Close does nothing.
 func (e *Entry) Close() {
 	if e == nil {
 		return
 	}
 	if e.Unified != nil {
 		e.Unified.Close()
+		e.Unified = nil
 	}
 	for _, f := range e.Tasks {
 		f.Close()
 	}
+	e.Tasks = nil
 }
 
 // OpenEntry creates the container's cgroups and opens their Entry.

@@ -328,13 +328,9 @@ func (m *manager) Destroy() error {
 // every hierarchy where it has no children and no processes; elsewhere it
 // stays, and that is no error. It never waits: rmdir is tried once.
 func RemoveEmpty(root, path string) error {
-	mi, err := New(Config{Path: path, Root: root})
+	m, err := newHost(Config{Path: path, Root: root})
 	if err != nil {
 		return err
-	}
-	m, ok := mi.(*manager)
-	if !ok {
-		return fmt.Errorf("cgroups: unexpected manager %T", mi)
 	}
 	var errs []error
 	for _, d := range m.allDirs() {
