@@ -35,8 +35,12 @@ func decode(b []byte, slotsSet uint64) (*decoded, *refusal) {
 	if len(b) > MaxSize {
 		return nil, whole(unix.EMSGSIZE)
 	}
-	if len(b) < hdrSize || le.Uint32(b) != magic || le.Uint32(b[12:]) != 0 {
+	if len(b) < hdrSize || le.Uint32(b) != magic {
 		return nil, whole(unix.EBADMSG)
+	}
+	// No fds come with the messages decoded here.
+	if le.Uint32(b[12:]) != 0 {
+		return nil, whole(unix.EBADSLT)
 	}
 	nops, nrelocs := uint64(le.Uint32(b[4:])), uint64(le.Uint32(b[8:]))
 	opsEnd := hdrSize + nops*opSize

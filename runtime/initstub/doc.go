@@ -19,7 +19,12 @@ package initstub
 // header  u32 magic     0x31495345 ("ESI1")
 //         u32 nops
 //         u32 nrelocs
-//         u32 flags     0
+//         u32 fdslot    0, or the slot of the first fd the message carries: a
+//                       program may come with 1..16 fds in one SCM_RIGHTS
+//                       control message (received close-on-exec), stored in
+//                       order in slots fdslot, fdslot+1... (1 <= fdslot,
+//                       fdslot + their number <= 64). fdslot 0 with fds, or
+//                       not 0 without, is refused.
 // op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY,
 //                       6 SECCOMP
 //         u32 flags     SYSCALL only: 1 OUT (store the result in slot out),

@@ -63,10 +63,14 @@ func Send(sock *os.File, p *Program) error {
 	if err != nil {
 		return fmt.Errorf("initstub: send: %w", err)
 	}
+	var oob []byte
+	if len(p.fds) > 0 {
+		oob = unix.UnixRights(p.fds...)
+	}
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
 		for grew := false; ; {
-			serr = unix.Sendto(int(fd), b, unix.MSG_NOSIGNAL, nil)
+			serr = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
 			if serr == unix.EMSGSIZE && !grew {
 				grew = true
 				if growSendBuffer(int(fd), len(b)) {

@@ -3,7 +3,9 @@ package initstub
 import (
 	"encoding/binary"
 	"errors"
+	"io"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +152,7 @@ func TestMalformed(t *testing.T) {
 	}{
 		{"a short header", func(t *testing.T) []byte { return []byte{0x45, 0x53, 0x49, 0x31, 1, 0, 0} }, -1, unix.EBADMSG},
 		{"bad magic", func(t *testing.T) []byte { return mutate(t, prog(), set32(0, 0x31495346)) }, -1, unix.EBADMSG},
-		{"header flags", func(t *testing.T) []byte { return mutate(t, prog(), set32(12, 1)) }, -1, unix.EBADMSG},
+		{"fdslot without fds", func(t *testing.T) []byte { return mutate(t, prog(), set32(12, 1)) }, -1, unix.EBADSLT},
 		{"truncated ops", func(t *testing.T) []byte {
 			return mutate(t, prog(), func(b []byte) []byte { return b[:op(1)+64] })
 		}, -1, unix.EBADMSG},
@@ -432,4 +434,115 @@ func TestSignalEndsStub(t *testing.T) {
 			t.Errorf("%v: exit status %d, want %d", sig, st, 128+int(sig))
 		}
 	}
+}
+
+// Fds passed with a program land in its slots, in order, close-on-exec; a
+// header that names no slot for them, or too high a slot, is refused.
+func TestPassFD(t *testing.T) {
+	pipe := func() (r, w *os.File) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close(); w.Close() })
+		return r, w
+	}
+	s := startStub(t, stubOpts{})
+	r1, w1 := pipe()
+	r2, w2 := pipe()
+	var p Program
+	a, b := p.PassFD(int(w1.Fd())), p.PassFD(int(w2.Fd()))
+	p.Syscall("write a", unix.SYS_WRITE, a, Str("a"), Int(1))
+	p.Syscall("write b", unix.SYS_WRITE, b, Str("b"), Int(1))
+	if _, err := Exchange(s.sock, &p); err != nil {
+		t.Fatal(err)
+	}
+	if n := stubFDFlags(t, s.cmd.Process.Pid, w1); n&unix.O_CLOEXEC == 0 {
+		t.Errorf("the stub's copy has flags %#o, not close-on-exec", n)
+	}
+	var q Program
+	q.Syscall("close a", unix.SYS_CLOSE, a)
+	q.Syscall("close b", unix.SYS_CLOSE, b)
+	if _, err := Exchange(s.sock, &q); err != nil {
+		t.Fatal(err)
+	}
+	w1.Close()
+	w2.Close()
+	for _, c := range []struct {
+		r    *os.File
+		want string
+	}{{r1, "a"}, {r2, "b"}} {
+		got, err := io.ReadAll(c.r)
+		if err != nil || string(got) != c.want {
+			t.Fatalf("read %q, %v; want %q and EOF (the stub's copy closed)", got, err, c.want)
+		}
+	}
+
+	for _, tc := range []struct {
+		name   string
+		fdslot uint32
+		nfds   int
+	}{
+		{"fds without fdslot", 0, 1},
+		{"fdslot too high for them", NumSlots - 1, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startStub(t, stubOpts{})
+			var p Program
+			p.Syscall("getpid", unix.SYS_GETPID)
+			b, err := p.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			binary.LittleEndian.PutUint32(b[12:], tc.fdslot)
+			_, w := pipe()
+			fds := make([]int, tc.nfds)
+			for i := range fds {
+				fds[i] = int(w.Fd())
+			}
+			if err := unix.Sendmsg(int(s.sock.Fd()), b, unix.UnixRights(fds...), nil, 0); err != nil {
+				t.Fatal(err)
+			}
+			_, err = WaitReply(s.sock, &p)
+			var se *StepError
+			if !errors.As(err, &se) || !se.Invalid || se.Errno != unix.EBADSLT {
+				t.Fatalf("got %v, want an INVALID reply with EBADSLT", err)
+			}
+		})
+	}
+}
+
+// stubFDFlags returns the open flags of process pid's fd for the same file
+// as f (fdinfo's "flags:", octal).
+func stubFDFlags(t *testing.T, pid int, f *os.File) int {
+	t.Helper()
+	want, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "/proc/" + strconv.Itoa(pid)
+	ents, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink(dir + "/fd/" + e.Name()); l != want {
+			continue
+		}
+		info, err := os.ReadFile(dir + "/fdinfo/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "flags:"); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return int(n)
+			}
+		}
+	}
+	t.Fatalf("no fd of process %d is %s", pid, want)
+	return 0
 }

@@ -21,6 +21,10 @@ const (
 	// NumSlots is the number of slots; they keep their values from one
 	// program to the next.
 	NumSlots = 64
+	// MaxFDs is the number of fds a program can carry (PassFD), which
+	// the stub stores in the slots from FDSlot on.
+	MaxFDs = 16
+	FDSlot = NumSlots - MaxFDs
 )
 
 const (
@@ -90,6 +94,20 @@ func StrArray(ss []string) Arg {
 // an earlier one.
 func Slot(k int) Arg { return Arg{kind: argSlot, val: uint64(k)} }
 
+// PassFD sends fd with the program (SCM_RIGHTS; the caller keeps its
+// own): the stub receives it close-on-exec, before the program's first op
+// runs, in the slot returned, FDSlot for the first one passed and the next
+// slots for the others. An op of the program (or of a later one) closes it
+// in the stub where the process goes on.
+func (p *Program) PassFD(fd int) Arg {
+	if fd < 0 || len(p.fds) == MaxFDs {
+		p.fail("PassFD(%d): a negative fd, or more than %d", fd, MaxFDs)
+		return Slot(FDSlot)
+	}
+	p.fds = append(p.fds, fd)
+	return Slot(FDSlot + len(p.fds) - 1)
+}
+
 // Buf is a zeroed writable area of a program's data, usable in several ops of
 // that program (fstat results to compare, a getcwd buffer).
 type Buf struct {
@@ -127,6 +145,7 @@ type Program struct {
 	ops    []*Op
 	data   []byte
 	relocs []uint32
+	fds    []int
 	err    error
 }
 
@@ -318,6 +337,9 @@ func (p *Program) Encode() ([]byte, error) {
 	le.PutUint32(b[0:], magic)
 	le.PutUint32(b[4:], uint32(len(p.ops)))
 	le.PutUint32(b[8:], uint32(len(p.relocs)))
+	if len(p.fds) > 0 {
+		le.PutUint32(b[12:], FDSlot)
+	}
 	for i, o := range p.ops {
 		o.encode(b[hdrSize+opSize*i:])
 	}

@@ -32,6 +32,12 @@ func TestBuilderErrors(t *testing.T) {
 		{"negative buffer", func(p *Program) { p.Buffer(-1) }, "buffer of -1"},
 		{"empty getcwd buffer", func(p *Program) { p.CheckCwd("x", p.Buffer(0)) }, "getcwd buffer of 0"},
 		{"equal past a buffer", func(p *Program) { a := p.Buffer(8); p.Equal("x", a, 4, a, 0, 8) }, "ranges"},
+		{"17 fds", func(p *Program) {
+			for range MaxFDs + 1 {
+				p.PassFD(1)
+			}
+		}, "more than 16"},
+		{"negative fd", func(p *Program) { p.PassFD(-1) }, "PassFD(-1)"},
 		{"too big", func(p *Program) { p.Syscall("x", unix.SYS_WRITE, Bytes(make([]byte, MaxSize))) }, "at most"},
 	}
 	for _, tt := range tests {

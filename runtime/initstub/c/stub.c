@@ -28,7 +28,12 @@
  * header  u32 magic     0x31495345 ("ESI1")
  *         u32 nops
  *         u32 nrelocs
- *         u32 flags     0
+ *         u32 fdslot    0, or the slot of the first fd the message carries: a
+ *                       program may come with 1..16 fds in one SCM_RIGHTS
+ *                       control message (received close-on-exec), stored in
+ *                       order in slots fdslot, fdslot+1... (1 <= fdslot,
+ *                       fdslot + their number <= 64). fdslot 0 with fds, or
+ *                       not 0 without, is refused.
  * op      u32 kind      1 SYSCALL, 2 SENDFD, 3 CHECKCWD, 4 EQUAL, 5 REPLY,
  *                       6 SECCOMP
  *         u32 flags     SYSCALL only: 1 OUT (store the result in slot out),
@@ -79,6 +84,7 @@ typedef unsigned long u64;
 #define NSLOTS 64
 #define NARGS 6
 #define NOIDX 0xffffffffu
+#define MAXFDS 16
 
 enum { OP_SYSCALL = 1, OP_SENDFD, OP_CHECKCWD, OP_EQUAL, OP_REPLY, OP_SECCOMP };
 enum { F_OUT = 1, F_ALLOW = 2 };
@@ -86,15 +92,16 @@ enum { A_NONE = 0, A_INT, A_DATA, A_SLOT };
 enum { R_OK = 0, R_FAILED, R_INVALID };
 
 /* The few Linux x86-64 numbers the stub needs itself. */
-enum { SYS_write = 1, SYS_sendto = 44, SYS_recvfrom = 45, SYS_sendmsg = 46,
-       SYS_fcntl = 72, SYS_getcwd = 79, SYS_exit_group = 231, SYS_seccomp = 317 };
+enum { SYS_write = 1, SYS_sendto = 44, SYS_sendmsg = 46,
+       SYS_recvmsg = 47, SYS_fcntl = 72, SYS_getcwd = 79, SYS_exit_group = 231, SYS_seccomp = 317 };
 enum { SECCOMP_SET_MODE_FILTER = 1 };
 enum { ENOENT = 2, EINTR = 4, EINVAL = 22, ERANGE = 34, EBADSLT = 57,
        EBADMSG = 74, EMSGSIZE = 90, EXDEV = 18 };
-enum { F_SETFD = 2, FD_CLOEXEC = 1, MSG_TRUNC = 0x20, MSG_NOSIGNAL = 0x4000,
+enum { F_SETFD = 2, FD_CLOEXEC = 1, MSG_CTRUNC = 0x8, MSG_TRUNC = 0x20,
+       MSG_NOSIGNAL = 0x4000, MSG_CMSG_CLOEXEC = 0x40000000,
        SOL_SOCKET = 1, SCM_RIGHTS = 1 };
 
-struct hdr { u32 magic, nops, nrelocs, flags; };
+struct hdr { u32 magic, nops, nrelocs, fdslot; };
 struct arg { u32 tag, len; u64 val; };
 struct op {
 	u32 kind, flags, name_off, name_len, out, allow;
@@ -115,6 +122,8 @@ struct msghdr {
 };
 /* One SCM_RIGHTS fd: CMSG_LEN(4) = 20, CMSG_SPACE(4) = 24. */
 struct cmsg_fd { u64 len; int level, type, fd, pad; };
+/* Up to MAXFDS received with a program: CMSG_SPACE(4 * MAXFDS) = 80. */
+struct cmsg_fds { u64 len; int level, type, fd[MAXFDS]; };
 
 /* The message buffer: one program at a time, 16-aligned so that the ops are
  * aligned and data (at a multiple of 8) can hold structs the kernel fills. */
@@ -122,6 +131,9 @@ static u8 msg[MAXMSG] __attribute__((aligned(16)));
 static u64 slots[NSLOTS];
 static u64 slots_set; /* bit k: an op (OUT) has stored slot k */
 static int syncfd;
+/* The fds that came with the program being loaded. */
+static int fds[MAXFDS];
+static u32 nfds;
 
 struct prog {
 	const struct op *ops;
@@ -289,8 +301,12 @@ static u32 load(u64 n, struct prog *p, u32 *bad)
 	*bad = NOIDX;
 	if (n > MAXMSG)
 		return EMSGSIZE;
-	if (n < sizeof *h || h->magic != MAGIC || h->flags != 0)
+	if (n < sizeof *h || h->magic != MAGIC)
 		return EBADMSG;
+	if (nfds ? h->fdslot == 0 || h->fdslot > NSLOTS - nfds : h->fdslot != 0)
+		return EBADSLT;
+	for (u32 i = 0; i < nfds; i++)
+		set |= 1ul << (h->fdslot + i);
 	/* u32 counts times small sizes: no overflow in u64. */
 	ops_end = sizeof *h + (u64)h->nops * sizeof(struct op);
 	relocs_end = ops_end + (u64)h->nrelocs * sizeof(u32);
@@ -311,8 +327,32 @@ static u32 load(u64 n, struct prog *p, u32 *bad)
 	for (u32 i = 0; i < h->nrelocs; i++)
 		if ((e = apply_reloc(p, relocs[i])))
 			return e;
+	for (u32 i = 0; i < nfds; i++)
+		slots[h->fdslot + i] = (u64)fds[i];
 	slots_set = set;
 	return 0;
+}
+
+/* recv_program receives one message into msg, and the fds it carries into
+ * fds: its whole length (MSG_TRUNC: even past msg), 0 at EOF, or -errno. */
+static long recv_program(void)
+{
+	struct iovec iov = { msg, sizeof msg };
+	struct cmsg_fds c;
+	struct msghdr mh = { 0, 0, &iov, 1, &c, sizeof c, 0 };
+	long n = sys_retry(SYS_recvmsg, (u64)syncfd, (u64)&mh, MSG_TRUNC | MSG_CMSG_CLOEXEC, 0, 0, 0);
+
+	nfds = 0;
+	if (n <= 0)
+		return n;
+	if (mh.flags & MSG_CTRUNC)
+		return -EMSGSIZE;
+	if (mh.controllen >= 16 && c.level == SOL_SOCKET && c.type == SCM_RIGHTS && c.len >= 16) {
+		nfds = (u32)(c.len - 16) / 4;
+		for (u32 i = 0; i < nfds; i++)
+			fds[i] = c.fd[i];
+	}
+	return n;
 }
 
 /* ---- running ---- */
@@ -532,8 +572,7 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
 		exit_group(1);
 	catch_signals();
 	for (;;) {
-		/* MSG_TRUNC: n is the whole message's length, even past msg. */
-		n = sys_retry(SYS_recvfrom, (u64)syncfd, (u64)msg, sizeof msg, MSG_TRUNC, 0, 0);
+		n = recv_program();
 		if (n <= 0)
 			exit_group(1);
 		if ((e = load((u64)n, &p, &bad))) {
