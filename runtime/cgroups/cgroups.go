@@ -57,10 +57,10 @@ type Manager interface {
 	Destroy() error
 	// Paths maps each controller (v1) or "" (v2) to the cgroup directory.
 	Paths() map[string]string
-	// OpenEntry creates the cgroup(s) and opens what lets a new process
-	// join them without the kernel's attach lock (entry.go). The caller
-	// closes it.
-	OpenEntry() (*Entry, error)
+	// OpenEntry creates the cgroup(s) of the hierarchies h and opens what
+	// lets a new process join them without the kernel's attach lock
+	// (entry.go). The caller closes it.
+	OpenEntry(h Hierarchies) (*Entry, error)
 	// ApplyOnly is Apply for some hierarchies: those the process did not
 	// join through an Entry.
 	ApplyOnly(pid int, h Hierarchies) error

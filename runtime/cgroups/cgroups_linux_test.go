@@ -65,7 +65,7 @@ func openEntry(t *testing.T, m Manager, skip Mode, why string) *Entry {
 	if m.Mode() == skip {
 		t.Skip(why)
 	}
-	e, err := m.OpenEntry()
+	e, err := m.OpenEntry(All)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -737,5 +737,47 @@ func TestRealEntryTasks(t *testing.T) {
 	pids, err := m.Pids()
 	if err != nil || !slices.Contains(pids, cmd.Process.Pid) {
 		t.Errorf("Pids() = %v, %v; want it to hold %d", pids, err, cmd.Process.Pid)
+	}
+}
+
+// OpenEntry in two parts, as a lean create does: the cgroup2 cgroup first
+// (init is born in it), the v1 ones while init starts. Each part makes its
+// own hierarchies only; Destroy removes both.
+func TestRealEntryInParts(t *testing.T) {
+	m, _ := realCgroup(t)
+	exists := func(d string) bool { _, err := os.Stat(d); return err == nil }
+	paths := m.Paths()
+	v2, hasV2 := paths[""]
+	var v1 []string
+	for c, d := range paths {
+		if c != "" {
+			v1 = append(v1, d)
+		}
+	}
+	u, err := m.OpenEntry(Unified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if len(u.Tasks) != 0 || (u.Unified != nil) != hasV2 || (hasV2 && !exists(v2)) {
+		t.Fatalf("OpenEntry(Unified): tasks %d, unified %v; want no tasks and the cgroup2 directory %q", len(u.Tasks), u.Unified, v2)
+	}
+	for _, d := range v1 {
+		if exists(d) {
+			t.Fatalf("OpenEntry(Unified) made the v1 cgroup %s", d)
+		}
+	}
+	e, err := m.OpenEntry(V1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Unified != nil || len(e.Tasks) == 0 && len(v1) > 0 {
+		t.Fatalf("OpenEntry(V1): unified %v, %d tasks files; want none and one per hierarchy", e.Unified, len(e.Tasks))
+	}
+	for _, d := range v1 {
+		if !exists(d) {
+			t.Errorf("OpenEntry(V1) did not make %s", d)
+		}
 	}
 }

@@ -77,9 +77,10 @@ func (e *Entry) Close() {
 	e.Tasks = nil
 }
 
-// OpenEntry creates the container's cgroups and opens their Entry.
-func (m *manager) OpenEntry() (e *Entry, err error) {
-	if err := m.create(); err != nil {
+// OpenEntry creates the container's cgroups in the hierarchies h and opens
+// their Entry.
+func (m *manager) OpenEntry(h Hierarchies) (e *Entry, err error) {
+	if err := m.createOnly(h); err != nil {
 		return nil, err
 	}
 	e = &Entry{}
@@ -88,12 +89,15 @@ func (m *manager) OpenEntry() (e *Entry, err error) {
 			e.Close()
 		}
 	}()
-	if m.v2 != "" {
+	if m.v2 != "" && h&Unified != 0 {
 		if e.Unified, err = os.OpenFile(m.v2, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 			return nil, fmt.Errorf("open cgroup: %w", err)
 		}
 	}
 	for _, d := range m.v1dirs {
+		if h&V1 == 0 {
+			break
+		}
 		p := filepath.Join(d, "tasks")
 		fd, err := openRaw(p, unix.O_WRONLY)
 		if err != nil {

@@ -29,11 +29,12 @@ type manager struct {
 	v2, v2mount string
 	// inner is the cgroup path inside each hierarchy ("/<id>").
 	inner string
-	// created: create succeeded and Destroy has not run since, so Set
-	// after Apply (create's order) skips a stat and mkdir per hierarchy.
-	// While the container's processes are in the cgroup it cannot be
-	// removed (rmdir fails EBUSY), so the directories stay.
-	created atomic.Bool
+	// created holds the Hierarchies that create made and Destroy has not
+	// removed since, so Set after Apply (create's order) skips a stat and
+	// mkdir per hierarchy. While the container's processes are in the
+	// cgroup it cannot be removed (rmdir fails EBUSY), so the directories
+	// stay.
+	created atomic.Uint32
 }
 
 func newManager(cfg Config, l *layout, inner string) *manager {
@@ -84,14 +85,21 @@ func (m *manager) warn(format string, args ...any) {
 // either way we simply go again. (Seen under parallel creates and deletes
 // when each Destroy removed a shared parent: 4 goroutines × 250 creates, a
 // few such failures.)
-func (m *manager) create() error {
-	if m.created.Load() {
+func (m *manager) create() error { return m.createOnly(All) }
+
+// createOnly creates the cgroups of the hierarchies in h that are not made
+// yet (OpenEntry makes a start's in two parts).
+func (m *manager) createOnly(h Hierarchies) error {
+	h &^= Hierarchies(m.created.Load())
+	if h == 0 {
 		return nil
 	}
 	var err error
 	for try := 0; try < 8; try++ {
-		if err = m.createOnce(); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
-			m.created.Store(err == nil)
+		if err = m.createOnce(h); !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENODEV) {
+			if err == nil {
+				m.created.Or(uint32(h))
+			}
 			return err
 		}
 	}
@@ -110,8 +118,11 @@ func (m *manager) mountOf(controller string) string {
 	return "/"
 }
 
-func (m *manager) createOnce() error {
+func (m *manager) createOnce(h Hierarchies) error {
 	for c, d := range m.v1 {
+		if h&V1 == 0 {
+			break
+		}
 		if c == "cpuset" {
 			if err := mkdirCpuset(m.mountOf(c), d); err != nil {
 				return err
@@ -122,7 +133,7 @@ func (m *manager) createOnce() error {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}
-	if m.v2 != "" {
+	if m.v2 != "" && h&Unified != 0 {
 		if err := mkdirV2(m.v2mount, m.v2); err != nil {
 			return err
 		}
@@ -306,7 +317,7 @@ func walkCgroups(dir string, fn func(string) error) error {
 const destroyTimeout = 5 * time.Second
 
 func (m *manager) Destroy() error {
-	m.created.Store(false)
+	m.created.Store(0)
 	deadline := time.Now().Add(destroyTimeout)
 	// Killed tasks in a frozen v1 cgroup cannot exit until thawed, and the
 	// cgroup cannot be removed before they do (v2 lets fatal signals through).

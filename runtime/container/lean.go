@@ -74,9 +74,10 @@ func StubBeside() string { return beside(StubName) }
 type leanPlan struct {
 	seccomp *seccomp.Program
 	caps    caps.Plan
-	// tasks names the cgroup v1 tasks files that the stub gets after its
-	// sync socket (stubCmd) and joins first (joinSteps).
-	tasks []string
+	// tasks are the cgroup v1 tasks files that the stub gets with its
+	// first program and joins first (joinSteps); spawn opens them while
+	// the stub starts.
+	tasks []*os.File
 }
 
 // leanFor returns the lean plan for spec, or nil when the container needs
@@ -140,22 +141,17 @@ func (r *Runtime) leanFor(spec *specs.Spec, o CreateOptions, plan *nsPlan) (*lea
 }
 
 // stubCmd is the exec of the init stub: fds 0-2 stdio, then the preserved
-// fds, then the sync socket, whose number is its only argument, then the
-// cgroup tasks files its first program writes to (tasksFD).
-func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File, tasks []*os.File) *exec.Cmd {
+// fds, then the sync socket, whose number is its only argument.
+func stubCmd(exe string, stdio Stdio, preserve int, sync *os.File) *exec.Cmd {
 	cmd := &exec.Cmd{Path: exe, Args: []string{StubName, strconv.Itoa(3 + preserve)}}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	for i := 0; i < preserve; i++ {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(3+i), "preserved-fd"))
 	}
 	cmd.ExtraFiles = append(cmd.ExtraFiles, sync)
-	cmd.ExtraFiles = append(cmd.ExtraFiles, tasks...)
 	cmd.Env = []string{}
 	return cmd
 }
-
-// tasksFD is the stub's fd of the i-th cgroup tasks file (stubCmd).
-func tasksFD(preserve, i int) int { return 3 + preserve + 1 + i }
 
 // stub is the runtime's end of a conversation with the init stub.
 type stub struct {
@@ -378,10 +374,11 @@ func (rs *rootSetup) cgroups() ([]byte, error) {
 func (r *Runtime) leanConverse(rs *rootSetup, lp *leanPlan, rec *Record, o CreateOptions, plan *nsPlan, cg cgroups.Manager, fifo string) error {
 	spec := rec.Spec
 	// Above every fd the stub has: stdio, the preserved fds, the sync
-	// socket, the tasks files, and the fifo's first fd (the lowest free).
-	fifoFD := tasksFD(o.PreserveFDs, len(lp.tasks)) + 8
+	// socket, as many fds as a program can bring (the tasks files, closed
+	// before), and the fifo's first fd (the lowest free).
+	fifoFD := 3 + o.PreserveFDs + 1 + initstub.MaxFDs + 8
 	first := &initstub.Program{}
-	joinSteps(first, lp.tasks, o.PreserveFDs)
+	joinSteps(first, lp.tasks)
 	firstSteps(first, rec.ID, fifo, fifoFD, plan.newCgroupNS, !o.NoNewKeyring)
 	_, err := rs.stub.run(first)
 	if err == nil && plan.newCgroupNS {
@@ -468,13 +465,17 @@ func actAsContainerRoot(spec *specs.Spec) (done func(), err error) {
 	return done, nil
 }
 
-// joinSteps has the stub join its cgroup v1 hierarchies, as its very first
-// steps: "0" written to each tasks file (fds from stubCmd) moves the
-// stub's only thread, without the kernel's attach lock (cgroups.Entry).
-// The files are closed after: nothing of them reaches the container.
-func joinSteps(p *initstub.Program, tasks []string, preserve int) {
-	for i, name := range tasks {
-		fd := initstub.Int(uintptr(tasksFD(preserve, i)))
+// joinSteps has the stub join its cgroup v1 hierarchies, as the first
+// steps of its first program: "0" written to each tasks file (sent with
+// the program) moves the stub's only thread, without the kernel's attach
+// lock (cgroups.Entry). The files are closed after: nothing of them
+// reaches the container. The stub may have run the rootfs setup's
+// programs before (file systems made in its namespaces); none of those
+// needs its cgroups but a cgroup mount, which waits for placed.
+func joinSteps(p *initstub.Program, tasks []*os.File) {
+	for _, f := range tasks {
+		fd := p.PassFD(int(f.Fd()))
+		name := f.Name()
 		p.Syscall("join cgroup: write 0 to "+name, unix.SYS_WRITE, fd, initstub.Str("0"), initstub.Int(1))
 		p.Syscall("join cgroup: close", unix.SYS_CLOSE, fd)
 	}
