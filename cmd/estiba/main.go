@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/estiba/estiba/cli"
-	"github.com/estiba/estiba/internal/prefault"
 )
 
 var version = "dev"
@@ -25,12 +24,14 @@ func main() {
 	if daemonCommand(os.Args) {
 		os.Exit(execDaemon(os.Args))
 	}
-	// The heap mapped ahead spares ~30 page faults of ~15 µs on these VMs
-	// (internal/prefault). No runtime.GOMAXPROCS(1): the stop-the-world
-	// it takes cost ~0.8 ms at the CLI's start, more than the spinning of
-	// a second P it spared (farm-bench, 60 pairs of `run -d`: 0.95x the
-	// CPU and 0.97x the wall time without it).
-	prefault.Heap(512 << 10)
+	// No prefault.Heap: the CLI uses little of what it would map ahead,
+	// and on these VMs a page fault now costs ~2 µs against ~1.3 µs a page
+	// populated (internal/prefault): `estiba version` took 3.1-3.4 ms
+	// without it, 3.6-3.8 ms with it (hyperfine, 3 pairs of 400 runs). No
+	// runtime.GOMAXPROCS(1): the stop-the-world it takes cost ~0.8 ms at
+	// the CLI's start, more than the spinning of a second P it spared
+	// (farm-bench, 60 pairs of `run -d`: 0.95x the CPU and 0.97x the wall
+	// time without it).
 	c := &cli.CLI{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version}
 	os.Exit(c.Run(os.Args[1:]))
 }
