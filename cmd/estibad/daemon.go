@@ -25,6 +25,7 @@ import (
 	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/internal/timerslack"
 	"github.com/estiba/estiba/network"
+	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/estiba/estiba/runtime/procfs"
 	"github.com/estiba/estiba/runtime/seccomp"
@@ -304,9 +305,17 @@ func monitorMain(args []string) int {
 }
 
 func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
+	// The host's cgroup layout, read once rather than at every start and
+	// delete (nil, each reads it, if it cannot be read now).
+	cg, err := cgroups.ReadHost("")
+	if err != nil {
+		log.Warn("read the host's cgroups", "err", err)
+		cg = nil
+	}
 	return &ocirt.Runtime{
 		RT: &container.Runtime{
 			Root: filepath.Join(h.execRoot, "runtime"), Warn: func(m string) { log.Warn(m) },
+			Cgroups: cg,
 			// Container inits run from estiba-init when it is installed
 			// beside us: ~half the start-up cost of this binary.
 			Exe: container.InitBeside(), Version: version,

@@ -10,6 +10,7 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/estiba/estiba/internal/openat"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -108,8 +109,21 @@ func New(cfg Config) (Manager, error) {
 	return m, nil
 }
 
-// newHost is New's manager, read from this host.
-func newHost(cfg Config) (*manager, error) {
+// Host is this host's cgroup layout under one root: its cgroup mounts and
+// the reader's own cgroups, read once for a long-lived caller (the engine's
+// spawner) that makes a manager per container operation. New reads them
+// again each time (two /proc files parsed: ~0.2 ms a start there). The
+// layout is only read after ReadHost: a Host is safe to share.
+type Host struct {
+	root string
+	l    *layout
+}
+
+// ReadHost reads the layout under root ("" is DefaultRoot).
+func ReadHost(root string) (*Host, error) {
+	if root == "" {
+		root = DefaultRoot
+	}
 	mi, err := openat.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
@@ -118,7 +132,43 @@ func newHost(cfg Config) (*manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	return newFromHost(cfg, mi, self)
+	l, err := parseLayout(root, mi, self)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	return &Host{root: root, l: l}, nil
+}
+
+// New is cgroups.New on h's layout; cfg.Root must be h's root or "".
+func (h *Host) New(cfg Config) (Manager, error) {
+	m, err := h.manager(cfg)
+	if err != nil {
+		return nil, err // not a nil *manager in a non-nil Manager
+	}
+	return m, nil
+}
+
+func (h *Host) manager(cfg Config) (*manager, error) {
+	if cfg.Root == "" {
+		cfg.Root = h.root
+	}
+	if filepath.Clean(cfg.Root) != filepath.Clean(h.root) {
+		return nil, fmt.Errorf("cgroups: root %s, but the host layout was read under %s", cfg.Root, h.root)
+	}
+	inner, err := innerPath(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	return newManager(cfg, h.l, inner), nil
+}
+
+// newHost is New's manager, read from this host.
+func newHost(cfg Config) (*manager, error) {
+	h, err := ReadHost(cfg.Root)
+	if err != nil {
+		return nil, err
+	}
+	return h.manager(cfg)
 }
 
 // newFromHost is New with the two /proc files given, so unit tests can

@@ -3,6 +3,7 @@ package cgroups
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -779,5 +780,28 @@ func TestRealEntryInParts(t *testing.T) {
 		if !exists(d) {
 			t.Errorf("OpenEntry(V1) did not make %s", d)
 		}
+	}
+}
+
+// A Host read once gives the managers New gives, and refuses another root.
+func TestReadHost(t *testing.T) {
+	h, err := ReadHost("")
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	cfg := Config{Path: "/estiba-test-host/ctr"}
+	a, err := h.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(a.Paths(), b.Paths()) || a.Mode() != b.Mode() {
+		t.Errorf("Host.New: %v (%s); New: %v (%s)", a.Paths(), a.Mode(), b.Paths(), b.Mode())
+	}
+	if m, err := h.New(Config{Path: "/x", Root: "/elsewhere"}); err == nil || m != nil {
+		t.Errorf("Host.New under another root: %v, %v; want an error and no manager", m, err)
 	}
 }

@@ -31,6 +31,10 @@ type Runtime struct {
 	Root string
 	// CgroupRoot is the cgroup filesystem root; empty means /sys/fs/cgroup.
 	CgroupRoot string
+	// Cgroups, if set, is the host's cgroup layout under CgroupRoot, read
+	// once (a long-lived caller: the engine's spawner). Nil: each
+	// operation reads it.
+	Cgroups *cgroups.Host
 	// Exe is the binary exec'd as the container's init: one whose main
 	// calls initproc.Main when os.Args[1] is initproc.Arg, such as the
 	// small cmd/estiba-init (see InitBeside). Empty means this process's
@@ -121,7 +125,14 @@ func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
 	if root == "" {
 		root = "/sys/fs/cgroup"
 	}
-	m, err := cgroups.New(cgroups.Config{Path: path, ID: rec.ID, Root: root})
+	cfg := cgroups.Config{Path: path, ID: rec.ID, Root: root}
+	var m cgroups.Manager
+	var err error
+	if r.Cgroups != nil {
+		m, err = r.Cgroups.New(cfg)
+	} else {
+		m, err = cgroups.New(cfg)
+	}
 	if err != nil || !r.Rootless {
 		return m, err
 	}
