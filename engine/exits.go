@@ -347,6 +347,18 @@ func (d *Daemon) dropWaiter(id string, w *waiter) {
 	}
 }
 
+// answer gives w the exit code and drops it, unless notify has answered it
+// already: an exit that came between its registration and a re-read of
+// the record. Its channel holds one answer, and a second send would block
+// the caller for good.
+func (d *Daemon) answer(id string, w *waiter, code int) {
+	d.dropWaiter(id, w)
+	select {
+	case w.ch <- types.WaitResponse{StatusCode: int64(code)}:
+	default:
+	}
+}
+
 // notify fires waiters: event is "exit" or "removed".
 func (d *Daemon) notify(id, event string, code int) {
 	d.mu.Lock()
@@ -379,8 +391,7 @@ func (d *Daemon) Wait(ctx context.Context, ref, cond string) (<-chan types.WaitR
 	// Re-read after registering: an exit between get and waitFor is seen.
 	if cur, err := d.store.Get(c.ID); cond == "not-running" && err == nil &&
 		cur.State.Status != store.StatusRunning && cur.State.Status != store.StatusPaused && cur.State.Status != store.StatusRestarting {
-		d.dropWaiter(c.ID, w)
-		w.ch <- types.WaitResponse{StatusCode: int64(cur.State.ExitCode)}
+		d.answer(c.ID, w, cur.State.ExitCode)
 	}
 	out := make(chan types.WaitResponse, 1)
 	go func() {

@@ -42,3 +42,33 @@ func TestRecordExit(t *testing.T) {
 		}
 	}
 }
+
+// A wait that re-reads an exit notify has already answered must not block
+// on the second answer (a docker wait hung so, once, in CI): the first
+// stands.
+func TestAnswerAfterNotify(t *testing.T) {
+	for _, notified := range []bool{false, true} {
+		d := &Daemon{waiters: map[string][]*waiter{}}
+		w := d.waitFor("x", "not-running")
+		if notified {
+			d.notify("x", "exit", 3)
+		}
+		done := make(chan struct{})
+		go func() { d.answer("x", w, 7); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("notified %v: answer blocked", notified)
+		}
+		want := int64(7)
+		if notified {
+			want = 3
+		}
+		if r := <-w.ch; r.StatusCode != want {
+			t.Errorf("notified %v: got %d, want %d", notified, r.StatusCode, want)
+		}
+		if len(d.waiters["x"]) != 0 {
+			t.Errorf("notified %v: the waiter is still registered", notified)
+		}
+	}
+}
