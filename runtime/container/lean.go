@@ -181,9 +181,16 @@ func (s *stub) run(p *initstub.Program) ([]int, error) {
 // namespaces and with its credentials, in one program, and send back the
 // detached mounts (for rootSetup, the FSBatchMaker).
 func (s *stub) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
+	return s.newFSBatch(reqs, true)
+}
+
+// newFSBatch is NewFSBatch; without mount, the stub sends back the file
+// system contexts, created (FSCONFIG_CMD_CREATE: the superblock is made)
+// but not mounted yet, for fsmountAll.
+func (s *stub) newFSBatch(reqs []rootfs.FSRequest, mount bool) ([]int, error) {
 	p := &initstub.Program{}
 	for _, q := range reqs {
-		addNewFS(p, q.Type, q.Config)
+		addNewFS(p, q.Type, q.Config, mount)
 	}
 	fds, err := s.run(p)
 	if err != nil {
@@ -197,8 +204,9 @@ func (s *stub) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
 }
 
 // addNewFS adds to p the steps of rootfs.NewFS: fsopen, fsconfig, fsmount,
-// and the mount sent back.
-func addNewFS(p *initstub.Program, typ string, c rootfs.FSConfig) {
+// and the mount sent back; without mount, the context is sent back before
+// fsmount.
+func addNewFS(p *initstub.Program, typ string, c rootfs.FSConfig, mount bool) {
 	const fsfd, mnt = 0, 1
 	p.Syscall("fsopen "+typ, unix.SYS_FSOPEN, initstub.Str(typ), initstub.Int(unix.FSOPEN_CLOEXEC)).Out(fsfd)
 	if c.Source != "" {
@@ -211,6 +219,11 @@ func addNewFS(p *initstub.Program, typ string, c rootfs.FSConfig) {
 		p.Syscall(typ+": option "+kv[0]+"="+kv[1], unix.SYS_FSCONFIG, initstub.Slot(fsfd), initstub.Int(unix.FSCONFIG_SET_STRING), initstub.Str(kv[0]), initstub.Str(kv[1]), initstub.Int(0))
 	}
 	p.Syscall("create "+typ, unix.SYS_FSCONFIG, initstub.Slot(fsfd), initstub.Int(unix.FSCONFIG_CMD_CREATE), initstub.Int(0), initstub.Int(0), initstub.Int(0))
+	if !mount {
+		p.SendFD("send "+typ+" context", initstub.Slot(fsfd))
+		p.Syscall("close", unix.SYS_CLOSE, initstub.Slot(fsfd))
+		return
+	}
 	p.Syscall("fsmount "+typ, unix.SYS_FSMOUNT, initstub.Slot(fsfd), initstub.Int(unix.FSMOUNT_CLOEXEC), initstub.Int(uintptr(c.Attrs))).Out(mnt)
 	p.SendFD("send "+typ+" mount", initstub.Slot(mnt))
 	p.Syscall("close", unix.SYS_CLOSE, initstub.Slot(mnt))
@@ -249,6 +262,93 @@ type rootSetup struct {
 	jobs        chan func() error // to run on the thread after Setup
 	jobErr      chan error
 	endOnce     sync.Once
+	// early is Setup's first batch of file systems, asked of the stub as
+	// it starts (nil if Setup makes no batch).
+	early *earlyFS
+}
+
+// earlyFS is the batch of file systems that Setup asks for first
+// (rootfs.PlannedFS), made by the stub while the setup thread is still
+// starting and joining its namespaces: a round trip of ~0.5 ms (proc,
+// sysfs, mqueue, tmpfs, devpts superblocks) off the create's critical
+// path. None of them needs the stub in its cgroups. The stub sends the
+// created contexts, and take mounts them (fsmount) where Setup asks: a
+// mount's id is given at fsmount, and mountinfo lists mounts in id order,
+// which would otherwise put these before the rootfs's own mount and not
+// where a Go init has them.
+type earlyFS struct {
+	reqs []rootfs.FSRequest
+	done chan struct{}
+	fds  []int
+	err  error
+
+	mu    sync.Mutex
+	taken bool
+}
+
+// startEarlyFS has s make spec's first batch now, if Setup will ask for one
+// (rootfs prefetches two or more).
+func startEarlyFS(s *stub, spec *specs.Spec) *earlyFS {
+	reqs := rootfs.PlannedFS(spec, nil)
+	if len(reqs) < 2 {
+		return nil
+	}
+	e := &earlyFS{reqs: reqs, done: make(chan struct{})}
+	go func() {
+		e.fds, e.err = s.newFSBatch(reqs, false)
+		close(e.done)
+	}()
+	return e
+}
+
+// take returns the batch if reqs is the one made and no one took it.
+func (e *earlyFS) take(reqs []rootfs.FSRequest) (fds []int, ok bool, err error) {
+	if e == nil {
+		return nil, false, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.taken || !rootfs.SameFS(reqs, e.reqs) {
+		return nil, false, nil
+	}
+	e.taken = true
+	<-e.done
+	if e.err != nil {
+		return nil, true, e.err
+	}
+	fds, err = fsmountAll(e.fds, e.reqs)
+	return fds, true, err
+}
+
+// fsmountAll mounts the created contexts ctxs of reqs (detached, close on
+// exec) and closes them.
+func fsmountAll(ctxs []int, reqs []rootfs.FSRequest) ([]int, error) {
+	defer closeFDs(ctxs)
+	var fds []int
+	for i, fsfd := range ctxs {
+		fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, int(reqs[i].Config.Attrs))
+		if err != nil {
+			closeFDs(fds)
+			return nil, fmt.Errorf("mount %s: fsmount: %w", reqs[i].Type, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+// release closes the batch's mounts unless Setup took them: call it once
+// Setup has returned.
+func (e *earlyFS) release() {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.taken {
+		e.taken = true
+		<-e.done
+		closeFDs(e.fds)
+	}
 }
 
 // startRootSetup starts rootfs.Setup in the stub's namespaces.
@@ -256,6 +356,7 @@ func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared)
 	rs := &rootSetup{
 		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, procfs: proc, inCgroup: make(chan struct{}), done: make(chan struct{}),
 		jobs: make(chan func() error, 1), jobErr: make(chan error, 1),
+		early: startEarlyFS(s, rec.Spec),
 	}
 	go func() {
 		ran := false
@@ -266,6 +367,7 @@ func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared)
 			if err == nil {
 				rs.root, err = leanSetupRoot(rs, rec.Spec, rec)
 			}
+			rs.early.release()
 			rs.err = err
 			close(rs.done)
 			if rs.err != nil {
@@ -277,6 +379,7 @@ func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared)
 			return nil
 		})
 		if !ran {
+			rs.early.release()
 			rs.err = err
 			close(rs.done)
 		}
@@ -332,6 +435,9 @@ func (rs *rootSetup) NewFS(typ string, c rootfs.FSConfig) (int, error) {
 
 // NewFSBatch is NewFS for several (rootfs.FSBatchMaker).
 func (rs *rootSetup) NewFSBatch(reqs []rootfs.FSRequest) ([]int, error) {
+	if fds, ok, err := rs.early.take(reqs); ok {
+		return fds, err
+	}
 	for _, q := range reqs {
 		if q.Type == "cgroup" || q.Type == "cgroup2" {
 			<-rs.inCgroup

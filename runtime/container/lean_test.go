@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/estiba/estiba/internal/testutil"
 	"github.com/estiba/estiba/runtime/initstub"
 	"github.com/estiba/estiba/runtime/procfs"
+	"github.com/estiba/estiba/runtime/rootfs"
 )
 
 // newLeanRuntime is newRuntime with the init stub: containers that need
@@ -291,4 +293,74 @@ func TestNoExecWait(t *testing.T) {
 			c.Wait()
 		})
 	}
+}
+
+// The early batch goes to the Setup that asks for it, once, mounted then;
+// one it does not take is closed at release.
+func TestEarlyFS(t *testing.T) {
+	testutil.RequiresRoot(t)
+	reqs := []rootfs.FSRequest{{Type: "tmpfs"}, {Type: "tmpfs", Config: rootfs.FSConfig{Params: [][2]string{{"size", "1m"}}}}}
+	newBatch := func() (*earlyFS, []int) {
+		var ctxs []int
+		for _, q := range reqs {
+			fd, err := unix.Fsopen(q.Type, unix.FSOPEN_CLOEXEC)
+			if err == nil {
+				for _, kv := range q.Config.Params {
+					if err == nil {
+						err = unix.FsconfigSetString(fd, kv[0], kv[1])
+					}
+				}
+				if err == nil {
+					err = unix.FsconfigCreate(fd)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctxs = append(ctxs, fd)
+		}
+		e := &earlyFS{reqs: reqs, done: make(chan struct{}), fds: ctxs}
+		close(e.done)
+		return e, ctxs
+	}
+	open := func(fd int) bool { _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); return err == nil }
+
+	e, ctxs := newBatch()
+	if _, ok, _ := e.take(reqs[:1]); ok {
+		t.Fatal("took the batch for other requests")
+	}
+	got, ok, err := e.take(slices.Clone(reqs))
+	if !ok || err != nil || len(got) != len(reqs) {
+		t.Fatalf("take = %v, %v, %v; want the batch, mounted", got, ok, err)
+	}
+	for _, fd := range got {
+		var st unix.Statfs_t
+		if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+			t.Errorf("fd %d: not a tmpfs mount (%v)", fd, err)
+		}
+		unix.Close(fd)
+	}
+	if _, ok, _ := e.take(reqs); ok {
+		t.Fatal("took the batch twice")
+	}
+	e.release()
+	for _, fd := range ctxs {
+		if open(fd) && !slices.Contains(got, fd) {
+			t.Errorf("context fd %d left open after take", fd)
+		}
+	}
+
+	e, ctxs = newBatch()
+	e.release()
+	for _, fd := range ctxs {
+		if open(fd) {
+			t.Errorf("fd %d of an untaken batch left open", fd)
+			unix.Close(fd)
+		}
+	}
+	var none *earlyFS
+	if _, ok, _ := none.take(nil); ok {
+		t.Error("a nil batch was taken")
+	}
+	none.release()
 }

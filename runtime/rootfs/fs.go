@@ -2,7 +2,11 @@ package rootfs
 
 import (
 	"fmt"
+	"os"
+	"slices"
 	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +54,11 @@ type FSRequest struct {
 }
 
 func (q FSRequest) key() string { return fmt.Sprintf("%s %#v", q.Type, q.Config) }
+
+// SameFS tells whether two batches ask for the same instances, in order.
+func SameFS(a, b []FSRequest) bool {
+	return slices.EqualFunc(a, b, func(x, y FSRequest) bool { return x.key() == y.key() })
+}
 
 // FSFunc adapts a function to FSMaker.
 type FSFunc func(typ string, c FSConfig) (int, error)
@@ -201,20 +210,26 @@ func (r *Root) closePool() {
 	r.pool = nil
 }
 
-// plannedFS lists the new file system instances of the spec's mounts but the
-// cgroup ones (which may have to wait for the container's cgroup), and of
-// the default /dev, for one prefetch. Not the masks' tmpfs: made now, it
-// would come before the later mounts in mountinfo (in mount id order), not
-// where a Go init puts it.
-func (r *Root) plannedFS() []FSRequest {
+// plannedFS is PlannedFS for r.
+func (r *Root) plannedFS() []FSRequest { return PlannedFS(r.spec, r.opts.MountSources) }
+
+// PlannedFS lists the new file system instances that Setup of spec (with
+// Options.MountSources sources) asks its FSBatchMaker for in its first
+// batch: those of the spec's mounts but the cgroup ones (which may have to
+// wait for the container's cgroup), and of the default /dev. Not the
+// masks' tmpfs: made now, it would come before the later mounts in
+// mountinfo (in mount id order), not where a Go init puts it. A caller
+// may have the batch made ahead (the lean create, as soon as its init
+// starts).
+func PlannedFS(spec *specs.Spec, sources map[int]*os.File) []FSRequest {
 	var reqs []FSRequest
 	hasDev := false
-	for i, m := range r.spec.Mounts {
+	for i, m := range spec.Mounts {
 		if relPath(m.Destination) == "dev" {
 			hasDev = true
 		}
 		o, err := parseOptions(m.Type, m.Options)
-		if err != nil || o.bind || m.Type == "cgroup" || m.Type == "cgroup2" || r.opts.MountSources[i] != nil {
+		if err != nil || o.bind || m.Type == "cgroup" || m.Type == "cgroup2" || sources[i] != nil {
 			continue
 		}
 		reqs = append(reqs, FSRequest{m.Type, o.fsConfig(m.Source)})
