@@ -310,7 +310,6 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 	cg, err := cgroups.ReadHost("")
 	if err != nil {
 		log.Warn("read the host's cgroups", "err", err)
-		cg = nil
 	}
 	return &ocirt.Runtime{
 		RT: &container.Runtime{

@@ -121,9 +121,6 @@ type Host struct {
 
 // ReadHost reads the layout under root ("" is DefaultRoot).
 func ReadHost(root string) (*Host, error) {
-	if root == "" {
-		root = DefaultRoot
-	}
 	mi, err := openat.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
@@ -132,7 +129,15 @@ func ReadHost(root string) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	l, err := parseLayout(root, mi, self)
+	return hostFrom(root, mi, self)
+}
+
+// hostFrom is ReadHost with the two /proc files given.
+func hostFrom(root string, mountinfo, selfCgroup []byte) (*Host, error) {
+	if root == "" {
+		root = DefaultRoot
+	}
+	l, err := parseLayout(root, mountinfo, selfCgroup)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
@@ -174,16 +179,9 @@ func newHost(cfg Config) (*manager, error) {
 // newFromHost is New with the two /proc files given, so unit tests can
 // describe a fake host whose mounts point into a temp dir.
 func newFromHost(cfg Config, mountinfo, selfCgroup []byte) (*manager, error) {
-	if cfg.Root == "" {
-		cfg.Root = DefaultRoot
-	}
-	inner, err := innerPath(cfg)
+	h, err := hostFrom(cfg.Root, mountinfo, selfCgroup)
 	if err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
+		return nil, err
 	}
-	l, err := parseLayout(cfg.Root, mountinfo, selfCgroup)
-	if err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
-	}
-	return newManager(cfg, l, inner), nil
+	return h.manager(cfg)
 }

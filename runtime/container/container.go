@@ -125,14 +125,11 @@ func (r *Runtime) cgroupManager(rec *Record) (cgroups.Manager, error) {
 	if root == "" {
 		root = "/sys/fs/cgroup"
 	}
-	cfg := cgroups.Config{Path: path, ID: rec.ID, Root: root}
-	var m cgroups.Manager
-	var err error
+	newManager := cgroups.New
 	if r.Cgroups != nil {
-		m, err = r.Cgroups.New(cfg)
-	} else {
-		m, err = cgroups.New(cfg)
+		newManager = r.Cgroups.New
 	}
+	m, err := newManager(cgroups.Config{Path: path, ID: rec.ID, Root: root})
 	if err != nil || !r.Rootless {
 		return m, err
 	}
