@@ -20,6 +20,7 @@ import (
 	"github.com/estiba/estiba/engine/monitor"
 	"github.com/estiba/estiba/engine/specgen"
 	"github.com/estiba/estiba/engine/store"
+	"github.com/estiba/estiba/internal/topdir"
 	"github.com/estiba/estiba/runtime/caps"
 	"github.com/estiba/estiba/runtime/cgroups"
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -128,6 +129,13 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 		}
 		if err := os.Chmod(dir, 0o711); err != nil {
 			return nil, fmt.Errorf("data root: %w", err)
+		}
+	}
+	// Each container's directory is a tree of its own: ext4 spreads such
+	// trees over its block groups (see topdir).
+	for _, dir := range []string{filepath.Join(cfg.Root, "containers"), filepath.Join(cfg.Root, "volumes")} {
+		if err := topdir.Mark(dir); err != nil {
+			log.Warn("data root", "err", err)
 		}
 	}
 	st, err := store.Open(filepath.Join(cfg.Root, "state.db"))

@@ -24,6 +24,7 @@ import (
 	"github.com/estiba/estiba/image/registry"
 	"github.com/estiba/estiba/image/service"
 	"github.com/estiba/estiba/internal/timerslack"
+	"github.com/estiba/estiba/internal/topdir"
 	"github.com/estiba/estiba/network"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
@@ -311,9 +312,15 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 	if err != nil {
 		log.Warn("read the host's cgroups", "err", err)
 	}
+	root := filepath.Join(h.execRoot, "runtime")
+	// The runtime marks the root it creates (see topdir); one made by an
+	// older version is marked here.
+	if err := topdir.Mark(root); err != nil && !errors.Is(err, os.ErrNotExist) {
+		log.Warn("runtime root", "err", err)
+	}
 	return &ocirt.Runtime{
 		RT: &container.Runtime{
-			Root: filepath.Join(h.execRoot, "runtime"), Warn: func(m string) { log.Warn(m) },
+			Root: root, Warn: func(m string) { log.Warn(m) },
 			Cgroups: cg,
 			// Container inits run from estiba-init when it is installed
 			// beside us: ~half the start-up cost of this binary.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/estiba/estiba/image/unpack"
 	"github.com/estiba/estiba/internal/testutil"
+	"github.com/estiba/estiba/internal/topdir"
 )
 
 func layerTar(t *testing.T, entries ...string) []byte {
@@ -243,4 +244,26 @@ func TestLinksOnlyForCommitted(t *testing.T) {
 		}
 	}
 	checkEmpty(t, root)
+}
+
+// TestSnapshotsSpread: the snapshots directory is marked for ext4 to
+// spread the snapshots' trees (topdir), where the file system has the flag.
+func TestSnapshotsSpread(t *testing.T) {
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	probe := filepath.Join(root, "probe")
+	if err := os.Mkdir(probe, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := topdir.Mark(probe); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := topdir.IsMarked(probe)
+	if got, err := topdir.IsMarked(filepath.Join(root, "snapshots")); err != nil || got != want {
+		t.Fatalf("snapshots marked: %v (%v), want %v", got, err, want)
+	}
 }

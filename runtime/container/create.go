@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/estiba/estiba/internal/openat"
+	"github.com/estiba/estiba/internal/topdir"
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/hooks"
 	"github.com/estiba/estiba/runtime/initproc"
@@ -174,15 +175,31 @@ var pidfdProbe sync.Once
 // its id (writeSpec fills it). On an error nothing of it remains.
 func (r *Runtime) makeStateDir(id string) error {
 	dir := r.dir(id)
-	if err := os.MkdirAll(r.Root, 0o711); err != nil {
-		return fmt.Errorf("create root %s: %w", r.Root, err)
+	err := os.Mkdir(dir, 0o711)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := r.makeRoot(); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o711)
 	}
-	if err := os.Mkdir(dir, 0o711); err != nil {
+	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("container %q: %w", id, ErrExist)
 		}
 		return fmt.Errorf("create state dir: %w", err)
 	}
+	return nil
+}
+
+// makeRoot creates the runtime's root. State directories are trees of
+// their own, each made and removed with its container: ext4 spreads such
+// trees over its block groups (see topdir), a hint whose failure costs
+// only speed.
+func (r *Runtime) makeRoot() error {
+	if err := os.MkdirAll(r.Root, 0o711); err != nil {
+		return fmt.Errorf("create root %s: %w", r.Root, err)
+	}
+	_ = topdir.Mark(r.Root)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package container
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/estiba/estiba/internal/topdir"
 )
 
 // TestSavedRecordFields: save (savedRecord) and saveLegacy (the whole
@@ -176,5 +179,36 @@ func TestReleaseInitExecWait(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestStateRootSpread: the runtime root it creates is marked for ext4 to
+// spread the state directories (topdir), and a state directory is made
+// in an existing root as in a new one.
+func TestStateRootSpread(t *testing.T) {
+	r := &Runtime{Root: filepath.Join(t.TempDir(), "a", "root")}
+	for _, id := range []string{"c1", "c2"} {
+		if err := r.makeStateDir(id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(r.dir(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.makeStateDir("c1"); !errors.Is(err, ErrExist) {
+		t.Fatalf("second c1: %v, want ErrExist", err)
+	}
+	// What a directory beside it gets from Mark says whether the file
+	// system has the flag.
+	probe := filepath.Join(filepath.Dir(r.Root), "probe")
+	if err := os.Mkdir(probe, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := topdir.Mark(probe); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := topdir.IsMarked(probe)
+	if got, err := topdir.IsMarked(r.Root); err != nil || got != want {
+		t.Fatalf("root marked: %v (%v), want %v", got, err, want)
 	}
 }
