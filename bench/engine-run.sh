@@ -3,7 +3,8 @@
 # docker (a private dockerd, bench/lib/dockerd.sh), with bare crun as the
 # memory reference.
 #  1. `run --rm --network none img true`, RUNS rounds alternating
-#     estiba podman docker, medians and ratios to estiba;
+#     estiba podman docker, each run once the CPUs are idle (cpu_idle),
+#     medians and ratios to estiba;
 #  2. N detached `sleep` containers: start rate at N=100, 500, 1000 (each
 #     figure is the cumulative rate from 0 to that N) and host memory per
 #     container (MemAvailable delta / N), with the engine's userspace share
@@ -157,10 +158,28 @@ run_docker() { docker run --rm --network none bench/bb true; }
 rm_engines=(estiba)
 for p in podman docker; do have $p && rm_engines+=("$p"); done
 
-echo "== run --rm img true, $RUNS rounds alternating: ${rm_engines[*]}"
+# cpu_idle waits (at most 3 s) until the CPUs were idle for 90% of the
+# last 100 ms: what an engine still does after its CLI returned (podman's
+# cleanup process, a shim's exit, dockerd's and containerd's events and
+# garbage collection) must not run during the next engine's timed run.
+cpu_idle() {
+	local a b i
+	for i in $(seq 30); do
+		read -ra a < <(head -1 /proc/stat)
+		sleep 0.1
+		read -ra b < <(head -1 /proc/stat)
+		# fields: cpu user nice system idle iowait irq softirq steal
+		local tot=0 idle=$((b[4] - a[4] + b[5] - a[5])) k
+		for k in 1 2 3 4 5 6 7 8; do tot=$((tot + b[k] - a[k])); done
+		((tot > 0 && idle * 10 >= tot * 9)) && return 0
+	done
+}
+
+echo "== run --rm img true, $RUNS rounds alternating: ${rm_engines[*]} (each once the CPUs are idle)"
 for e in "${rm_engines[@]}"; do : > "$WORK/t.$e"; done
 for _ in $(seq "$RUNS"); do
 	for e in "${rm_engines[@]}"; do
+		cpu_idle
 		# EPOCHREALTIME, not $(now): the fork of a subshell and a date
 		# (~3-9 ms here) would count in every run.
 		s=${EPOCHREALTIME//[^0-9]/}; "run_$e" >/dev/null; f=${EPOCHREALTIME//[^0-9]/}

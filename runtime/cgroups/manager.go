@@ -129,7 +129,7 @@ func (m *manager) createOnce(h Hierarchies) error {
 			}
 			continue
 		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := mkdirWithParents(d); err != nil {
 			return fmt.Errorf("create cgroup: %w", err)
 		}
 	}
@@ -139,6 +139,19 @@ func (m *manager) createOnce(h Hierarchies) error {
 		}
 	}
 	return nil
+}
+
+// mkdirWithParents is os.MkdirAll for a directory whose parents usually
+// exist: one mkdir, where MkdirAll stats the directory and its parent
+// first (two lookups more in each of a start's v1 hierarchies).
+func mkdirWithParents(d string) error {
+	err := os.Mkdir(d, 0o755)
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrExist) {
+		// Parents to make, or a name taken (by a directory, or by a
+		// file, which MkdirAll reports).
+		return os.MkdirAll(d, 0o755)
+	}
+	return err
 }
 
 // mkdirCpuset creates a v1 cpuset directory and its parents below mount. A
