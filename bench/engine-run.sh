@@ -173,6 +173,7 @@ cpu_idle() {
 		for k in 1 2 3 4 5 6 7 8; do tot=$((tot + b[k] - a[k])); done
 		((tot > 0 && idle * 10 >= tot * 9)) && return 0
 	done
+	return 0 # a host busy with something else: run anyway
 }
 
 echo "== run --rm img true, $RUNS rounds alternating: ${rm_engines[*]} (each once the CPUs are idle)"
