@@ -3,8 +3,8 @@
 // process uses most of what it maps: a populated page costs ~1.3 µs on
 // this project's VMs and a page fault ~2 µs (a C program touching 256
 // fresh pages, 2026-11; under the shadow paging of earlier VMs a fault
-// was ~15 µs). The runtime (estiba-runtime, whose heap grows to 1-2 MiB)
-// keeps it; the CLI, which touches far less, was faster without it.
+// was ~15 µs). The Go init keeps it; the CLI and estiba-runtime, which
+// touch less of what it maps, were faster without it.
 package prefault
 
 import (
