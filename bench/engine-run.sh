@@ -23,7 +23,12 @@
 #     a shell loop — the issue's figure;
 #  3. the same N detached starts again with PAR clients at once (PAR
 #     shell loops, each starting every PAR-th container), for every
-#     contender alike: the rate when the engine is kept busy.
+#     contender alike: the rate when the engine is kept busy;
+#  4. the serial starts once more, interleaved: ROUNDS (10; 0 skips it)
+#     rounds, each a batch of every engine in turn (N/ROUNDS for estiba
+#     and bare crun, PEER_N/ROUNDS for podman and docker), so that the
+#     host's changes of speed hit all alike: the rate ratios to trust on a
+#     shared host.
 # Ends with the issue's table in markdown. Every container, daemon and
 # state dir is removed at the end, also after a failure or ^C.
 # Run as root after `make build`. Knobs: RUNS (default 20), N (default 1000),
@@ -210,14 +215,18 @@ pss() { # total PSS in KiB of the given pids
 # each), that was a third of the daemon's CPU per start in perf record.
 # Before a timed phase, quiet() waits that window out, so that no
 # contender pays for the removals of the one before it.
-QUIET=0
 ext4_nojournal() {
 	local dev
 	dev=$(findmnt -no SOURCE -T "$WORK" 2>/dev/null) || return 1
 	[ "$(findmnt -no FSTYPE -T "$WORK")" = ext4 ] && command -v dumpe2fs >/dev/null &&
 		! dumpe2fs -h "$dev" 2>/dev/null | grep -q '^Filesystem features:.*has_journal'
 }
-if ext4_nojournal; then QUIET=61; fi
+# QUIET (seconds) overrides the wait, 0 to skip it (a quick try of the
+# script; its figures then pay for the last phase's removals).
+if [ -z "${QUIET:-}" ]; then
+	QUIET=0
+	if ext4_nojournal; then QUIET=61; fi
+fi
 quiet() {
 	((QUIET > 0)) || return 0
 	sync
@@ -412,6 +421,57 @@ PY
 	crun_eq_rm_all
 fi
 
+# interleaved: the serial start rates again, in ROUNDS rounds, each giving
+# every engine a batch of starts in turn (estiba and bare crun N/ROUNDS,
+# podman and docker PEER_N/ROUNDS), so that the host's drift hits them
+# alike: this VM's speed changes by up to 2x within minutes, and the
+# phases above measure each contender at another time. The rate is the
+# containers started over the time spent in their batches; estiba's
+# first and last rounds show whether its rate falls as N grows.
+declare -A IRATE IDONE IMS
+interleaved() {
+	local rounds=${ROUNDS:-10} r e b k t0 idx
+	local engines=(estiba)
+	for e in podman docker crun; do have $e && engines+=("$e"); done
+	echo "== interleaved serial starts, $rounds rounds: ${engines[*]}"
+	quiet
+	settle
+	# One start each, untimed: settle dropped the page cache, and each
+	# engine's first start would read its binaries back.
+	for e in "${engines[@]}"; do
+		IDONE[$e]=0; IMS[$e]=0
+		"start_$e" 199999 >/dev/null
+	done
+	for ((r = 1; r <= rounds; r++)); do
+		for e in "${engines[@]}"; do
+			case $e in estiba | crun) b=$((N / rounds)) ;; *) b=$((PEER_N / rounds)) ;; esac
+			[ "$e" != crun ] || b=$((CRUN_N / rounds))
+			((b > 0)) || continue
+			t0=${EPOCHREALTIME//[^0-9]/}
+			for ((k = 0; k < b; k++)); do
+				idx=$((200000 + IDONE[$e]))
+				"start_$e" "$idx" >/dev/null
+				IDONE[$e]=$((IDONE[$e] + 1))
+			done
+			t=$(( ${EPOCHREALTIME//[^0-9]/} - t0 ))
+			IMS[$e]=$((IMS[$e] + t / 1000))
+			if [ "$e" = estiba ] && { ((r == 1)) || ((r == rounds)); }; then
+				awk -v n="$b" -v us="$t" -v r="$r" 'BEGIN {printf "estiba round %d: %.1f/s\n", r, n*1e6/us}'
+			fi
+		done
+	done
+	for e in "${engines[@]}"; do
+		((IMS[$e] > 0)) || continue
+		printf -v "IRATE[$e]" '%.1f' "$(awk -v n="${IDONE[$e]}" -v ms="${IMS[$e]}" 'BEGIN {print n*1000/ms}')"
+		echo "$e: ${IDONE[$e]} started in ${IMS[$e]} ms of its rounds: ${IRATE[$e]}/s"
+	done
+	"$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null
+	! have podman || podman_cmd rm -af -t 0 >/dev/null
+	! have docker || docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
+	! have crun || crun_rm_all
+}
+[ "${ROUNDS:-10}" = 0 ] || interleaved
+
 echo
 echo "== table (run --rm: median of $RUNS; serial start rates: one client, cumulative from 0; parallel: $PAR clients at once; memory per container, engine userspace share in parentheses)"
 cols=(estiba)
@@ -430,6 +490,14 @@ for t in 100 500 1000; do
 	vals=(); for c in "${cols[@]}"; do v="RATE$t[$c]"; vals+=("${!v:--}"); done
 	row "starts/s to N=$t, serial" "${vals[@]}"
 done
+if [ -n "${IRATE[estiba]:-}" ]; then
+	vals=(); for c in "${cols[@]}"; do
+		if [ -n "${IRATE[$c]:-}" ]; then vals+=("${IRATE[$c]} (N=${IDONE[$c]})"); else vals+=("-"); fi
+	done; row "starts/s serial, interleaved rounds" "${vals[@]}"
+	vals=(); for c in "${cols[@]}"; do
+		if [ -n "${IRATE[$c]:-}" ]; then vals+=("$(awk -v a="${IRATE[estiba]}" -v b="${IRATE[$c]}" 'BEGIN {printf "%.2f", a/b}')"); else vals+=("-"); fi
+	done; row "interleaved: estiba's rate, × this one's" "${vals[@]}"
+fi
 if ((PAR > 0)); then
 	vals=(); for c in "${cols[@]}"; do
 		if [ -n "${PRATE[$c]:-}" ]; then vals+=("${PRATE[$c]} (${PDONE[$c]})"); else vals+=("-"); fi
