@@ -32,49 +32,50 @@ const fsTopdirFL = 0x00020000
 // without this one (it is an ext2/3/4 allocation hint), is no error: there
 // is nothing to spread.
 func Mark(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, flags, ok, err := openFlags(dir)
 	if err != nil {
 		return fmt.Errorf("mark %s as a top directory: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		if unsupported(err) {
-			return nil
-		}
-		return fmt.Errorf("mark %s as a top directory: get flags: %w", dir, err)
-	}
-	if flags&fsTopdirFL != 0 {
+	if !ok || flags&fsTopdirFL != 0 {
 		return nil
 	}
-	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFL)); err != nil {
-		if unsupported(err) {
-			return nil
-		}
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFL)); err != nil && !unsupported(err) {
 		return fmt.Errorf("mark %s as a top directory: set flags: %w", dir, err)
 	}
 	return nil
+}
+
+// IsMarked reports whether dir has FS_TOPDIR_FL.
+func IsMarked(dir string) (bool, error) {
+	fd, flags, ok, err := openFlags(dir)
+	if err != nil {
+		return false, err
+	}
+	unix.Close(fd)
+	return ok && flags&fsTopdirFL != 0, nil
+}
+
+// openFlags opens dir (not through a symlink) and reads its inode flags;
+// ok is false on a file system that has none. The caller closes fd.
+func openFlags(dir string) (fd int, flags uint32, ok bool, err error) {
+	fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return -1, 0, false, err
+	}
+	flags, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	switch {
+	case err == nil:
+		return fd, flags, true, nil
+	case unsupported(err):
+		return fd, 0, false, nil
+	}
+	unix.Close(fd)
+	return -1, 0, false, fmt.Errorf("get flags: %w", err)
 }
 
 // unsupported reports the errors of file systems that have no inode flags
 // (tmpfs: ENOTTY) or refuse this one (EOPNOTSUPP, EINVAL).
 func unsupported(err error) bool {
 	return errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL)
-}
-
-// IsMarked reports whether dir has FS_TOPDIR_FL.
-func IsMarked(dir string) (bool, error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil {
-		if unsupported(err) {
-			return false, nil
-		}
-		return false, err
-	}
-	return flags&fsTopdirFL != 0, nil
 }
