@@ -449,8 +449,11 @@ interleaved() {
 	done
 	for ((r = 1; r <= rounds; r++)); do
 		for e in "${engines[@]}"; do
-			case $e in estiba | crun) b=$((N / rounds)) ;; *) b=$((PEER_N / rounds)) ;; esac
-			[ "$e" != crun ] || b=$((CRUN_N / rounds))
+			case $e in
+			estiba) b=$((N / rounds)) ;;
+			crun) b=$((CRUN_N / rounds)) ;;
+			*) b=$((PEER_N / rounds)) ;;
+			esac
 			((b > 0)) || continue
 			t0=${EPOCHREALTIME//[^0-9]/}
 			for ((k = 0; k < b; k++)); do
