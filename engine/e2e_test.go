@@ -30,15 +30,13 @@ func buildEstiba(t *testing.T, dir string) string {
 	if err != nil {
 		t.Skipf("go toolchain needed to build estiba: %v", err)
 	}
-	// The CLI execs the daemon binary (estibad) from its own directory, and
-	// the daemon runs container inits from estiba-init beside it.
-	for _, name := range []string{"estiba", "estibad", "estiba-init"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "./cmd/"+name)
-		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", name, err, out)
-		}
+	// What a user installs (make build): the CLI execs the daemon binary
+	// (estibad) from its own directory, and the daemon runs container
+	// inits from estiba-init-stub and estiba-init beside it.
+	cmd := exec.Command("make", "-s", "build", "BIN="+dir)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "estiba")
 }
