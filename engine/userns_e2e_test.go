@@ -164,3 +164,41 @@ func (e *e2e) restartDaemon(t *testing.T) {
 	})
 	waitSocket(t, sock)
 }
+
+// TestE2ESharedMasks: containers' masked directories and their read-only
+// /sys/fs/cgroup base (cgroup v1) are binds of one read-only tmpfs that
+// the spawner holds (rootfs.SharedDirs), not a tmpfs each, and a
+// container cannot write to it.
+func TestE2ESharedMasks(t *testing.T) {
+	e := startE2E(t)
+	e.steps([]step{{"estiba", []string{"import", busyboxTar(t, e.work), "e2e/sm"}, "sha256:", 0}})
+	devs := map[string]bool{}
+	for _, name := range []string{"sm1", "sm2"} {
+		e.steps([]step{{"estiba", []string{"run", "-d", "--name", name, "e2e/sm", "sleep", "60"}, "", 0}})
+		pid := strings.TrimSpace(mustRun(t, e, "inspect", "-f", "{{.State.Pid}}", name))
+		b, err := os.ReadFile("/proc/" + pid + "/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			f := strings.Fields(l)
+			if len(f) < 10 || (f[4] != "/sys/firmware" && f[4] != "/proc/acpi" && f[4] != "/sys/fs/cgroup") {
+				continue
+			}
+			if f[4] == "/sys/fs/cgroup" && f[len(f)-3] == "cgroup2" {
+				continue // a cgroup v2 host: no base to share
+			}
+			if want := map[bool]string{true: "/cgroup", false: "/empty"}[f[4] == "/sys/fs/cgroup"]; f[3] != want {
+				t.Errorf("%s: %s is %q of its file system, want %s: %s", name, f[4], f[3], want, l)
+			}
+			devs[f[2]] = true
+		}
+		_, errs, code := e.estiba("exec", name, "mkdir", "/sys/firmware/x")
+		if code == 0 || !strings.Contains(errs, "Read-only file system") {
+			t.Errorf("%s: mkdir in a mask: exit %d, %q; want a read-only file system", name, code, errs)
+		}
+	}
+	if len(devs) != 1 {
+		t.Errorf("masks on %d file systems (%v), want the one shared", len(devs), devs)
+	}
+}

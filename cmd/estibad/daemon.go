@@ -29,6 +29,7 @@ import (
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/container"
 	"github.com/estiba/estiba/runtime/procfs"
+	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 	"github.com/spf13/pflag"
 )
@@ -318,6 +319,12 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 	if err := topdir.Mark(root); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Warn("runtime root", "err", err)
 	}
+	// One read-only tmpfs for their masked directories and cgroup mount
+	// points: a superblock or two fewer a container.
+	shared, err := rootfs.NewSharedDirs()
+	if err != nil {
+		log.Warn("shared mask and cgroup directories (each container gets tmpfs of its own)", "err", err)
+	}
 	return &ocirt.Runtime{
 		RT: &container.Runtime{
 			Root: root, Warn: func(m string) { log.Warn(m) },
@@ -330,6 +337,7 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			Stub: container.StubBeside(), StubCache: &container.StubCache{},
 			// and one procfs instance for their sysctls.
 			Procfs:     &procfs.Shared{},
+			Shared:     shared,
 			TimerSlack: h.timerSlack,
 			// The spawner creates every container: Docker's profile
 			// is compiled once per set of capabilities.

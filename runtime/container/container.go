@@ -10,6 +10,7 @@ import (
 
 	"github.com/estiba/estiba/runtime/cgroups"
 	"github.com/estiba/estiba/runtime/procfs"
+	"github.com/estiba/estiba/runtime/rootfs"
 	"github.com/estiba/estiba/runtime/seccomp"
 )
 
@@ -53,6 +54,12 @@ type Runtime struct {
 	// writes containers' sysctls and oom_score_adj, kept across creates
 	// (a long-lived caller). Nil: each create mounts its own.
 	Procfs *procfs.Shared
+	// Shared, if set, is the read-only directory tree that the stub's
+	// containers' masked directories and read-only cgroup v1
+	// /sys/fs/cgroup are bound from (rootfs.SharedDirs), kept across
+	// creates (a long-lived caller). Nil: a tmpfs of each container's own
+	// for each.
+	Shared *rootfs.SharedDirs
 	// Version, if set, is passed to init, which refuses to run from a
 	// binary of another version (Exe may be a separate file).
 	Version string

@@ -344,7 +344,7 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 	rec.Pid = cmd.Process.Pid
 	var rs *rootSetup
 	if lean != nil {
-		rs = startRootSetup(&stub{cmd: cmd, sock: parentSock}, rec, plan.newCgroupNS, r.Procfs)
+		rs = startRootSetup(&stub{cmd: cmd, sock: parentSock}, rec, plan.newCgroupNS, r.Procfs, r.Shared)
 		// Before the kill above: the setup may still be waiting.
 		undo.add(rs.abort)
 	}

@@ -255,7 +255,8 @@ type rootSetup struct {
 	// hostCgroups is the stub's cgroup file as the runtime sees it, set
 	// before inCgroup is closed when the stub makes a cgroup namespace.
 	hostCgroups []byte
-	procfs      *procfs.Shared // Runtime.Procfs
+	procfs      *procfs.Shared     // Runtime.Procfs
+	shared      *rootfs.SharedDirs // Runtime.Shared
 	done        chan struct{}
 	root        *rootfs.Root
 	err         error
@@ -352,9 +353,9 @@ func (e *earlyFS) release() {
 }
 
 // startRootSetup starts rootfs.Setup in the stub's namespaces.
-func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared) *rootSetup {
+func startRootSetup(s *stub, rec *Record, newCgroupNS bool, proc *procfs.Shared, shared *rootfs.SharedDirs) *rootSetup {
 	rs := &rootSetup{
-		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, procfs: proc, inCgroup: make(chan struct{}), done: make(chan struct{}),
+		stub: s, pid: rec.Pid, newCgNS: newCgroupNS, procfs: proc, shared: shared, inCgroup: make(chan struct{}), done: make(chan struct{}),
 		jobs: make(chan func() error, 1), jobErr: make(chan error, 1),
 		early: startEarlyFS(s, rec.Spec),
 	}
@@ -757,7 +758,7 @@ func leanSetupRoot(rs *rootSetup, spec *specs.Spec, rec *Record) (*rootfs.Root, 
 	sysctlsDone := len(spec.Linux.Sysctl) == 0
 	root, err := rootfs.Setup(spec, rec.Bundle, rootfs.Options{
 		InUserNS: hasNS(spec, specs.UserNamespace), FS: rs, Cgroups: rs.cgroups,
-		CgroupHostPaths: rs.newCgNS, CgroupPID: rec.Pid,
+		CgroupHostPaths: rs.newCgNS, CgroupPID: rec.Pid, Shared: rs.shared,
 		ProcReady: func(proc int) error {
 			if sysctlsDone {
 				return nil

@@ -74,24 +74,42 @@ func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
 }
 
 func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) error {
-	// The tmpfs stays writable until the hierarchies' directories are made
+	// The base: a read-only mount needs no tmpfs of its own, the runtime's
+	// shared directory has the mount points (Options.Shared).
+	base, shared := -1, false
+	if sh := r.opts.Shared; sh != nil && o.attrSet&unix.MOUNT_ATTR_RDONLY != 0 {
+		var err error
+		if base, shared, err = sh.cgroupBase(hs); err != nil {
+			return fmt.Errorf("cgroup mount: %w", err)
+		}
+	}
+	// A tmpfs stays writable until the hierarchies' directories are made
 	// in it; the attributes ("ro"...) are set last, on the whole tree in
 	// one call rather than one per hierarchy.
 	if r.cgroupNS() && !r.opts.CgroupHostPaths {
 		// New mounts of every hierarchy: ask for all at once.
-		reqs := []FSRequest{{"tmpfs", cgroupTmpfs.fsConfig("tmpfs")}}
+		var reqs []FSRequest
+		if !shared {
+			reqs = append(reqs, FSRequest{"tmpfs", cgroupTmpfs.fsConfig("tmpfs")})
+		}
 		for _, h := range hs {
 			typ, fso := cgroupFS(h, 0)
 			reqs = append(reqs, FSRequest{typ, fso.fsConfig("cgroup")})
 		}
 		if err := r.prefetch(reqs); err != nil {
+			if shared {
+				unix.Close(base)
+			}
 			return fmt.Errorf("cgroup mount: %w", err)
 		}
 	}
-	tmpfs, err := r.newFS("tmpfs", "tmpfs", cgroupTmpfs)
-	if err != nil {
-		return fmt.Errorf("cgroup mount: %w", err)
+	if !shared {
+		var err error
+		if base, err = r.newFS("tmpfs", "tmpfs", cgroupTmpfs); err != nil {
+			return fmt.Errorf("cgroup mount: %w", err)
+		}
 	}
+	tmpfs := base
 	defer unix.Close(tmpfs)
 	if err := r.attach(tmpfs, m.Destination, o); err != nil {
 		return err
@@ -110,7 +128,8 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 }
 
 // mountHierarchy mounts one hierarchy in a directory of the tmpfs, with
-// symlinks from each co-mounted controller ("cpu" -> "cpu,cpuacct").
+// symlinks from each co-mounted controller ("cpu" -> "cpu,cpuacct"). The
+// shared base has them all already (EEXIST).
 func (r *Root) mountHierarchy(tmpfs int, h hierarchy) error {
 	src, err := r.cgroupMount(h, 0)
 	if err != nil {

@@ -38,8 +38,8 @@ func (r *Root) readonlyPath(path string) error {
 }
 
 // masker holds the sources of masks, made once per container: the verified
-// /dev/null for files and one read-only empty tmpfs whose clones cover
-// directories (one superblock for all of them).
+// /dev/null for files and one read-only empty directory (Options.Shared's,
+// or a tmpfs) whose clones cover directories.
 type masker struct {
 	root    *Root
 	devNull int
@@ -102,7 +102,7 @@ func (m *masker) maskDir(dst int) error {
 	if m.tmpfs >= 0 {
 		return bindFd(m.tmpfs, dst, false)
 	}
-	src, err := m.root.newFS("tmpfs", "tmpfs", maskTmpfs)
+	src, err := m.emptyDir()
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,17 @@ func (m *masker) maskDir(dst int) error {
 	// Now attached, the mount can be cloned for the next directories.
 	m.tmpfs = src
 	return nil
+}
+
+// emptyDir is a detached mount of an empty read-only directory: the
+// runtime's shared one (Options.Shared) or a new tmpfs.
+func (m *masker) emptyDir() (int, error) {
+	if sh := m.root.opts.Shared; sh != nil {
+		if fd, err := sh.clone(sharedEmpty); err == nil {
+			return fd, nil
+		}
+	}
+	return m.root.newFS("tmpfs", "tmpfs", maskTmpfs)
 }
 
 // openDevNull opens the container's /dev/null and checks it is the null

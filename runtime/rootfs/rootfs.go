@@ -72,6 +72,10 @@ type Options struct {
 	// how a container with a user namespace gets idmapped mounts. Setup
 	// uses them in place of the source and leaves them open.
 	MountSources map[int]*os.File `json:"-"`
+	// Shared, if set, gives masked directories and a read-only cgroup v1
+	// /sys/fs/cgroup their base, in place of a tmpfs each (see
+	// SharedDirs): a long-lived runtime's, kept across containers.
+	Shared *SharedDirs `json:"-"`
 
 	// The fields below are for a Setup that does not run in the
 	// container's init but in a runtime thread that joined its mount
