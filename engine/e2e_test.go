@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,21 +25,43 @@ type e2e struct {
 	host string
 }
 
-func buildEstiba(t *testing.T, dir string) string {
+// The binaries under test, built once per test binary (buildEstiba) into
+// binDir, which TestMain removes.
+var (
+	binOnce sync.Once
+	binDir  string
+	binSkip string // why they cannot be built here
+	binErr  string
+)
+
+func buildEstiba(t *testing.T) string {
 	t.Helper()
-	root, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Skipf("go toolchain needed to build estiba: %v", err)
+	binOnce.Do(func() {
+		root, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			binSkip = fmt.Sprintf("go toolchain needed to build estiba: %v", err)
+			return
+		}
+		if binDir, err = os.MkdirTemp("", "estiba-e2e-bin-"); err != nil {
+			binErr = err.Error()
+			return
+		}
+		// What a user installs (make build): the CLI execs the daemon
+		// binary (estibad) from its own directory, and the daemon runs
+		// container inits from estiba-init-stub and estiba-init beside it.
+		cmd := exec.Command("make", "-s", "build", "BIN="+binDir)
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = fmt.Sprintf("make build: %v\n%s", err, out)
+		}
+	})
+	if binSkip != "" {
+		t.Skip(binSkip)
 	}
-	// What a user installs (make build): the CLI execs the daemon binary
-	// (estibad) from its own directory, and the daemon runs container
-	// inits from estiba-init-stub and estiba-init beside it.
-	cmd := exec.Command("make", "-s", "build", "BIN="+dir)
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(root)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+	if binErr != "" {
+		t.Fatal(binErr)
 	}
-	return filepath.Join(dir, "estiba")
+	return filepath.Join(binDir, "estiba")
 }
 
 // busyboxTar writes a rootfs tarball made of Debian's busybox-static.
@@ -83,7 +106,7 @@ func startE2E(t *testing.T) *e2e {
 	})
 	// Containers run as host ids of their own: they must traverse here.
 	os.Chmod(work, 0o711)
-	e := &e2e{t: t, bin: buildEstiba(t, work), work: work, host: "unix://" + filepath.Join(work, "sock")}
+	e := &e2e{t: t, bin: buildEstiba(t), work: work, host: "unix://" + filepath.Join(work, "sock")}
 	run := filepath.Join(work, "run")
 	d := exec.Command(e.bin, "daemon", "-H", e.host, "--data-root", filepath.Join(work, "data"), "--exec-root", run, "--config-file", "/dev/null")
 	logf, _ := os.Create(filepath.Join(work, "daemon.log"))
