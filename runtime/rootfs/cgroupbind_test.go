@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/estiba/estiba/internal/openat"
 	"github.com/estiba/estiba/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -17,14 +16,7 @@ import (
 // a view of someone else's cgroup (or of the hierarchy's root).
 func TestHostCgroupBindHoldsProcess(t *testing.T) {
 	testutil.RequiresRoot(t)
-	b, err := openat.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := parseCgroupFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs := selfHierarchies(t)
 	var own hierarchy
 	for _, h := range hs {
 		if h.controllers == "pids" || (len(hs) == 1 && h.controllers == "") {

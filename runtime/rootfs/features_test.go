@@ -495,10 +495,8 @@ func noHostMounts(t *testing.T, rep report) {
 	}
 }
 
-// checkCgroupMounts checks each hierarchy of the test process is mounted
-// read-only at /sys/fs/cgroup/<dir>, rooted at the test process's own cgroup
-// (a child's cgroup namespace is rooted there too, so its mounts show "/").
-func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
+// selfHierarchies is the test process's /proc/self/cgroup.
+func selfHierarchies(t *testing.T) []hierarchy {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
@@ -508,7 +506,15 @@ func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, h := range hs {
+	return hs
+}
+
+// checkCgroupMounts checks each hierarchy of the test process is mounted
+// read-only at /sys/fs/cgroup/<dir>, rooted at the test process's own cgroup
+// (a child's cgroup namespace is rooted there too, so its mounts show "/").
+func checkCgroupMounts(t *testing.T, rep report, inNS bool) {
+	t.Helper()
+	for _, h := range selfHierarchies(t) {
 		p := "/sys/fs/cgroup/" + h.dir()
 		m, ok := mountAt(rep, p)
 		if !ok {

@@ -28,14 +28,7 @@ func TestSharedDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer shared.Close()
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs, err := parseCgroupFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs := selfHierarchies(t)
 	v1 := len(hs) > 1 || hs[0].controllers != ""
 
 	cmd := exec.Command("sh", "-c", "echo ready; read x")
