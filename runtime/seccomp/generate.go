@@ -50,6 +50,9 @@ type gen struct {
 	p       *profile
 	badArch label
 	plans   map[*arch]*plan
+	// shareX32 lets x32 reuse x86_64's tree (x32OnX86_64Tree); tests
+	// turn it off to compare against the separate trees.
+	shareX32 bool
 }
 
 // generate lays the filter out as:
@@ -57,7 +60,12 @@ type gen struct {
 //	ld arch; one jeq per audit arch value; ret KILL_PROCESS
 //	per audit arch: ld nr; range checks; binary search; argument checks; rets
 func generate(p *profile, list []*arch) []bpf.RawInstruction {
-	g := &gen{b: newBuilder(), p: p, plans: map[*arch]*plan{}}
+	return generateShared(p, list, true)
+}
+
+// generateShared is generate, with or without x32OnX86_64Tree.
+func generateShared(p *profile, list []*arch, shareX32 bool) []bpf.RawInstruction {
+	g := &gen{b: newBuilder(), p: p, plans: map[*arch]*plan{}, shareX32: shareX32}
 	g.badArch = g.b.ret(RetKillProcess)
 	var x86_64, x32, i386 *arch
 	for _, a := range list {
@@ -98,25 +106,115 @@ func (g *gen) i386Section(a *arch) label {
 // x86_64Section handles AUDIT_ARCH_X86_64, shared by x86_64 and x32: the
 // x32 bit in the syscall number tells them apart. Either may be absent.
 func (g *gen) x86_64Section(x86_64, x32 *arch) label {
+	stub := g.badArch
+	var pl64 *plan
+	if x86_64 != nil {
+		pl64 = g.plan(x86_64)
+		stub = g.stub(pl64)
+	}
+	// x86_64's tree first: emitted backwards, it comes after x32's code,
+	// which may jump into it.
+	tree := label(-1)
+	if pl64 != nil && pl64.named {
+		tree = g.tree(g.segments(pl64, 0))
+	}
 	x32Code := g.badArch
 	if x32 != nil {
-		x32Code = g.archBody(x32)
+		if pl32 := g.plan(x32); tree >= 0 && g.shareX32 && x32Shares(pl64, pl32, g.p.def) {
+			x32Code = g.x32OnX86_64Tree(pl64, pl32, tree, stub)
+		} else {
+			x32Code = g.archBody(x32)
+		}
 	}
 	// Numbers above x86_64's highest: those with the x32 bit are x32's,
 	// except -1 (a tracer skipping a syscall), which x86_64 handles.
-	stub := g.badArch
-	if x86_64 != nil {
-		stub = g.stub(g.plan(x86_64))
-	}
 	upper := g.b.cond(jge, x32SyscallBit, x32Code, stub)
 	upper = g.b.cond(jeq, 0xffffffff, stub, upper)
-	if x86_64 != nil {
-		if pl := g.plan(x86_64); pl.named {
-			tree := g.tree(g.segments(pl))
-			g.b.cond(jgt, pl.highest, upper, tree)
-		}
+	if tree >= 0 {
+		g.b.cond(jgt, pl64.highest, upper, tree)
 	}
 	return g.b.load(offNr)
+}
+
+// x32Low is where x32's own numbers start: below it, x32 numbers are
+// x86_64's ("common" calls), or name nothing on x32.
+const x32Low = x32SyscallBit | 512
+
+// x32OnX86_64Tree emits x32's dispatch, A holding a number with the x32
+// bit, reusing x86_64's tree (see x32Shares) for numbers below x32Low:
+// half the filter's size for Docker's profile.
+func (g *gen) x32OnX86_64Tree(pl64, pl32 *plan, tree64, stub64 label) label {
+	high := g.stub(pl32)
+	if pl32.highest >= x32Low {
+		high = g.b.cond(jgt, pl32.highest, high, g.tree(g.segments(pl32, x32Low)))
+	}
+	low := g.b.cond(jgt, pl64.highest, stub64, tree64)
+	low = g.b.and(^uint32(x32SyscallBit))
+	return g.b.cond(jge, x32Low, high, low)
+}
+
+// x32Shares tells whether x86_64's tree decides every x32 number below
+// x32Low (the bit cleared) as x32's own would: the same rules for each
+// number x32's table has, and any verdict for the numbers it lacks, which
+// the kernel's x32 table maps to sys_ni_syscall (-ENOSYS; x86_64-only calls,
+// since 5.4). Numbers neither names, above x86_64's highest, get x86_64's
+// stub instead of the default action: a refusal either way.
+func x32Shares(pl64, pl32 *plan, def uint32) bool {
+	by64 := make(map[uint32]*entry, len(pl64.entries))
+	for i := range pl64.entries {
+		by64[pl64.entries[i].nr] = &pl64.entries[i]
+	}
+	named := make(map[uint32]bool, len(pl32.a.syscalls))
+	for _, e := range pl32.a.syscalls {
+		named[e.nr&^x32SyscallBit] = true
+	}
+	done := 0
+	for i := range pl32.entries {
+		e := &pl32.entries[i]
+		n := e.nr &^ x32SyscallBit
+		if e.nr >= x32Low {
+			continue
+		}
+		f := by64[n]
+		if f == nil || !sameEntry(e, f, def) {
+			return false
+		}
+		done++
+	}
+	// x86_64 entries at numbers x32 has but does not name a rule for.
+	shared := 0
+	for n := range by64 {
+		if n < 512 && named[n] {
+			shared++
+		}
+	}
+	return shared == done
+}
+
+// sameEntry tells whether two entries decide alike, whatever their
+// numbers, under default action def. entryTarget drops the trailing
+// alternatives that decide what the fallback decides (in place, and it may
+// have run on one of them already): compare without those.
+func sameEntry(a, b *entry, def uint32) bool {
+	fa, aa := trimmed(a, def)
+	fb, ab := trimmed(b, def)
+	return fa == fb && slices.EqualFunc(aa, ab, func(x, y alt) bool {
+		return x.act == y.act && slices.Equal(x.conds, y.conds)
+	})
+}
+
+// trimmed is e's fallback and its alternatives but the trailing ones that
+// decide what the fallback decides.
+func trimmed(e *entry, def uint32) (uint32, []alt) {
+	fallback := def
+	if e.hasUncond {
+		fallback = e.uncond
+	}
+	alts := e.alts
+	for len(alts) > 0 && alts[len(alts)-1].act == fallback {
+		alts = alts[:len(alts)-1]
+	}
+	return fallback, alts
 }
 
 // stub is where a number above the profile's highest goes: ENOSYS unless
@@ -138,7 +236,7 @@ func (g *gen) archBody(a *arch) label {
 	if !pl.named {
 		return g.b.ret(g.p.def)
 	}
-	tree := g.tree(g.segments(pl))
+	tree := g.tree(g.segments(pl, 0))
 	return g.b.cond(jgt, pl.highest, g.stub(pl), tree)
 }
 
@@ -204,7 +302,7 @@ func (g *gen) plan(a *arch) *plan {
 
 // segments covers [a's first number, pl.highest] with ranges of equal
 // verdict, emitting the argument checks of conditional entries.
-func (g *gen) segments(pl *plan) []segment {
+func (g *gen) segments(pl *plan, from uint32) []segment {
 	var segs []segment
 	add := func(start, end uint32, t target) {
 		if n := len(segs); n > 0 && !t.code && !segs[n-1].t.code && segs[n-1].t.ret == t.ret && segs[n-1].end+1 == start {
@@ -213,9 +311,12 @@ func (g *gen) segments(pl *plan) []segment {
 		}
 		segs = append(segs, segment{start, end, t})
 	}
-	next := pl.a.nrBits
+	next := max(pl.a.nrBits, from)
 	for i := range pl.entries {
 		e := &pl.entries[i]
+		if e.nr < next {
+			continue
+		}
 		if e.nr > next {
 			add(next, e.nr-1, target{ret: g.p.def})
 		}
