@@ -20,6 +20,12 @@
 //     a libc probing a syscall newer than the profile (clone3, faccessat2)
 //     falls back to the old one instead of failing with EPERM (not under
 //     an ALLOW, LOG or TRACE default, as in runc);
+//   - x32 numbers below 512 are decided as x86_64's same numbers (when the
+//     profile names any x86_64 syscall): those x32 has are x86_64's
+//     "common" calls, under the same rules, and the others run nothing on
+//     x32 (the kernel's x32 table has sys_ni_syscall there, since 5.4).
+//     libseccomp gives those a verdict of their own (the default action);
+//     here x32 needs no tree of its own below 512, half the filter;
 //   - on i386, a rule on a socket or SysV IPC call also covers its form
 //     through socketcall(2) or ipc(2), matching the call number in argument
 //     0 only (the other arguments are behind a pointer), as libseccomp does.
