@@ -74,18 +74,10 @@ func (r *Root) mountCgroup(m specs.Mount, o mountOptions) error {
 }
 
 func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) error {
-	// The base: a read-only mount needs no tmpfs of its own, the runtime's
-	// shared directory has the mount points (Options.Shared).
-	base, shared := -1, false
-	if sh := r.opts.Shared; sh != nil && o.attrSet&unix.MOUNT_ATTR_RDONLY != 0 {
-		var err error
-		if base, shared, err = sh.cgroupBase(hs); err != nil {
-			return fmt.Errorf("cgroup mount: %w", err)
-		}
-	}
-	// A tmpfs stays writable until the hierarchies' directories are made
-	// in it; the attributes ("ro"...) are set last, on the whole tree in
-	// one call rather than one per hierarchy.
+	// A read-only mount needs no tmpfs of its own: the runtime's shared
+	// directory has the mount points (Options.Shared).
+	sh := r.opts.Shared
+	shared := sh != nil && o.attrSet&unix.MOUNT_ATTR_RDONLY != 0 && sh.hasMountPoints(hs)
 	if r.cgroupNS() && !r.opts.CgroupHostPaths {
 		// New mounts of every hierarchy: ask for all at once.
 		var reqs []FSRequest
@@ -97,50 +89,51 @@ func (r *Root) mountCgroupV1(m specs.Mount, o mountOptions, hs []hierarchy) erro
 			reqs = append(reqs, FSRequest{typ, fso.fsConfig("cgroup")})
 		}
 		if err := r.prefetch(reqs); err != nil {
-			if shared {
-				unix.Close(base)
-			}
 			return fmt.Errorf("cgroup mount: %w", err)
 		}
 	}
-	if !shared {
+	base := -1
+	if shared {
+		base, _ = sh.clone(sharedCgroup)
+	}
+	if base < 0 {
 		var err error
 		if base, err = r.newFS("tmpfs", "tmpfs", cgroupTmpfs); err != nil {
 			return fmt.Errorf("cgroup mount: %w", err)
 		}
 	}
-	tmpfs := base
-	defer unix.Close(tmpfs)
-	if err := r.attach(tmpfs, m.Destination, o); err != nil {
+	defer unix.Close(base)
+	if err := r.attach(base, m.Destination, o); err != nil {
 		return err
 	}
 	for _, h := range hs {
-		if err := r.mountHierarchy(tmpfs, h); err != nil {
+		if err := r.mountHierarchy(base, h); err != nil {
 			return fmt.Errorf("cgroup hierarchy %q: %w", h.dir(), err)
 		}
 	}
+	// A tmpfs stays writable until the hierarchies' directories are made
+	// in it; the attributes ("ro"...) are set last, on the whole tree in
+	// one call rather than one per hierarchy.
 	if attrs := o.attrSet | o.recSet; attrs != 0 {
-		if err := unix.MountSetattr(tmpfs, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs}); err != nil {
+		if err := unix.MountSetattr(base, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: attrs}); err != nil {
 			return fmt.Errorf("cgroup mount: set attributes: %w", err)
 		}
 	}
 	return nil
 }
 
-// mountHierarchy mounts one hierarchy in a directory of the tmpfs, with
-// symlinks from each co-mounted controller ("cpu" -> "cpu,cpuacct"). The
-// shared base has them all already (EEXIST).
-func (r *Root) mountHierarchy(tmpfs int, h hierarchy) error {
+// mountHierarchy mounts one hierarchy on its mount point in base (see
+// makeMountPoint; the shared base has them all already).
+func (r *Root) mountHierarchy(base int, h hierarchy) error {
 	src, err := r.cgroupMount(h, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(src)
-	dir := h.dir()
-	if err := unix.Mkdirat(tmpfs, dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+	if _, err := makeMountPoint(base, h); err != nil {
 		return err
 	}
-	dst, err := unix.Openat(tmpfs, dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dst, err := unix.Openat(base, h.dir(), unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -148,14 +141,27 @@ func (r *Root) mountHierarchy(tmpfs int, h hierarchy) error {
 	if err := unix.MoveMount(src, "", dst, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("mount: %w", err)
 	}
+	return nil
+}
+
+// makeMountPoint makes h's directory in dirfd, with symlinks from each
+// co-mounted controller ("cpu" -> "cpu,cpuacct"), as on the host; what
+// exists already is kept. It returns the names it stands for.
+func makeMountPoint(dirfd int, h hierarchy) ([]string, error) {
+	dir := h.dir()
+	if err := unix.Mkdirat(dirfd, dir, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, err
+	}
+	names := []string{dir}
 	if ctls := strings.Split(dir, ","); len(ctls) > 1 {
 		for _, c := range ctls {
-			if err := unix.Symlinkat(dir, tmpfs, c); err != nil && !errors.Is(err, unix.EEXIST) {
-				return fmt.Errorf("symlink %s: %w", c, err)
+			if err := unix.Symlinkat(dir, dirfd, c); err != nil && !errors.Is(err, unix.EEXIST) {
+				return nil, fmt.Errorf("symlink %s: %w", c, err)
 			}
 		}
+		names = append(names, ctls...)
 	}
-	return nil
+	return names, nil
 }
 
 // cgroupMount returns a detached mount of the hierarchy rooted at the

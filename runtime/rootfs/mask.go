@@ -43,14 +43,14 @@ func (r *Root) readonlyPath(path string) error {
 type masker struct {
 	root    *Root
 	devNull int
-	tmpfs   int
+	empty   int
 }
 
 func (r *Root) maskPaths(paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
-	m := &masker{root: r, devNull: -1, tmpfs: -1}
+	m := &masker{root: r, devNull: -1, empty: -1}
 	defer m.close()
 	for _, p := range paths {
 		if err := m.mask(p); err != nil {
@@ -61,7 +61,7 @@ func (r *Root) maskPaths(paths []string) error {
 }
 
 func (m *masker) close() {
-	for _, fd := range []int{m.devNull, m.tmpfs} {
+	for _, fd := range []int{m.devNull, m.empty} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -99,8 +99,8 @@ var maskTmpfs = mountOptions{
 }
 
 func (m *masker) maskDir(dst int) error {
-	if m.tmpfs >= 0 {
-		return bindFd(m.tmpfs, dst, false)
+	if m.empty >= 0 {
+		return bindFd(m.empty, dst, false)
 	}
 	src, err := m.emptyDir()
 	if err != nil {
@@ -111,7 +111,7 @@ func (m *masker) maskDir(dst int) error {
 		return fmt.Errorf("mount empty tmpfs: %w", err)
 	}
 	// Now attached, the mount can be cloned for the next directories.
-	m.tmpfs = src
+	m.empty = src
 	return nil
 }
 

@@ -1,9 +1,7 @@
 package rootfs
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/estiba/estiba/internal/openat"
 
@@ -64,23 +62,16 @@ func makeSharedDirs() (int, map[string]bool, error) {
 	if err != nil {
 		return -1, nil, fmt.Errorf("shared dirs: %w", err)
 	}
-	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
-	if err != nil {
-		return -1, nil, fmt.Errorf("shared dirs: %w", err)
-	}
-	defer unix.Close(fsfd)
 	// Room for the directories and nothing else, ever.
-	c := FSConfig{Source: "tmpfs", Params: [][2]string{{"mode", "0755"}, {"uid", "0"}, {"gid", "0"}, {"size", "4k"}, {"nr_inodes", "128"}}}
-	if err := configureFS(fsfd, c); err != nil {
-		return -1, nil, fmt.Errorf("shared dirs: %w", err)
-	}
-	fd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	fd, err := NewFS("tmpfs", FSConfig{Source: "tmpfs",
+		Params: [][2]string{{"mode", "0755"}, {"uid", "0"}, {"gid", "0"}, {"size", "4k"}, {"nr_inodes", "128"}},
+		Attrs:  unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC})
 	if err != nil {
-		return -1, nil, fmt.Errorf("shared dirs: %w", fsError(fsfd, err))
+		return -1, nil, fmt.Errorf("shared dirs: %w", err)
 	}
 	dirs, err := fillSharedDirs(fd, hs)
 	if err == nil {
-		err = sealFS(fsfd)
+		err = sealFS(fd)
 	}
 	if err != nil {
 		unix.Close(fd)
@@ -102,29 +93,30 @@ func fillSharedDirs(fd int, hs []hierarchy) (map[string]bool, error) {
 	if len(hs) == 1 && hs[0].controllers == "" {
 		return dirs, nil // cgroup v2 only: /sys/fs/cgroup is cgroup2 itself
 	}
+	cg, err := unix.Openat(fd, sharedCgroup, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(cg)
 	for _, h := range hs {
-		dir := h.dir()
-		if dirs[dir] {
-			continue
-		}
-		if err := unix.Mkdirat(fd, sharedCgroup+"/"+dir, 0o755); err != nil {
+		names, err := makeMountPoint(cg, h)
+		if err != nil {
 			return nil, err
 		}
-		dirs[dir] = true
-		if ctls := strings.Split(dir, ","); len(ctls) > 1 {
-			for _, c := range ctls {
-				if err := unix.Symlinkat(dir, fd, sharedCgroup+"/"+c); err != nil && !errors.Is(err, unix.EEXIST) {
-					return nil, err
-				}
-				dirs[c] = true
-			}
+		for _, n := range names {
+			dirs[n] = true
 		}
 	}
 	return dirs, nil
 }
 
-// sealFS makes the superblock of the file system context fsfd read-only.
-func sealFS(fsfd int) error {
+// sealFS makes the superblock of the mount fd read-only.
+func sealFS(fd int) error {
+	fsfd, err := unix.Fspick(fd, "", unix.FSPICK_EMPTY_PATH|unix.FSPICK_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("read-only superblock: %w", err)
+	}
+	defer unix.Close(fsfd)
 	if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
 		return fmt.Errorf("read-only superblock: %w", err)
 	}
@@ -149,14 +141,13 @@ func (s *SharedDirs) clone(name string) (int, error) {
 	return c, nil
 }
 
-// cgroupBase returns a detached mount of cgroup/ if it has a mount point
-// for each of hs, else ok false.
-func (s *SharedDirs) cgroupBase(hs []hierarchy) (fd int, ok bool, err error) {
+// hasMountPoints tells whether cgroup/ has a mount point for each of hs
+// (the host's hierarchies may have changed since it was made).
+func (s *SharedDirs) hasMountPoints(hs []hierarchy) bool {
 	for _, h := range hs {
 		if !s.dirs[h.dir()] {
-			return -1, false, nil
+			return false
 		}
 	}
-	fd, err = s.clone(sharedCgroup)
-	return fd, err == nil, err
+	return true
 }

@@ -192,9 +192,8 @@ func x32Shares(pl64, pl32 *plan, def uint32) bool {
 }
 
 // sameEntry tells whether two entries decide alike, whatever their
-// numbers, under default action def. entryTarget drops the trailing
-// alternatives that decide what the fallback decides (in place, and it may
-// have run on one of them already): compare without those.
+// numbers, under default action def: compared trimmed, as entryTarget
+// emits them (it trims in place, and may have run on one of them).
 func sameEntry(a, b *entry, def uint32) bool {
 	fa, aa := trimmed(a, def)
 	fb, ab := trimmed(b, def)
@@ -204,7 +203,8 @@ func sameEntry(a, b *entry, def uint32) bool {
 }
 
 // trimmed is e's fallback and its alternatives but the trailing ones that
-// decide what the fallback decides.
+// decide what the fallback decides: those change nothing (earlier ones
+// may: they shadow later alternatives).
 func trimmed(e *entry, def uint32) (uint32, []alt) {
 	fallback := def
 	if e.hasUncond {
@@ -330,15 +330,8 @@ func (g *gen) segments(pl *plan, from uint32) []segment {
 }
 
 func (g *gen) entryTarget(e *entry, args32 bool) target {
-	fallback := g.p.def
-	if e.hasUncond {
-		fallback = e.uncond
-	}
-	// Trailing alternatives that decide what the fallback decides change
-	// nothing (earlier ones may: they shadow later alternatives).
-	for len(e.alts) > 0 && e.alts[len(e.alts)-1].act == fallback {
-		e.alts = e.alts[:len(e.alts)-1]
-	}
+	fallback, alts := trimmed(e, g.p.def)
+	e.alts = alts
 	if len(e.alts) == 0 {
 		return target{ret: fallback}
 	}
