@@ -400,14 +400,6 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	if err != nil {
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
-	// The init has pivoted into its own copy of the rootfs mount. The
-	// host's copy would only lengthen the host's mount table, which every
-	// later start copies (CLONE_NEWNS), unmounts again (the old root) and
-	// reads (mountinfo): each start got slower with every running
-	// container. The container's copy goes with its mount namespace.
-	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
-		d.log.Warn("unmount rootfs on the host", "id", c.ID, "err", err)
-	}
 	var net *store.NetState
 	if joins {
 		// The init waits (created, not started) while its namespace is
@@ -416,7 +408,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 		// make the attaches conflict: they go first.
 		d.networks.Teardown(ctx, c.ID)
 		if network != "" {
-			net, err = d.setupNetwork(ctx, c, network, resp.Pid)
+			net, err = d.setupNetwork(ctx, c, spec, network, resp.Pid)
 		}
 		if err == nil {
 			err = d.rejoin(ctx, c, resp.Pid)
@@ -429,6 +421,15 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 			d.networks.Teardown(ctx, c.ID)
 			return err
 		}
+	}
+	// The init has pivoted into its own copy of the rootfs mount (the
+	// network's /etc files were written through the host's). The host's
+	// copy would only lengthen the host's mount table, which every later
+	// start copies (CLONE_NEWNS), unmounts again (the old root) and reads
+	// (mountinfo): each start got slower with every running container.
+	// The container's copy goes with its mount namespace.
+	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
+		d.log.Warn("unmount rootfs on the host", "id", c.ID, "err", err)
 	}
 	// A run as short as `run --rm true` has often ended already: its exit
 	// goes into the same commit as the run (two fdatasyncs less), and the
@@ -496,7 +497,7 @@ func (d *Daemon) networkOf(c *store.Container) string {
 	return mode
 }
 
-func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, network string, pid int) (*store.NetState, error) {
+func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, spec *specT, network string, pid int) (*store.NetState, error) {
 	info, err := d.networks.Setup(ctx, c.ID, c.Name, pid, network, c.HostConfig.PortBindings)
 	if err != nil {
 		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
@@ -504,12 +505,12 @@ func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, network s
 	if err := d.applyBandwidth(ctx, c.ID, c.HostConfig.Bandwidth); err != nil {
 		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
 	}
-	// /etc/hosts and /etc/resolv.conf are bind-mounted files of the
-	// container directory: rewritten in place, the container sees them.
+	// The init has not run the user's process yet: it reads the network's
+	// /etc/hosts and /etc/resolv.conf from its first instruction.
 	for name, b := range map[string][]byte{"hosts": info.Hosts, "resolv.conf": info.ResolvConf} {
 		if len(b) > 0 {
-			if err := os.WriteFile(filepath.Join(d.containerDir(c.ID), name), b, 0o644); err != nil {
-				return nil, err
+			if err := specgen.WriteEtcFile(spec, d.containerDir(c.ID), name, b, c.UsernsBase); err != nil {
+				return nil, fmt.Errorf("network of %s: %w", c.Name, err)
 			}
 		}
 	}

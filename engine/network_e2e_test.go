@@ -55,6 +55,12 @@ func TestE2ENetworks(t *testing.T) {
 		{"estiba", []string{"exec", "a1", "busybox", "ping", "-c1", "-W2", "a2"}, "1 packets received", 0},
 	})
 	a2, veth := endpoint(t, e, "e2ea", "a2")
+	// The network's /etc/hosts is a file of the container's own layer,
+	// written before its process ran: no mount over it.
+	e.steps([]step{
+		{"estiba", []string{"exec", "a2", "cat", "/etc/hosts"}, a2, 0},
+		{"estiba", []string{"exec", "a2", "grep", "-c", " /etc/", "/proc/self/mountinfo"}, "0", 1},
+	})
 	checkRate(t, veth, "rate 10Mbit")
 	e.steps([]step{{"estiba", []string{"update", "--ingress-rate", "20mbit", "a2"}, "a2", 0}})
 	checkRate(t, veth, "rate 20Mbit")

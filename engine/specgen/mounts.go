@@ -11,6 +11,7 @@ import (
 
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
+	"github.com/estiba/estiba/engine/inroot"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -65,11 +66,10 @@ func userMounts(s *specs.Spec, in *Input, hc *types.HostConfig, d *Defaults) err
 		ms = append(ms, specs.Mount{Destination: InitDest, Type: "bind", Source: d.InitPath, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
 	}
 	if in.ContainerDir != "" {
-		etc, err := etcFiles(in, hc)
-		if err != nil {
+		var err error
+		if ms, err = etcFiles(in, hc, ms); err != nil {
 			return err
 		}
-		ms = append(ms, etc...)
 	}
 	s.Mounts = append(s.Mounts, ms...)
 	return nil
@@ -138,14 +138,27 @@ func mountOf(m types.Mount, volumesDir string) (specs.Mount, error) {
 	return specs.Mount{Destination: filepath.Clean(m.Target), Type: "bind", Source: src, Options: o}, nil
 }
 
-// etcFiles writes the container's /etc/hostname and /etc/hosts in its
-// directory and bind-mounts them, so the image's files stay untouched.
-func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
+// etcFiles gives the container its /etc/hostname, /etc/hosts and
+// /etc/resolv.conf, after the mounts in user (which it returns with its
+// own added).
+//
+// They are written into the container's rootfs, files of its own layer
+// like any it writes: Docker's way, files of the container's directory
+// bind-mounted over the image's, pins for as long as the container runs
+// three more mounts, their files' inodes and dentries, and the overlay's
+// inodes under them (~16 KiB a container, which users with thousands of
+// containers pay thousands of times). The container sees the same: its
+// own files, which its root may edit, read-only with --read-only, written
+// anew at each start. A mount of the user's at one of them wins, as with
+// Docker: that file is not written. Where a mount covers /etc itself, or
+// there is no rootfs to write into, they are bind-mounted from the
+// container's directory as Docker does.
+func etcFiles(in *Input, hc *types.HostConfig, user []specs.Mount) ([]specs.Mount, error) {
 	if hc.NetworkMode == "host" {
-		return []specs.Mount{
-			{Destination: "/etc/hosts", Type: "bind", Source: "/etc/hosts", Options: []string{"rbind", "ro"}},
-			{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro"}},
-		}, nil
+		return append(user,
+			specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: "/etc/hosts", Options: []string{"rbind", "ro"}},
+			specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: "/etc/resolv.conf", Options: []string{"rbind", "ro"}},
+		), nil
 	}
 	name := hostname(in)
 	files := map[string]string{
@@ -153,22 +166,82 @@ func etcFiles(in *Input, hc *types.HostConfig) ([]specs.Mount, error) {
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
 		"resolv.conf": hostResolvers(),
 	}
-	// The container's root owns them, as with Docker's userns-remap: it
-	// may edit its /etc/hosts. (Only root gives files away; a daemon not
-	// run as root has no id ranges to hand out.)
-	owner := -1
-	if in.UsernsBase != 0 && os.Geteuid() == 0 {
-		owner = int(in.UsernsBase)
+	owner := etcOwner(in.UsernsBase)
+	bind := in.Rootfs == ""
+	for _, m := range user {
+		bind = bind || filepath.Clean(m.Destination) == "/etc"
 	}
-	var ms []specs.Mount
-	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+	if !bind {
+		root, err := inroot.OpenRoot(in.Rootfs)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(root)
+		for _, f := range etcNames {
+			if !mountedAt(user, "/etc/"+f) {
+				if err := inroot.WriteFile(root, "etc/"+f, []byte(files[f]), owner); err != nil {
+					return nil, fmt.Errorf("write /etc/%s in the rootfs: %w", f, err)
+				}
+			}
+		}
+		return user, nil
+	}
+	for _, f := range etcNames {
 		p := filepath.Join(in.ContainerDir, f)
 		if err := writeFile(p, files[f], 0o644, owner); err != nil {
 			return nil, fmt.Errorf("write %s: %w", f, err)
 		}
-		ms = append(ms, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
+		user = append(user, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: p, Options: []string{"rbind", "rprivate"}})
 	}
-	return ms, nil
+	return user, nil
+}
+
+var etcNames = []string{"hostname", "hosts", "resolv.conf"}
+
+// etcOwner is who owns the container's /etc files: its root, as with
+// Docker's userns-remap (it may edit its /etc/hosts). Only root gives files
+// away; a daemon not run as root has no id ranges to hand out.
+func etcOwner(usernsBase uint32) int {
+	if os.Geteuid() != 0 {
+		return 0
+	}
+	return int(usernsBase)
+}
+
+func mountedAt(ms []specs.Mount, dest string) bool {
+	for _, m := range ms {
+		if filepath.Clean(m.Destination) == dest {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteEtcFile rewrites the container's /etc/<name> ("hosts" or
+// "resolv.conf", which the network gives it once attached) where
+// etcFiles put it for spec s: in the container's directory when
+// bind-mounted from there, else in the rootfs, which must still be mounted
+// at s.Root.Path. A mount of the user's there is left alone.
+func WriteEtcFile(s *specs.Spec, containerDir, name string, data []byte, usernsBase uint32) error {
+	owner := etcOwner(usernsBase)
+	for _, m := range s.Mounts {
+		if filepath.Clean(m.Destination) != "/etc/"+name {
+			continue
+		}
+		if p := filepath.Join(containerDir, name); m.Source == p {
+			return writeFile(p, string(data), 0o644, owner)
+		}
+		return nil
+	}
+	root, err := inroot.OpenRoot(s.Root.Path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	if err := inroot.WriteFile(root, "etc/"+name, data, owner); err != nil {
+		return fmt.Errorf("write /etc/%s in the rootfs: %w", name, err)
+	}
+	return nil
 }
 
 // writeFile writes data to path, owned by owner (-1: as created). Plain

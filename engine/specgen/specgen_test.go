@@ -207,23 +207,86 @@ func hasNS(s *specs.Spec, typ specs.LinuxNamespaceType) bool {
 	return false
 }
 
-func TestEtcFilesOwner(t *testing.T) {
+// TestEtcFiles: where the container's /etc files go. Into its rootfs as
+// new files of its root's, never through what the image put there (a FIFO
+// would block the daemon; a symlink must not lead out); bind-mounted from
+// the container's directory when a mount covers /etc; not at all where
+// the user mounts one of them. WriteEtcFile finds them again.
+func TestEtcFiles(t *testing.T) {
 	testutil.RequiresRoot(t)
-	for _, base := range []uint32{0, 200000} {
-		dir := t.TempDir()
-		in := &Input{ID: "0123456789abcdef", Config: &types.Config{}, HostConfig: &types.HostConfig{}, ContainerDir: dir, UsernsBase: base}
-		if _, err := etcFiles(in, in.HostConfig); err != nil {
+	const base = 200000
+	outside := t.TempDir()
+	hostile := func(t *testing.T) string {
+		root := t.TempDir()
+		os.Mkdir(filepath.Join(root, "etc"), 0o755)
+		if err := unix.Mkfifo(filepath.Join(root, "etc/hosts"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
-			var st unix.Stat_t
-			if err := unix.Stat(filepath.Join(dir, f), &st); err != nil {
+		os.Symlink(filepath.Join(outside, "hostname"), filepath.Join(root, "etc/hostname"))
+		os.Symlink("/"+outside, filepath.Join(root, "etc/resolv.conf"))
+		return root
+	}
+	for _, tc := range []struct {
+		name   string
+		user   []specs.Mount
+		rootfs bool
+		// where each file is: "rootfs", "dir" (bound from the container's
+		// directory) or "" (neither: the user's mount).
+		want map[string]string
+	}{
+		{"into the rootfs", nil, true, map[string]string{"hostname": "rootfs", "hosts": "rootfs", "resolv.conf": "rootfs"}},
+		{"no rootfs", nil, false, map[string]string{"hostname": "dir", "hosts": "dir", "resolv.conf": "dir"}},
+		{"a volume at /etc", []specs.Mount{{Destination: "/etc/", Type: "bind", Source: "/x"}}, true,
+			map[string]string{"hostname": "dir", "hosts": "dir", "resolv.conf": "dir"}},
+		{"the user's hosts", []specs.Mount{{Destination: "/etc/hosts", Type: "bind", Source: "/x"}}, true,
+			map[string]string{"hostname": "rootfs", "hosts": "", "resolv.conf": "rootfs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Input{ID: "0123456789abcdef", Config: &types.Config{}, HostConfig: &types.HostConfig{}, ContainerDir: t.TempDir(), UsernsBase: base}
+			if tc.rootfs {
+				in.Rootfs = hostile(t)
+			}
+			ms, err := etcFiles(in, in.HostConfig, tc.user)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Uid != base || st.Gid != base {
-				t.Errorf("userns base %d: %s owned by %d:%d", base, f, st.Uid, st.Gid)
+			s := &specs.Spec{Root: &specs.Root{Path: in.Rootfs}, Mounts: ms}
+			for f, where := range tc.want {
+				if err := WriteEtcFile(s, in.ContainerDir, f, []byte("rewritten "+f+"\n"), base); err != nil {
+					t.Fatal(err)
+				}
+				inDir, bound := filepath.Join(in.ContainerDir, f), slices.ContainsFunc(ms, func(m specs.Mount) bool { return m.Source == filepath.Join(in.ContainerDir, f) })
+				var p string
+				switch where {
+				case "rootfs":
+					p = filepath.Join(in.Rootfs, "etc", f)
+				case "dir":
+					p = inDir
+				}
+				if bound != (where == "dir") {
+					t.Errorf("%s: bound %v, want it %s", f, bound, where)
+				}
+				if p == "" {
+					if _, err := os.Lstat(inDir); err == nil {
+						t.Errorf("%s written under the user's mount", f)
+					}
+					continue
+				}
+				var st unix.Stat_t
+				if err := unix.Lstat(p, &st); err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != base || st.Gid != base {
+					t.Errorf("%s: mode %o owner %d:%d, want a regular file of %d's", p, st.Mode, st.Uid, st.Gid, base)
+				}
+				if b, _ := os.ReadFile(p); string(b) != "rewritten "+f+"\n" {
+					t.Errorf("%s: %q", p, b)
+				}
 			}
-		}
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Errorf("wrote outside the rootfs: %v", ents)
+			}
+		})
 	}
 }
 

@@ -603,10 +603,10 @@ func probeBigLine(args []string) {
 	}
 }
 
-// probeHardlink tries to hard-link the bind-mounted /etc files, which live
-// in the daemon's state directory, into a place the tenant writes (their
-// content is the container's own: with idmapped layers its root may edit
-// them, as with Docker).
+// probeHardlink tries to hard-link the /etc files into a place the tenant
+// writes. They are files of its own layer, or, with a volume at /etc,
+// files of the daemon's state directory bind-mounted (their content is the
+// container's own: its root may edit them, as with Docker).
 func probeHardlink(_ []string) {
 	for _, src := range []string{"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"} {
 		dst := "/dev/shm/hostile-link"
