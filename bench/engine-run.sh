@@ -58,6 +58,12 @@ chmod 711 "$WORK"
 export ESTIBA_HOST=unix://$WORK/estiba.sock
 DAEMON_PID=
 PODMAN_ROOT=$WORK/podman
+# Every engine's runtime state (estiba's --exec-root, crun's --root,
+# podman's --runroot, dockerd's --exec-root with containerd's state) goes
+# on one tmpfs, as /run is on the hosts they run on: what each keeps there
+# per container is resident memory, counted as such.
+RUNFS=$WORK/runfs
+DOCKERD_EXEC=$RUNFS/docker
 . bench/lib/dockerd.sh
 # --bridge=none: --network none needs no docker0, and another bench's
 # dockerd may own that bridge.
@@ -72,8 +78,8 @@ cleanup() {
 	touch "$WORK/stop"
 	((${#PAR_PIDS[@]} == 0)) || wait "${PAR_PIDS[@]}" 2>/dev/null
 	[ -n "$DAEMON_PID" ] && { "$BIN" ps -aq | xargs -r -n 100 "$BIN" rm -f >/dev/null 2>&1; kill "$DAEMON_PID"; wait "$DAEMON_PID"; }
-	[ -f "$WORK/run/monitor.pid" ] && kill "$(cat "$WORK/run/monitor.pid")" && sleep 1
-	umount "$WORK/run/exe/estiba-runtime" 2>/dev/null
+	[ -f "$RUNFS/estiba/monitor.pid" ] && kill "$(cat "$RUNFS/estiba/monitor.pid")" && sleep 1
+	umount "$RUNFS/estiba/exe/estiba-runtime" 2>/dev/null
 	if have podman; then
 		podman_cmd rm -af -t 0 >/dev/null 2>&1
 		podman_cmd system reset -f >/dev/null 2>&1
@@ -82,9 +88,12 @@ cleanup() {
 	umount "$PEERNS/mnt" 2>/dev/null
 	umount "$PEERNS" 2>/dev/null
 	dockerd_stop
+	umount "$RUNFS" 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+mkdir -p "$RUNFS"
+mount -t tmpfs -o mode=711 estiba-bench-run "$RUNFS"
 
 # podman with crun: crun refuses hybrid cgroup hosts unless the cgroup2
 # mount is hidden (see shared PEERS.md), and podman's default ulimits need
@@ -107,12 +116,12 @@ peerns_setup() {
 }
 peer() { nsenter --mount="$PEERNS/mnt" "$@"; }
 podman_cmd() {
-	CONTAINERS_CONF=$WORK/containers.conf peer podman --root "$PODMAN_ROOT/root" --runroot "$PODMAN_ROOT/runroot" --runtime crun "$@"
+	CONTAINERS_CONF=$WORK/containers.conf peer podman --root "$PODMAN_ROOT/root" --runroot "$RUNFS/podman" --runtime crun "$@"
 }
 # Bare crun, its state under $WORK.
-crun_cmd() { peer crun --root "$WORK/crun" "$@"; }
+crun_cmd() { peer crun --root "$RUNFS/crun" "$@"; }
 crun_rm_all() {
-	[ -d "$WORK/crun" ] || return 0
+	[ -d "$RUNFS/crun" ] || return 0
 	crun_cmd list -q 2>/dev/null | while read -r id; do crun_cmd delete -f "$id" >/dev/null 2>&1; done
 }
 # crun-eq's containers are crun's too (gone with crun_rm_all); then their
@@ -139,7 +148,7 @@ for a in sh true sleep; do ln -s busybox "$ROOTFS/bin/$a"; done
 echo 'root:x:0:0:root:/:/bin/sh' > "$ROOTFS/etc/passwd"
 tar --numeric-owner -C "$ROOTFS" -cf "$WORK/rootfs.tar" .
 
-"$BIN" daemon -H "$ESTIBA_HOST" --data-root "$WORK/data" --exec-root "$WORK/run" --config-file /dev/null 2>"$WORK/daemon.log" &
+"$BIN" daemon -H "$ESTIBA_HOST" --data-root "$WORK/data" --exec-root "$RUNFS/estiba" --config-file /dev/null 2>"$WORK/daemon.log" &
 DAEMON_PID=$!
 for _ in $(seq 100); do "$BIN" version >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" import "$WORK/rootfs.tar" bench/bb >/dev/null
@@ -327,7 +336,7 @@ parallel() {
 start_estiba() { "$BIN" run -d --network none bench/bb sleep 3600; }
 estiba_pids() {
 	local mp
-	mp=$(cat "$WORK/run/monitor.pid")
+	mp=$(cat "$RUNFS/estiba/monitor.pid")
 	echo "$DAEMON_PID $mp $(pgrep -P "$mp" -f monitor-spawner || true)"
 }
 echo "== $N detached sleep containers: estiba"
@@ -358,7 +367,7 @@ if have docker; then
 	docker_pids() {
 		local d
 		d=$(cat "$WORK/docker/dockerd.pid")
-		echo "$d $(pgrep -d ' ' -P "$d") $(pgrep -d ' ' -f "containerd-shim.*$WORK/docker" || true)"
+		echo "$d $(pgrep -d ' ' -P "$d") $(pgrep -d ' ' -f "containerd-shim.*$WORK/" || true)"
 	}
 	density docker "$PEER_N" start_docker docker_pids
 	docker ps -q | xargs -r -n 100 docker rm -f >/dev/null
@@ -368,7 +377,7 @@ fi
 if have crun; then
 	echo "== $CRUN_N detached sleep containers: bare crun (memory reference)"
 	B=$WORK/crun-bundle
-	mkdir -p "$B" "$WORK/crun"
+	mkdir -p "$B" "$RUNFS/crun"
 	( cd "$B" && crun spec >/dev/null )
 	# One read-only rootfs for all, no terminal, sleep; crun's default
 	# spec has pid, ipc, uts, mount and network namespaces.

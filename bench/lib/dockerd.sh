@@ -5,7 +5,8 @@
 #                       flags); exports DOCKER_HOST and returns non-zero (with
 #                       a message) if it can't run
 #   dockerd_stop        stop it and remove its containers, mounts and docker0
-# DOCKERD_ARGS adds flags; with --bridge=none no docker0 is made (nor removed),
+# DOCKERD_EXEC is its --exec-root (default DIR/exec). DOCKERD_ARGS adds
+# flags; with --bridge=none no docker0 is made (nor removed),
 # so two private dockerds (two benches at once) do not fight over it.
 # The daemon runs with --iptables=false so it leaves the host firewall alone;
 # published ports then go through docker-proxy, its userland proxy, which is
@@ -22,7 +23,7 @@ dockerd_start() {
 		return 1
 	fi
 	mkdir -p "$DOCKERD_DIR"
-	dockerd --data-root "$DOCKERD_DIR/root" --exec-root "$DOCKERD_DIR/exec" \
+	dockerd --data-root "$DOCKERD_DIR/root" --exec-root "${DOCKERD_EXEC:-$DOCKERD_DIR/exec}" \
 		-H "unix://$DOCKERD_DIR/docker.sock" --pidfile "$DOCKERD_DIR/dockerd.pid" \
 		--iptables=false --ip6tables=false --storage-driver overlay2 \
 		--default-ulimit nofile=20000:20000 ${DOCKERD_ARGS:-} "${@:2}" >"$DOCKERD_DIR/dockerd.log" 2>&1 &
@@ -47,7 +48,10 @@ dockerd_stop() {
 	DOCKERD_PID=
 	# dockerd leaves its bridge and, if killed hard, mounts under its roots.
 	[[ " ${DOCKERD_ARGS:-} " == *" --bridge=none "* ]] || ip link del docker0 2>/dev/null
-	grep -o " $DOCKERD_DIR[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
-	rm -rf "$DOCKERD_DIR"
+	local d
+	for d in "$DOCKERD_DIR" ${DOCKERD_EXEC:+"$DOCKERD_EXEC"}; do
+		grep -o " $d[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
+		rm -rf "$d"
+	done
 	return 0
 }

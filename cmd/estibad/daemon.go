@@ -345,6 +345,10 @@ func monitorRuntime(h helperFlags, log *slog.Logger) *ocirt.Runtime {
 			// A start's answer does not wait for the container's
 			// execve (docker's neither reports nor needs it).
 			NoExecWait: true,
+			// The daemon writes config.json before each create and not
+			// again while the container exists: the state directory
+			// under /run keeps no copy of it.
+			BundleSpec: true,
 		},
 		ConsoleDir: filepath.Join(h.execRoot, "console"),
 	}

@@ -85,6 +85,15 @@ type Runtime struct {
 	// the spec runs after that execve. An execve that fails is an exit
 	// either way: init has been released, and Start cannot fail then.
 	NoExecWait bool
+	// BundleSpec keeps no copy of the spec in the state directory: the
+	// bundle's config.json is the spec for as long as the container
+	// exists, and update rewrites it there. For a caller that owns the
+	// bundle and leaves its config.json alone until the container is
+	// deleted (the engine, which writes it before each create). A copy is
+	// what runc keeps, as the bundle may change after create; Docker's
+	// seccomp profile makes it 11 KiB, three pages of tmpfs for as long
+	// as the container lives where the state directory is under /run.
+	BundleSpec bool
 }
 
 // Stdio are the container process's standard streams; nil means /dev/null.

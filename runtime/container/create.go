@@ -357,7 +357,9 @@ func (r *Runtime) spawn(rec *Record, raw []byte, o CreateOptions, undo *undoChai
 		lean.tasks = v1.Tasks
 		rest &^= cgroups.V1
 	}
-	if err := r.writeSpec(rec.ID, raw); err != nil {
+	if r.BundleSpec {
+		rec.SpecInBundle = true
+	} else if err := r.writeSpec(rec.ID, raw); err != nil {
 		return nil, err
 	}
 	fifo := filepath.Join(r.dir(rec.ID), fifoFile)

@@ -693,3 +693,43 @@ func TestDeleteKillsLeftoversWithoutPidNS(t *testing.T) {
 		t.Fatalf("cgroup left: %s", cg)
 	}
 }
+
+// TestBundleSpec: with BundleSpec the state directory keeps no spec.json;
+// Spec reads the bundle's config.json, and Update rewrites it there.
+func TestBundleSpec(t *testing.T) {
+	r := newRuntime(t)
+	r.BundleSpec = true
+	id := uniqueID(t)
+	b := bundle(t, []string{"sleep", "100"}, func(s *specs.Spec) { s.Hostname = "bundlespec" })
+	c, err := r.Create(id, b, CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		r.Kill(id, unix.SIGKILL, false)
+		c.Wait()
+		if err := r.Delete(id, false); err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := os.Stat(filepath.Join(r.Root, id, specFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spec.json in the state directory: %v", err)
+	}
+	if s, err := r.Spec(id); err != nil || s.Hostname != "bundlespec" {
+		t.Fatalf("spec: %v, %v", s, err)
+	}
+	limit := int64(321)
+	if err := r.Update(id, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := LoadSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := saved.Linux.Resources; res == nil || res.Pids == nil || res.Pids.Limit == nil || *res.Pids.Limit != limit {
+		t.Errorf("the bundle's config.json after update: %+v", saved.Linux.Resources)
+	}
+	if _, err := os.Stat(filepath.Join(r.Root, id, specFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spec.json in the state directory after update: %v", err)
+	}
+}

@@ -72,7 +72,7 @@ func (r *Runtime) fullSpec(rec *Record) (*specs.Spec, error) {
 	if rec.Spec != nil {
 		return rec.Spec, nil
 	}
-	b, err := openat.ReadFile(filepath.Join(r.dir(rec.ID), specFile))
+	b, err := openat.ReadFile(r.specPath(rec))
 	if err != nil {
 		return nil, fmt.Errorf("container %q: read spec: %w", rec.ID, err)
 	}
@@ -94,7 +94,18 @@ func (r *Runtime) saveSpec(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("container %q: encode spec: %w", rec.ID, err)
 	}
+	if rec.SpecInBundle {
+		return writeAtomicPath(r.specPath(rec), b)
+	}
 	return r.writeAtomic(rec.ID, specFile, b)
+}
+
+// specPath is where rec's spec is kept.
+func (r *Runtime) specPath(rec *Record) string {
+	if rec.SpecInBundle {
+		return filepath.Join(rec.Bundle, "config.json")
+	}
+	return filepath.Join(r.dir(rec.ID), specFile)
 }
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
@@ -164,6 +175,9 @@ type savedRecord struct {
 	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupsPath string            `json:"cgroupsPath,omitempty"`
+	// SpecInBundle: the spec is the bundle's config.json, not spec.json
+	// (Runtime.BundleSpec at create).
+	SpecInBundle bool `json:"specInBundle,omitempty"`
 }
 
 func (r *Runtime) save(rec *Record) error {
@@ -216,6 +230,19 @@ func (r *Runtime) writeAtomic(id, name string, b []byte) error {
 		return err
 	}
 	return r.commitTemp(id, name)
+}
+
+// writeAtomicPath replaces the file at path with b, through a temporary
+// file beside it.
+func writeAtomicPath(path string, b []byte) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path))
+	if err := openat.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // writeTemp writes b beside file name, for commitTemp to put in place.
