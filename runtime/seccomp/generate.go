@@ -355,15 +355,46 @@ func (g *gen) resolve(t target) label {
 	return g.b.ret(t.ret)
 }
 
-// tree emits a binary search over segs (sorted, contiguous).
+// tree emits a binary search over segs (sorted, contiguous), with chains
+// at its bottom (see chain).
 func (g *gen) tree(segs []segment) label {
 	if len(segs) == 1 {
 		return g.resolve(segs[0].t)
+	}
+	if len(segs) <= chainLen {
+		return g.chain(segs)
 	}
 	mid := len(segs) / 2
 	right := g.tree(segs[mid:])
 	left := g.tree(segs[:mid])
 	return g.b.cond(jge, segs[mid].start, right, left)
+}
+
+// chainLen is how many segments the bottom of the tree tests one after
+// another rather than by halves: at most chainLen-1 steps instead of
+// ~log2(chainLen), for a smaller program once the kernel has it (see
+// chain), and taken only by the syscalls the kernel's verdict cache
+// (SECCOMP_ARCH_NATIVE, 5.11) does not already decide without the filter.
+const chainLen = 8
+
+// chain emits segs (2 to chainLen) as a chain: "jge segs[1].start else
+// ret segs[0]; jge segs[2].start else ...". The kernel runs a classic
+// filter as eBPF, where a conditional jump whose targets are both
+// elsewhere is two instructions (the jump and a ja). A binary search's
+// bottom node chooses between two leaves, mostly rets, neither of which
+// can follow it, so half its nodes cost two; in a chain every node but the
+// last has the next one as a target. Docker's profile: 538 eBPF
+// instructions → 477 (classic: 432 either way), so the kernel's copy fits
+// one page instead of two (TestDockerFilterOnePage); the steps of an
+// x86_64 syscall through it, 11.0 → 11.9 on average.
+func (g *gen) chain(segs []segment) label {
+	n := len(segs)
+	next := g.b.cond(jge, segs[n-1].start, g.resolve(segs[n-1].t), g.resolve(segs[n-2].t))
+	for i := n - 2; i >= 1; i-- {
+		below := g.resolve(segs[i-1].t)
+		next = g.b.cond(jge, segs[i].start, next, below)
+	}
+	return next
 }
 
 // hiVerdict is what comparing the high words decides.
