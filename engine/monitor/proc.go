@@ -101,6 +101,8 @@ func (p *proc) stdio(tty, openStdin bool) (child Stdio, stdout, stderr *os.File,
 		return fail(err)
 	}
 	files = append(files, er, ew)
+	setPipeSize(ow, pipeStart)
+	setPipeSize(ew, pipeStart)
 	var in *os.File
 	if openStdin {
 		ir, iw, err := os.Pipe()
@@ -112,6 +114,26 @@ func (p *proc) stdio(tty, openStdin bool) (child Stdio, stdout, stderr *os.File,
 		return fail(err)
 	}
 	return Stdio{Stdin: in, Stdout: ow, Stderr: ew}, or, er, nil
+}
+
+// A container's output pipes start with two pages and grow to the
+// kernel's default once a read finds one full. Most containers sit silent
+// for their whole life, and a pipe's ring of 16 slots is a kmalloc-1k that
+// the container's memory cgroup holds for as long as it runs (two pipes
+// each); two slots fit in 96 bytes. A chatty container waits on a full
+// pipe for at most one read of ours before it gets the whole 64 KiB.
+const (
+	pipeStart = 2 << 12
+	pipeFull  = 64 << 10
+)
+
+// setPipeSize resizes f's pipe, best effort (a smaller pipe is only
+// memory; a failed growth is only speed). Through the raw descriptor:
+// Fd would put the file in blocking mode.
+func setPipeSize(f *os.File, size int) {
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.FcntlInt(fd, unix.F_SETPIPE_SZ, size) })
+	}
 }
 
 func closeStdio(s Stdio) {
@@ -383,11 +405,18 @@ func (p *proc) pump(stream byte, f *os.File, split *logs.LineSplitter) {
 		split.Flush()
 		return
 	}
+	grown := false
 	for {
+		full := false
 		err := readPooled(rc, func(b []byte) {
+			full = len(b) >= pipeStart
 			split.Write(b)
 			p.broadcast(stream, b)
 		})
+		if full && !grown {
+			setPipeSize(f, pipeFull)
+			grown = true
+		}
 		if err != nil {
 			split.Flush()
 			return
@@ -407,8 +436,9 @@ type outStream struct {
 	tok    uint64
 	done   func() // once: at EOF, at stop, or by the pump it was handed to
 
-	mu  sync.Mutex // held by ready; guards off
-	off bool       // no longer the poller's (EOF, stopped, handed off)
+	mu    sync.Mutex // held by ready; guards off and grown
+	off   bool       // no longer the poller's (EOF, stopped, handed off)
+	grown bool       // the pipe has its full size (see pipeStart)
 }
 
 func (s *Server) watchStream(p *proc, stream byte, f *os.File, split *logs.LineSplitter, done func()) (*outStream, error) {
@@ -460,6 +490,10 @@ func (o *outStream) ready() {
 		return
 	case rerr == nil && n > 0:
 		o.split.Write(o.l.buf[:n])
+		if n >= pipeStart && !o.grown {
+			setPipeSize(o.f, pipeFull)
+			o.grown = true
+		}
 		return
 	}
 	// EOF, or an error that would repeat.
