@@ -36,6 +36,9 @@
 # long), CRUN_N (default N: bare crun's, the memory references'), PAR
 # (default 4; 0 skips phase 3), PEERS (default "podman docker crun"; drop
 # any to skip it). The host may be shared: try N=100 PEER_N=100 first.
+# MEMROUNDS (default 3; 0 skips it) rounds of MEM_N (default 300) containers
+# measure resident memory of estiba, bare crun and crun-eq back to back
+# (phase 5, see memrounds).
 # MEMBREAK=1 also prints where each contender's memory per container went:
 # the /proc/meminfo and slab cache deltas per container (bench/lib/memsnap.py).
 # On ext4 without a journal each timed phase first waits 61 s (quiet):
@@ -489,6 +492,43 @@ interleaved() {
 }
 [ "${ROUNDS:-10}" = 0 ] || interleaved
 
+# memrounds: resident memory per container again, MEMROUNDS rounds (3; 0
+# skips it) of MEM_N (300) containers each for estiba, bare crun and
+# crun-eq in turn, nothing timed. The single figures above come from
+# phases minutes apart, and resident memory moves with the host's state
+# between them (the slab caches' free slots, the shrinker high-water
+# mark): the same build measured 47 to 64 KiB above bare crun in four
+# runs. Here each round measures the three back to back; the table gives
+# the median of each contender's rounds and of the per-round differences
+# to bare crun.
+declare -A MR
+memround() {
+	local name=$1 count=$2 start=$3 rmall=$4 i m0 m1
+	settle
+	m0=$(memavail)
+	# Ids of their own (crun-eq's id picks its uid range: below ~50000).
+	for ((i = 0; i < count; i++)); do $start $((40000 + i)) >/dev/null; done
+	settle
+	m1=$(memavail)
+	MR[$name]+=" $(( (m0 - m1) / count ))"
+	$rmall
+}
+memrounds() {
+	local rounds=${MEMROUNDS:-3} n=${MEM_N:-300} r
+	echo "== resident memory, $rounds rounds of $n containers each: estiba crun crun-eq"
+	for ((r = 1; r <= rounds; r++)); do
+		memround estiba "$n" start_estiba estiba_rm_all
+		memround crun "$n" start_crun crun_rm_all
+		memround crun-eq "$n" start_crun_eq crun_eq_rm_all
+		echo "round $r: estiba ${MR[estiba]##* } KiB, crun ${MR[crun]##* } KiB, crun-eq ${MR[crun-eq]##* } KiB"
+	done
+}
+estiba_rm_all() { "$BIN" ps -q | xargs -r -n 100 "$BIN" rm -f >/dev/null; }
+medianof() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR) printf "%d", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+# diffs A B: the per-round differences of two contenders' figures.
+diffs() { paste -d- <(tr ' ' '\n' <<<"${MR[$1]}" | grep .) <(tr ' ' '\n' <<<"${MR[$2]}" | grep .) | bc | tr '\n' ' '; }
+if have crun && [ "${MEMROUNDS:-3}" != 0 ]; then memrounds; fi
+
 echo
 echo "== table (run --rm: median of $RUNS; serial start rates: one client, cumulative from 0; parallel: $PAR clients at once; memory per container, engine userspace share in parentheses)"
 cols=(estiba)
@@ -525,3 +565,10 @@ vals=(); for c in "${cols[@]}"; do
 done; row "memory per container" "${vals[@]}"
 vals=(); for c in "${cols[@]}"; do vals+=("${RES[$c]:--} KiB"); done; row "resident per container (after drop_caches)" "${vals[@]}"
 vals=(); for c in "${cols[@]}"; do vals+=("${NDONE[$c]:--}"); done; row "N measured" "${vals[@]}"
+if [ -n "${MR[estiba]:-}" ]; then
+	vals=(); for c in "${cols[@]}"; do
+		if [ -n "${MR[$c]:-}" ]; then vals+=("$(medianof <<<"${MR[$c]}") KiB"); else vals+=("-"); fi
+	done; row "resident, median of ${MEMROUNDS:-3} rounds of ${MEM_N:-300} back to back" "${vals[@]}"
+	echo
+	echo "estiba − bare crun, resident, per round: $(diffs estiba crun)(median $(diffs estiba crun | medianof) KiB); estiba − crun-eq: $(diffs estiba crun-eq)(median $(diffs estiba crun-eq | medianof) KiB)"
+fi
