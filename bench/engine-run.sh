@@ -210,7 +210,19 @@ for e in "${rm_engines[@]}"; do
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-memavail() { awk '/MemAvailable/ {print $2}' /proc/meminfo; }
+# memavail: MemAvailable plus the free pages held in the per-CPU page lists
+# (/proc/zoneinfo "count:"), which MemFree and MemAvailable leave out. Those
+# lists take the pages a drop_caches or a removal frees, and give them back
+# to the buddy allocator when they like: here they held 50 to 90 MiB,
+# moving by tens of MiB between readings seconds apart: tens of KiB per
+# container at N=1000, the noise that had put one build 64 and 76 KiB
+# above bare crun in two runs.
+memavail() {
+	awk -v page="$(getconf PAGESIZE)" '
+		FILENAME == "/proc/meminfo" && /^MemAvailable:/ {a = $2}
+		FILENAME == "/proc/zoneinfo" && $1 == "count:" {pcp += $2}
+		END {print a + pcp * page / 1024}' /proc/meminfo /proc/zoneinfo
+}
 pss() { # total PSS in KiB of the given pids
 	local t=0 v
 	for p in "$@"; do
@@ -497,8 +509,7 @@ interleaved() {
 # crun-eq in turn, nothing timed. The single figures above come from
 # phases minutes apart, and resident memory moves with the host's state
 # between them (the slab caches' free slots, the shrinker high-water
-# mark): the same build measured 47 to 64 KiB above bare crun in four
-# runs. Here each round measures the three back to back; the table gives
+# mark). Here each round measures the three back to back; the table gives
 # the median of each contender's rounds and of the per-round differences
 # to bare crun.
 declare -A MR

@@ -6,6 +6,7 @@ caches (KiB), snapshotted before and after starting N containers.
     memsnap.py diff BEFORE AFTER N [TOP]  # per-container deltas, largest first
 """
 import json
+import resource
 import sys
 
 
@@ -15,6 +16,14 @@ def snap():
         for line in f:
             k, v = line.split(":")
             d["meminfo " + k] = int(v.split()[0])
+    # Free pages in the per-CPU page lists, which MemFree leaves out.
+    pcp = 0
+    with open("/proc/zoneinfo") as f:
+        for line in f:
+            x = line.split()
+            if x and x[0] == "count:":
+                pcp += int(x[1])
+    d["meminfo PcpFree"] = pcp * resource.getpagesize() // 1024
     with open("/proc/slabinfo") as f:
         for line in f.readlines()[2:]:
             x = line.split()
