@@ -214,6 +214,9 @@ func bpf(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
 	return int(r), nil
 }
 
+// loadRetries bounds the loads again after EAGAIN (see loadDeviceProgram).
+const loadRetries = 10
+
 // loadDeviceProgram loads insns as a BPF_PROG_TYPE_CGROUP_DEVICE program and
 // returns its fd. On a verifier rejection the error carries its log.
 func loadDeviceProgram(insns []insn) (int, error) {
@@ -235,6 +238,12 @@ func loadDeviceProgram(insns []insn) (int, error) {
 	}
 	copy(attr.name[:], "estiba_devices")
 	fd, err := bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	// The verifier gives up with EAGAIN when a signal is pending, and Go
+	// signals its threads (SIGURG, to preempt a goroutine): seen in the v2
+	// VM, whose emulated CPU makes the verifier slow. libbpf retries too.
+	for i := 0; i < loadRetries && (errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR)); i++ {
+		fd, err = bpf(unix.BPF_PROG_LOAD, unsafe.Pointer(&attr), unsafe.Sizeof(attr))
+	}
 	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) {
 		// Load again with the verifier's log, for the error only.
 		attr.logLevel, attr.logSize, attr.logBuf = 1, uint32(len(log)), uint64(uintptr(unsafe.Pointer(&log[0])))
