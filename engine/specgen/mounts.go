@@ -12,6 +12,7 @@ import (
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
 	"github.com/estiba/estiba/engine/inroot"
+	"github.com/estiba/estiba/internal/openat"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -327,11 +328,10 @@ func lookup(rootfs, file string, match func([]string) bool) ([]string, bool) {
 		return nil, false
 	}
 	defer root.Close()
-	fd, err := unix.Openat2(int(root.Fd()), file, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	f, err := openRegular(int(root.Fd()), file)
 	if err != nil {
 		return nil, false
 	}
-	f := os.NewFile(uintptr(fd), file)
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
@@ -341,6 +341,32 @@ func lookup(rootfs, file string, match func([]string) bool) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// openRegular opens file under root for reading if it is a regular file.
+// The image is hostile: a FIFO there would block the daemon in open, and
+// a device node opened through the host's mount of the rootfs is the
+// host's device. So the path is resolved to an O_PATH descriptor first
+// (which opens nothing), checked, and only then opened, through that
+// descriptor (the same inode, whatever the image's path does meanwhile).
+func openRegular(root int, file string) (*os.File, error) {
+	p, err := openat.Openat2(root, file, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(p)
+	var st unix.Stat_t
+	if err := unix.Fstat(p, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s is not a regular file", file)
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(p), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), file), nil
 }
 
 // hostResolvers is the host's resolv.conf without loopback nameservers,

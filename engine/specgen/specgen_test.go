@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/estiba/estiba/engine/api/types"
 	"github.com/estiba/estiba/engine/errdefs"
@@ -314,5 +315,30 @@ func TestSeccompCache(t *testing.T) {
 	}
 	if len(cache.profiles) != 2 {
 		t.Errorf("%d profiles cached, want 2", len(cache.profiles))
+	}
+}
+
+// TestResolveUserHostileFiles: an image's /etc/passwd or /etc/group that is
+// not a regular file is never opened (a FIFO would block the daemon): the
+// user is not found.
+func TestResolveUserHostileFiles(t *testing.T) {
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	for _, f := range []string{"etc/passwd", "etc/group"} {
+		if err := unix.Mkfifo(filepath.Join(rootfs, f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, user := range []string{"www", "0:staff"} {
+		done := make(chan error, 1)
+		go func() { _, err := ResolveUser(rootfs, user); done <- err }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, errdefs.ErrInvalid) {
+				t.Errorf("user %q with FIFOs for passwd and group: %v, want not found", user, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("user %q: the lookup blocked on the image's FIFO", user)
+		}
 	}
 }
