@@ -507,12 +507,14 @@ func (d *Daemon) setupNetwork(ctx context.Context, c *store.Container, spec *spe
 	}
 	// The init has not run the user's process yet: it reads the network's
 	// /etc/hosts and /etc/resolv.conf from its first instruction.
+	files := map[string][]byte{}
 	for name, b := range map[string][]byte{"hosts": info.Hosts, "resolv.conf": info.ResolvConf} {
 		if len(b) > 0 {
-			if err := specgen.WriteEtcFile(spec, d.containerDir(c.ID), name, b, c.UsernsBase); err != nil {
-				return nil, fmt.Errorf("network of %s: %w", c.Name, err)
-			}
+			files[name] = b
 		}
+	}
+	if err := specgen.WriteEtcFiles(spec, d.containerDir(c.ID), files, c.UsernsBase); err != nil {
+		return nil, fmt.Errorf("network of %s: %w", c.Name, err)
 	}
 	return &store.NetState{Network: info.Network, IP: info.IP, Gateway: info.Gateway, Ports: info.Ports}, nil
 }

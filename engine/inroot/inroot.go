@@ -50,7 +50,7 @@ func Make(root int, rel string, isFile bool, owner int) error {
 		}
 		return nil
 	}
-	fd, err := unix.Openat(dir, name, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_WRONLY, 0o644)
+	fd, err := create(dir, name)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}
@@ -81,16 +81,7 @@ func WriteFile(root int, rel string, data []byte, owner int) error {
 	if err != nil {
 		return err
 	}
-	for b := data; len(b) > 0 && err == nil; {
-		var n int
-		if n, err = unix.Write(fd, b); err == unix.EINTR {
-			err = nil
-		}
-		if n > 0 {
-			b = b[n:]
-		}
-	}
-	if err == nil {
+	if err = openat.WriteAll(fd, data); err == nil {
 		err = chownNew(fd, "", owner)
 	}
 	if cerr := unix.Close(fd); err == nil {

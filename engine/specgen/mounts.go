@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -162,10 +163,10 @@ func etcFiles(in *Input, hc *types.HostConfig, user []specs.Mount) ([]specs.Moun
 		), nil
 	}
 	name := hostname(in)
-	files := map[string]string{
-		"hostname":    name + "\n",
-		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n",
-		"resolv.conf": hostResolvers(),
+	files := map[string][]byte{
+		"hostname":    []byte(name + "\n"),
+		"hosts":       []byte("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + name + "\n"),
+		"resolv.conf": []byte(hostResolvers()),
 	}
 	owner := etcOwner(in.UsernsBase)
 	bind := in.Rootfs == ""
@@ -173,19 +174,12 @@ func etcFiles(in *Input, hc *types.HostConfig, user []specs.Mount) ([]specs.Moun
 		bind = bind || filepath.Clean(m.Destination) == "/etc"
 	}
 	if !bind {
-		root, err := inroot.OpenRoot(in.Rootfs)
-		if err != nil {
-			return nil, err
-		}
-		defer unix.Close(root)
-		for _, f := range etcNames {
-			if !mountedAt(user, "/etc/"+f) {
-				if err := inroot.WriteFile(root, "etc/"+f, []byte(files[f]), owner); err != nil {
-					return nil, fmt.Errorf("write /etc/%s in the rootfs: %w", f, err)
-				}
+		for f := range files {
+			if mountedAt(user, "/etc/"+f) {
+				delete(files, f)
 			}
 		}
-		return user, nil
+		return user, writeInRootfs(in.Rootfs, files, owner)
 	}
 	for _, f := range etcNames {
 		p := filepath.Join(in.ContainerDir, f)
@@ -200,8 +194,9 @@ func etcFiles(in *Input, hc *types.HostConfig, user []specs.Mount) ([]specs.Moun
 var etcNames = []string{"hostname", "hosts", "resolv.conf"}
 
 // etcOwner is who owns the container's /etc files: its root, as with
-// Docker's userns-remap (it may edit its /etc/hosts). Only root gives files
-// away; a daemon not run as root has no id ranges to hand out.
+// Docker's userns-remap (it may edit its /etc/hosts); 0 keeps them as
+// created. Only root gives files away; a daemon not run as root has no id
+// ranges to hand out.
 func etcOwner(usernsBase uint32) int {
 	if os.Geteuid() != 0 {
 		return 0
@@ -218,53 +213,57 @@ func mountedAt(ms []specs.Mount, dest string) bool {
 	return false
 }
 
-// WriteEtcFile rewrites the container's /etc/<name> ("hosts" or
-// "resolv.conf", which the network gives it once attached) where
-// etcFiles put it for spec s: in the container's directory when
+// WriteEtcFiles rewrites the container's /etc files named in files
+// ("hosts", "resolv.conf": what the network gives it once attached) where
+// etcFiles put them for spec s: in the container's directory when
 // bind-mounted from there, else in the rootfs, which must still be mounted
 // at s.Root.Path. A mount of the user's there is left alone.
-func WriteEtcFile(s *specs.Spec, containerDir, name string, data []byte, usernsBase uint32) error {
+func WriteEtcFiles(s *specs.Spec, containerDir string, files map[string][]byte, usernsBase uint32) error {
 	owner := etcOwner(usernsBase)
-	for _, m := range s.Mounts {
-		if filepath.Clean(m.Destination) != "/etc/"+name {
-			continue
+	inRootfs := map[string][]byte{}
+	for name, data := range files {
+		p := filepath.Join(containerDir, name)
+		switch i := slices.IndexFunc(s.Mounts, func(m specs.Mount) bool { return filepath.Clean(m.Destination) == "/etc/"+name }); {
+		case i < 0:
+			inRootfs[name] = data
+		case s.Mounts[i].Source == p:
+			if err := writeFile(p, data, 0o644, owner); err != nil {
+				return err
+			}
 		}
-		if p := filepath.Join(containerDir, name); m.Source == p {
-			return writeFile(p, string(data), 0o644, owner)
-		}
+	}
+	return writeInRootfs(s.Root.Path, inRootfs, owner)
+}
+
+// writeInRootfs writes files (names in /etc) into the rootfs (see inroot).
+func writeInRootfs(rootfs string, files map[string][]byte, owner int) error {
+	if len(files) == 0 {
 		return nil
 	}
-	root, err := inroot.OpenRoot(s.Root.Path)
+	root, err := inroot.OpenRoot(rootfs)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(root)
-	if err := inroot.WriteFile(root, "etc/"+name, data, owner); err != nil {
-		return fmt.Errorf("write /etc/%s in the rootfs: %w", name, err)
+	for name, data := range files {
+		if err := inroot.WriteFile(root, "etc/"+name, data, owner); err != nil {
+			return fmt.Errorf("write /etc/%s in the rootfs: %w", name, err)
+		}
 	}
 	return nil
 }
 
-// writeFile writes data to path, owned by owner (-1: as created). Plain
+// writeFile writes data to path, owned by owner (0: as created). Plain
 // system calls, not os.File's: an os.File tries the poller on every open
 // (four fcntls and an epoll_ctl that a regular file refuses), and a start
 // writes several small files.
-func writeFile(path, data string, perm uint32, owner int) error {
+func writeFile(path string, data []byte, perm uint32, owner int) error {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	op := "write"
-	for b := []byte(data); len(b) > 0 && err == nil; {
-		var n int
-		if n, err = unix.Write(fd, b); err == unix.EINTR {
-			err = nil
-		}
-		if n > 0 {
-			b = b[n:]
-		}
-	}
-	if err == nil && owner >= 0 {
+	op, err := "write", openat.WriteAll(fd, data)
+	if err == nil && owner > 0 {
 		op, err = "chown", unix.Fchown(fd, owner, owner)
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {

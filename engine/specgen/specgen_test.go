@@ -253,7 +253,7 @@ func TestEtcFiles(t *testing.T) {
 			}
 			s := &specs.Spec{Root: &specs.Root{Path: in.Rootfs}, Mounts: ms}
 			for f, where := range tc.want {
-				if err := WriteEtcFile(s, in.ContainerDir, f, []byte("rewritten "+f+"\n"), base); err != nil {
+				if err := WriteEtcFiles(s, in.ContainerDir, map[string][]byte{f: []byte("rewritten " + f + "\n")}, base); err != nil {
 					t.Fatal(err)
 				}
 				inDir, bound := filepath.Join(in.ContainerDir, f), slices.ContainsFunc(ms, func(m specs.Mount) bool { return m.Source == filepath.Join(in.ContainerDir, f) })

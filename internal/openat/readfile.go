@@ -79,19 +79,27 @@ func WriteFile(path string, b []byte, perm uint32) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	if err := WriteAll(fd, b); err != nil {
+		unix.Close(fd)
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	if err := unix.Close(fd); err != nil {
+		return &os.PathError{Op: "close", Path: path, Err: err}
+	}
+	return nil
+}
+
+// WriteAll writes all of b to fd, retrying on EINTR and after short writes.
+func WriteAll(fd int, b []byte) error {
 	for len(b) > 0 {
 		n, err := unix.Write(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			unix.Close(fd)
-			return &os.PathError{Op: "write", Path: path, Err: err}
+			return err
 		}
 		b = b[n:]
-	}
-	if err := unix.Close(fd); err != nil {
-		return &os.PathError{Op: "close", Path: path, Err: err}
 	}
 	return nil
 }

@@ -94,10 +94,10 @@ func (r *Runtime) saveSpec(rec *Record) error {
 	if err != nil {
 		return fmt.Errorf("container %q: encode spec: %w", rec.ID, err)
 	}
-	if rec.SpecInBundle {
-		return writeAtomicPath(r.specPath(rec), b)
+	if err := writeAtomicPath(r.specPath(rec), b); err != nil {
+		return fmt.Errorf("container %q: %w", rec.ID, err)
 	}
-	return r.writeAtomic(rec.ID, specFile, b)
+	return nil
 }
 
 // specPath is where rec's spec is kept.
