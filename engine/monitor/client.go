@@ -60,32 +60,57 @@ var errStale = errors.New("connection closed by the monitor")
 
 // roundTrip sends req on conn and reads its answer.
 func roundTrip(conn *bufConn, req *Request) (*Response, error) {
+	return roundTripCreated(conn, req, nil)
+}
+
+// roundTripCreated is roundTrip for a request that may get a first answer
+// marked Created (see Request.Created), which goes to created.
+func roundTripCreated(conn *bufConn, req *Request, created func(pid int)) (*Response, error) {
 	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("monitor %s: %w: %w", req.Op, errStale, err)
 	}
-	line, err := conn.r.ReadBytes('\n')
-	if err != nil {
-		if len(line) == 0 && errors.Is(err, syscall.ECONNRESET) {
-			err = fmt.Errorf("%w: %w", errStale, err)
+	for first := true; ; first = false {
+		line, err := conn.r.ReadBytes('\n')
+		if err != nil {
+			if first && len(line) == 0 && errors.Is(err, syscall.ECONNRESET) {
+				err = fmt.Errorf("%w: %w", errStale, err)
+			}
+			return nil, fmt.Errorf("monitor %s: %w", req.Op, err)
 		}
-		return nil, fmt.Errorf("monitor %s: %w", req.Op, err)
+		var resp Response
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return nil, fmt.Errorf("monitor %s: bad answer: %w", req.Op, err)
+		}
+		if resp.Error != "" {
+			return &resp, errors.New(resp.Error)
+		}
+		if resp.Created && first && created != nil {
+			created(resp.Pid)
+			continue
+		}
+		return &resp, nil
 	}
-	var resp Response
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, fmt.Errorf("monitor %s: bad answer: %w", req.Op, err)
-	}
-	if resp.Error != "" {
-		return &resp, errors.New(resp.Error)
-	}
-	return &resp, nil
 }
 
 // Call sends a request without a stream and returns its answer.
 func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
+	return c.call(ctx, req, nil)
+}
+
+// Start sends an OpStart. Without Hold it asks for the init's pid first
+// (Request.Created): created learns it as soon as the init exists, while
+// the runtime finishes the start, and the start's own answer is returned.
+// A monitor from before Created answers once, and created is not called.
+func (c *Client) Start(ctx context.Context, req *Request, created func(pid int)) (*Response, error) {
+	req.Created = !req.Hold && created != nil
+	return c.call(ctx, req, created)
+}
+
+func (c *Client) call(ctx context.Context, req *Request, created func(pid int)) (*Response, error) {
 	conn := c.takeIdle()
 	if conn != nil {
-		resp, err := roundTrip(conn, req)
+		resp, err := roundTripCreated(conn, req, created)
 		if !errors.Is(err, errStale) {
 			c.done(conn, resp, err)
 			return resp, err
@@ -99,7 +124,7 @@ func (c *Client) Call(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := roundTrip(conn, req)
+	resp, err := roundTripCreated(conn, req, created)
 	c.done(conn, resp, err)
 	return resp, err
 }

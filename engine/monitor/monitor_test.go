@@ -508,3 +508,91 @@ func TestQuietContainersNoGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// spawning is the fake runtime told apart by a CreateSpawned that tells the
+// pid at once and then waits for open before Create's answer, and a Start
+// that fails when failStart is set.
+type spawning struct {
+	*fakeruntime.Runtime
+	open      chan struct{}
+	failStart bool
+}
+
+func (s *spawning) CreateSpawned(ctx context.Context, id, bundle string, stdio monitor.Stdio, spawned func(pid int)) (int, *os.File, error) {
+	pid, console, err := s.Runtime.Create(ctx, id, bundle, stdio)
+	if err == nil {
+		spawned(pid)
+		<-s.open
+	}
+	return pid, console, err
+}
+
+func (s *spawning) Start(ctx context.Context, id string) error {
+	if s.failStart {
+		return fmt.Errorf("start failed")
+	}
+	return s.Runtime.Start(ctx, id)
+}
+
+// A start without a hold answers twice when asked (Request.Created): the
+// pid as soon as the runtime forked the init, while Create goes on, then
+// the start's own answer. The daemon records the run in between.
+func TestStartAnswersCreatedFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		notifier  bool // the runtime tells the pid at the fork
+		hold      bool
+		failStart bool
+		created   bool // created is called
+		wantErr   bool
+	}{
+		{name: "spawned", notifier: true, created: true},
+		{name: "start fails after the fork", notifier: true, failStart: true, created: true, wantErr: true},
+		{name: "plain runtime: once created", created: true},
+		{name: "hold: one answer", notifier: true, hold: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &spawning{Runtime: fakeruntime.New(), open: make(chan struct{}), failStart: tc.failStart}
+			var rt monitor.Runtime = s
+			if !tc.notifier {
+				rt = s.Runtime
+				close(s.open)
+			}
+			c, _ := startMonitorWith(t, rt)
+			ctx := context.Background()
+			told := 0
+			var resp *monitor.Response
+			var err error
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				resp, err = c.Start(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: bundle(t, "/bin/sh", "-c", "sleep 0.3"), Hold: tc.hold},
+					func(pid int) {
+						told = pid
+						if tc.notifier {
+							close(s.open) // Create answers only once the pid was told
+						}
+					})
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no answer")
+			}
+			if tc.hold {
+				if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if (told != 0) != tc.created {
+				t.Fatalf("created told pid %d, want told: %v", told, tc.created)
+			}
+			if err == nil && tc.created && resp.Pid != told {
+				t.Fatalf("answer's pid %d, created's %d", resp.Pid, told)
+			}
+		})
+	}
+}

@@ -146,8 +146,10 @@ func closeStdio(s Stdio) {
 	}
 }
 
-// start creates and starts the container and returns its pid.
-func (s *Server) start(ctx context.Context, req *Request) (int, error) {
+// start creates and starts the container and returns its pid. created,
+// if set, learns the pid once the init exists, before the start: the
+// caller's bookkeeping then overlaps the rest of the runtime's work.
+func (s *Server) start(ctx context.Context, req *Request, created func(pid int)) (int, error) {
 	// The runtime delete of the last run must be done before the
 	// runtime creates the container again.
 	s.waitDeleted(req.ID)
@@ -173,7 +175,7 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pid, console, err := s.rt.Create(ctx, req.ID, req.Bundle, child)
+	pid, console, err := s.create(ctx, req, child, created)
 	closeStdio(child)
 	stdout = p.setConsole(console, stdout)
 	if err == nil && !req.Hold {
@@ -193,6 +195,25 @@ func (s *Server) start(ctx context.Context, req *Request) (int, error) {
 	p.running(pid)
 	go s.supervise(p, pid, stdout, stderr)
 	return pid, nil
+}
+
+// spawnNotifier is a Runtime that tells the init's pid as soon as it is
+// forked, before the rest of Create (the rootfs, the cgroups).
+type spawnNotifier interface {
+	CreateSpawned(ctx context.Context, id, bundle string, stdio Stdio, spawned func(pid int)) (int, *os.File, error)
+}
+
+// create runs the runtime's Create; created, if set, learns the init's pid
+// as early as the runtime tells it (at the fork, or else once created).
+func (s *Server) create(ctx context.Context, req *Request, stdio Stdio, created func(pid int)) (int, *os.File, error) {
+	if n, ok := s.rt.(spawnNotifier); ok && created != nil {
+		return n.CreateSpawned(ctx, req.ID, req.Bundle, stdio, created)
+	}
+	pid, console, err := s.rt.Create(ctx, req.ID, req.Bundle, stdio)
+	if err == nil && created != nil {
+		created(pid)
+	}
+	return pid, console, err
 }
 
 // setConsole adopts a pty master: it is the process's stdin and output.

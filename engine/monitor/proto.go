@@ -73,6 +73,11 @@ type Request struct {
 	// Hold: create only; the init waits until OpRelease (the daemon
 	// plumbs the network in between).
 	Hold bool `json:"hold,omitempty"`
+	// Created asks for a first answer as soon as the init is forked
+	// (Response.Created, with its pid), before the one that says it
+	// started: the daemon records the run meanwhile. Not with Hold, whose
+	// one answer comes at that point anyway.
+	Created bool `json:"created,omitempty"`
 
 	// exec
 	Process *specs.Process `json:"process,omitempty"`
@@ -117,6 +122,10 @@ type Response struct {
 	// Reuse says the monitor reads a next request on this connection
 	// (monitors before it closed it after each answer).
 	Reuse bool `json:"reuse,omitempty"`
+	// Created marks the first of a start's two answers (Request.Created):
+	// the init exists, with Pid; the answer to the start follows. Monitors
+	// before it send only that one.
+	Created bool `json:"created,omitempty"`
 }
 
 // Status is a container's (or exec's) process state; subscribers get one

@@ -116,7 +116,11 @@ func (s *Server) dispatch(ctx context.Context, req *Request, conn *bufConn) bool
 	var err error
 	switch req.Op {
 	case OpStart:
-		resp.Pid, err = s.start(ctx, req)
+		var created func(pid int)
+		if req.Created && !req.Hold {
+			created = func(pid int) { reply(conn, Response{Pid: pid, Created: true}) }
+		}
+		resp.Pid, err = s.start(ctx, req, created)
 	case OpExec:
 		return s.exec(ctx, req, conn)
 	case OpAttach:

@@ -84,6 +84,12 @@ type spawnReply struct {
 
 // Create asks the helper to create the container.
 func (s *Spawner) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
+	return s.CreateSpawned(ctx, id, bundle, stdio, nil)
+}
+
+// CreateSpawned is Create that also tells spawned the init's pid as soon
+// as it is forked, while the helper goes on setting the container up.
+func (s *Spawner) CreateSpawned(ctx context.Context, id, bundle string, stdio monitor.Stdio, spawned func(pid int)) (int, *os.File, error) {
 	req := spawnRequest{ID: id, Bundle: bundle, Tty: stdio.Terminal}
 	var fds []int
 	for i, f := range []*os.File{stdio.Stdin, stdio.Stdout, stdio.Stderr} {
@@ -128,6 +134,9 @@ func (s *Spawner) Create(ctx context.Context, id, bundle string, stdio monitor.S
 			pid = r.Pid
 			if pidfd, died = watchExit(pid); died == nil {
 				pidfd = nil
+			}
+			if spawned != nil {
+				spawned(pid)
 			}
 			continue
 		}
