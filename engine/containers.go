@@ -394,10 +394,18 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	size, files := d.logOpts(c)
 	network := d.networkOf(c)
 	joins := d.hasNetworks(c)
-	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
+	// Without a hold, the run is recorded while the runtime finishes the
+	// start (~4 ms here: the rootfs, the cgroups, the last program), from
+	// the moment the init exists: the commit (two fdatasyncs) leaves the
+	// start's critical path. A start that fails after it undoes it.
+	var pre *runCommit
+	resp, err := d.mon.Start(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
 		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
-		Hold: joins})
+		Hold: joins}, func(pid int) { pre = d.commitRun(c.ID, pid, isRestart) })
 	if err != nil {
+		if pre != nil {
+			d.undoRun(c.ID, pre, isRestart)
+		}
 		return fmt.Errorf("start container %s: %w", c.Name, err)
 	}
 	var net *store.NetState
@@ -431,6 +439,17 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	if err := d.images.UnmountRootfs(d.rootfsDir(c.ID)); err != nil {
 		d.log.Warn("unmount rootfs on the host", "id", c.ID, "err", err)
 	}
+	if pre != nil {
+		// An exit that came in meanwhile waits in d.early: the deferred
+		// call above applies it once the start is over.
+		<-pre.done
+		if pre.err != nil {
+			return pre.err
+		}
+		d.events.container("start", pre.rec)
+		d.startHealth(pre.rec)
+		return nil
+	}
 	// A run as short as `run --rm true` has often ended already: its exit
 	// goes into the same commit as the run (two fdatasyncs less), and the
 	// record never says running.
@@ -461,6 +480,52 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	}
 	d.startHealth(rec)
 	return nil
+}
+
+// runCommit is the commit of a run's record (running, its pid), made
+// while the runtime finishes the start.
+type runCommit struct {
+	done chan struct{} // closed when the commit is over
+	pid  int
+	prev store.State // the state it replaced, for undoRun
+	rec  *store.Container
+	err  error
+}
+
+// commitRun starts recording that container id runs as pid.
+func (d *Daemon) commitRun(id string, pid int, isRestart bool) *runCommit {
+	r := &runCommit{done: make(chan struct{}), pid: pid}
+	go func() {
+		defer close(r.done)
+		r.rec, r.err = d.store.Update(id, func(c *store.Container) error {
+			r.prev = c.State
+			c.State = store.State{Status: store.StatusRunning, Pid: pid, StartedAt: time.Now().UTC(), Health: healthStarting(c)}
+			if isRestart {
+				c.RestartCount++
+			}
+			return nil
+		})
+	}()
+	return r
+}
+
+// undoRun puts back the state that commitRun r replaced, after a start
+// that failed once the init existed (the caller then records the error).
+func (d *Daemon) undoRun(id string, r *runCommit, isRestart bool) {
+	<-r.done
+	if r.err != nil {
+		return
+	}
+	d.store.Update(id, func(c *store.Container) error {
+		if c.State.Status != store.StatusRunning || c.State.Pid != r.pid {
+			return nil // an exit of that init was recorded already
+		}
+		c.State = r.prev
+		if isRestart {
+			c.RestartCount--
+		}
+		return nil
+	})
 }
 
 // takeEarly takes the exit of container id that came in during its start,

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/estiba/estiba/engine/internal/fakeruntime"
 )
 
 func TestVersionInfoPs(t *testing.T) {
@@ -36,6 +38,26 @@ func TestRunAttachedExitCodeAndRm(t *testing.T) {
 	out, errs, code = runCLI(e.socket, "piped\n", "run", "--rm", "-i", "fake", "/bin/cat")
 	if code != 0 || out != "piped\n" {
 		t.Fatalf("run -i: %d %q %q", code, out, errs)
+	}
+}
+
+// A start that fails once the init exists (the run is being recorded by
+// then, see Daemon.start) leaves the container created, with the error,
+// and removable; a later start works.
+func TestStartFailsAfterFork(t *testing.T) {
+	e := startEnv(t)
+	_, errs, code := e.cli("run", "-d", "--name", "bad", "-e", fakeruntime.FailStart, "fake", "sleep", "30")
+	if code == 0 || !strings.Contains(errs, "start of") {
+		t.Fatalf("run: code %d, stderr %q", code, errs)
+	}
+	out := e.mustCLI("inspect", "-f", "{{.State.Status}} {{.State.Pid}} {{.RestartCount}} {{.State.Error}}", "bad")
+	if !strings.HasPrefix(out, "created 0 0 ") || !strings.Contains(out, "start of") {
+		t.Fatalf("after a failed start: %q", out)
+	}
+	e.mustCLI("rm", "bad")
+	e.mustCLI("run", "-d", "--name", "good", "fake", "sleep", "30")
+	if out := e.mustCLI("inspect", "-f", "{{.State.Status}}", "good"); out != "running\n" {
+		t.Fatalf("start: %q", out)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,12 +21,17 @@ import (
 
 // Runtime implements monitor.Runtime with plain processes.
 type Runtime struct {
-	mu   sync.Mutex
-	pids map[string]int
+	mu        sync.Mutex
+	pids      map[string]int
+	failStart map[string]bool
 }
 
+// FailStart in a process's environment makes Start fail after Create
+// succeeded, as a real runtime's start does on a bad rootfs or program.
+const FailStart = "FAKERUNTIME_FAIL_START=1"
+
 // New returns an empty fake.
-func New() *Runtime { return &Runtime{pids: map[string]int{}} }
+func New() *Runtime { return &Runtime{pids: map[string]int{}, failStart: map[string]bool{}} }
 
 func (r *Runtime) spawn(p *specs.Process, stdio monitor.Stdio) (int, error) {
 	if p == nil || len(p.Args) == 0 {
@@ -74,12 +80,20 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio monitor.S
 	}
 	r.mu.Lock()
 	r.pids[id] = pid
+	r.failStart[id] = slices.Contains(spec.Process.Env, FailStart)
 	r.mu.Unlock()
 	return pid, nil, nil
 }
 
-// Start is a no-op.
-func (r *Runtime) Start(ctx context.Context, id string) error { return nil }
+// Start does nothing, or fails (FailStart).
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failStart[id] {
+		return fmt.Errorf("fake runtime: start of %s failed", id)
+	}
+	return nil
+}
 
 // Exec spawns p.
 func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio monitor.Stdio) (int, *os.File, error) {
