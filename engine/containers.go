@@ -78,16 +78,20 @@ func (d *Daemon) Create(ctx context.Context, name string, req *types.ContainerCr
 		State: store.State{Status: store.StatusCreated}}
 	mergeImageDefaults(&c.Config, imgCfg)
 	userns := !hc.Privileged && hc.UsernsMode != "host"
-	// The directory and rootfs first, then the record, complete, in one
-	// commit (a record written before them and marked ready after cost a
-	// second commit, two fdatasyncs, per create). A crash in between
-	// leaves a directory or a snapshot without a record, which the sweep
-	// at the next start removes (sweepOrphans).
-	if err := d.prepare(ctx, c); err != nil {
-		d.destroy(context.Background(), c)
-		return nil, err
+	// The directory and rootfs, and the record, complete, in one commit
+	// each, side by side: the two stores' fdatasyncs overlap (a record
+	// written before them and marked ready after cost a second commit of
+	// its own). A crash before both are done, when no answer went out
+	// yet, leaves a directory or a snapshot without a record, which the
+	// sweep at the next start removes (sweepOrphans), or a record without
+	// its snapshot, which repair removes (see cutShort).
+	prepared := make(chan error, 1)
+	go func() { prepared <- d.prepare(ctx, c) }() // reads c.ID and c.ImageID only
+	err = createRecord(d.store, c, generated, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID)
+	if perr := <-prepared; err == nil {
+		err = perr
 	}
-	if err := createRecord(d.store, c, generated, userns, d.cfg.UsernsFirstID, d.cfg.UsernsMaxID); err != nil {
+	if err != nil {
 		d.destroy(context.Background(), c)
 		return nil, err
 	}

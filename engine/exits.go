@@ -36,11 +36,19 @@ func (d *Daemon) repair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	keys, err := d.images.RootfsKeys(ctx)
+	if err != nil {
+		return err
+	}
+	rootfs := map[string]bool{}
+	for _, k := range keys {
+		rootfs[k] = true
+	}
 	for _, c := range list {
 		st, ok := known[c.ID]
 		delete(known, c.ID)
 		switch {
-		case c.Phase == store.PhaseCreating:
+		case c.Phase == store.PhaseCreating || !ok && cutShort(c, rootfs):
 			d.log.Info("repair: removing half-created container", "id", c.ID)
 			d.destroy(ctx, c)
 		case c.State.Status == store.StatusRemoving:
@@ -75,6 +83,14 @@ func (d *Daemon) repair(ctx context.Context) error {
 		d.mon.Call(ctx, &monitor.Request{Op: monitor.OpForget, ID: id})
 	}
 	return nil
+}
+
+// cutShort says whether c is a create that the daemon's death cut short
+// after its record and before its rootfs snapshot (the two are committed
+// side by side, see Create): never started, and no snapshot. No one was
+// told of it.
+func cutShort(c *store.Container, rootfs map[string]bool) bool {
+	return c.State.Status == store.StatusCreated && c.State.StartedAt.IsZero() && !rootfs[c.ID]
 }
 
 // sweepOrphans removes container directories and rootfs snapshots that

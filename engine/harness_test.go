@@ -21,8 +21,40 @@ import (
 )
 
 // fakeImages knows one image, "fake", whose rootfs is the host's (the
-// fake runtime runs processes on the host).
-type fakeImages struct{ engine.NoImages }
+// fake runtime runs processes on the host). A container's snapshot is an
+// empty file named after it in dir, which survives a restart as a real
+// snapshot does: repair looks for it.
+type fakeImages struct {
+	engine.NoImages
+	dir string
+}
+
+func (f fakeImages) PrepareRootfs(_ context.Context, _, key string) error {
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(f.dir, key), nil, 0o600)
+}
+
+func (f fakeImages) RemoveRootfs(_ context.Context, key string) error {
+	err := os.Remove(filepath.Join(f.dir, key))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
+}
+
+func (f fakeImages) RootfsKeys(context.Context) ([]string, error) {
+	ents, err := os.ReadDir(f.dir)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	var keys []string
+	for _, e := range ents {
+		keys = append(keys, e.Name())
+	}
+	return keys, err
+}
 
 func (fakeImages) Resolve(_ context.Context, ref string) (string, imagespec.ImageConfig, error) {
 	if ref != "fake" && ref != "fake:latest" && ref != "sha256:fake" {
@@ -31,7 +63,6 @@ func (fakeImages) Resolve(_ context.Context, ref string) (string, imagespec.Imag
 	return "sha256:fake", imagespec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"FROM_IMAGE=1"}}, nil
 }
 
-func (fakeImages) PrepareRootfs(context.Context, string, string) error { return nil }
 func (fakeImages) MountRootfs(context.Context, string, string, *engine.IDRange) error {
 	return nil
 }
@@ -94,7 +125,7 @@ func startEnvIn(t *testing.T, dir string) *env {
 	o := engine.Options{
 		Config: engine.Config{Root: filepath.Join(dir, "data"), MonitorSocket: msock, PidsLimit: 100,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1 << 30, LogMaxFiles: 1, Version: "test"},
-		Socket: e.socket, Images: fakeImages{}, Log: log,
+		Socket: e.socket, Images: fakeImages{dir: filepath.Join(dir, "fake-rootfs")}, Log: log,
 	}
 	go func() { e.done <- engine.Serve(ctx, o) }()
 	waitSocket(t, e.socket)

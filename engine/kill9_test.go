@@ -56,7 +56,7 @@ func roleDaemon() int {
 	o := engine.Options{
 		Config: engine.Config{Root: filepath.Join(dir, "data"), MonitorSocket: filepath.Join(dir, "m.sock"),
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1 << 30, LogMaxSize: 4096, LogMaxFiles: 50, Version: "test"},
-		Socket: filepath.Join(dir, "api.sock"), Images: fakeImages{},
+		Socket: filepath.Join(dir, "api.sock"), Images: fakeImages{dir: filepath.Join(dir, "fake-rootfs")},
 		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		StartMonitor: func() error {
 			cmd := exec.Command(os.Args[0])

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,8 @@ import (
 
 // State a kill -9 can leave behind is repaired at the next start: a
 // half-created container is removed (a record of an older version's
-// first phase, or a directory without a record), one the store believes running but
+// first phase, a directory without a record, or a record of a create whose
+// snapshot was not committed yet), one the store believes running but
 // no monitor knows is marked exited (255), a pending restart is resumed.
 func TestRepairAtStart(t *testing.T) {
 	dir := shortTempDir(t)
@@ -31,6 +33,17 @@ func TestRepairAtStart(t *testing.T) {
 		{ID: strings.Repeat("c", 64), Name: "again", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
 			Path: "/bin/sh", Args: []string{"-c", "exec sleep 30"},
 			State: store.State{Status: store.StatusRestarting}, RestartDelay: 10 * time.Millisecond},
+	}
+	// Create commits the record and the snapshot side by side: a record
+	// without a snapshot is a create that never answered; one with its
+	// snapshot stays.
+	recs = append(recs,
+		&store.Container{ID: strings.Repeat("f", 64), Name: "cut", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
+			State: store.State{Status: store.StatusCreated}},
+		&store.Container{ID: strings.Repeat("0", 64), Name: "kept", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
+			State: store.State{Status: store.StatusCreated}})
+	if err := (fakeImages{dir: filepath.Join(dir, "fake-rootfs")}).PrepareRootfs(context.Background(), "sha256:fake", recs[4].ID); err != nil {
+		t.Fatal(err)
 	}
 	recs[2].Config.Cmd = []string{"/bin/sh", "-c", "exec sleep 30"}
 	recs[2].Config.Image = "fake"
@@ -59,6 +72,15 @@ func TestRepairAtStart(t *testing.T) {
 	}
 	if out, _, _ := e.cli("inspect", "half"); strings.Contains(out, "half") {
 		t.Errorf("half-created container survived: %s", out)
+	}
+	if out, _, _ := e.cli("inspect", "cut"); strings.Contains(out, "cut") {
+		t.Errorf("create without its snapshot survived: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "containers", recs[3].ID)); !os.IsNotExist(err) {
+		t.Errorf("directory of a create without its snapshot survived: %v", err)
+	}
+	if out := e.mustCLI("inspect", "-f", "{{.State.Status}}", "kept"); out != "created\n" {
+		t.Errorf("created container with its snapshot: %q", out)
 	}
 	if out := e.mustCLI("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "lost"); out != "exited 255\n" {
 		t.Errorf("lost container: %q", out)
