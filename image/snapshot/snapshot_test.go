@@ -105,8 +105,15 @@ func TestOverlayThreeLayers(t *testing.T) {
 	if rm, _ := s.GC(ctx, nil); len(rm) != 0 {
 		t.Fatalf("GC removed ancestors of an active snapshot: %v", rm)
 	}
+	// An active snapshot's files go beside its record's commit.
 	if err := s.Remove(ctx, "c1"); err != nil {
 		t.Fatal(err)
+	}
+	if s.Exists(ctx, "c1") {
+		t.Fatal("removed active snapshot still recorded")
+	}
+	if err := s.Remove(ctx, "c1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second removal: %v", err)
 	}
 	if rm, err := s.GC(ctx, nil); err != nil || len(rm) != 3 {
 		t.Fatalf("GC removed %v, %v", rm, err)
@@ -265,5 +272,34 @@ func TestSnapshotsSpread(t *testing.T) {
 	want, _ := topdir.IsMarked(probe)
 	if got, err := topdir.IsMarked(filepath.Join(root, "snapshots")); err != nil || got != want {
 		t.Fatalf("snapshots marked: %v (%v), want %v", got, err, want)
+	}
+}
+
+// BenchmarkRemoveAmongMany: removing a container's snapshot while 1000
+// others exist (a host full of containers). Only a committed snapshot can
+// be a parent, so an active one's removal scans nothing: its cost does
+// not grow with the number of snapshots.
+func BenchmarkRemoveAmongMany(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 1000 {
+		if _, err := s.Prepare(ctx, fmt.Sprintf("other-%d", i), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		key := fmt.Sprintf("c-%d", i)
+		b.StopTimer()
+		if _, err := s.Prepare(ctx, key, ""); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := s.Remove(ctx, key); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
