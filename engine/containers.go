@@ -454,9 +454,11 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 		d.startHealth(pre.rec)
 		return nil
 	}
-	// A run as short as `run --rm true` has often ended already: its exit
-	// goes into the same commit as the run (two fdatasyncs less), and the
-	// record never says running.
+	// With a hold (the network is in the record), or a monitor without
+	// the early answer, the run is recorded now. A run as short as
+	// `run --rm true` has often ended already: its exit goes into the same
+	// commit as the run (two fdatasyncs less), and the record never says
+	// running.
 	st, early := d.takeEarly(c.ID)
 	var ex exitRecord
 	// rec, not c: the deferred calls above need c even when this fails.
