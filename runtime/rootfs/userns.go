@@ -54,21 +54,15 @@ func NewUserNS(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 }
 
 // reapUserNSProc kills the namespace's process (the namespace lives on in
-// the descriptors opened on it) and reaps it in the background: its exit
-// takes ~0.15 ms here, which a container start would otherwise wait for.
-// Killed, it never runs again in the memory it shares with us: it dies in
-// the kernel, and nothing of it (no clear-tid, no robust futexes) writes
-// to that memory on the way out.
+// the descriptors opened on it) and waits for it.
 func reapUserNSProc(pidfd int) {
 	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-	go func() {
-		for {
-			if err := unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil); err != unix.EINTR {
-				break
-			}
+	for {
+		if err := unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil); err != unix.EINTR {
+			break
 		}
-		unix.Close(pidfd)
-	}()
+	}
+	unix.Close(pidfd)
 }
 
 func formatIDMap(ms []specs.LinuxIDMapping) []byte {
