@@ -552,19 +552,8 @@ func (s *Snapshotter) lowerDirs(parent string) ([]string, error) {
 // Remove deletes a snapshot that no other snapshot has as parent. Its
 // files go after its record's commit, outside the lock: once the record is
 // gone nothing refers to them (and Open removes them if a crash came
-// first), so concurrent removals and creates need not wait for them. An
-// active snapshot (a container's) is nobody's parent and its removal
-// cannot be refused: its files go beside the commit (two fdatasyncs), not
-// after it. A crash in between leaves a record without files, which its
-// owner removes again (the engine's sweep of snapshots without a
-// container).
+// first), so concurrent removals and creates need not wait for them.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
-	if info, err := s.Stat(ctx, key); err == nil && info.Kind == Active {
-		files := make(chan error, 1)
-		go func() { files <- s.removeFiles(info) }()
-		_, err := s.removeRecord(key)
-		return errors.Join(err, <-files)
-	}
 	info, err := s.removeRecord(key)
 	if err != nil {
 		return err

@@ -105,7 +105,6 @@ func TestOverlayThreeLayers(t *testing.T) {
 	if rm, _ := s.GC(ctx, nil); len(rm) != 0 {
 		t.Fatalf("GC removed ancestors of an active snapshot: %v", rm)
 	}
-	// An active snapshot's files go beside its record's commit.
 	if err := s.Remove(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
