@@ -405,7 +405,7 @@ func (d *Daemon) start(ctx context.Context, c *store.Container, isRestart bool) 
 	var pre *runCommit
 	resp, err := d.mon.Start(ctx, &monitor.Request{Op: monitor.OpStart, ID: c.ID, Bundle: d.containerDir(c.ID), LogPath: d.logPath(c.ID),
 		LogMaxSize: size, LogMaxFiles: files, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin, StdinOnce: c.Config.StdinOnce,
-		Hold: joins}, func(pid int) { pre = d.commitRun(c.ID, pid, isRestart) })
+		Hold: joins, AutoRemove: c.HostConfig.AutoRemove}, func(pid int) { pre = d.commitRun(c.ID, pid, isRestart) })
 	if err != nil {
 		if pre != nil {
 			d.undoRun(c.ID, pre, isRestart)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -592,6 +593,85 @@ func TestStartAnswersCreatedFirst(t *testing.T) {
 			}
 			if err == nil && tc.created && resp.Pid != told {
 				t.Fatalf("answer's pid %d, created's %d", resp.Pid, told)
+			}
+		})
+	}
+}
+
+// mountNSFDs lists this process's descriptors on mount namespaces (the
+// monitor under test runs in it) as their links ("mnt:[4026531841]").
+func mountNSFDs(t *testing.T) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var links []string
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "mnt:") {
+			links = append(links, l)
+		}
+	}
+	return links
+}
+
+// TestAutoRemoveHoldsMountNS: a container removed at its exit has its
+// init's mount namespace held from the start to a little after the exit
+// (so that the kernel's teardown of it is not in the exit's way); any
+// other container has none held, and nothing is left after the exit.
+func TestAutoRemoveHoldsMountNS(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		autoRemove bool
+		hold       bool // Hold: no early pid, the init waits for OpRelease
+	}{
+		{name: "auto-remove", autoRemove: true},
+		{name: "auto-remove, held start", autoRemove: true, hold: true},
+		{name: "kept at exit", autoRemove: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := startMonitor(t)
+			ctx := context.Background()
+			events, err := c.Subscribe(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := len(mountNSFDs(t))
+			resp, err := c.Start(ctx, &monitor.Request{Op: monitor.OpStart, ID: "c1", Bundle: bundle(t, "/bin/sh", "-c", "sleep 0.3"),
+				AutoRemove: tc.autoRemove, Hold: tc.hold}, func(int) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			init, err := os.Readlink("/proc/" + strconv.Itoa(resp.Pid) + "/ns/mnt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := mountNSFDs(t)
+			want := before
+			if tc.autoRemove {
+				want++
+				if !slices.Contains(held, init) {
+					t.Errorf("held %q, not the init's %s", held, init)
+				}
+			}
+			if len(held) != want {
+				t.Errorf("%d mount namespace descriptors while it runs, want %d", len(held), want)
+			}
+			if tc.hold {
+				if _, err := c.Call(ctx, &monitor.Request{Op: monitor.OpRelease, ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-events:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no exit")
+			}
+			for deadline := time.Now().Add(2 * time.Second); len(mountNSFDs(t)) != before && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := len(mountNSFDs(t)); n != before {
+				t.Errorf("%d mount namespace descriptors after the exit, want %d", n, before)
 			}
 		})
 	}

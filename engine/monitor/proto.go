@@ -78,6 +78,12 @@ type Request struct {
 	// started: the daemon records the run meanwhile. Not with Hold, whose
 	// one answer comes at that point anyway.
 	Created bool `json:"created,omitempty"`
+	// AutoRemove: the daemon removes the container at its exit. The
+	// monitor then holds the run's mount namespace (see holdMountNS), so
+	// that the exit, and the removal after it, do not wait for the
+	// kernel's teardown of the container's mounts. A monitor from before
+	// ignores it.
+	AutoRemove bool `json:"autoRemove,omitempty"`
 
 	// exec
 	Process *specs.Process `json:"process,omitempty"`
