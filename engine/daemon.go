@@ -110,7 +110,10 @@ type Daemon struct {
 	// recorded the run.
 	early  map[string]monitor.Status
 	health map[string]context.CancelFunc
-	cancel context.CancelFunc
+	// rootfsPending holds the rootfs snapshots of creates that answered
+	// before the snapshot's commit ended (see Create).
+	rootfsPending map[string]*pendingRootfs
+	cancel        context.CancelFunc
 	// hostCaps is the daemon's bounding set, read once: what --privileged
 	// can grant (the monitor, which starts containers, has the same).
 	hostCaps []string
@@ -144,7 +147,8 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 	}
 	d := &Daemon{cfg: cfg, store: st, mon: &monitor.Client{Socket: cfg.MonitorSocket}, images: images, networks: networks,
 		log: log, events: newEventBus(), waiters: map[string][]*waiter{}, execs: map[string]*execRecord{},
-		timers: map[string]*time.Timer{}, starting: map[string]bool{}, early: map[string]monitor.Status{}, health: map[string]context.CancelFunc{}}
+		timers: map[string]*time.Timer{}, starting: map[string]bool{}, early: map[string]monitor.Status{}, health: map[string]context.CancelFunc{},
+		rootfsPending: map[string]*pendingRootfs{}}
 	if cur, err := caps.Current(); err == nil {
 		d.hostCaps = cur.Bounding.Names()
 	}
@@ -160,7 +164,7 @@ func New(ctx context.Context, cfg Config, images Images, networks Networks, star
 		st.Close()
 		return nil, err
 	}
-	if err := d.repair(ctx); err != nil {
+	if err := d.repair(ctx, true); err != nil {
 		cancel()
 		st.Close()
 		return nil, fmt.Errorf("repair state: %w", err)

@@ -14,16 +14,20 @@ import (
 	"github.com/estiba/estiba/engine/store"
 )
 
-// repair reconciles the store with the monitor after a (re)start:
+// repair reconciles the store with the monitor after a (re)start (atStart)
+// or a reconnection to the monitor:
 //   - creations cut short (PhaseCreating, written by older versions) are
 //     undone (see also sweepOrphans);
+//   - at start, containers whose create the daemon's death cut short
+//     between their record and their snapshot get their snapshot again
+//     (see cutShort);
 //   - containers the monitor says exited while we were down get their exit
 //     applied (and their restart policy);
 //   - containers the monitor still runs are adopted as they are;
 //   - containers the store thinks run but the monitor does not know (the
 //     monitor itself died) are marked dead and cleaned;
 //   - restarts that were pending when we died are scheduled again.
-func (d *Daemon) repair(ctx context.Context) error {
+func (d *Daemon) repair(ctx context.Context, atStart bool) error {
 	resp, err := d.mon.Call(ctx, &monitor.Request{Op: monitor.OpList})
 	if err != nil {
 		return err
@@ -48,9 +52,17 @@ func (d *Daemon) repair(ctx context.Context) error {
 		st, ok := known[c.ID]
 		delete(known, c.ID)
 		switch {
-		case c.Phase == store.PhaseCreating || !ok && cutShort(c, rootfs):
+		case c.Phase == store.PhaseCreating:
 			d.log.Info("repair: removing half-created container", "id", c.ID)
 			d.destroy(ctx, c)
+		case atStart && !ok && cutShort(c, rootfs):
+			// Its create may have answered (see Create), and nothing
+			// ran in it: the snapshot is made again. Not on a
+			// reconnection: a create in flight is in this state.
+			d.log.Info("repair: preparing the rootfs of a container whose create was cut short", "id", c.ID)
+			if err := d.prepare(ctx, c); err != nil {
+				d.log.Warn("repair: rootfs of a container whose create was cut short", "id", c.ID, "err", err)
+			}
 		case c.State.Status == store.StatusRemoving:
 			// Before the monitor's word: an auto-remove commits the exit
 			// and the removal at once, and the monitor may not have
@@ -87,8 +99,8 @@ func (d *Daemon) repair(ctx context.Context) error {
 
 // cutShort says whether c is a create that the daemon's death cut short
 // after its record and before its rootfs snapshot (the two are committed
-// side by side, see Create): never started, and no snapshot. No one was
-// told of it.
+// side by side, and the create answers once the record is, see Create):
+// never started, and no snapshot.
 func cutShort(c *store.Container, rootfs map[string]bool) bool {
 	return c.State.Status == store.StatusCreated && c.State.StartedAt.IsZero() && !rootfs[c.ID]
 }
@@ -172,7 +184,7 @@ func (d *Daemon) exitLoop(ctx context.Context, exits <-chan monitor.Status) {
 			}
 			var err error
 			if exits, err = d.mon.Subscribe(ctx); err == nil {
-				d.repair(ctx)
+				d.repair(ctx, false)
 				break
 			}
 		}

@@ -27,9 +27,23 @@ import (
 type fakeImages struct {
 	engine.NoImages
 	dir string
+	// prep, if set, holds PrepareRootfs until its gate is closed, then
+	// fails it with its err (if set).
+	prep *prepHook
+}
+
+type prepHook struct {
+	gate chan struct{}
+	err  error
 }
 
 func (f fakeImages) PrepareRootfs(_ context.Context, _, key string) error {
+	if f.prep != nil {
+		<-f.prep.gate
+		if f.prep.err != nil {
+			return f.prep.err
+		}
+	}
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return err
 	}
@@ -107,6 +121,11 @@ func startEnv(t *testing.T) *env {
 
 func startEnvIn(t *testing.T, dir string) *env {
 	t.Helper()
+	return startEnvWith(t, dir, fakeImages{dir: filepath.Join(dir, "fake-rootfs")})
+}
+
+func startEnvWith(t *testing.T, dir string, images fakeImages) *env {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	mctx, mcancel := context.WithCancel(context.Background())
 	msrv, err := monitor.NewServer(fakeruntime.New(), filepath.Join(dir, "monitor"), log)
@@ -125,7 +144,7 @@ func startEnvIn(t *testing.T, dir string) *env {
 	o := engine.Options{
 		Config: engine.Config{Root: filepath.Join(dir, "data"), MonitorSocket: msock, PidsLimit: 100,
 			UsernsFirstID: 1 << 20, UsernsMaxID: 1 << 30, LogMaxFiles: 1, Version: "test"},
-		Socket: e.socket, Images: fakeImages{dir: filepath.Join(dir, "fake-rootfs")}, Log: log,
+		Socket: e.socket, Images: images, Log: log,
 	}
 	go func() { e.done <- engine.Serve(ctx, o) }()
 	waitSocket(t, e.socket)

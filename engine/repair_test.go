@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,9 +35,9 @@ func TestRepairAtStart(t *testing.T) {
 			Path: "/bin/sh", Args: []string{"-c", "exec sleep 30"},
 			State: store.State{Status: store.StatusRestarting}, RestartDelay: 10 * time.Millisecond},
 	}
-	// Create commits the record and the snapshot side by side: a record
-	// without a snapshot is a create that never answered; one with its
-	// snapshot stays.
+	// Create commits the record and the snapshot side by side, and answers
+	// once the record is: a record without a snapshot gets its snapshot
+	// again (it may have been announced); one with its snapshot stays.
 	recs = append(recs,
 		&store.Container{ID: strings.Repeat("f", 64), Name: "cut", Created: now, Image: "fake", ImageID: "sha256:fake", Phase: store.PhaseReady,
 			State: store.State{Status: store.StatusCreated}},
@@ -73,11 +74,11 @@ func TestRepairAtStart(t *testing.T) {
 	if out, _, _ := e.cli("inspect", "half"); strings.Contains(out, "half") {
 		t.Errorf("half-created container survived: %s", out)
 	}
-	if out, _, _ := e.cli("inspect", "cut"); strings.Contains(out, "cut") {
-		t.Errorf("create without its snapshot survived: %s", out)
+	if out := e.mustCLI("inspect", "-f", "{{.State.Status}}", "cut"); out != "created\n" {
+		t.Errorf("create without its snapshot: %q", out)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "data", "containers", recs[3].ID)); !os.IsNotExist(err) {
-		t.Errorf("directory of a create without its snapshot survived: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, "fake-rootfs", recs[3].ID)); err != nil {
+		t.Errorf("snapshot of a create cut short: %v", err)
 	}
 	if out := e.mustCLI("inspect", "-f", "{{.State.Status}}", "kept"); out != "created\n" {
 		t.Errorf("created container with its snapshot: %q", out)
@@ -89,4 +90,72 @@ func TestRepairAtStart(t *testing.T) {
 		out, _, _ := e.cli("inspect", "-f", "{{.State.Status}}", "again")
 		return out == "running\n"
 	})
+}
+
+// TestCreateAnswersBeforeItsSnapshot: a create answers once its record is
+// committed, without waiting for its rootfs snapshot; a start waits for
+// the snapshot, and fails with its error if it fails; a removal waits for
+// it too and leaves nothing.
+func TestCreateAnswersBeforeItsSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error // of the snapshot
+	}{
+		{name: "snapshot made"},
+		{name: "snapshot failed", err: errors.New("disk on fire")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := shortTempDir(t)
+			hook := &prepHook{gate: make(chan struct{}), err: tc.err}
+			e := startEnvWith(t, dir, fakeImages{dir: filepath.Join(dir, "fake-rootfs"), prep: hook})
+			created := make(chan string, 1)
+			go func() {
+				out, _, _ := e.cli("create", "--name", "c1", "fake", "/bin/sh", "-c", "exit 0")
+				created <- out
+			}()
+			select {
+			case out := <-created:
+				if strings.TrimSpace(out) == "" {
+					t.Fatal("create failed")
+				}
+			case <-time.After(10 * time.Second):
+				close(hook.gate)
+				t.Fatal("create waited for its snapshot")
+			}
+			started := make(chan error, 1)
+			go func() {
+				_, stderr, code := e.cli("start", "c1")
+				if code != 0 {
+					started <- errors.New(stderr)
+					return
+				}
+				started <- nil
+			}()
+			select {
+			case err := <-started:
+				close(hook.gate)
+				t.Fatalf("start answered (%v) before the snapshot was made", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+			close(hook.gate)
+			select {
+			case err := <-started:
+				if tc.err == nil && err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				if tc.err != nil && (err == nil || !strings.Contains(err.Error(), tc.err.Error())) {
+					t.Fatalf("start: %v, want the snapshot's error %q", err, tc.err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no start answer")
+			}
+			e.mustCLI("rm", "-f", "c1")
+			if ents, _ := os.ReadDir(filepath.Join(dir, "data", "containers")); len(ents) > 0 {
+				t.Errorf("left after rm: %v", ents)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dir, "fake-rootfs")); len(ents) > 0 {
+				t.Errorf("snapshots left after rm: %v", ents)
+			}
+		})
+	}
 }
