@@ -317,11 +317,13 @@ func (r *removal) deleteInMonitor(ctx context.Context, d *Daemon, id string) {
 // independent: the removal costs the longer of the two, not their sum.
 func (d *Daemon) removeFiles(ctx context.Context, id string) *removal {
 	// A snapshot still being committed would come back after its removal,
-	// and its directory after ours.
-	d.rootfsReady(id)
-	d.mu.Lock()
-	delete(d.rootfsPending, id)
-	d.mu.Unlock()
+	// and its directory after ours. A failed one is forgotten here (a
+	// made one, by rootfsReady).
+	if d.rootfsReady(id) != nil {
+		d.mu.Lock()
+		delete(d.rootfsPending, id)
+		d.mu.Unlock()
+	}
 	r := &removal{}
 	r.errs[0] = d.images.UnmountRootfs(d.rootfsDir(id))
 	r.wg.Add(2)

@@ -272,14 +272,11 @@ func (p *proc) releaseMountNS(delay time.Duration) {
 	f := p.mntns
 	p.mntns = nil
 	p.mu.Unlock()
-	if f == nil {
-		return
+	if f != nil {
+		// Never on the caller's goroutine, even with no delay: the close
+		// waits for the teardown.
+		time.AfterFunc(delay, func() { f.Close() })
 	}
-	if delay == 0 {
-		go f.Close()
-		return
-	}
-	time.AfterFunc(delay, func() { f.Close() })
 }
 
 // setConsole adopts a pty master: it is the process's stdin and output.
